@@ -1,0 +1,13 @@
+"""Integer semantics, the QGraph IR, the golden executor and the PyTorch QAT layers.
+
+``import quant`` stays NumPy-only; the torch-facing modules (``quant.nn``, ``quant.export``,
+``quant.precision``) are imported explicitly.
+"""
+
+from . import numerics
+from .errors import GraphError, UnsupportedLayerError
+from .graph import InputSpec, Node, QGraph, load, save
+from .golden import run
+
+__all__ = ["numerics", "GraphError", "UnsupportedLayerError", "InputSpec", "Node", "QGraph",
+           "load", "save", "run"]
