@@ -1,0 +1,143 @@
+"""Accelerator: one streaming dataflow pipeline for a whole QGraph (one block per layer)."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .blocks._util import element_shape
+from .blocks.matvec import MatVecUnit
+from .blocks.requantizer import Requantizer
+from .blocks.stream import WidthConverter
+from .errors import UnsupportedLayerError
+from .folding import check_folding
+
+__all__ = ["Accelerator"]
+
+
+class Accelerator(wiring.Component):
+    """The dataflow accelerator for ``graph`` folded as ``folding``: stream in, stream out.
+
+    Parameters
+    ----------
+    graph : QGraph
+        A validated graph whose filters are in fold order (see ``reorder_filters``).
+    folding : dict
+        ``{dense layer name: (pe, simd)}``.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(input shape, in_elements)))
+        The input frame in C order, ``in_elements`` per beat.
+    o_stream : Out(stream.Signature(ArrayLayout(output shape, out_elements)))
+        The output frame in C order.
+    cycle_count : Out(32)
+        Clock cycles since reset.
+    frame_count : Out(32)
+        Output frames completed since reset.
+    """
+
+    def __init__(self, graph, folding):
+        graph.validate()
+        check_folding(graph, folding)
+        self._graph = graph
+        self._folding = dict(folding)
+        self._blocks = []  # (layer name, component), in stream order
+        spec = graph.input
+        bits, is_signed, lanes = spec.bits, spec.signed, None
+        self._in_elements = None
+        unsupported = []
+        for node in graph.nodes:
+            if node.op == "flatten":
+                continue  # C-order streams are already flat
+            if node.op == "dense":
+                pe, simd = folding[node.name]
+                if lanes is None:
+                    self._in_elements = lanes = simd
+                elif lanes != simd:
+                    self._blocks.append((f"{node.name}_in", WidthConverter(
+                        shape=element_shape(bits, is_signed), in_count=lanes, out_count=simd,
+                        name=node.name)))
+                t = node.tensors
+                block = MatVecUnit(weight=t["weight"], bias=t["bias"],
+                                   weight_bits=t["weight_bits"], in_bits=bits,
+                                   in_signed=is_signed, pe=pe, simd=simd, name=node.name)
+                bits, is_signed, lanes = block.acc_bits, True, pe
+            elif node.op == "requantize" and lanes is not None:
+                a = node.attrs
+                block = Requantizer(multiplier=node.tensors["multiplier"], shift=a["shift"],
+                                    in_bits=bits, lanes=lanes, out_bits=a["out_bits"],
+                                    out_signed=a["out_signed"], name=node.name)
+                bits, is_signed = a["out_bits"], a["out_signed"]
+            else:
+                unsupported.append(f"layer '{node.name}': {node.op} must follow a dense layer "
+                                   f"in hardware")
+                continue
+            self._blocks.append((node.name, block))
+        if not any(isinstance(b, MatVecUnit) for _, b in self._blocks):
+            unsupported.append("the model has no dense layer; there is nothing to accelerate")
+        if unsupported:
+            raise UnsupportedLayerError(unsupported)
+        self._out_elements, self._out_bits, self._out_signed = lanes, bits, is_signed
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(
+                element_shape(spec.bits, spec.signed), self._in_elements))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(
+                element_shape(bits, is_signed), lanes))),
+            "cycle_count": Out(32),
+            "frame_count": Out(32),
+        })
+
+    graph = property(lambda self: self._graph)
+    folding = property(lambda self: dict(self._folding))
+    blocks = property(lambda self: list(self._blocks))
+    in_elements = property(lambda self: self._in_elements)
+    out_elements = property(lambda self: self._out_elements)
+    out_bits = property(lambda self: self._out_bits)
+    out_signed = property(lambda self: self._out_signed)
+
+    @property
+    def in_beats(self):
+        """Input beats per frame."""
+        return self._size("input") // self._in_elements
+
+    @property
+    def out_beats(self):
+        """Output beats per frame."""
+        return self._size(self._graph.output) // self._out_elements
+
+    def _size(self, name):
+        size = 1
+        for d in self._graph.shapes()[name]:
+            size *= d
+        return size
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles between frames: the slowest stage sets the pace.
+
+        Each MatVecUnit needs ``(out_features / pe) * (in_features / simd)`` cycles per frame;
+        the input and output ports move one beat per cycle. Double-buffered inputs let the
+        units overlap, so the frame interval is the largest of these.
+        """
+        units = [b.cycles_per_frame for _, b in self._blocks if isinstance(b, MatVecUnit)]
+        return max(units + [self.in_beats, self.out_beats])
+
+    def elaborate(self, platform):
+        m = Module()
+        upstream = self.i_stream
+        for name, block in self._blocks:
+            m.submodules[name] = block
+            if upstream is self.i_stream:
+                wiring.connect(m, wiring.flipped(self.i_stream), block.i_stream)
+            else:
+                wiring.connect(m, producer=upstream, consumer=block.i_stream)
+            upstream = block.o_stream
+        wiring.connect(m, producer=upstream, consumer=wiring.flipped(self.o_stream))
+
+        beat = Signal(range(self.out_beats))
+        m.d.sync += self.cycle_count.eq(self.cycle_count + 1)
+        with m.If(self.o_stream.valid & self.o_stream.ready):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(beat == self.out_beats - 1):
+                m.d.sync += [beat.eq(0), self.frame_count.eq(self.frame_count + 1)]
+        return m

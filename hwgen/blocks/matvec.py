@@ -1,0 +1,241 @@
+"""MatVecUnit: a streaming integer matrix-vector product folded by ``pe`` x ``simd``."""
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from quant import numerics
+
+from ..errors import FoldingError
+from ._util import divisors, element_shape, pack_words, tree_sum
+
+__all__ = ["MatVecUnit", "accumulator_range"]
+
+#: Clock cycles from issuing a fold to its result in the output register.
+PIPELINE_DEPTH = 4
+
+
+def accumulator_range(weight, bias, x_lo, x_hi):
+    """Bounds that every running sum of a folded dot product stays within.
+
+    The unit adds the bias first and then the products fold by fold; it also holds each fold's
+    partial dot product without the bias. Every product's range contains 0 (0 is a valid input),
+    so all those partial sums lie between the bounds of the bias-free and biased full sums.
+    """
+    lo, hi = numerics.dense_range(weight, bias, x_lo, x_hi)
+    bias = np.asarray(bias, dtype=np.int64)
+    return (int(min(lo.min(), (lo - bias).min(), 0)),
+            int(max(hi.max(), (hi - bias).max(), 0)))
+
+
+class MatVecUnit(wiring.Component):
+    """Integer matrix-vector product ``y = W x + b``, folded by ``pe`` x ``simd``.
+
+    Each clock cycle the unit multiplies ``simd`` inputs by the weights of ``pe`` filters. The
+    input vector arrives as ``in_features / simd`` beats and is written into one of two banks,
+    so the next vector loads while the current one is reused for all ``out_features / pe``
+    output folds. Weights live in on-chip ROM, one ROM per precision group, each stored and
+    multiplied at its own width. Lane ``p`` of every output beat computes filter
+    ``fold * pe + p``, so the filters of each precision must sit in the same lanes in every fold
+    (``reorder_filters`` arranges that).
+
+    Parameters
+    ----------
+    weight : ndarray of int, shape (out_features, in_features)
+    bias : ndarray of int, shape (out_features,)
+    weight_bits : ndarray of int, shape (out_features,)
+        Bits of each filter's weights (narrow range).
+    in_bits, in_signed : int, bool
+        Type of the input elements.
+    pe, simd : int
+        Output filters and input elements processed per cycle.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(in_shape, simd)))
+        Input vector, ``in_features / simd`` beats per frame.
+    o_stream : Out(stream.Signature(ArrayLayout(signed(acc_bits), pe)))
+        Accumulators, ``out_features / pe`` beats per frame.
+    """
+
+    def __init__(self, *, weight, bias, weight_bits, in_bits, in_signed, pe, simd, name="dense"):
+        weight = np.asarray(weight)
+        if not np.issubdtype(weight.dtype, np.integer) or weight.ndim != 2:
+            raise TypeError(f"weight must be a 2-D integer array, not {weight.dtype} "
+                            f"{weight.shape}")
+        out_features, in_features = weight.shape
+        bias = np.asarray(bias, dtype=np.int64)
+        weight_bits = np.asarray(weight_bits, dtype=np.int64)
+        for what, count, value in (("pe", out_features, pe), ("simd", in_features, simd)):
+            feature = "out_features" if what == "pe" else "in_features"
+            if not isinstance(value, int) or value < 1 or count % value:
+                raise FoldingError(
+                    f"layer '{name}': {what.upper()} {value} does not divide {feature} {count}; "
+                    f"choose one of {', '.join(map(str, divisors(count)))}")
+        lane_bits = weight_bits.reshape(out_features // pe, pe)
+        if (lane_bits != lane_bits[0]).any():
+            fold = int(np.flatnonzero((lane_bits != lane_bits[0]).any(axis=1))[0])
+            raise FoldingError(
+                f"layer '{name}': with PE {pe}, fold {fold} puts filters of other precisions "
+                f"in different lanes than fold 0; every fold must have the same precision "
+                f"pattern (run reorder_filters, or choose a PE that makes each precision's "
+                f"filter count a multiple of out_features / PE)")
+        limit = (np.int64(1) << (weight_bits - 1)) - 1
+        if (np.abs(weight) > limit[:, None]).any():
+            c = int(np.flatnonzero((np.abs(weight) > limit[:, None]).any(axis=1))[0])
+            raise ValueError(f"layer '{name}': filter {c} has weights outside its "
+                             f"{weight_bits[c]}-bit range ±{limit[c]}")
+
+        self._name = name
+        self._weight = weight.astype(np.int64)
+        self._bias = bias
+        self._weight_bits = weight_bits
+        self._in_bits, self._in_signed = in_bits, in_signed
+        self._pe, self._simd = pe, simd
+        x_lo, x_hi = numerics.int_range(in_bits, in_signed)
+        self._acc_range = accumulator_range(weight, bias, x_lo, x_hi)
+        self._acc_bits, _ = numerics.bits_for_range(min(self._acc_range[0], -1),
+                                                     self._acc_range[1])
+        super().__init__({
+            "i_stream": In(stream.Signature(
+                data.ArrayLayout(element_shape(in_bits, in_signed), simd))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(signed(self._acc_bits), pe))),
+        })
+
+    in_features = property(lambda self: self._weight.shape[1])
+    out_features = property(lambda self: self._weight.shape[0])
+    pe = property(lambda self: self._pe)
+    simd = property(lambda self: self._simd)
+    in_bits = property(lambda self: self._in_bits)
+    in_signed = property(lambda self: self._in_signed)
+    acc_bits = property(lambda self: self._acc_bits)
+    weight_bits = property(lambda self: self._weight_bits.copy())
+    output_folds = property(lambda self: self.out_features // self._pe)
+    input_folds = property(lambda self: self.in_features // self._simd)
+
+    @property
+    def lane_bits(self):
+        """Weight bits of each of the ``pe`` lanes (the same in every fold)."""
+        return self._weight_bits[:self._pe].copy()
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state clock cycles per input vector: one per (output fold, input fold)."""
+        return self.output_folds * self.input_folds
+
+    @property
+    def latency(self):
+        """Cycles from a full input vector in a bank to the first output beat being valid."""
+        return PIPELINE_DEPTH + self.input_folds - 1
+
+    def reference(self, x):
+        return numerics.dense(x, self._weight, self._bias)
+
+    def elaborate(self, platform):
+        m = Module()
+        nf, sf, pe, simd = self.output_folds, self.input_folds, self._pe, self._simd
+        x_shape = element_shape(self._in_bits, self._in_signed)
+
+        # Input vector: two banks of `sf` words, written by the loader, read by the folds.
+        m.submodules.vector = vector = Memory(
+            shape=unsigned(simd * self._in_bits), depth=2 * sf, init=[])
+        wr, rd = vector.write_port(), vector.read_port()
+        full = Signal(2)
+        set_full, clear_full = Signal(2), Signal(2)
+        load_bank, load_fold = Signal(), Signal(range(sf))
+        m.d.comb += [
+            self.i_stream.ready.eq(~full.bit_select(load_bank, 1)),
+            wr.addr.eq(load_bank * sf + load_fold),
+            wr.data.eq(self.i_stream.payload.as_value()),
+            wr.en.eq(self.i_stream.valid & self.i_stream.ready),
+        ]
+        with m.If(wr.en):
+            with m.If(load_fold == sf - 1):
+                m.d.sync += [load_fold.eq(0), load_bank.eq(~load_bank)]
+                m.d.comb += set_full.bit_select(load_bank, 1).eq(1)
+            with m.Else():
+                m.d.sync += load_fold.eq(load_fold + 1)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+
+        # Issue: one (output fold, input fold) pair per cycle while a bank is full. The whole
+        # pipeline holds while the output register is full and not taken.
+        stall = Signal()
+        m.d.comb += stall.eq(self.o_stream.valid & ~self.o_stream.ready)
+        bank, out_fold, in_fold = Signal(), Signal(range(nf)), Signal(range(sf))
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(full.bit_select(bank, 1) & ~stall),
+            rd.addr.eq(bank * sf + in_fold),
+            rd.en.eq(~stall),
+        ]
+        with m.If(issue):
+            with m.If(in_fold == sf - 1):
+                m.d.sync += in_fold.eq(0)
+                with m.If(out_fold == nf - 1):
+                    m.d.sync += [out_fold.eq(0), bank.eq(~bank)]
+                    m.d.comb += clear_full.bit_select(bank, 1).eq(1)
+                with m.Else():
+                    m.d.sync += out_fold.eq(out_fold + 1)
+            with m.Else():
+                m.d.sync += in_fold.eq(in_fold + 1)
+
+        # Weight ROMs, one per precision group, read in the issue cycle.
+        lane_bits = self.lane_bits
+        weights = [None] * pe
+        folds = self._weight.reshape(nf, pe, sf, simd)
+        for bits in sorted(set(lane_bits.tolist())):
+            lanes = np.flatnonzero(lane_bits == bits)
+            # Word (fold, in_fold) holds lane-major, then simd-major weights.
+            words = folds[:, lanes].transpose(0, 2, 1, 3).reshape(nf * sf, -1)
+            rom = Memory(shape=unsigned(len(lanes) * simd * bits), depth=nf * sf,
+                         init=pack_words(words, bits))
+            m.submodules[f"weights_w{bits}"] = rom
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(out_fold * sf + in_fold), port.en.eq(~stall)]
+            for i, lane in enumerate(lanes):
+                weights[lane] = [port.data.word_select(i * simd + s, bits).as_signed()
+                                 for s in range(simd)]
+
+        # Control travels with the data: stage 1 (memories out), 2 (products), 3 (dot sums).
+        valid = [issue] + [Signal(name=f"valid{i}") for i in (1, 2, 3)]
+        first = [in_fold == 0] + [Signal(name=f"first{i}") for i in (1, 2, 3)]
+        last = [in_fold == sf - 1] + [Signal(name=f"last{i}") for i in (1, 2, 3)]
+        fold = [out_fold] + [Signal(range(nf), name=f"fold{i}") for i in (1, 2)]
+        with m.If(~stall):
+            for ctl in (valid, first, last):
+                m.d.sync += [ctl[i + 1].eq(ctl[i]) for i in range(3)]
+            m.d.sync += [fold[i + 1].eq(fold[i]) for i in range(2)]
+
+        x = [rd.data.word_select(s, self._in_bits) for s in range(simd)]
+        x = [v.as_signed() if self._in_signed else v for v in x]
+        acc_shape = signed(self._acc_bits)
+        bias = Memory(shape=unsigned(pe * self._acc_bits), depth=nf,
+                      init=pack_words(self._bias.reshape(nf, pe), self._acc_bits))
+        m.submodules.bias = bias
+        bias_port = bias.read_port()
+        m.d.comb += [bias_port.addr.eq(fold[2]), bias_port.en.eq(~stall)]
+
+        for p in range(pe):
+            wbits = int(lane_bits[p])
+            products = [Signal(signed(wbits + self._in_bits + 1), name=f"prod{p}_{s}")
+                        for s in range(simd)]
+            dot = Signal(acc_shape, name=f"dot{p}")
+            acc = Signal(acc_shape, name=f"acc{p}")
+            with m.If(~stall):
+                m.d.sync += [products[s].eq(weights[p][s] * x[s]) for s in range(simd)]
+                m.d.sync += dot.eq(tree_sum(products))
+            start = bias_port.data.word_select(p, self._acc_bits).as_signed()
+            total = Signal(acc_shape, name=f"sum{p}")
+            m.d.comb += total.eq(Mux(first[3], start, acc) + dot)
+            with m.If(valid[3] & ~stall):
+                m.d.sync += acc.eq(total)
+                with m.If(last[3]):
+                    m.d.sync += self.o_stream.payload[p].eq(total)
+
+        with m.If(self.o_stream.ready):
+            m.d.sync += self.o_stream.valid.eq(0)
+        with m.If(valid[3] & last[3] & ~stall):
+            m.d.sync += self.o_stream.valid.eq(1)
+        return m

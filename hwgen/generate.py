@@ -1,0 +1,97 @@
+"""generate: compile a QGraph to Verilog and the metadata every later tool reads."""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from amaranth.back import verilog
+
+import quant
+
+from .accelerator import Accelerator
+from .blocks.matvec import MatVecUnit
+from .folding import check_folding, choose_folding
+from .passes import reorder_filters
+
+__all__ = ["compile_graph", "generate", "metadata"]
+
+
+def compile_graph(graph, folding=None, mac_budget=64):
+    """Validate, fold and reorder ``graph``; return the :class:`Accelerator` for it.
+
+    Every check runs before any hardware is elaborated: graph rules, then folding rules.
+    """
+    graph.validate()
+    if folding is None:
+        folding = choose_folding(graph, mac_budget=mac_budget)
+    folding = {name: tuple(int(v) for v in pe_simd) for name, pe_simd in folding.items()}
+    check_folding(graph, folding)
+    return Accelerator(reorder_filters(graph, folding), folding)
+
+
+def _stream_info(shape, elements, bits, is_signed):
+    size = int(np.prod(shape))
+    return {"shape": list(shape), "elements_per_beat": elements,
+            "beats_per_frame": size // elements, "bits": bits, "signed": is_signed}
+
+
+def metadata(acc):
+    """Ports, widths, folding per layer and the cycle model of an :class:`Accelerator`."""
+    graph = acc.graph
+    shapes = graph.shapes()
+    layers = []
+    for name, block in acc.blocks:
+        node = graph[name] if name in {n.name for n in graph.nodes} else None
+        entry = {"name": name, "block": type(block).__name__}
+        if isinstance(block, MatVecUnit):
+            entry |= {"in_features": block.in_features, "out_features": block.out_features,
+                      "pe": block.pe, "simd": block.simd, "acc_bits": block.acc_bits,
+                      "in_bits": block.in_bits, "lane_bits": block.lane_bits.tolist(),
+                      "weight_bits": {str(b): int(c) for b, c in zip(*np.unique(
+                          block.weight_bits, return_counts=True))},
+                      "cycles_per_frame": block.cycles_per_frame, "latency": block.latency,
+                      "macs": node.tensors["weight"].size}
+        layers.append(entry)
+    spec = graph.input
+    return {
+        "top": "top",
+        "input": _stream_info(spec.shape, acc.in_elements, spec.bits, spec.signed),
+        "output": _stream_info(shapes[graph.output], acc.out_elements, acc.out_bits,
+                               acc.out_signed),
+        "folding": {k: {"pe": pe, "simd": simd} for k, (pe, simd) in acc.folding.items()},
+        "layers": layers,
+        "cycles_per_frame": acc.cycles_per_frame,
+        "cycles_per_frame_formula": "max over dense layers of (out_features/pe) * "
+                                    "(in_features/simd), input beats, output beats",
+        "weight_bits_histogram": {str(k): v for k, v in graph.weight_bits_histogram().items()},
+        "macs_per_frame": sum(graph.macs().values()),
+    }
+
+
+def _write_atomic(path, text):
+    """Write via a temporary file and rename, so a failed run leaves no half file behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def generate(graph, out_dir, folding=None, mac_budget=64):
+    """Write ``top.v``, ``metadata.json`` and the compiled ``model.qgraph`` into ``out_dir``.
+
+    Returns the metadata with the paths of the written files under ``"verilog"`` and
+    ``"qgraph"``. Nothing is written unless the whole design elaborates.
+    """
+    acc = compile_graph(graph, folding, mac_budget)
+    text = verilog.convert(acc, name="top", emit_src=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = metadata(acc)
+    meta["verilog"] = str(out_dir / "top.v")
+    meta["qgraph"] = str(out_dir / "model.qgraph")
+    quant.save(acc.graph, out_dir / "model.qgraph")
+    _write_atomic(out_dir / "top.v", text)
+    _write_atomic(out_dir / "metadata.json", json.dumps(meta, indent=2) + "\n")
+    return meta

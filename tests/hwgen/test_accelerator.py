@@ -1,0 +1,131 @@
+"""Whole accelerators in the Amaranth simulator against the golden; folding and reorder rules."""
+
+import numpy as np
+import pytest
+
+import quant
+from hwgen import FoldingError, UnsupportedLayerError, check_folding, choose_folding
+from hwgen import compile_graph
+from hwgen.passes import reorder_filters
+from quant import graph as g
+
+from .amaranth_streams import run_stream
+from .graphs import random_inputs, random_mlp
+
+
+def rtl_accelerator(acc, x, backpressure, seed):
+    beats = x.reshape(-1, acc.in_elements)
+    out, when = run_stream(acc, beats, len(x) * acc.out_beats, in_bits=acc.graph.input.bits,
+                           out_bits=acc.out_bits, out_signed=acc.out_signed,
+                           out_count=acc.out_elements, backpressure=backpressure, seed=seed)
+    return out.reshape(len(x), -1), when
+
+
+def ref_accelerator(graph, x):
+    return quant.run(graph, x)[graph.output]
+
+
+NETWORKS = {
+    "mixed_two_layer": dict(sizes=(20, 16, 6), high=(2, 0)),
+    "three_layer_requant_out": dict(sizes=(12, 8, 8, 4), high=(4, 2, 1), final_requant=True),
+    "fan_in_one": dict(sizes=(1, 4, 3), high=(0, 1)),
+}
+FOLDINGS = {
+    "auto": None,
+    "unfolded": "unfolded",
+    "narrow": "narrow",
+}
+
+
+def folding_for(graph, style):
+    if style is None:
+        return None
+    denses = [n for n in graph.nodes if n.op == "dense"]
+    if style == "unfolded":
+        return {n.name: n.tensors["weight"].shape for n in denses}
+    # narrow: the smallest PE the precision pattern allows, SIMD 1
+    folding = {}
+    for n in denses:
+        for pe in range(1, n.tensors["weight"].shape[0] + 1):
+            try:
+                check_folding(g_only(graph, n), {n.name: (pe, 1)})
+            except FoldingError:
+                continue
+            folding[n.name] = (pe, 1)
+            break
+    return folding
+
+
+def g_only(graph, node):
+    """A one-layer graph holding ``node``, to ask whether a folding suits it alone."""
+    return quant.QGraph(quant.InputSpec((node.tensors["weight"].shape[1],), 8, False),
+                        [g.dense(node.name, **{k: node.tensors[k] for k in (
+                            "weight", "bias", "weight_bits", "weight_scale")}),
+                         g.flatten("end")])
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("style", FOLDINGS)
+@pytest.mark.parametrize("net", NETWORKS)
+def test_accelerator_matches_golden(net, style, backpressure):
+    seed = list(NETWORKS).index(net)
+    graph = random_mlp(seed, **NETWORKS[net])
+    acc = compile_graph(graph, folding_for(graph, FOLDINGS[style]))
+    x = random_inputs(graph, 5, seed)
+    got, when = rtl_accelerator(acc, x, backpressure, seed)
+    expected = ref_accelerator(graph, x)
+    bad = np.argwhere(got != expected)
+    assert not bad.size, (f"input {bad[0][0]} output {bad[0][1]}: expected "
+                          f"{expected[tuple(bad[0])]}, got {got[tuple(bad[0])]} (seed {seed})")
+    if backpressure == 0:
+        frame_ends = when[acc.out_beats - 1::acc.out_beats]
+        assert list(np.diff(frame_ends[2:])) == [acc.cycles_per_frame] * (len(x) - 3)
+
+
+def test_reorder_filters_keeps_golden_outputs():
+    graph = random_mlp(4, sizes=(10, 12, 8, 5), high=(4, 2, 1), final_requant=True)
+    folding = {"fc1": (3, 1), "fc2": (4, 1), "fc3": (5, 1)}
+    reordered = reorder_filters(graph, folding)
+    assert not np.array_equal(reordered["fc1"].tensors["weight"], graph["fc1"].tensors["weight"])
+    check_folding(reordered, folding)
+    x = random_inputs(graph, 50, 4)
+    before, after = quant.run(graph, x), quant.run(reordered, x)
+    np.testing.assert_array_equal(after[graph.output], before[graph.output])
+    # The last layer keeps the user's order.
+    np.testing.assert_array_equal(reordered["fc3"].tensors["weight_bits"],
+                                  graph["fc3"].tensors["weight_bits"])
+
+
+def test_choose_folding_balances_layers():
+    graph = random_mlp(1, sizes=(64, 32, 10), high=(4, 1))
+    folding = choose_folding(graph, mac_budget=32)
+    check_folding(graph, folding)
+    cycles = {n: (graph[n].tensors["weight"].shape[0] // pe) *
+                 (graph[n].tensors["weight"].shape[1] // simd) for n, (pe, simd) in folding.items()}
+    assert cycles["fc1"] == 64 * 32 // 32
+    assert cycles["fc2"] <= cycles["fc1"]
+
+
+def test_folding_errors_list_every_problem():
+    graph = random_mlp(2, sizes=(20, 16, 6), high=(2, 1))
+    with pytest.raises(FoldingError) as info:
+        check_folding(graph, {"fc1": (3, 7), "fc2": (2, 1), "fc9": (1, 1)})
+    message = str(info.value)
+    assert "layer 'fc1': PE 3 does not divide out_features 16; choose one of 1, 2, 4, 8, 16" \
+        in message
+    assert "layer 'fc1': SIMD 7 does not divide in_features 20" in message
+    assert "layer 'fc2': PE 2 gives folds with different precision patterns" in message
+    assert "not dense layers of the model: fc9" in message
+    with pytest.raises(FoldingError, match=r"layer 'fc1': PE 4 makes 4 output folds, which "
+                                           r"cannot share 14 filters of 4 bits, 2 filters of 8 bits evenly"):
+        check_folding(graph, {"fc1": (4, 1), "fc2": (6, 1)})
+
+
+def test_requantize_on_the_input_is_unsupported():
+    graph = quant.QGraph(quant.InputSpec((4,), 8, False),
+                         [g.requantize("scale", np.ones(4, np.int64), 1, 4),
+                          g.dense("fc", np.ones((2, 4), np.int64), np.zeros(2, np.int64),
+                                  np.full(2, 4))])
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'scale': requantize must follow a "
+                                                    r"dense layer"):
+        compile_graph(graph)

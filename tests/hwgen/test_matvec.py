@@ -1,0 +1,156 @@
+"""MatVecUnit, Requantizer and WidthConverter in the Amaranth simulator against NumPy."""
+
+import numpy as np
+import pytest
+
+from hwgen import FoldingError
+from hwgen.blocks import MatVecUnit, Requantizer, WidthConverter
+from hwgen.blocks._util import element_shape
+from quant import numerics
+
+from .amaranth_streams import run_stream
+
+
+def random_layer(rng, out_features, in_features, bits, in_bits, in_signed, extreme=False):
+    """Weights with per-filter bits (a repeating lane pattern), bias, and input vectors."""
+    weight_bits = np.asarray(bits * (out_features // len(bits)))
+    hi = (1 << (weight_bits - 1)) - 1
+    if extreme:
+        weight = np.where(rng.random((out_features, in_features)) < 0.5, -1, 1) * hi[:, None]
+    else:
+        weight = rng.integers(-hi[:, None], hi[:, None] + 1, (out_features, in_features))
+    bias = rng.integers(-300, 300, out_features)
+    return weight, bias, weight_bits
+
+
+def vectors(rng, count, in_features, in_bits, in_signed, extreme=False):
+    lo, hi = numerics.int_range(in_bits, in_signed)
+    if extreme:
+        return rng.choice([lo, hi, 0], (count, in_features))
+    return rng.integers(lo, hi + 1, (count, in_features))
+
+
+def rtl_matvec(unit, x, backpressure, seed):
+    beats = x.reshape(-1, unit.simd)
+    out, when = run_stream(unit, beats, len(x) * unit.output_folds, in_bits=unit.in_bits,
+                           out_bits=unit.acc_bits, out_signed=True, out_count=unit.pe,
+                           backpressure=backpressure, seed=seed)
+    return out.reshape(len(x), -1), when
+
+
+def ref_matvec(weight, bias, x):
+    return numerics.dense(x, weight, bias)
+
+
+CASES = [
+    # out, in, pe, simd, lane bits, in_bits, in_signed
+    (1, 1, 1, 1, [4], 5, False),           # fan-in 1, one filter
+    (3, 7, 3, 7, [4, 8, 4], 5, False),     # one fold each way, odd sizes
+    (6, 9, 2, 3, [8, 4], 8, False),
+    (8, 12, 4, 1, [2, 4, 8, 4], 4, True),  # signed input, simd 1
+    (10, 5, 5, 5, [4, 4, 8, 4, 4], 5, False),
+    (12, 16, 1, 4, [4], 8, False),         # pe 1
+    (4, 6, 4, 6, [3, 5, 6, 7], 3, True),
+]
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "o{}_i{}_pe{}_simd{}_w{}_a{}{}".format(
+    c[0], c[1], c[2], c[3], "-".join(map(str, c[4])), c[5], "s" if c[6] else "u"))
+def test_matvec_matches_numpy(case, backpressure):
+    out_features, in_features, pe, simd, bits, in_bits, in_signed = case
+    seed = CASES.index(case)
+    rng = np.random.default_rng(seed)
+    weight, bias, weight_bits = random_layer(rng, out_features, in_features, bits, in_bits,
+                                             in_signed)
+    x = vectors(rng, 6, in_features, in_bits, in_signed)
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=in_bits,
+                      in_signed=in_signed, pe=pe, simd=simd)
+    got, _ = rtl_matvec(unit, x, backpressure, seed)
+    expected = ref_matvec(weight, bias, x)
+    bad = np.argwhere(got != expected)
+    assert not bad.size, (f"vector {bad[0][0]} output {bad[0][1]}: expected "
+                          f"{expected[tuple(bad[0])]}, got {got[tuple(bad[0])]} (seed {seed})")
+
+
+def test_matvec_extremes_reach_accumulator_bounds():
+    """All weights at ±max and inputs at the range ends: the accumulator must not wrap."""
+    rng = np.random.default_rng(7)
+    weight, bias, weight_bits = random_layer(rng, 4, 64, [8, 4], 8, True, extreme=True)
+    x = np.vstack([np.where(weight[0] > 0, 127, -128), np.where(weight[0] > 0, -128, 127),
+                   vectors(rng, 4, 64, 8, True, extreme=True)])
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=8,
+                      in_signed=True, pe=2, simd=16)
+    got, _ = rtl_matvec(unit, x, 0.3, 7)
+    np.testing.assert_array_equal(got, ref_matvec(weight, bias, x))
+
+
+def test_matvec_steady_state_interval_is_cycles_per_frame():
+    rng = np.random.default_rng(3)
+    weight, bias, weight_bits = random_layer(rng, 8, 12, [4], 5, False)
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=5,
+                      in_signed=False, pe=2, simd=3)
+    _, when = rtl_matvec(unit, vectors(rng, 8, 12, 5, False), 0.0, 3)
+    last_beats = when[unit.output_folds - 1::unit.output_folds]
+    assert set(np.diff(last_beats[2:])) == {unit.cycles_per_frame}
+
+
+@pytest.mark.parametrize("fan_in_one", [False, True])
+def test_matvec_one_cycle_per_frame(fan_in_one):
+    """A fully unfolded unit accepts one vector per cycle."""
+    rng = np.random.default_rng(5)
+    in_features = 1 if fan_in_one else 3
+    weight, bias, weight_bits = random_layer(rng, 2, in_features, [4], 5, False)
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=5,
+                      in_signed=False, pe=2, simd=in_features)
+    x = vectors(rng, 10, in_features, 5, False)
+    got, when = rtl_matvec(unit, x, 0.0, 5)
+    np.testing.assert_array_equal(got, ref_matvec(weight, bias, x))
+    assert set(np.diff(when[2:])) == {1}
+
+
+def test_matvec_rejects_bad_folding():
+    weight = np.zeros((6, 10), dtype=np.int64)
+    common = dict(weight=weight, bias=np.zeros(6, np.int64), weight_bits=np.full(6, 4),
+                  in_bits=5, in_signed=False, name="fc1")
+    with pytest.raises(FoldingError, match=r"layer 'fc1': PE 4 does not divide out_features 6; "
+                                           r"choose one of 1, 2, 3, 6"):
+        MatVecUnit(pe=4, simd=1, **common)
+    with pytest.raises(FoldingError, match=r"SIMD 3 does not divide in_features 10"):
+        MatVecUnit(pe=1, simd=3, **common)
+    mixed = common | {"weight_bits": np.array([4, 8, 4, 4, 4, 4])}
+    with pytest.raises(FoldingError, match=r"fold 1 puts filters of other precisions"):
+        MatVecUnit(pe=2, simd=1, **mixed)
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("out_signed", [False, True], ids=["unsigned", "signed"])
+def test_requantizer_matches_numerics(out_signed, backpressure):
+    rng = np.random.default_rng(11)
+    channels, lanes, in_bits = 12, 4, 14
+    multiplier = rng.integers(1, 1 << 12, channels)
+    block = Requantizer(multiplier=multiplier, shift=13, in_bits=in_bits, lanes=lanes,
+                        out_bits=5, out_signed=out_signed)
+    lo, hi = numerics.int_range(in_bits, True)
+    acc = np.vstack([rng.integers(lo, hi + 1, (5, channels)), np.full(channels, lo),
+                     np.full(channels, hi), np.zeros(channels, np.int64)])
+    out, _ = run_stream(block, acc.reshape(-1, lanes), acc.size // lanes, in_bits=in_bits,
+                        out_bits=5, out_signed=out_signed, out_count=lanes,
+                        backpressure=backpressure, seed=11)
+    np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
+
+
+@pytest.mark.parametrize("in_count,out_count", [(2, 6), (6, 2), (3, 3), (1, 4), (4, 1)])
+def test_width_converter_keeps_order(in_count, out_count):
+    shape = element_shape(6, True)
+    conv = WidthConverter(shape=shape, in_count=in_count, out_count=out_count)
+    values = np.arange(-60, 60) % 64 - 32
+    out, when = run_stream(conv, values.reshape(-1, in_count), values.size // out_count,
+                           in_bits=6, out_bits=6, out_signed=True, out_count=out_count,
+                           backpressure=0.4, seed=2)
+    np.testing.assert_array_equal(out.ravel(), values)
+
+
+def test_width_converter_rejects_non_dividing_counts():
+    with pytest.raises(FoldingError, match=r"4 elements per beat cannot feed one of 6"):
+        WidthConverter(shape=element_shape(4, False), in_count=4, out_count=6)
