@@ -79,14 +79,15 @@ def check_folding(graph, folding):
         raise FoldingError("\n".join(problems))
 
 
-def choose_folding(graph, mac_budget=64):
+def choose_folding(graph, mac_budget=64, fixed=None):
     """A simple balanced folding: every layer finishes within the slowest layer's cycles.
 
     The largest layer gets ``mac_budget`` multiply-accumulates per cycle; every layer then takes
     the fewest MACs per cycle (``pe * simd``) that keeps it within that layer's cycle count, so
     no layer waits on another more than it must. Among equals, fewer PEs (smaller accumulator
-    and output logic) win.
+    and output logic) win. Layers in ``fixed`` (``{name: (pe, simd)}``) keep their folding.
     """
+    fixed = fixed or {}
     if mac_budget < 1:
         raise ValueError(f"mac_budget must be at least 1, not {mac_budget}")
     denses = [n for n in graph.nodes if n.op == "dense"]
@@ -94,6 +95,10 @@ def choose_folding(graph, mac_budget=64):
     finals = final_denses(graph)
     folding, lanes = {}, None
     for node in denses:
+        if node.name in fixed:
+            folding[node.name] = tuple(fixed[node.name])
+            lanes = folding[node.name][0]
+            continue
         out_features, in_features = node.tensors["weight"].shape
         options = []
         for pe in divisors(out_features):

@@ -21,12 +21,14 @@ __all__ = ["compile_graph", "generate", "metadata"]
 def compile_graph(graph, folding=None, mac_budget=64):
     """Validate, fold and reorder ``graph``; return the :class:`Accelerator` for it.
 
-    Every check runs before any hardware is elaborated: graph rules, then folding rules.
+    ``folding`` maps layer names to ``(pe, simd)``; layers it leaves out are folded by
+    :func:`choose_folding`. Every check runs before any hardware is elaborated: graph rules,
+    then folding rules.
     """
     graph.validate()
-    if folding is None:
-        folding = choose_folding(graph, mac_budget=mac_budget)
-    folding = {name: tuple(int(v) for v in pe_simd) for name, pe_simd in folding.items()}
+    # Layers the user does not fold are folded automatically.
+    fixed = {name: tuple(int(v) for v in pe_simd) for name, pe_simd in (folding or {}).items()}
+    folding = choose_folding(graph, mac_budget=mac_budget, fixed=fixed) | fixed
     check_folding(graph, folding)
     return Accelerator(reorder_filters(graph, folding), folding)
 

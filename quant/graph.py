@@ -11,6 +11,7 @@ header (schema version, input spec, nodes with their attributes), and every tens
 
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass, field
 
@@ -290,6 +291,10 @@ class QGraph:
 def save(graph, path):
     """Write ``graph`` to a ``.qgraph`` file (validated first, so no broken file is written)."""
     graph.validate()
+    _write(graph, path)
+
+
+def _write(graph, path):
     header = {
         "schema_version": SCHEMA_VERSION,
         "input": graph.input.to_json(),
@@ -309,12 +314,14 @@ def save(graph, path):
 
 def load(path):
     """Read and validate a ``.qgraph`` file; a missing or corrupt file raises a clear error."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise GraphError(f"{path} is not a valid .qgraph file (not an npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             header = json.loads(bytes(archive["header"]).decode())
             tensors = {key: archive[key] for key in archive.files if key != "header"}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"model file {path} does not exist") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise GraphError(f"{path} is not a valid .qgraph file ({e})") from None
     version = header.get("schema_version") if isinstance(header, dict) else None

@@ -1,0 +1,178 @@
+"""The ``hwgen`` command: thin wrappers over the library functions.
+
+Exit codes: 0 success, 1 a problem with the model, inputs or configuration, 2 a build or
+simulation failure, 3 a missing tool.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FoldingError, GraphError, ToolchainError
+
+__all__ = ["main"]
+
+
+def _load(path):
+    import quant
+    return quant.load(path)
+
+
+def _parse_folding(text):
+    """``fc1=16x4,fc2=8x1`` or a JSON file ``{"fc1": [16, 4]}`` into ``{name: (pe, simd)}``."""
+    if text is None:
+        return None
+    if text.endswith(".json"):
+        with open(text) as f:
+            return {k: tuple(v) for k, v in json.load(f).items()}
+    folding = {}
+    for item in text.split(","):
+        try:
+            name, value = item.split("=")
+            pe, simd = value.lower().split("x")
+            folding[name.strip()] = (int(pe), int(simd))
+        except ValueError:
+            raise ValueError(f"--folding must look like NAME=PExSIMD[,NAME=PExSIMD...], "
+                             f"not {text!r}") from None
+    return folding
+
+
+def cmd_inspect(args):
+    graph = _load(args.model)
+    shapes, ranges, macs = graph.shapes(), graph.ranges(), graph.macs()
+    spec = graph.input
+    print(f"input: shape {tuple(spec.shape)}, {spec.bits}-bit "
+          f"{'signed' if spec.signed else 'unsigned'}")
+    print(f"{'layer':<12} {'op':<11} {'output':<10} {'MACs':>9}  {'range':<24} weight bits")
+    for node in graph.nodes:
+        hist = ""
+        if node.op == "dense":
+            bits, counts = np.unique(node.tensors["weight_bits"], return_counts=True)
+            hist = ", ".join(f"{c} x {b}-bit" for b, c in zip(bits, counts))
+        lo, hi = ranges[node.name]
+        print(f"{node.name:<12} {node.op:<11} {str(shapes[node.name]):<10} "
+              f"{macs.get(node.name, 0):>9}  {f'{lo}..{hi}':<24} {hist}")
+    hist = ", ".join(f"{c} filters of {b} bits" for b, c in graph.weight_bits_histogram().items())
+    print(f"total: {sum(macs.values())} MACs per frame; {hist}")
+    return 0
+
+
+def cmd_generate(args):
+    from .generate import generate
+    graph = _load(args.model)
+    meta = generate(graph, args.out, folding=_parse_folding(args.folding),
+                    mac_budget=args.mac_budget)
+    print(meta["verilog"])
+    print(str(Path(args.out) / "metadata.json"))
+    print(f"cycles per frame (model): {meta['cycles_per_frame']}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args):
+    import sim
+    graph = _load(args.model)
+    try:
+        inputs = np.load(args.inputs, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"inputs file {args.inputs} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{args.inputs} is not a valid .npy file ({e})") from None
+    result = sim.simulate(graph, inputs, out_dir=Path(args.out), simulator=args.sim,
+                          backpressure=args.backpressure, seed=args.seed,
+                          folding=_parse_folding(args.folding))
+    np.save(Path(args.out) / "outputs.npy", result.outputs)
+    report = {"images": len(result.outputs), "outputs_compared": result.outputs_compared,
+              "mismatches": result.mismatches, "cycles_per_frame": result.cycles_per_frame,
+              "simulator": args.sim, "seed": args.seed, "backpressure": args.backpressure}
+    with open(Path(args.out) / "report.json", "w") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+    run_demo(out_dir=Path(args.out), images=args.images, epochs=args.epochs,
+             simulator=args.sim, backpressure=args.backpressure, seed=args.seed)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="hwgen", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="train, export, generate and simulate the MNIST MLP")
+    p.add_argument("--out", default="build/demo", metavar="DIR",
+                   help="output folder (default: %(default)s)")
+    p.add_argument("--images", type=int, default=200, metavar="N",
+                   help="test images simulated in RTL (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help="QAT epochs (default: the example's own)")
+    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
+                   help="simulator (default: %(default)s)")
+    p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
+                   help="probability of a stalled cycle on each stream (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("generate", help="write top.v and metadata.json for a model")
+    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--folding", metavar="SPEC",
+                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    p.add_argument("--mac-budget", type=int, default=64, metavar="N",
+                   help="MACs per cycle of the largest layer when folding automatically "
+                        "(default: %(default)s)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("simulate", help="simulate the RTL on inputs and compare with the golden")
+    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("--inputs", required=True, metavar="X.npy",
+                   help="integer inputs, shape (N, *input shape)")
+    p.add_argument("-o", "--out", default="build/simulate", metavar="DIR",
+                   help="output folder (default: %(default)s)")
+    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
+                   help="simulator (default: %(default)s)")
+    p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
+                   help="probability of a stalled cycle on each stream (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--folding", metavar="SPEC",
+                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("inspect", help="layers, shapes, MACs and per-filter precision")
+    p.add_argument("model", metavar="MODEL.qgraph")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def _exit_code(error):
+    from sim.errors import SimulationError
+    if isinstance(error, ToolchainError):
+        return 3
+    if isinstance(error, SimulationError):
+        return 2
+    if isinstance(error, (GraphError, FoldingError, ValueError, FileNotFoundError, TypeError)):
+        return 1
+    return None
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as error:
+        code = _exit_code(error)
+        if code is None or args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
