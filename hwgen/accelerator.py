@@ -122,6 +122,20 @@ class Accelerator(wiring.Component):
         units = [b.cycles_per_frame for _, b in self._blocks if isinstance(b, MatVecUnit)]
         return max(units + [self.in_beats, self.out_beats])
 
+    @property
+    def latency(self):
+        """Cycles from a frame's first input beat to its last output beat, pipeline empty.
+
+        Beat timing is followed block by block: a MatVecUnit starts one cycle after its last
+        input beat and sends fold ``f`` at ``SF * (f + 1) + PIPELINE_DEPTH`` cycles after it;
+        register stages (Requantizer, gathering converter) add one cycle; a splitting converter
+        sends its parts on consecutive cycles. The output is taken whenever valid.
+        """
+        beats = list(range(self.in_beats))
+        for _, block in self._blocks:
+            beats = block.beat_times(beats)
+        return beats[-1]
+
     def elaborate(self, platform):
         m = Module()
         upstream = self.i_stream

@@ -6,7 +6,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from amaranth.back import verilog
+from amaranth._toolchain.yosys import find_yosys
+from amaranth.back import rtlil
 
 import quant
 
@@ -65,11 +66,28 @@ def metadata(acc):
         "folding": {k: {"pe": pe, "simd": simd} for k, (pe, simd) in acc.folding.items()},
         "layers": layers,
         "cycles_per_frame": acc.cycles_per_frame,
+        "latency": acc.latency,
         "cycles_per_frame_formula": "max over dense layers of (out_features/pe) * "
                                     "(in_features/simd), input beats, output beats",
         "weight_bits_histogram": {str(k): v for k, v in graph.weight_bits_histogram().items()},
         "macs_per_frame": sum(graph.macs().values()),
     }
+
+
+def to_verilog(component, name="top"):
+    """Verilog for ``component`` in which every combinational signal is a continuous assign.
+
+    Amaranth's own Verilog keeps combinational processes as ``always @*`` blocks, which Icarus
+    does not run at time 0 when cocotb drives the ports, so signals computed only from
+    registers stay X until those registers change. Lowering the processes to multiplexers
+    (``proc``) before writing leaves no ``always @*`` blocks; the logic is the same. Amaranth's
+    bundled Yosys (the same one ``amaranth.back.verilog`` uses) does the work.
+    """
+    text = rtlil.convert(component, name=name, emit_src=False)
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "memory_collect",
+                        "opt_clean", "write_verilog"])
+    return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
 def _write_atomic(path, text):
@@ -87,7 +105,7 @@ def generate(graph, out_dir, folding=None, mac_budget=64):
     ``"qgraph"``. Nothing is written unless the whole design elaborates.
     """
     acc = compile_graph(graph, folding, mac_budget)
-    text = verilog.convert(acc, name="top", emit_src=False)
+    text = to_verilog(acc)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = metadata(acc)

@@ -127,8 +127,14 @@ class MatVecUnit(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a full input vector in a bank to the first output beat being valid."""
-        return PIPELINE_DEPTH + self.input_folds - 1
+        """Cycles from a frame's last input beat to its first output beat (output taken)."""
+        return self.input_folds + PIPELINE_DEPTH
+
+    def beat_times(self, times):
+        """Output beat cycles of one frame, given its input beat cycles (empty pipeline)."""
+        last = times[self.input_folds - 1]
+        return [last + self.input_folds * (f + 1) + PIPELINE_DEPTH
+                for f in range(self.output_folds)]
 
     def reference(self, x):
         return numerics.dense(x, self._weight, self._bias)

@@ -61,6 +61,10 @@ class Requantizer(wiring.Component):
     beats_per_frame = property(lambda self: self.channels // self._lanes)
     latency = 1
 
+    def beat_times(self, times):
+        """Output beat cycles of one frame, given its input beat cycles."""
+        return [t + 1 for t in times]
+
     def reference(self, acc):
         return numerics.requantize(acc, self._multiplier, self._shift, self._out_bits,
                                    self._out_signed)

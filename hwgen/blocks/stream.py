@@ -34,6 +34,20 @@ class WidthConverter(wiring.Component):
     in_count = property(lambda self: self._in_count)
     out_count = property(lambda self: self._out_count)
 
+    def beat_times(self, times):
+        """Output beat cycles of one frame, given its input beat cycles (output always taken)."""
+        if self._in_count == self._out_count:
+            return list(times)
+        if self._out_count > self._in_count:
+            k = self._out_count // self._in_count
+            return [t + 1 for t in times[k - 1::k]]
+        out = []
+        for t in times:
+            # A new beat is taken in the cycle the last part of the previous one leaves.
+            start = max(t, out[-1]) if out else t
+            out.extend(start + 1 + i for i in range(self._in_count // self._out_count))
+        return out
+
     def elaborate(self, platform):
         m = Module()
         i, o = self.i_stream, self.o_stream

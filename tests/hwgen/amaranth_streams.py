@@ -6,22 +6,7 @@ import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-
-def pack_beat(values, bits):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    return word
-
-
-def unpack_beat(word, bits, n, is_signed):
-    out = []
-    for i in range(n):
-        v = (word >> (i * bits)) & ((1 << bits) - 1)
-        if is_signed and v >> (bits - 1):
-            v -= 1 << bits
-        out.append(v)
-    return out
+from sim.stream import pack_beat, unpack_beat
 
 
 def run_stream(dut, beats, out_beats, *, in_bits, out_bits, out_signed, out_count,

@@ -80,6 +80,8 @@ def test_accelerator_matches_golden(net, style, backpressure):
     if backpressure == 0:
         frame_ends = when[acc.out_beats - 1::acc.out_beats]
         assert list(np.diff(frame_ends[2:])) == [acc.cycles_per_frame] * (len(x) - 3)
+        # The first input beat transfers on cycle 1.
+        assert frame_ends[0] - 1 == acc.latency
 
 
 def test_reorder_filters_keeps_golden_outputs():

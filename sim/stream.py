@@ -1,0 +1,406 @@
+"""Valid/ready streams: packing elements into beats, and a cocotb driver and monitor.
+
+The packing helpers are plain Python/NumPy so that board drivers can reuse them; cocotb is
+imported only when a driver or monitor runs.
+
+Payload convention (the hardware contract): a beat carries ``elements_per_beat`` elements of
+``bits`` bits each, element 0 in the low bits, two's complement when signed. A frame is
+``beats_per_frame`` consecutive beats holding the frame's elements in C order.
+
+Clocking convention of the driver and monitor: both step in lock step with
+:func:`run_lockstep`. Right after a rising edge each agent drives the values for the next edge;
+at the falling edge, when everything has settled, it samples the handshake; at the next rising
+edge the beat is committed if ``valid`` and ``ready`` were both high. Sampling at the falling
+edge makes the result independent of how a simulator orders callbacks at the rising edge
+(Verilator reports registers already updated there, Icarus does not).
+"""
+
+import random
+
+import numpy as np
+
+from .errors import SimulationError
+
+__all__ = ["pack_beat", "unpack_beat", "pack_frames", "unpack_frames", "StreamDriver",
+           "StreamMonitor", "run_lockstep", "run_cycles"]
+
+
+def _check_bits(bits, signed):
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"bits must be an integer, not {bits!r}")
+    limit = 64 if signed else 63
+    if not 1 <= bits <= limit:
+        kind = "signed" if signed else "unsigned"
+        raise ValueError(f"bits must be in 1..{limit} for {kind} elements (they are returned "
+                         f"as int64), not {bits}")
+    return int(bits)
+
+
+def _check_count(name, n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {n!r}")
+    if n < 1:
+        raise ValueError(f"{name} must be at least 1, not {n}")
+    return int(n)
+
+
+def pack_beat(values, bits):
+    """Pack ``values`` into one payload word, element 0 in the low ``bits`` bits.
+
+    Each value may be signed or unsigned: it must lie in ``-2^(bits-1) .. 2^bits - 1`` and is
+    stored as its low ``bits`` bits (two's complement for negative values).
+
+    Returns
+    -------
+    int
+        The payload word, ``0 <= word < 2^(len(values) * bits)``.
+    """
+    bits = _check_bits(bits, signed=True)
+    lo, hi, mask = -(1 << (bits - 1)), (1 << bits) - 1, (1 << bits) - 1
+    word = 0
+    for i, value in enumerate(values):
+        value = int(value)
+        if not lo <= value <= hi:
+            raise ValueError(f"element {i} = {value} does not fit in {bits} bits; elements "
+                             f"must lie in {lo}..{hi}")
+        word |= (value & mask) << (i * bits)
+    return word
+
+
+def unpack_beat(word, bits, n, signed):
+    """Unpack ``n`` elements of ``bits`` bits from a payload word (element 0 in the low bits).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` int64, sign-extended when ``signed``.
+    """
+    bits = _check_bits(bits, signed)
+    n = _check_count("n", n)
+    word = int(word)
+    if not 0 <= word < (1 << (n * bits)):
+        raise ValueError(f"word must lie in 0..2^{n * bits}-1 for {n} elements of {bits} bits, "
+                         f"not {word:#x}")
+    mask, half = (1 << bits) - 1, 1 << (bits - 1)
+    values = []
+    for i in range(n):
+        v = (word >> (i * bits)) & mask
+        if signed and v >= half:
+            v -= 1 << bits
+        values.append(v)
+    return np.array(values, dtype=np.int64)
+
+
+def pack_frames(frames, *, bits, elements_per_beat):
+    """Pack a batch of frames into payload words, ``beats_per_frame`` words per frame.
+
+    ``frames`` is ``(N, *shape)``; each frame is flattened in C order and cut into beats of
+    ``elements_per_beat`` elements, so its element count must be a multiple of it. Values obey
+    the rule of :func:`pack_beat`.
+
+    Returns
+    -------
+    list of int
+        ``N * beats_per_frame`` words, frame 0's beats first.
+    """
+    bits = _check_bits(bits, signed=True)
+    k = _check_count("elements_per_beat", elements_per_beat)
+    frames = np.asarray(frames)
+    if frames.ndim < 1 or not np.issubdtype(frames.dtype, np.integer):
+        raise ValueError(f"frames must be an integer array (N, ...), not {frames.dtype} of "
+                         f"shape {frames.shape}")
+    flat = frames.reshape(len(frames), -1).astype(np.int64)
+    if flat.shape[1] % k:
+        raise ValueError(f"a frame of {flat.shape[1]} elements is not a whole number of beats "
+                         f"of {k} elements")
+    lo, hi = -(1 << (bits - 1)), (1 << bits) - 1
+    if flat.size and (bits < 64 and (flat.min() < lo or flat.max() > hi)):
+        bad = np.argwhere((flat < lo) | (flat > hi))[0]
+        raise ValueError(f"frame {bad[0]} element {bad[1]} = {flat[tuple(bad)]} does not fit "
+                         f"in {bits} bits; elements must lie in {lo}..{hi}")
+    beats = flat.reshape(-1, k)
+    if bits == 64:
+        unsigned = beats.view(np.uint64)
+    else:
+        unsigned = beats & np.int64((1 << bits) - 1)
+    columns = unsigned.astype(object)
+    words = np.zeros(len(beats), dtype=object)
+    for i in range(k):
+        words = words + (columns[:, i] << (i * bits))
+    return [int(w) for w in words]
+
+
+def unpack_frames(words, *, bits, elements_per_beat, signed, shape):
+    """Unpack payload words into frames: the inverse of :func:`pack_frames`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, *shape)`` int64; ``len(words)`` must be a whole number of frames.
+    """
+    bits = _check_bits(bits, signed)
+    k = _check_count("elements_per_beat", elements_per_beat)
+    shape = tuple(int(d) for d in shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    if size % k:
+        raise ValueError(f"a frame of shape {shape} is not a whole number of beats of {k} "
+                         f"elements")
+    beats_per_frame = size // k
+    words = np.array([int(w) for w in words], dtype=object).reshape(-1)
+    if len(words) % beats_per_frame:
+        raise ValueError(f"{len(words)} beats are not a whole number of frames of "
+                         f"{beats_per_frame} beats")
+    if len(words) and (min(words) < 0 or max(words) >= (1 << (k * bits))):
+        raise ValueError(f"words must lie in 0..2^{k * bits}-1 for {k} elements of {bits} bits")
+    mask = (1 << bits) - 1
+    out = np.empty((len(words), k), dtype=np.int64)
+    for i in range(k):
+        column = (words >> (i * bits)) & mask
+        if signed:
+            column = np.where(column >= (1 << (bits - 1)), column - (1 << bits), column)
+        out[:, i] = column.astype(np.int64)
+    return out.reshape(-1, *shape)
+
+
+def _random_source(seed, name):
+    # One independent, reproducible stream per agent: the string seed is hashed with SHA-512.
+    return random.Random(f"{int(seed)}/{name}")
+
+
+def _ports(dut, prefix):
+    ports = []
+    for member in ("payload", "valid", "ready"):
+        name = f"{prefix}__{member}"
+        try:
+            ports.append(getattr(dut, name))
+        except AttributeError:
+            raise SimulationError(f"design has no port {name}; a stream needs ports "
+                                  f"{prefix}__payload, {prefix}__valid and {prefix}__ready") \
+                from None
+    return ports
+
+
+def _high(signal, name, cycle):
+    value = signal.value
+    try:
+        return bool(value)
+    except ValueError:
+        raise SimulationError(f"{name} is {value} (not 0 or 1) at cycle {cycle}") from None
+
+
+class StreamDriver:
+    """Drives payload words into a stream sink of the design (``<prefix>__payload/valid/ready``).
+
+    While no beat is pending, ``valid`` is held low in a cycle with probability ``gap``; once
+    ``valid`` is high it stays high until the beat transfers, as the stream rules require.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The design's top level.
+    words : list of int
+        Payload words in transfer order.
+    beats_per_frame : int
+        Beats of one frame; the cycle of each frame's first beat is recorded.
+    gap : float
+        Probability of a cycle without ``valid`` between beats, ``0 <= gap < 1``.
+    seed : int
+        Seed of the gap pattern.
+    prefix : str
+        Port prefix (default ``"i_stream"``).
+
+    Attributes
+    ----------
+    frame_start_cycles : list of int
+        Cycle at which each frame's first beat transferred.
+    """
+
+    def __init__(self, dut, words, *, beats_per_frame, gap=0.0, seed=0, prefix="i_stream"):
+        self.name = prefix
+        self._payload, self._valid, self._ready = _ports(dut, prefix)
+        self._words = list(words)
+        self._beats_per_frame = _check_count("beats_per_frame", beats_per_frame)
+        if not 0.0 <= gap < 1.0:
+            raise ValueError(f"gap must be in [0, 1), not {gap}")
+        self._gap = float(gap)
+        self._random = _random_source(seed, prefix).random
+        self._index = 0
+        self._presenting = False
+        self._valid_level = None
+        self._fire = False
+        self.frame_start_cycles = []
+
+    @property
+    def beats_sent(self):
+        return self._index
+
+    @property
+    def done(self):
+        return self._index == len(self._words)
+
+    def reset_values(self):
+        """Set the idle values (``valid`` low); call before the clock starts."""
+        self._valid.value = 0
+        self._payload.value = 0
+        self._valid_level = 0
+
+    def drive(self, cycle):
+        if not self._presenting and self._index < len(self._words):
+            if self._gap == 0.0 or self._random() >= self._gap:
+                self._payload.value = self._words[self._index]
+                self._presenting = True
+        level = 1 if self._presenting else 0
+        if level != self._valid_level:
+            self._valid.value = level
+            self._valid_level = level
+
+    def sample(self, cycle):
+        self._fire = self._presenting and _high(self._ready, f"{self.name}__ready", cycle)
+
+    def commit(self, cycle):
+        if self._fire:
+            if self._index % self._beats_per_frame == 0:
+                self.frame_start_cycles.append(cycle)
+            self._index += 1
+            self._presenting = False
+            self._fire = False
+
+
+class StreamMonitor:
+    """Collects payload words from a stream source of the design (``<prefix>__payload/...``).
+
+    ``ready`` is dropped in a cycle with probability ``stall``.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+        The design's top level.
+    beats : int
+        Number of beats to collect.
+    beats_per_frame : int
+        Beats of one frame; the cycle of each frame's last beat is recorded.
+    stall : float
+        Probability of a cycle with ``ready`` low, ``0 <= stall < 1``.
+    seed : int
+        Seed of the stall pattern.
+    prefix : str
+        Port prefix (default ``"o_stream"``).
+
+    Attributes
+    ----------
+    words : list of int
+        Payload words received, in order.
+    frame_end_cycles : list of int
+        Cycle at which each frame's last beat transferred.
+    """
+
+    def __init__(self, dut, beats, *, beats_per_frame, stall=0.0, seed=0, prefix="o_stream"):
+        self.name = prefix
+        self._payload, self._valid, self._ready = _ports(dut, prefix)
+        self._beats = int(beats)
+        self._beats_per_frame = _check_count("beats_per_frame", beats_per_frame)
+        if not 0.0 <= stall < 1.0:
+            raise ValueError(f"stall must be in [0, 1), not {stall}")
+        self._stall = float(stall)
+        self._random = _random_source(seed, prefix).random
+        self._ready_level = None
+        self._fire = False
+        self._word = None
+        self.words = []
+        self.frame_end_cycles = []
+
+    @property
+    def done(self):
+        return len(self.words) >= self._beats
+
+    @property
+    def extra_beats(self):
+        """Beats received beyond the ``beats`` expected."""
+        return max(0, len(self.words) - self._beats)
+
+    def hold_ready(self):
+        """Keep ``ready`` high from now on (to catch beats after the expected ones)."""
+        self._stall = 0.0
+
+    def reset_values(self):
+        """Set the idle value of ``ready``; call before the clock starts."""
+        self._ready_level = 1 if self._stall == 0.0 else 0
+        self._ready.value = self._ready_level
+
+    def drive(self, cycle):
+        level = 1 if self._stall == 0.0 or self._random() >= self._stall else 0
+        if level != self._ready_level:
+            self._ready.value = level
+            self._ready_level = level
+
+    def sample(self, cycle):
+        self._fire = bool(self._ready_level) and _high(self._valid, f"{self.name}__valid",
+                                                       cycle)
+        if self._fire:
+            value = self._payload.value
+            try:
+                self._word = value.to_unsigned()
+            except ValueError:
+                raise SimulationError(f"{self.name}__payload is {value} (has X or Z bits) in "
+                                      f"beat {len(self.words)}, cycle {cycle}") from None
+
+    def commit(self, cycle):
+        if self._fire:
+            self.words.append(self._word)
+            if len(self.words) % self._beats_per_frame == 0:
+                self.frame_end_cycles.append(cycle)
+            self._fire = False
+
+
+async def run_lockstep(clk, agents, *, max_cycles, on_progress=None, progress_every=1024):
+    """Step ``agents`` once per clock cycle until all are done; return the cycle count.
+
+    Cycle ``c`` is the ``c``-th rising edge of ``clk`` after this coroutine starts (start it
+    right after reset is released, so cycle 1 is the first edge that sees reset low). Each
+    agent has ``drive(cycle)``, ``sample(cycle)``, ``commit(cycle)`` and ``done``.
+
+    Raises
+    ------
+    SimulationError
+        When the agents are not done after ``max_cycles`` cycles, or an agent sees X or Z;
+        its ``cycle`` attribute is the cycle reached.
+    """
+    from cocotb.triggers import FallingEdge, RisingEdge
+
+    rising, falling = RisingEdge(clk), FallingEdge(clk)
+    cycle = 0
+    try:
+        while not all(agent.done for agent in agents):
+            if cycle >= max_cycles:
+                raise SimulationError(f"timed out after {cycle} cycles")
+            for agent in agents:
+                agent.drive(cycle)
+            await falling
+            for agent in agents:
+                agent.sample(cycle + 1)
+            await rising
+            cycle += 1
+            for agent in agents:
+                agent.commit(cycle)
+            if on_progress is not None and cycle % progress_every == 0:
+                on_progress(cycle)
+    except SimulationError as error:
+        error.cycle = cycle
+        raise
+    return cycle
+
+
+async def run_cycles(clk, agents, cycles, *, start=0):
+    """Step ``agents`` for exactly ``cycles`` clock cycles after cycle ``start``."""
+    from cocotb.triggers import FallingEdge, RisingEdge
+
+    rising, falling = RisingEdge(clk), FallingEdge(clk)
+    for cycle in range(start, start + cycles):
+        for agent in agents:
+            agent.drive(cycle)
+        await falling
+        for agent in agents:
+            agent.sample(cycle + 1)
+        await rising
+        for agent in agents:
+            agent.commit(cycle + 1)
