@@ -1,7 +1,8 @@
 """Integer semantics, the QGraph IR, the golden executor and the PyTorch QAT layers.
 
-``import quant`` stays NumPy-only; the torch-facing modules (``quant.nn``, ``quant.export``,
-``quant.precision``) are imported explicitly.
+``import quant`` stays NumPy-only, and so do ``quant.precision`` (FILM-QNN precision
+assignment) and ``quant.datasets``. The torch-facing modules (``quant.nn``, ``quant.export``,
+``quant.models``, ``quant.train``) are imported explicitly.
 """
 
 from . import numerics

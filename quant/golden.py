@@ -24,7 +24,7 @@ def check_inputs(graph, x):
         raise ValueError(f"inputs must be integers, not {x.dtype}")
     lo, hi = spec.range
     if x.size and (x.min() < lo or x.max() > hi):
-        bad = np.unravel_index(np.argmax((x < lo) | (x > hi)), x.shape)
+        bad = tuple(int(i) for i in np.unravel_index(np.argmax((x < lo) | (x > hi)), x.shape))
         kind = "signed" if spec.signed else "unsigned"
         raise ValueError(f"inputs must lie in the {spec.bits}-bit {kind} range {lo}..{hi}; "
                          f"input {bad[0]} has {x[bad]} at {bad[1:]}")

@@ -1,0 +1,190 @@
+"""QGraph: building, validation (every problem at once), save/load, and the golden executor."""
+
+import json
+
+import numpy as np
+import pytest
+
+from quant import GraphError, UnsupportedLayerError, golden, graph as qgraph
+
+
+def small_graph(seed=0):
+    """input (8 uint4) -> dense 6 (mixed 2/4/8-bit) -> requantize 5-bit -> dense 3."""
+    rng = np.random.default_rng(seed)
+    bits1 = np.array([4, 4, 8, 2, 4, 8])
+    w1 = np.stack([rng.integers(-(2 ** (b - 1) - 1), 2 ** (b - 1), size=8) for b in bits1])
+    w2 = rng.integers(-7, 8, size=(3, 6))
+    nodes = [
+        qgraph.dense("fc1", w1, rng.integers(-50, 50, size=6), bits1,
+                     weight_scale=rng.uniform(0.01, 0.1, size=6)),
+        qgraph.requantize("act1", rng.integers(1 << 14, 1 << 16, size=6), 20, 5, scale=0.25),
+        qgraph.dense("fc2", w2, rng.integers(-9, 9, size=3), np.full(3, 4)),
+    ]
+    return qgraph.QGraph(qgraph.InputSpec((8,), 4, False, 1 / 15), nodes, {"note": "test"})
+
+
+def test_small_graph_is_valid_and_chains_inputs():
+    g = small_graph().validate()
+    assert [n.inputs for n in g.nodes] == [["input"], ["fc1"], ["act1"]]
+    assert g.output == "fc2"
+    assert g.shapes() == {"input": (8,), "fc1": (6,), "act1": (6,), "fc2": (3,)}
+    assert g.weight_bits_histogram() == {2: 1, 4: 6, 8: 2}
+
+
+def test_golden_matches_numerics_step_by_step():
+    g = small_graph()
+    x = np.random.default_rng(5).integers(0, 16, size=(10, 8))
+    out = golden.run(g, x)
+    t1, t2 = g["fc1"].tensors, g["fc2"].tensors
+    acc1 = x @ t1["weight"].T + t1["bias"]
+    a = g["act1"]
+    act = np.clip((acc1 * a.tensors["multiplier"] + (1 << 19)) >> 20, 0, 31)
+    assert np.array_equal(out["fc1"], acc1)
+    assert np.array_equal(out["act1"], act)
+    assert np.array_equal(out["fc2"], act @ t2["weight"].T + t2["bias"])
+
+
+def test_ranges_bound_every_output():
+    g = small_graph()
+    ranges = g.ranges()
+    x = np.random.default_rng(6).integers(0, 16, size=(300, 8))
+    x[0], x[1] = 0, 15  # the input extremes
+    for name, value in golden.run(g, x).items():
+        lo, hi = ranges[name]
+        assert lo <= value.min() and value.max() <= hi, name
+
+
+def test_save_load_round_trip(tmp_path):
+    g = small_graph()
+    path = tmp_path / "net.qgraph"
+    qgraph.save(g, path)
+    h = qgraph.load(path)
+    assert h.input == g.input
+    assert h.metadata == g.metadata
+    assert [(n.name, n.op, n.inputs, n.attrs) for n in h.nodes] == \
+        [(n.name, n.op, n.inputs, n.attrs) for n in g.nodes]
+    for a, b in zip(g.nodes, h.nodes):
+        assert a.tensors.keys() == b.tensors.keys()
+        for key in a.tensors:
+            assert np.array_equal(a.tensors[key], b.tensors[key]), (a.name, key)
+            assert a.tensors[key].dtype == b.tensors[key].dtype, (a.name, key)
+    x = np.random.default_rng(7).integers(0, 16, size=(20, 8))
+    assert np.array_equal(golden.run(g, x)["fc2"], golden.run(h, x)["fc2"])
+
+
+def test_validate_lists_every_problem_at_once():
+    g = small_graph()
+    g["fc1"].tensors["weight"][1, 2] = 9                     # outside ±7 for a 4-bit filter
+    g["act1"].tensors["multiplier"][0] = 0                   # multipliers must be >= 1
+    g["act1"].attrs["shift"] = 60                            # beyond MAX_SHIFT
+    g["fc2"].tensors["bias"] = g["fc2"].tensors["bias"][:2]  # wrong shape
+    with pytest.raises(GraphError) as info:
+        g.validate()
+    problems = info.value.problems
+    assert len(problems) == 4, problems
+    message = str(info.value)
+    assert message.count("\n") == 3
+    assert "layer 'fc1': weight[1, 2] = 9 is outside filter 1's 4-bit range ±7" in message
+    assert "layer 'act1': multiplier must be in 1..2^24-1, not 0.." in message
+    assert "layer 'act1': shift must be in 0..48, not 60" in message
+    assert "layer 'fc2': bias must be an integer array of shape (3,)" in message
+
+
+def test_weight_outside_its_filter_bit_range():
+    g = small_graph()
+    w = g["fc1"].tensors["weight"]
+    w[3, 0] = 2          # filter 3 is 2-bit: ±1 only
+    w[3, 5] = -2
+    with pytest.raises(GraphError, match=r"layer 'fc1': weight\[3, 0\] = 2 is outside filter 3's "
+                                         r"2-bit range ±1 \(2 weights out of range\)"):
+        g.validate()
+
+
+def test_weight_bits_outside_2_to_8():
+    g = small_graph()
+    g["fc2"].tensors["weight_bits"][1] = 9
+    with pytest.raises(GraphError, match=r"layer 'fc2': weight_bits must be in 2..8; filter 1 "
+                                         r"has 9"):
+        g.validate()
+
+
+def test_shape_mismatch_and_unknown_input_are_reported():
+    g = small_graph()
+    g.nodes[2].inputs = ["fc1", "act1"]
+    g.nodes[1].inputs = ["nowhere"]
+    with pytest.raises(GraphError) as info:
+        g.validate()
+    message = str(info.value)
+    assert "layer 'act1': input 'nowhere' is not an earlier layer" in message
+    assert "layer 'fc2': dense takes exactly one input, not 2" in message
+
+
+def test_dense_in_features_mismatch():
+    g = small_graph()
+    g.input = qgraph.InputSpec((9,), 4, False)
+    with pytest.raises(GraphError, match="layer 'fc1': weight has in_features 8 but its input "
+                                         "has 9 features"):
+        g.validate()
+
+
+def test_unknown_ops_raise_unsupported_layer_error_listing_all():
+    g = small_graph()
+    g.nodes.insert(1, qgraph.Node("pool", "maxpool", ["fc1"]))
+    g.nodes.append(qgraph.Node("soft", "softmax", ["fc2"]))
+    with pytest.raises(UnsupportedLayerError) as info:
+        g.validate()
+    assert info.value.problems == [
+        "layer 'pool': operation 'maxpool' is not supported; supported operations are dense, "
+        "requantize, flatten",
+        "layer 'soft': operation 'softmax' is not supported; supported operations are dense, "
+        "requantize, flatten",
+    ]
+    assert isinstance(info.value, GraphError)
+
+
+def test_save_refuses_an_invalid_graph(tmp_path):
+    g = small_graph()
+    g["fc2"].tensors["weight"][0, 0] = 100
+    path = tmp_path / "bad.qgraph"
+    with pytest.raises(GraphError, match="weight\\[0, 0\\] = 100"):
+        qgraph.save(g, path)
+    assert not path.exists()
+
+
+def test_load_corrupt_file(tmp_path):
+    path = tmp_path / "corrupt.qgraph"
+    path.write_bytes(b"this is not an npz archive")
+    with pytest.raises(GraphError, match=r"corrupt.qgraph is not a valid .qgraph file"):
+        qgraph.load(path)
+
+
+def test_load_truncated_file(tmp_path):
+    path = tmp_path / "net.qgraph"
+    qgraph.save(small_graph(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(GraphError, match=r"net.qgraph is not a valid .qgraph file"):
+        qgraph.load(path)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"model file .*missing.qgraph does not exist"):
+        qgraph.load(tmp_path / "missing.qgraph")
+
+
+def test_load_wrong_schema_version(tmp_path):
+    path = tmp_path / "old.qgraph"
+    header = {"schema_version": 99, "input": {}, "nodes": []}
+    with open(path, "wb") as f:  # a file object keeps np.savez from appending ".npz"
+        np.savez(f, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+    with pytest.raises(GraphError, match=r"old.qgraph: schema_version must be 1, not 99"):
+        qgraph.load(path)
+
+
+def test_golden_rejects_out_of_range_inputs():
+    g = small_graph()
+    x = np.zeros((3, 8), dtype=np.int64)
+    x[2, 5] = 16
+    with pytest.raises(ValueError, match=r"inputs must lie in the 4-bit unsigned range 0..15; "
+                                         r"input 2 has 16 at \(5,\)"):
+        golden.run(g, x)
