@@ -1,5 +1,7 @@
 """The hwgen command: every bad input gets one clear line, exit code 1, and no output files."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def assert_clean_error(code, err, pattern):
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert lines and lines[0].startswith("error: ")
-    assert any(__import__("re").search(pattern, line) for line in lines), err
+    assert any(re.search(pattern, line) for line in lines), err
 
 
 def test_inspect_lists_layers_and_precision(model, capsys):
@@ -41,8 +43,7 @@ def test_inspect_lists_layers_and_precision(model, capsys):
 def test_generate_writes_verilog_and_metadata(model, tmp_path, capsys):
     code, out, _ = run(["generate", model, "-o", tmp_path / "rtl"], capsys)
     assert code == 0
-    assert (tmp_path / "rtl" / "top.v").read_text().startswith("/*") or \
-        "module top" in (tmp_path / "rtl" / "top.v").read_text()
+    assert "module top(" in (tmp_path / "rtl" / "top.v").read_text()
     assert str(tmp_path / "rtl" / "metadata.json") in out
 
 
