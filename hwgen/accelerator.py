@@ -23,6 +23,12 @@ class Accelerator(wiring.Component):
         A validated graph whose filters are in fold order (see ``reorder_filters``).
     folding : dict
         ``{dense layer name: (pe, simd)}``.
+    device : str or None
+        Multiplier family (``"xc7"``, ``"xcup"``, ``"ecp5"``, see :mod:`hwgen.packing`): MAC
+        lanes are packed onto its hardware multipliers and requantizer products split to fit
+        them. ``None`` builds every MAC lane from LUTs (requantizers keep the xc7 geometry).
+    lut_lanes : dict, optional
+        ``{dense layer name: {weight bits: lanes}}``: lanes built from LUTs instead of DSPs.
 
     Members
     -------
@@ -36,11 +42,13 @@ class Accelerator(wiring.Component):
         Output frames completed since reset.
     """
 
-    def __init__(self, graph, folding):
+    def __init__(self, graph, folding, device="xc7", lut_lanes=None):
         graph.validate()
         check_folding(graph, folding)
+        lut_lanes = dict(lut_lanes or {})
         self._graph = graph
         self._folding = dict(folding)
+        self._device = device
         self._blocks = []  # (layer name, component), in stream order
         spec = graph.input
         bits, is_signed, lanes = spec.bits, spec.signed, None
@@ -60,13 +68,15 @@ class Accelerator(wiring.Component):
                 t = node.tensors
                 block = MatVecUnit(weight=t["weight"], bias=t["bias"],
                                    weight_bits=t["weight_bits"], in_bits=bits,
-                                   in_signed=is_signed, pe=pe, simd=simd, name=node.name)
+                                   in_signed=is_signed, pe=pe, simd=simd, multiplier=device,
+                                   lut_lanes=lut_lanes.get(node.name), name=node.name)
                 bits, is_signed, lanes = block.acc_bits, True, pe
             elif node.op == "requantize" and lanes is not None:
                 a = node.attrs
                 block = Requantizer(multiplier=node.tensors["multiplier"], shift=a["shift"],
                                     in_bits=bits, lanes=lanes, out_bits=a["out_bits"],
-                                    out_signed=a["out_signed"], name=node.name)
+                                    out_signed=a["out_signed"], geometry=device or "xc7",
+                                    name=node.name)
                 bits, is_signed = a["out_bits"], a["out_signed"]
             else:
                 unsupported.append(f"layer '{node.name}': {node.op} must follow a dense layer "
@@ -88,6 +98,7 @@ class Accelerator(wiring.Component):
         })
 
     graph = property(lambda self: self._graph)
+    device = property(lambda self: self._device)
     folding = property(lambda self: dict(self._folding))
     blocks = property(lambda self: list(self._blocks))
     in_elements = property(lambda self: self._in_elements)
@@ -121,6 +132,11 @@ class Accelerator(wiring.Component):
         """
         units = [b.cycles_per_frame for _, b in self._blocks if isinstance(b, MatVecUnit)]
         return max(units + [self.in_beats, self.out_beats])
+
+    @property
+    def dsp_count(self):
+        """Hardware multipliers: packed MAC lanes plus requantizer products."""
+        return sum(b.dsp_count for _, b in self._blocks if hasattr(b, "dsp_count"))
 
     @property
     def latency(self):

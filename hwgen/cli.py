@@ -96,7 +96,8 @@ def cmd_simulate(args):
 def cmd_demo(args):
     from .demo import run_demo
     run_demo(out_dir=Path(args.out), images=args.images, epochs=args.epochs,
-             simulator=args.sim, backpressure=args.backpressure, seed=args.seed)
+             simulator=args.sim, backpressure=args.backpressure, seed=args.seed,
+             synth=not args.no_synth)
     return 0
 
 
@@ -118,6 +119,8 @@ def build_parser():
     p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
                    help="probability of a stalled cycle on each stream (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--no-synth", action="store_true",
+                   help="skip the yosys DSP-count check (two synthesis runs)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("generate", help="write top.v and metadata.json for a model")

@@ -20,9 +20,23 @@ def _log(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def _synthesize_both(verilog):
+    """DSP counts from yosys for xc7 and xcup, the two runs side by side (one per core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .synth import synthesize
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {family: pool.submit(synthesize, verilog, family) for family in ("xcup", "xc7")}
+        return {family: run.result() for family, run in runs.items()}
+
+
 def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="icarus",
-             backpressure=0.0, seed=0):
-    """Run the demo end to end and return the report (also written to ``report.json``)."""
+             backpressure=0.0, seed=0, synth=True):
+    """Run the demo end to end and return the report (also written to ``report.json``).
+
+    With ``synth``, yosys synthesizes the Verilog for xc7 and xcup and the report compares
+    the DSP counts with the packing planner's prediction.
+    """
     # torch is imported here only: `import hwgen` stays free of it.
     import quant
     from quant import datasets, export, train
@@ -38,23 +52,24 @@ def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="ica
     report_path.unlink(missing_ok=True)  # never leave an old report beside new artifacts
     started = time.monotonic()
 
-    _log("[1/4] quantization-aware training (MNIST MLP 784-128-64-10, W4/W8 mixed, A5)")
+    steps = 5 if synth else 4
+    _log(f"[1/{steps}] quantization-aware training (MNIST MLP 784-128-64-10, W4/W8 mixed, A5)")
     options = {} if epochs is None else {"epochs": epochs}
     # 8-bit counts in multiples of 8 and 4 let every output fold hold the same share of them.
     model, accuracy = train.train_mnist_mlp(seed=seed, granularity=(8, 4, 1), **options)
     x_train, y_train, x_test, y_test = datasets.mnist()
 
-    _log("[2/4] export to the integer QGraph and golden run on 1,000 test digits")
+    _log(f"[2/{steps}] export to the integer QGraph and golden run on 1,000 test digits")
     graph = export.export(model, input_shape=(784,))
     qgraph_path = out_dir / "mnist_mlp.qgraph"
     quant.save(graph, qgraph_path)
     golden = quant.run(graph, x_test)[graph.output]
     accuracy["golden"] = float((golden.argmax(axis=1) == y_test).mean())
 
-    _log("[3/4] generate Verilog")
-    meta = generate(graph, out_dir / "rtl")
+    _log(f"[3/{steps}] generate Verilog (MAC lanes packed onto DSP48E1-sized multipliers)")
+    meta = generate(graph, out_dir / "rtl", device="xc7")
 
-    _log(f"[4/4] simulate {images} test digits in cocotb ({simulator}, back-pressure "
+    _log(f"[4/{steps}] simulate {images} test digits in cocotb ({simulator}, back-pressure "
          f"{backpressure})")
     result = sim.simulate(graph, x_test[:images], out_dir=out_dir / "sim", simulator=simulator,
                           backpressure=backpressure, seed=seed, design=meta)
@@ -66,11 +81,18 @@ def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="ica
         (golden[:images].argmax(axis=1) == y_test[:images]).mean())
     accuracy["rtl"] = float((predicted == y_test[:images]).mean())
 
+    dsp = {"predicted": meta["dsp"]}
+    if synth:
+        _log("[5/5] synthesize with yosys for xcup and xc7 (DSP count check)")
+        counts = _synthesize_both(meta["verilog"])
+        dsp |= {f"synthesized_{family}": counts[family]["DSP"] for family in counts}
+
     report = {
         "accuracy": {k: round(accuracy[k], 4) for k in
                      ("float", "fake_quant", "golden", "golden_on_simulated", "rtl")},
         "rtl_vs_golden": {"images": images, "outputs_compared": result.outputs_compared,
                           "mismatches": result.mismatches},
+        "dsp": dsp,
         "cycles_per_frame": {"model": meta["cycles_per_frame"],
                              "measured": measured},
         "weight_bits_histogram": {str(k): v for k, v in
@@ -93,6 +115,7 @@ def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="ica
           f"{result.mismatches} mismatches; RTL accuracy {acc['rtl']:.4f} "
           f"(golden on the same images {acc['golden_on_simulated']:.4f})")
     print(f"{'cycles per frame':<24} model {meta['cycles_per_frame']}, measured {measured}")
+    print(f"{'DSPs':<24} " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dsp.items()))
     hist = ", ".join(f"{v} x {k}-bit" for k, v in report["weight_bits_histogram"].items())
     print(f"{'filters':<24} {hist}")
     print(report_path)

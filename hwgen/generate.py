@@ -19,11 +19,13 @@ from .passes import reorder_filters
 __all__ = ["compile_graph", "generate", "metadata"]
 
 
-def compile_graph(graph, folding=None, mac_budget=64):
+def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None):
     """Validate, fold and reorder ``graph``; return the :class:`Accelerator` for it.
 
     ``folding`` maps layer names to ``(pe, simd)``; layers it leaves out are folded by
-    :func:`choose_folding`. Every check runs before any hardware is elaborated: graph rules,
+    :func:`choose_folding`. ``device`` picks the hardware multiplier that MAC lanes are packed
+    onto (``"xc7"``, ``"xcup"``, ``"ecp5"``, or None for LUT multipliers only); ``lut_lanes``
+    moves lanes of given precisions to LUTs, per layer (``{layer: {bits: lanes}}``). Every check runs before any hardware is elaborated: graph rules,
     then folding rules.
     """
     graph.validate()
@@ -31,7 +33,8 @@ def compile_graph(graph, folding=None, mac_budget=64):
     fixed = {name: tuple(int(v) for v in pe_simd) for name, pe_simd in (folding or {}).items()}
     folding = choose_folding(graph, mac_budget=mac_budget, fixed=fixed) | fixed
     check_folding(graph, folding)
-    return Accelerator(reorder_filters(graph, folding), folding)
+    return Accelerator(reorder_filters(graph, folding), folding, device=device,
+                       lut_lanes=lut_lanes)
 
 
 def _stream_info(shape, elements, bits, is_signed):
@@ -55,7 +58,10 @@ def metadata(acc):
                       "weight_bits": {str(b): int(c) for b, c in zip(*np.unique(
                           block.weight_bits, return_counts=True))},
                       "cycles_per_frame": block.cycles_per_frame, "latency": block.latency,
-                      "macs": node.tensors["weight"].size}
+                      "macs": node.tensors["weight"].size, "dsp": block.dsp_count,
+                      "lut_lanes": block.lut_lane_count}
+        elif hasattr(block, "dsp_count"):
+            entry["dsp"] = block.dsp_count
         layers.append(entry)
     spec = graph.input
     return {
@@ -69,6 +75,8 @@ def metadata(acc):
         "latency": acc.latency,
         "cycles_per_frame_formula": "max over dense layers of (out_features/pe) * "
                                     "(in_features/simd), input beats, output beats",
+        "device": acc.device,
+        "dsp": acc.dsp_count,
         "weight_bits_histogram": {str(k): v for k, v in graph.weight_bits_histogram().items()},
         "macs_per_frame": sum(graph.macs().values()),
     }
@@ -98,13 +106,13 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def generate(graph, out_dir, folding=None, mac_budget=64):
+def generate(graph, out_dir, folding=None, mac_budget=64, device="xc7", lut_lanes=None):
     """Write ``top.v``, ``metadata.json`` and the compiled ``model.qgraph`` into ``out_dir``.
 
     Returns the metadata with the paths of the written files under ``"verilog"`` and
     ``"qgraph"``. Nothing is written unless the whole design elaborates.
     """
-    acc = compile_graph(graph, folding, mac_budget)
+    acc = compile_graph(graph, folding, mac_budget, device, lut_lanes)
     text = to_verilog(acc)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

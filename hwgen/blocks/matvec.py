@@ -8,10 +8,12 @@ from amaranth.lib.wiring import In, Out
 
 from quant import numerics
 
+from .. import packing
 from ..errors import FoldingError
 from ._util import divisors, element_shape, pack_words, tree_sum
+from .packed import PackedMultiplier
 
-__all__ = ["MatVecUnit", "accumulator_range"]
+__all__ = ["MatVecUnit", "accumulator_range", "lut_multiply"]
 
 #: Clock cycles from issuing a fold to its result in the output register.
 PIPELINE_DEPTH = 4
@@ -28,6 +30,12 @@ def accumulator_range(weight, bias, x_lo, x_hi):
     bias = np.asarray(bias, dtype=np.int64)
     return (int(min(lo.min(), (lo - bias).min(), 0)),
             int(max(hi.max(), (hi - bias).max(), 0)))
+
+
+def lut_multiply(w, x, bits):
+    """``w * x`` as shift-and-add, for a ``bits``-wide signed ``w``: LUTs, never a DSP."""
+    terms = [Mux(w[b], x << b, 0) for b in range(bits - 1)]
+    return tree_sum(terms) - Mux(w[bits - 1], x << (bits - 1), 0)
 
 
 class MatVecUnit(wiring.Component):
@@ -51,6 +59,12 @@ class MatVecUnit(wiring.Component):
         Type of the input elements.
     pe, simd : int
         Output filters and input elements processed per cycle.
+    multiplier : Multiplier, str or None
+        Hardware multiplier to pack lanes onto (a :data:`hwgen.packing.MULTIPLIERS` key), or
+        None for LUT multipliers only.
+    lut_lanes : dict, optional
+        ``{weight bits: lanes}``: how many of the lanes of that precision use LUT multipliers
+        instead of packed hardware multipliers (the last lanes of the group).
 
     Members
     -------
@@ -60,7 +74,8 @@ class MatVecUnit(wiring.Component):
         Accumulators, ``out_features / pe`` beats per frame.
     """
 
-    def __init__(self, *, weight, bias, weight_bits, in_bits, in_signed, pe, simd, name="dense"):
+    def __init__(self, *, weight, bias, weight_bits, in_bits, in_signed, pe, simd,
+                 multiplier=None, lut_lanes=None, name="dense"):
         weight = np.asarray(weight)
         if not np.issubdtype(weight.dtype, np.integer) or weight.ndim != 2:
             raise TypeError(f"weight must be a 2-D integer array, not {weight.dtype} "
@@ -88,6 +103,9 @@ class MatVecUnit(wiring.Component):
             raise ValueError(f"layer '{name}': filter {c} has weights outside its "
                              f"{weight_bits[c]}-bit range ±{limit[c]}")
 
+        self._groups = self._plan_groups(name, weight_bits[:pe], in_bits, in_signed,
+                                         multiplier, dict(lut_lanes or {}))
+        self._multiplier = None if multiplier is None else packing._multiplier(multiplier)
         self._name = name
         self._weight = weight.astype(np.int64)
         self._bias = bias
@@ -114,6 +132,44 @@ class MatVecUnit(wiring.Component):
     weight_bits = property(lambda self: self._weight_bits.copy())
     output_folds = property(lambda self: self.out_features // self._pe)
     input_folds = property(lambda self: self.in_features // self._simd)
+
+    @staticmethod
+    def _plan_groups(name, lane_bits, in_bits, in_signed, multiplier, lut_lanes):
+        """Per precision: its lanes, the packing plan, packs of DSP lanes and the LUT lanes."""
+        groups = []
+        unknown = sorted(set(lut_lanes) - set(lane_bits.tolist()))
+        if unknown:
+            raise ValueError(f"layer '{name}': lut_lanes names {unknown[0]}-bit lanes, but the "
+                             f"lanes have {sorted(set(lane_bits.tolist()))} bits")
+        for bits in sorted(set(lane_bits.tolist())):
+            lanes = np.flatnonzero(lane_bits == bits).tolist()
+            n_lut = lut_lanes.get(bits, 0) if multiplier is not None else len(lanes)
+            if not 0 <= n_lut <= len(lanes):
+                raise ValueError(f"layer '{name}': lut_lanes for {bits}-bit lanes must be in "
+                                 f"0..{len(lanes)}, not {n_lut}")
+            plan, packs = None, []
+            dsp_lanes = lanes[:len(lanes) - n_lut]
+            if dsp_lanes:
+                plan = packing.plan_lanes(multiplier, bits, in_bits, act_signed=in_signed)
+                packs = [dsp_lanes[i:i + plan.lanes]
+                         for i in range(0, len(dsp_lanes), plan.lanes)]
+            groups.append({"bits": bits, "lanes": lanes, "plan": plan, "packs": packs,
+                           "lut": lanes[len(lanes) - n_lut:]})
+        return groups
+
+    @property
+    def multiplier(self):
+        return self._multiplier
+
+    @property
+    def dsp_count(self):
+        """Hardware multipliers of the MAC array: one per pack of lanes and input element."""
+        return sum(len(g["packs"]) for g in self._groups) * self._simd
+
+    @property
+    def lut_lane_count(self):
+        """Lanes per fold that multiply in LUTs."""
+        return sum(len(g["lut"]) for g in self._groups)
 
     @property
     def lane_bits(self):
@@ -153,7 +209,7 @@ class MatVecUnit(wiring.Component):
         load_bank, load_fold = Signal(), Signal(range(sf))
         m.d.comb += [
             self.i_stream.ready.eq(~full.bit_select(load_bank, 1)),
-            wr.addr.eq(load_bank * sf + load_fold),
+            wr.addr.eq(Mux(load_bank, sf, 0) + load_fold),
             wr.data.eq(self.i_stream.payload.as_value()),
             wr.en.eq(self.i_stream.valid & self.i_stream.ready),
         ]
@@ -173,10 +229,14 @@ class MatVecUnit(wiring.Component):
         issue = Signal()
         m.d.comb += [
             issue.eq(full.bit_select(bank, 1) & ~stall),
-            rd.addr.eq(bank * sf + in_fold),
+            rd.addr.eq(Mux(bank, sf, 0) + in_fold),
             rd.en.eq(~stall),
         ]
+        # Address of the weights of (out_fold, in_fold): a counter, so that no multiplier is
+        # spent on out_fold * sf (synthesis would map it onto a DSP).
+        weight_addr = Signal(range(nf * sf))
         with m.If(issue):
+            m.d.sync += weight_addr.eq(Mux(weight_addr == nf * sf - 1, 0, weight_addr + 1))
             with m.If(in_fold == sf - 1):
                 m.d.sync += in_fold.eq(0)
                 with m.If(out_fold == nf - 1):
@@ -187,22 +247,51 @@ class MatVecUnit(wiring.Component):
             with m.Else():
                 m.d.sync += in_fold.eq(in_fold + 1)
 
-        # Weight ROMs, one per precision group, read in the issue cycle.
-        lane_bits = self.lane_bits
-        weights = [None] * pe
+        # Weight ROMs, one per precision group, read in the issue cycle. A word holds, for
+        # each input element, the packed constants of the DSP packs, then the LUT lanes'
+        # weights.
+        x = [rd.data.word_select(s, self._in_bits) for s in range(simd)]
+        x = [v.as_signed() if self._in_signed else v for v in x]
+        products = [[None] * simd for _ in range(pe)]  # valid one cycle after the ROM output
         folds = self._weight.reshape(nf, pe, sf, simd)
-        for bits in sorted(set(lane_bits.tolist())):
-            lanes = np.flatnonzero(lane_bits == bits)
-            # Word (fold, in_fold) holds lane-major, then simd-major weights.
-            words = folds[:, lanes].transpose(0, 2, 1, 3).reshape(nf * sf, -1)
-            rom = Memory(shape=unsigned(len(lanes) * simd * bits), depth=nf * sf,
-                         init=pack_words(words, bits))
+        for group in self._groups:
+            bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
+            fields = []  # (width, values per (fold, in_fold) word) for every slice of a word
+            for s in range(simd):
+                for pack in packs:
+                    w = folds[:, pack][..., s].transpose(0, 2, 1).reshape(nf * sf, len(pack))
+                    w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
+                    fields.append((plan.word_bits, [packing.rom_word(plan, row) for row in w]))
+                for lane in lut:
+                    fields.append((bits, folds[:, lane, :, s].reshape(-1).tolist()))
+            init, offset, slices = [0] * (nf * sf), 0, []
+            for width, values in fields:
+                for i, v in enumerate(values):
+                    init[i] |= (int(v) & ((1 << width) - 1)) << offset
+                slices.append((offset, width))
+                offset += width
+            rom = Memory(shape=unsigned(offset), depth=nf * sf, init=init)
             m.submodules[f"weights_w{bits}"] = rom
             port = rom.read_port()
-            m.d.comb += [port.addr.eq(out_fold * sf + in_fold), port.en.eq(~stall)]
-            for i, lane in enumerate(lanes):
-                weights[lane] = [port.data.word_select(i * simd + s, bits).as_signed()
-                                 for s in range(simd)]
+            m.d.comb += [port.addr.eq(weight_addr), port.en.eq(~stall)]
+            words = iter(slices)
+            for s in range(simd):
+                for j, pack in enumerate(packs):
+                    start, width = next(words)
+                    unit = PackedMultiplier(multiplier=self._multiplier, weight_bits=bits,
+                                            act_bits=self._in_bits, act_signed=self._in_signed)
+                    m.submodules[f"dsp_w{bits}_{j}_{s}"] = unit
+                    m.d.comb += [unit.x.eq(x[s]), unit.word.eq(port.data[start:start + width]),
+                                 unit.en.eq(~stall)]
+                    for i, lane in enumerate(pack):
+                        products[lane][s] = unit.products[i]
+                for lane in lut:
+                    start, width = next(words)
+                    product = Signal(signed(bits + self._in_bits + 1), name=f"prod{lane}_{s}")
+                    with m.If(~stall):
+                        m.d.sync += product.eq(lut_multiply(
+                            port.data[start:start + width].as_signed(), x[s], bits))
+                    products[lane][s] = product
 
         # Control travels with the data: stage 1 (memories out), 2 (products), 3 (dot sums).
         valid = [issue] + [Signal(name=f"valid{i}") for i in (1, 2, 3)]
@@ -214,8 +303,6 @@ class MatVecUnit(wiring.Component):
                 m.d.sync += [ctl[i + 1].eq(ctl[i]) for i in range(3)]
             m.d.sync += [fold[i + 1].eq(fold[i]) for i in range(2)]
 
-        x = [rd.data.word_select(s, self._in_bits) for s in range(simd)]
-        x = [v.as_signed() if self._in_signed else v for v in x]
         acc_shape = signed(self._acc_bits)
         bias = Memory(shape=unsigned(pe * self._acc_bits), depth=nf,
                       init=pack_words(self._bias.reshape(nf, pe), self._acc_bits))
@@ -224,14 +311,10 @@ class MatVecUnit(wiring.Component):
         m.d.comb += [bias_port.addr.eq(fold[2]), bias_port.en.eq(~stall)]
 
         for p in range(pe):
-            wbits = int(lane_bits[p])
-            products = [Signal(signed(wbits + self._in_bits + 1), name=f"prod{p}_{s}")
-                        for s in range(simd)]
             dot = Signal(acc_shape, name=f"dot{p}")
             acc = Signal(acc_shape, name=f"acc{p}")
             with m.If(~stall):
-                m.d.sync += [products[s].eq(weights[p][s] * x[s]) for s in range(simd)]
-                m.d.sync += dot.eq(tree_sum(products))
+                m.d.sync += dot.eq(tree_sum(products[p]))
             start = bias_port.data.word_select(p, self._acc_bits).as_signed()
             total = Signal(acc_shape, name=f"sum{p}")
             m.d.comb += total.eq(Mux(first[3], start, acc) + dot)

@@ -74,15 +74,17 @@ class WidthConverter(wiring.Component):
                                 m.d.sync += parts[n].eq(i.payload.as_value())
             return m
         k = self._in_count // self._out_count
+        # The held beat shifts down one part per output beat: no variable-index multiplexer
+        # (whose index scaling synthesis could map onto a DSP).
         held = Signal.like(i.payload.as_value())
         full = Signal()
         index = Signal(range(k))
         width = len(o.payload.as_value())
-        m.d.comb += [o.valid.eq(full), o.payload.eq(held.word_select(index, width))]
+        m.d.comb += [o.valid.eq(full), o.payload.eq(held[:width])]
         done = o.ready & (index == k - 1)
         m.d.comb += i.ready.eq(~full | done)
         with m.If(o.valid & o.ready):
-            m.d.sync += index.eq(index + 1)
+            m.d.sync += [index.eq(index + 1), held.eq(held >> width)]
             with m.If(index == k - 1):
                 m.d.sync += [index.eq(0), full.eq(0)]
         with m.If(i.valid & i.ready):

@@ -61,12 +61,12 @@ def test_corrupt_model_file(tmp_path, capsys):
 
 def test_unsupported_op(tmp_path, capsys):
     graph = random_mlp(0)
-    graph.nodes.insert(1, quant.Node("pool1", "maxpool2d", ["fc1"], {}, {}))
+    graph.nodes.insert(1, quant.Node("rnn1", "lstm", ["fc1"], {}, {}))
     graph.nodes.insert(3, quant.Node("odd", "softmax", ["act1"], {}, {}))
     path = tmp_path / "unsupported.qgraph"
     g._write(graph, path)
     code, _, err = run(["generate", path, "-o", tmp_path / "rtl"], capsys)
-    assert_clean_error(code, err, r"layer 'pool1': operation 'maxpool2d' is not supported")
+    assert_clean_error(code, err, r"layer 'rnn1': operation 'lstm' is not supported")
     assert "layer 'odd': operation 'softmax' is not supported" in err
     assert not (tmp_path / "rtl").exists()
 

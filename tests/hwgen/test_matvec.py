@@ -73,6 +73,57 @@ def test_matvec_matches_numpy(case, backpressure):
                           f"{expected[tuple(bad[0])]}, got {got[tuple(bad[0])]} (seed {seed})")
 
 
+PACKED_CASES = [
+    # out, in, pe, simd, lane bits, in_bits, in_signed, lut_lanes
+    (8, 6, 8, 2, [4, 4, 4, 8, 4, 4, 4, 8], 5, False, {}),
+    (8, 6, 8, 3, [4, 4, 4, 8, 4, 4, 4, 8], 5, False, {4: 2}),
+    (6, 4, 6, 1, [2, 3, 4, 5, 6, 7], 4, True, {}),
+    (4, 8, 4, 4, [8, 8, 8, 8], 8, False, {8: 1}),
+    (9, 3, 9, 3, [4] * 9, 8, True, {}),
+]
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("device", ["xc7", "xcup", "ecp5"])
+@pytest.mark.parametrize("case", PACKED_CASES, ids=lambda c: "o{}_i{}_pe{}_simd{}_a{}{}_lut{}".format(
+    c[0], c[1], c[2], c[3], c[5], "s" if c[6] else "u", sum(c[7].values())))
+def test_packed_matvec_matches_numpy(case, device, backpressure):
+    """DSP-packed lanes (and some LUT lanes) are exact, extremes included."""
+    out_features, in_features, pe, simd, bits, in_bits, in_signed, lut_lanes = case
+    seed = PACKED_CASES.index(case)
+    rng = np.random.default_rng(seed)
+    weight, bias, weight_bits = random_layer(rng, out_features, in_features, bits, in_bits,
+                                             in_signed)
+    extreme_w, _, _ = random_layer(rng, out_features, in_features, bits, in_bits, in_signed,
+                                   extreme=True)
+    weight[: out_features // 2] = extreme_w[: out_features // 2]
+    x = np.vstack([vectors(rng, 4, in_features, in_bits, in_signed),
+                   vectors(rng, 4, in_features, in_bits, in_signed, extreme=True)])
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=in_bits,
+                      in_signed=in_signed, pe=pe, simd=simd, multiplier=device,
+                      lut_lanes=lut_lanes)
+    assert unit.lut_lane_count == sum(lut_lanes.values())
+    got, _ = rtl_matvec(unit, x, backpressure, seed)
+    expected = ref_matvec(weight, bias, x)
+    bad = np.argwhere(got != expected)
+    assert not bad.size, (f"vector {bad[0][0]} output {bad[0][1]}: expected "
+                          f"{expected[tuple(bad[0])]}, got {got[tuple(bad[0])]} (seed {seed})")
+
+
+def test_packed_matvec_dsp_count():
+    """W4A5 on DSP48E2 packs 3 lanes per DSP: 7 lanes need 3 DSPs per input element."""
+    weight_bits = np.array([4] * 7 + [8])
+    unit = MatVecUnit(weight=np.zeros((8, 4), np.int64), bias=np.zeros(8, np.int64),
+                      weight_bits=weight_bits, in_bits=5, in_signed=False, pe=8, simd=2,
+                      multiplier="xcup")
+    # 7 four-bit lanes in packs of 3 (3 DSPs), one 8-bit lane alone (1 DSP), per element.
+    assert unit.dsp_count == (3 + 1) * 2
+    lut = MatVecUnit(weight=np.zeros((8, 4), np.int64), bias=np.zeros(8, np.int64),
+                     weight_bits=weight_bits, in_bits=5, in_signed=False, pe=8, simd=2,
+                     multiplier="xcup", lut_lanes={4: 1})
+    assert lut.dsp_count == (2 + 1) * 2 and lut.lut_lane_count == 1
+
+
 def test_matvec_extremes_reach_accumulator_bounds():
     """All weights at ±max and inputs at the range ends: the accumulator must not wrap."""
     rng = np.random.default_rng(7)
@@ -125,12 +176,16 @@ def test_matvec_rejects_bad_folding():
 
 @pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
 @pytest.mark.parametrize("out_signed", [False, True], ids=["unsigned", "signed"])
-def test_requantizer_matches_numerics(out_signed, backpressure):
+@pytest.mark.parametrize("geometry,in_bits,m_bits", [
+    ("xc7", 14, 12), ("xc7", 40, 20), ("ecp5", 30, 16), ("xcup", 27, 17)])
+def test_requantizer_matches_numerics(out_signed, backpressure, geometry, in_bits, m_bits):
     rng = np.random.default_rng(11)
-    channels, lanes, in_bits = 12, 4, 14
-    multiplier = rng.integers(1, 1 << 12, channels)
-    block = Requantizer(multiplier=multiplier, shift=13, in_bits=in_bits, lanes=lanes,
-                        out_bits=5, out_signed=out_signed)
+    channels, lanes = 12, 4
+    multiplier = rng.integers(1, 1 << m_bits, channels)
+    multiplier[[1, 5, 9]] = 8  # lane 1: the same power of two in every fold, a shift
+    multiplier[[2, 6]] = 3     # lane 2: a constant in two folds only
+    block = Requantizer(multiplier=multiplier, shift=in_bits // 2 + 3, in_bits=in_bits,
+                        lanes=lanes, out_bits=5, out_signed=out_signed, geometry=geometry)
     lo, hi = numerics.int_range(in_bits, True)
     acc = np.vstack([rng.integers(lo, hi + 1, (5, channels)), np.full(channels, lo),
                      np.full(channels, hi), np.zeros(channels, np.int64)])
@@ -138,6 +193,15 @@ def test_requantizer_matches_numerics(out_signed, backpressure):
                         out_bits=5, out_signed=out_signed, out_count=lanes,
                         backpressure=backpressure, seed=11)
     np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
+
+
+def test_requantizer_dsp_count_splits_wide_products():
+    # 40-bit accumulators on a 25x18 multiplier: pieces of 24, then 16 signed bits -> 2; a
+    # 20-bit multiplier needs 2 pieces of at most 17 bits -> 4 DSPs per multiplying lane.
+    multiplier = np.array([3, 8, (1 << 20) - 1, 5])
+    block = Requantizer(multiplier=multiplier, shift=10, in_bits=40, lanes=4, out_bits=5,
+                        geometry="xc7")
+    assert block.dsp_count == 1 * 2 + 0 + 2 * 2 + 1 * 2
 
 
 @pytest.mark.parametrize("in_count,out_count", [(2, 6), (6, 2), (3, 3), (1, 4), (4, 1)])
