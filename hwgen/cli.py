@@ -93,6 +93,38 @@ def cmd_simulate(args):
     return 0
 
 
+def cmd_packing(args):
+    from .packing import lane_table, plan_lanes
+    if (args.weight_bits is None) != (args.act_bits is None):
+        raise ValueError("--weight-bits and --act-bits go together; give both or neither")
+    if args.weight_bits is not None:
+        plan = plan_lanes(args.device, args.weight_bits, args.act_bits,
+                          act_signed=args.act_signed)
+        rows = [{"weight_bits": plan.weight_bits, "act_bits": plan.act_bits,
+                 "lanes": plan.lanes, "field_bits": plan.field_bits, "scheme": plan.scheme,
+                 "finn_lanes": plan.finn_lanes}]
+    else:
+        rows = lane_table(args.device, act_signed=args.act_signed)
+    if args.json:
+        print(json.dumps({"device": args.device, "act_signed": args.act_signed, "rows": rows},
+                         indent=2))
+        return 0
+    if len(rows) == 1:
+        r = rows[0]
+        print(f"W{r['weight_bits']}A{r['act_bits']} on {args.device}: {r['lanes']} lanes "
+              f"(FINN formula {r['finn_lanes']}), {r['field_bits']}-bit fields, "
+              f"scheme {r['scheme']}")
+        return 0
+    bits = sorted({r["weight_bits"] for r in rows})
+    table = {(r["weight_bits"], r["act_bits"]): r for r in rows}
+    print(f"lanes per multiplier on {args.device}, ours/FINN (rows W, columns A)")
+    print("W\\A " + "".join(f"{a:>7}" for a in bits))
+    for w in bits:
+        print(f"{w:>4} " + "".join(f"{table[w, a]['lanes']:>4}/{table[w, a]['finn_lanes']:<2}"
+                                   for a in bits))
+    return 0
+
+
 def cmd_demo(args):
     from .demo import run_demo
     run_demo(out_dir=Path(args.out), images=args.images, epochs=args.epochs,
@@ -147,6 +179,15 @@ def build_parser():
     p.add_argument("--folding", metavar="SPEC",
                    help="NAME=PExSIMD,... or a JSON file (default: automatic)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("packing", help="lanes per DSP for weight/activation widths")
+    p.add_argument("--device", choices=["xc7", "xcup", "ecp5"], default="xcup",
+                   help="multiplier family (default: %(default)s)")
+    p.add_argument("--weight-bits", type=int, metavar="W", help="one weight width")
+    p.add_argument("--act-bits", type=int, metavar="A", help="one activation width")
+    p.add_argument("--act-signed", action="store_true", help="signed activations")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_packing)
 
     p = sub.add_parser("inspect", help="layers, shapes, MACs and per-filter precision")
     p.add_argument("model", metavar="MODEL.qgraph")

@@ -1,5 +1,6 @@
 """The hwgen command: every bad input gets one clear line, exit code 1, and no output files."""
 
+import json
 import re
 
 import numpy as np
@@ -116,3 +117,19 @@ def test_bad_inputs_are_rejected_before_simulation(model, tmp_path, capsys, bad,
 def test_missing_inputs_file(model, tmp_path, capsys):
     code, _, err = run(["simulate", model, "--inputs", tmp_path / "none.npy"], capsys)
     assert_clean_error(code, err, r"inputs file .*none.npy does not exist")
+
+
+def test_packing_table_json(capsys):
+    code, out, _ = run(["packing", "--device", "xcup", "--json"], capsys)
+    assert code == 0
+    rows = {(r["weight_bits"], r["act_bits"]): r for r in json.loads(out)["rows"]}
+    assert len(rows) == 49
+    assert rows[4, 4]["finn_lanes"] == 4 and rows[4, 5]["finn_lanes"] == 3
+    assert all(r["lanes"] >= r["finn_lanes"] for r in rows.values())
+
+
+def test_packing_rejects_widths_the_port_cannot_hold(capsys):
+    code, _, err = run(["packing", "--device", "ecp5", "--weight-bits", "8", "--act-bits", "20"],
+                       capsys)
+    assert_clean_error(code, err, r"W8A20 needs a 20-bit unsigned activation in the 18-bit "
+                                  r"signed B port of MULT18X18D")
