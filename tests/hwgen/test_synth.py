@@ -91,3 +91,17 @@ def test_classify_cells():
                       "SRL": 1, "MUXF": 1}
     assert classify_cells({"MULT18X18D": 2, "LUT4": 9, "TRELLIS_FF": 4, "CCU2C": 3,
                            "DP16KD": 1, "TRELLIS_DPR16X4": 2, "PFUMX": 1})["LUT"] == 9
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["xcup", "xc7"])
+def test_mixed_precision_layer_synthesizes_to_the_predicted_dsp_count(family):
+    """A whole FILM-QNN layer (4-bit and 8-bit filters, a requantizer): planner == yosys."""
+    from hwgen import compile_graph
+
+    from .graphs import random_mlp
+    graph = random_mlp(5, sizes=(12, 16, 4), high=(4, 1))
+    acc = compile_graph(graph, {"fc1": (8, 3), "fc2": (4, 2)}, device=family)
+    assert acc.dsp_count > 0
+    result = synthesize(acc, family)
+    assert result["cells"].get(DSP_CELL[family]) == acc.dsp_count, result["cells"]
