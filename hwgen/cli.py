@@ -21,6 +21,10 @@ def _load(path):
     return quant.load(path)
 
 
+def _device(text):
+    return None if text == "none" else text
+
+
 def _parse_folding(text):
     """``fc1=16x4,fc2=8x1`` or a JSON file ``{"fc1": [16, 4]}`` into ``{name: (pe, simd)}``."""
     if text is None:
@@ -64,7 +68,7 @@ def cmd_generate(args):
     from .generate import generate
     graph = _load(args.model)
     meta = generate(graph, args.out, folding=_parse_folding(args.folding),
-                    mac_budget=args.mac_budget)
+                    mac_budget=args.mac_budget, device=_device(args.device))
     print(meta["verilog"])
     print(str(Path(args.out) / "metadata.json"))
     print(f"cycles per frame (model): {meta['cycles_per_frame']}", file=sys.stderr)
@@ -72,6 +76,7 @@ def cmd_generate(args):
 
 
 def cmd_simulate(args):
+    import quant
     import sim
     graph = _load(args.model)
     try:
@@ -80,9 +85,14 @@ def cmd_simulate(args):
         raise FileNotFoundError(f"inputs file {args.inputs} does not exist") from None
     except (OSError, ValueError) as e:
         raise ValueError(f"{args.inputs} is not a valid .npy file ({e})") from None
+    import hwgen
+    if not inputs.size or inputs.ndim == 0:
+        raise ValueError(f"{args.inputs} holds no inputs")
+    quant.golden.check_inputs(graph, inputs)  # bad inputs fail before any hardware is built
+    design = hwgen.generate(graph, Path(args.out) / "rtl", folding=_parse_folding(args.folding),
+                            device=_device(args.device))
     result = sim.simulate(graph, inputs, out_dir=Path(args.out), simulator=args.sim,
-                          backpressure=args.backpressure, seed=args.seed,
-                          folding=_parse_folding(args.folding))
+                          backpressure=args.backpressure, seed=args.seed, design=design)
     np.save(Path(args.out) / "outputs.npy", result.outputs)
     report = {"images": len(result.outputs), "outputs_compared": result.outputs_compared,
               "mismatches": result.mismatches, "cycles_per_frame": result.cycles_per_frame,
@@ -160,6 +170,9 @@ def build_parser():
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--folding", metavar="SPEC",
                    help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
+                   help="multiplier family MAC lanes are packed onto; none: LUTs only "
+                        "(default: %(default)s)")
     p.add_argument("--mac-budget", type=int, default=64, metavar="N",
                    help="MACs per cycle of the largest layer when folding automatically "
                         "(default: %(default)s)")
@@ -178,6 +191,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--folding", metavar="SPEC",
                    help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
+                   help="multiplier family MAC lanes are packed onto (default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("packing", help="lanes per DSP for weight/activation widths")
