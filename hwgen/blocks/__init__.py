@@ -1,7 +1,14 @@
 """Streaming hardware blocks (Amaranth components with stream interfaces)."""
 
+from .add import Add
+from .depthwise import DepthwiseUnit
+from .fifo import StreamFifo
 from .matvec import MatVecUnit
+from .packed import PackedMultiplier
+from .pool import GlobalSumPool, MaxPool, SumPool
 from .requantizer import Requantizer
 from .stream import WidthConverter
+from .window import SlidingWindow, im2col
 
-__all__ = ["MatVecUnit", "Requantizer", "WidthConverter"]
+__all__ = ["Add", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
+           "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WidthConverter", "im2col"]

@@ -1,0 +1,113 @@
+"""Add: the exact elementwise sum of two streams (the join of a residual connection)."""
+
+import numpy as np
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from quant import numerics
+
+from ..errors import FoldingError
+from ._util import divisors, element_shape
+from .window import _count, _shape
+
+__all__ = ["Add"]
+
+
+class Add(wiring.Component):
+    """``y = x + skip`` element by element, exact, ``lanes`` elements per beat.
+
+    The two inputs may have different element widths and signedness; the output is wide
+    enough for every sum: ``[lo_x + lo_skip, hi_x + hi_skip]`` gives ``out_bits`` and
+    ``out_signed``. A beat is taken from both inputs in the same cycle, and only then; one
+    register stage, one beat per cycle. On a residual connection the skip input comes through
+    a :class:`~hwgen.blocks.fifo.StreamFifo` deep enough to hold the beats that enter the block
+    while the main branch produces its first ones.
+
+    Parameters
+    ----------
+    elements : int
+        Elements per frame (``channels * height * width``).
+    lanes : int
+        Elements per beat; divides ``elements``.
+    shape, skip_shape : Amaranth shapes
+        Element types of ``i_stream`` and ``i_skip`` (``skip_shape`` defaults to ``shape``).
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, lanes)))
+    i_skip : In(stream.Signature(ArrayLayout(skip_shape, lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(out_shape, lanes)))
+    """
+
+    def __init__(self, *, elements, lanes, shape, skip_shape=None, name="add"):
+        elements = _count("elements", elements, name)
+        lanes = _count("lanes", lanes, name)
+        shape = _shape("shape", shape, name)
+        skip_shape = shape if skip_shape is None else _shape("skip_shape", skip_shape, name)
+        if elements % lanes:
+            raise FoldingError(f"layer '{name}': lanes {lanes} does not divide elements "
+                               f"{elements}; choose one of "
+                               f"{', '.join(map(str, divisors(elements)))}")
+        lo_x, hi_x = numerics.int_range(shape.width, shape.signed)
+        lo_s, hi_s = numerics.int_range(skip_shape.width, skip_shape.signed)
+        self._out_shape = element_shape(*numerics.bits_for_range(lo_x + lo_s, hi_x + hi_s))
+        self._elements, self._lanes, self._name = elements, lanes, name
+        self._shape, self._skip_shape = shape, skip_shape
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, lanes))),
+            "i_skip": In(stream.Signature(data.ArrayLayout(skip_shape, lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, lanes))),
+        })
+
+    elements = property(lambda self: self._elements)
+    lanes = property(lambda self: self._lanes)
+    shape = property(lambda self: self._shape)
+    skip_shape = property(lambda self: self._skip_shape)
+    out_shape = property(lambda self: self._out_shape)
+    out_bits = property(lambda self: self._out_shape.width)
+    out_signed = property(lambda self: self._out_shape.signed)
+    beats_per_frame = property(lambda self: self._elements // self._lanes)
+    latency = 1
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame: one per beat."""
+        return self.beats_per_frame
+
+    def beat_times(self, times, skip_times=None):
+        """Output beat cycles, given the cycles each beat is offered on both inputs.
+
+        A beat leaves one cycle after both its halves are there (and after the previous beat);
+        ``skip_times`` defaults to "always there".
+        """
+        out, last = [], -1
+        for k, t in enumerate(times):
+            start = max(t, skip_times[k] if skip_times is not None else t, last)
+            out.append(start + 1)
+            last = start + 1
+        return out
+
+    def reference(self, x, skip):
+        x, skip = np.asarray(x, dtype=np.int64), np.asarray(skip, dtype=np.int64)
+        if x.shape != skip.shape:
+            raise ValueError(f"layer '{self._name}': inputs must have equal shapes, not "
+                             f"{x.shape} and {skip.shape}")
+        return x + skip
+
+    def elaborate(self, platform):
+        m = Module()
+        x, skip, o = self.i_stream, self.i_skip, self.o_stream
+        room = Signal()
+        m.d.comb += [
+            room.eq(~o.valid | o.ready),
+            x.ready.eq(skip.valid & room),
+            skip.ready.eq(x.valid & room),
+        ]
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(x.valid & skip.valid & room):
+            m.d.sync += o.valid.eq(1)
+            m.d.sync += [o.payload[p].eq(x.payload[p] + skip.payload[p])
+                         for p in range(self._lanes)]
+        return m

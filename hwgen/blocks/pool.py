@@ -1,0 +1,297 @@
+"""Pooling: MaxPool, SumPool (windowed) and GlobalSumPool on HWC streams."""
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from quant import numerics
+
+from ..errors import FoldingError
+from ._util import divisors, element_shape
+from .window import SlidingWindow, _count, _pair, _shape, im2col
+
+__all__ = ["MaxPool", "SumPool", "GlobalSumPool"]
+
+
+class FoldPartials:
+    """One partial result per channel fold, for beats that visit folds ``0, 1, ...`` in turn.
+
+    ``head`` is the partial of ``fold``, the fold of the beat in the consuming stage;
+    ``write(value)`` replaces it when that beat is done (``commit``). ``advance`` says the
+    stage holds the beat of fold ``next_fold`` in the next cycle (else it keeps ``fold``). One
+    fold is a register; more are a memory read one cycle ahead (two beats in a row never have
+    the same fold, so the fold just written is never the one being read: no bypass).
+    """
+
+    def __init__(self, m, *, folds, shape, fold, next_fold, advance, commit, name):
+        self.head = Signal(shape, name=f"{name}_head")
+        self._m, self._commit = m, commit
+        if folds == 1:
+            self._wr = None
+            return
+        store = Memory(shape=unsigned(len(self.head.as_value())), depth=folds, init=[])
+        m.submodules[name] = store
+        self._wr, rd = store.write_port(), store.read_port()
+        m.d.comb += [
+            rd.addr.eq(Mux(advance, next_fold, fold)),
+            self.head.eq(rd.data),
+            self._wr.addr.eq(fold),
+            self._wr.en.eq(commit),
+        ]
+
+    def write(self, value):
+        if self._wr is None:
+            with self._m.If(self._commit):
+                self._m.d.sync += self.head.eq(value)
+        else:
+            self._m.d.comb += self._wr.data.eq(value)
+
+
+class _Reduce(wiring.Component):
+    """Per-channel max or sum over groups of ``count`` pixels, ``simd`` channels per beat.
+
+    Input beats come in (pixel, fold) order, ``count * folds`` beats per group; each group's
+    last pixel sends one output beat per fold, one cycle after it arrives.
+    """
+
+    def __init__(self, *, count, folds, simd, in_shape, out_shape, op):
+        self._count, self._folds, self._op = count, folds, op
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(in_shape, simd))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(out_shape, simd))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i_stream, self.o_stream
+        count, folds = self._count, self._folds
+        pixel, fold = Signal(range(count)), Signal(range(folds))
+        first, last = pixel == 0, pixel == count - 1
+        m.d.comb += i.ready.eq(~last | ~o.valid | o.ready)
+        take = i.valid & i.ready
+        lanes = o.payload.shape().length
+        partials = FoldPartials(m, folds=folds, shape=o.payload.shape(), fold=fold,
+                                next_fold=Mux(fold == folds - 1, 0, fold + 1), advance=take,
+                                commit=take, name="partials")
+        value = Signal(o.payload.shape())
+        for p in range(lanes):
+            x, acc = i.payload[p], partials.head[p]
+            if self._op == "max":
+                combined = Mux(acc > x, acc, x)
+            else:
+                combined = acc + x
+            m.d.comb += value[p].eq(Mux(first, x, combined))
+        partials.write(value)
+
+        with m.If(o.ready):
+            m.d.sync += o.valid.eq(0)
+        with m.If(take):
+            with m.If(fold == folds - 1):
+                m.d.sync += [fold.eq(0), pixel.eq(Mux(last, 0, pixel + 1))]
+            with m.Else():
+                m.d.sync += fold.eq(fold + 1)
+            with m.If(last):
+                m.d.sync += [o.valid.eq(1), o.payload.eq(value)]
+        return m
+
+
+def _last_beats(times, count, folds):
+    """Cycles of the beats that end a group (the last pixel of each window), plus one."""
+    times = np.asarray(times, dtype=np.int64).reshape(-1, count, folds)
+    return (times[:, -1, :].ravel() + 1).tolist()
+
+
+class _WindowPool(wiring.Component):
+    """A SlidingWindow (no padding) followed by a per-channel reduction over each window."""
+
+    _op = None
+
+    def __init__(self, *, channels, height, width, kernel, stride=None, shape, simd=1,
+                 name="pool"):
+        kernel = _pair("kernel", kernel, 1, name)
+        stride = kernel if stride is None else _pair("stride", stride, 1, name)
+        self._window = SlidingWindow(channels=channels, height=height, width=width,
+                                     kernel=kernel, stride=stride, padding=0, shape=shape,
+                                     simd=simd, name=name)
+        self._name = name
+        in_shape = self._window.shape
+        self._out_shape = self._output_shape(in_shape, kernel[0] * kernel[1])
+        self._reduce = _Reduce(count=kernel[0] * kernel[1], folds=channels // simd, simd=simd,
+                               in_shape=in_shape, out_shape=self._out_shape, op=self._op)
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(in_shape, simd))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, simd))),
+        })
+
+    channels = property(lambda self: self._window.channels)
+    height = property(lambda self: self._window.height)
+    width = property(lambda self: self._window.width)
+    kernel = property(lambda self: self._window.kernel)
+    stride = property(lambda self: self._window.stride)
+    simd = property(lambda self: self._window.simd)
+    shape = property(lambda self: self._window.shape)
+    out_height = property(lambda self: self._window.out_height)
+    out_width = property(lambda self: self._window.out_width)
+    in_beats = property(lambda self: self._window.in_beats)
+    buffer_rows = property(lambda self: self._window.buffer_rows)
+    buffer_depth = property(lambda self: self._window.buffer_depth)
+    buffer_bits = property(lambda self: self._window.buffer_bits)
+    out_bits = property(lambda self: self._out_shape.width)
+    out_signed = property(lambda self: self._out_shape.signed)
+    out_shape = property(lambda self: self._out_shape)
+
+    @property
+    def out_beats(self):
+        return self.out_height * self.out_width * self.channels // self.simd
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame: the window's, ``max(in_beats, windows * kh * kw *
+        channels / simd)`` (``in_beats`` when the windows do not overlap)."""
+        return self._window.cycles_per_frame
+
+    def beat_times(self, times):
+        """Output beat cycles of one frame into the empty block, output always ready."""
+        k = self.kernel[0] * self.kernel[1]
+        return _last_beats(self._window.beat_times(times), k, self.channels // self.simd)
+
+    def _windows(self, x):
+        """``(..., C, out_h, out_w, kh * kw)`` windows of a ``(..., C, H, W)`` input."""
+        x = np.asarray(x, dtype=np.int64)
+        cols = im2col(x, self.kernel, self.stride, 0)               # (..., oh, ow, K*C)
+        cols = cols.reshape(cols.shape[:-1] + (-1, self.channels))  # (..., oh, ow, K, C)
+        return np.moveaxis(cols, -1, -4)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = self._window
+        m.submodules.reduce = self._reduce
+        wiring.connect(m, wiring.flipped(self.i_stream), self._window.i_stream)
+        wiring.connect(m, producer=self._window.o_stream, consumer=self._reduce.i_stream)
+        wiring.connect(m, producer=self._reduce.o_stream, consumer=wiring.flipped(self.o_stream))
+        return m
+
+
+class MaxPool(_WindowPool):
+    """Per-channel maximum over each ``kernel`` window (no padding, floor mode).
+
+    A :class:`SlidingWindow` presents each window (``stride`` defaults to ``kernel``; the
+    windows may overlap); a comparator per lane keeps one running maximum per channel fold.
+    The input is an HWC stream of ``simd`` channels per beat, and so is the output: one beat
+    per channel fold per output pixel. Elements keep their type, signed or unsigned. 1-D:
+    ``height=1, kernel=(1, k)``.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
+    o_stream : Out(stream.Signature(ArrayLayout(shape, simd)))
+    """
+
+    _op = "max"
+
+    @staticmethod
+    def _output_shape(shape, count):
+        return shape
+
+    def reference(self, x):
+        """``(..., C, H, W)`` to ``(..., C, out_h, out_w)``."""
+        return self._windows(x).max(axis=-1)
+
+
+class SumPool(_WindowPool):
+    """Per-channel exact sum over each ``kernel`` window (no padding, floor mode).
+
+    The integer form of average pooling: the division by ``kh * kw`` belongs to the next
+    Requantizer's scale. Built like :class:`MaxPool`. The output is wide enough for any window:
+    ``[kh*kw*lo, kh*kw*hi]`` for inputs in ``[lo, hi]`` (``out_bits``, ``out_signed``).
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
+    o_stream : Out(stream.Signature(ArrayLayout(out_shape, simd)))
+    """
+
+    _op = "sum"
+
+    @staticmethod
+    def _output_shape(shape, count):
+        lo, hi = numerics.int_range(shape.width, shape.signed)
+        return element_shape(*numerics.bits_for_range(count * lo, count * hi))
+
+    def reference(self, x):
+        """``(..., C, H, W)`` to ``(..., C, out_h, out_w)``."""
+        return self._windows(x).sum(axis=-1)
+
+
+class GlobalSumPool(wiring.Component):
+    """Per-channel exact sum over all pixels of a frame (global average pooling, undivided).
+
+    The input is an HWC stream (``simd`` channels per beat, ``height * width`` pixels); the
+    output is the vector of ``channels`` sums, ``simd`` per beat, each sent one cycle after the
+    last pixel's beat of its channels. The sums need ``out_bits`` bits: ``[P*lo, P*hi]`` for
+    ``P`` pixels with inputs in ``[lo, hi]``. One running sum per channel fold (a register, or a
+    memory of ``channels / simd`` words).
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
+        ``height * width * channels / simd`` beats per frame.
+    o_stream : Out(stream.Signature(ArrayLayout(out_shape, simd)))
+        ``channels / simd`` beats per frame.
+    """
+
+    def __init__(self, *, channels, height, width, shape, simd=1, name="global_pool"):
+        channels = _count("channels", channels, name)
+        height = _count("height", height, name)
+        width = _count("width", width, name)
+        shape = _shape("shape", shape, name)
+        simd = _count("simd", simd, name)
+        if channels % simd:
+            raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
+                               f"{channels}; choose one of "
+                               f"{', '.join(map(str, divisors(channels)))}")
+        self._channels, self._height, self._width = channels, height, width
+        self._shape, self._simd, self._name = shape, simd, name
+        lo, hi = numerics.int_range(shape.width, shape.signed)
+        pixels = height * width
+        self._out_shape = element_shape(*numerics.bits_for_range(pixels * lo, pixels * hi))
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, simd))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, simd))),
+        })
+
+    channels = property(lambda self: self._channels)
+    height = property(lambda self: self._height)
+    width = property(lambda self: self._width)
+    shape = property(lambda self: self._shape)
+    simd = property(lambda self: self._simd)
+    out_shape = property(lambda self: self._out_shape)
+    out_bits = property(lambda self: self._out_shape.width)
+    out_signed = property(lambda self: self._out_shape.signed)
+    in_beats = property(lambda self: self._height * self._width * self._channels // self._simd)
+    out_beats = property(lambda self: self._channels // self._simd)
+    latency = 1
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame: one per input beat."""
+        return self.in_beats
+
+    def beat_times(self, times):
+        """Output beat cycles of one frame, given its input beat cycles (output always ready)."""
+        return _last_beats(times, self._height * self._width, self._channels // self._simd)
+
+    def reference(self, x):
+        """``(..., C, H, W)`` to ``(..., C)``."""
+        return np.asarray(x, dtype=np.int64).sum(axis=(-2, -1))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.reduce = reduce = _Reduce(
+            count=self._height * self._width, folds=self._channels // self._simd,
+            simd=self._simd, in_shape=self._shape, out_shape=self._out_shape, op="sum")
+        wiring.connect(m, wiring.flipped(self.i_stream), reduce.i_stream)
+        wiring.connect(m, producer=reduce.o_stream, consumer=wiring.flipped(self.o_stream))
+        return m

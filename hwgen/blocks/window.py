@@ -1,0 +1,500 @@
+"""SlidingWindow: line buffers that turn a feature-map stream into convolution windows."""
+
+import bisect
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Shape, ShapeCastable, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..errors import FoldingError
+from ._util import divisors
+
+__all__ = ["SlidingWindow", "im2col"]
+
+
+def _where(layer):
+    return f"layer '{layer}': " if layer is not None else ""
+
+
+def _pair(name, value, minimum, layer):
+    """``value`` (an int or two ints) as a pair of ints ``>= minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = None
+    if (pair is None or len(pair) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in pair)):
+        raise TypeError(f"{_where(layer)}{name} must be an integer or a pair of integers, "
+                        f"not {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{_where(layer)}{name} must be at least {minimum}, not {value!r}")
+    return tuple(int(v) for v in pair)
+
+
+def _count(name, value, layer, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{_where(layer)}{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{_where(layer)}{name} must be at least {minimum}, not {value}")
+    return int(value)
+
+
+def _shape(name, value, layer):
+    if not isinstance(value, (Shape, ShapeCastable, int, range)) or isinstance(value, bool):
+        raise TypeError(f"{_where(layer)}{name} must be an Amaranth shape such as "
+                        f"unsigned(8) or signed(5), not {value!r}")
+    shape = Shape.cast(value)
+    if shape.width < 1:
+        raise ValueError(f"{_where(layer)}{name} must be at least 1 bit wide, not {shape!r}")
+    return shape
+
+
+def im2col(x_chw, kernel, stride=1, padding=0):
+    """Convolution windows of a ``(..., C, H, W)`` (or 1-D ``(..., C, L)``) integer array.
+
+    ``kernel``, ``stride`` and ``padding`` are an int (the same on each spatial axis) or one
+    int per spatial axis; a 1-D input needs a 1-element kernel or an int. Padding adds integer
+    zeros on both sides of each axis. The result has shape ``(..., H_out, W_out, kh*kw*C)``
+    (or ``(..., L_out, k*C)``): output pixels in raster order, and each window in
+    ``(ky, kx, c)`` order, the channel fastest. Element ``[..., oy, ox, (ky*kw + kx)*C + c]``
+    is ``x[..., c, oy*sh - ph + ky, ox*sw - pw + kx]`` (0 outside the input).
+    """
+    x = np.asarray(x_chw)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(f"im2col needs an integer array, not {x.dtype}")
+    if not isinstance(kernel, (int, np.integer)) and len(tuple(kernel)) == 1:
+        one = [v if isinstance(v, (int, np.integer)) else tuple(v)[0]
+               for v in (kernel, stride, padding)]
+        cols = im2col(x[..., None, :], (1, one[0]), (1, one[1]), (0, one[2]))
+        return cols[..., 0, :, :]
+    (kh, kw), (sh, sw), (ph, pw) = (_pair(n, v, m, None) for n, v, m in (
+        ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)))
+    if x.ndim < 3:
+        raise ValueError(f"im2col needs an input of shape (..., C, H, W), not {x.shape}")
+    channels, height, width = x.shape[-3:]
+    out_h = (height + 2 * ph - kh) // sh + 1
+    out_w = (width + 2 * pw - kw) // sw + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
+                         f"{height + 2 * ph}x{width + 2 * pw}")
+    padded = np.zeros(x.shape[:-2] + (height + 2 * ph, width + 2 * pw), dtype=np.int64)
+    padded[..., ph:ph + height, pw:pw + width] = x
+    out = np.zeros(x.shape[:-3] + (out_h, out_w, kh, kw, channels), dtype=np.int64)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            patch = padded[..., oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]   # (..., C, kh, kw)
+            out[..., oy, ox, :, :, :] = np.moveaxis(patch, -3, -1)
+    return out.reshape(x.shape[:-3] + (out_h, out_w, kh * kw * channels))
+
+
+class _Geometry:
+    """Window arithmetic shared by the hardware and its cycle model."""
+
+    def __init__(self, height, width, folds, kernel, stride, padding):
+        self.height, self.width, self.folds = height, width, folds
+        (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel, stride, padding
+        self.out_h = (height + 2 * self.ph - self.kh) // self.sh + 1
+        self.out_w = (width + 2 * self.pw - self.kw) // self.sw + 1
+        # Input rows that some window reads: they are the only rows written to the buffer.
+        self.last_row = min(height - 1, (self.out_h - 1) * self.sh - self.ph + self.kh - 1)
+        self.stored = np.array([y <= self.last_row and (y + self.ph) % self.sh < self.kh
+                                for y in range(height)])
+        self.stored_before = np.concatenate([[0], np.cumsum(self.stored)])
+        self.stored_rows = int(self.stored_before[-1])
+        # Stored rows given back after each output row: those the next row no longer reads
+        # (after the last output row, all rows of the frame).
+        firsts = [self.first_row(oy) for oy in range(self.out_h)] + [height]
+        self.release = [int(self.stored_before[firsts[oy + 1]] - self.stored_before[firsts[oy]])
+                        for oy in range(self.out_h)]
+        # Stored rows one window spans: the buffer must hold at least that many.
+        self.window_rows = max(
+            int(self.stored_before[min(height, oy * self.sh - self.ph + self.kh)]
+                - self.stored_before[self.first_row(oy)]) for oy in range(self.out_h))
+        self.in_beats = height * width * folds
+        self.window_beats = self.kh * self.kw * folds
+        self.out_beats = self.out_h * self.out_w * self.window_beats
+        # Input beat read by each output beat of output row 0 (row oy adds oy * sh rows), -1
+        # for padding.
+        ox, ky, kx, cf = np.meshgrid(np.arange(self.out_w), np.arange(self.kh),
+                                     np.arange(self.kw), np.arange(folds), indexing="ij")
+        self._row_ky, self._row_cf = ky.ravel(), cf.ravel()
+        self._row_ix = (ox * self.sw - self.pw + kx).ravel()
+
+    def first_row(self, oy):
+        return max(0, oy * self.sh - self.ph)
+
+    def sources(self, oy):
+        """Input beat index within the frame of each output beat of row ``oy`` (-1: padding)."""
+        iy = oy * self.sh - self.ph + self._row_ky
+        ix = self._row_ix
+        inside = (iy >= 0) & (iy < self.height) & (ix >= 0) & (ix < self.width)
+        return np.where(inside, (iy * self.width + ix) * self.folds + self._row_cf, -1)
+
+    def schedule(self, offers, frames, rows):
+        """Exact transfer cycles of the hardware with a ``rows``-row buffer, output always ready.
+
+        ``offers[i]`` is the first cycle input beat ``i`` (of ``frames`` frames back to back)
+        is offered; an offered beat waits until the block takes it. Returns the input and
+        output transfer cycles (int64 arrays).
+
+        The hardware rules, cycle by cycle:
+
+        - a beat written at cycle ``t`` can be read from cycle ``t + 1``;
+        - the reader issues one output beat per cycle, in order, once the input beat it reads
+          has been written (padding needs nothing), and the output shows it one cycle later;
+        - a frame's first output beat waits until the frame's first input beat is offered, so
+          padding at the top of a frame never runs ahead of the frame;
+        - the first beat of a stored row is taken only while fewer than ``rows`` stored rows
+          are held; the rows an output row gives back are free from the cycle after its last
+          beat is issued.
+        """
+        offers = np.asarray(offers, dtype=np.int64)
+        width_beats = self.width * self.folds
+        taken = np.full(len(offers), -1, dtype=np.int64)
+        next_row, last_take = 0, -1
+        released, released_at = [], []       # cumulative stored rows given back, and when
+
+        def take_rows(upto):                 # input rows [next_row, upto) in global numbering
+            nonlocal next_row, last_take
+            for row in range(next_row, upto):
+                frame, y = divmod(row, self.height)
+                span = slice(row * width_beats, (row + 1) * width_beats)
+                earliest = last_take + 1
+                if self.stored[y]:
+                    g = frame * self.stored_rows + int(self.stored_before[y])
+                    if g - rows + 1 > 0:
+                        k = bisect.bisect_left(released, g - rows + 1)
+                        if k == len(released):
+                            raise RuntimeError("the line buffer deadlocks")
+                        earliest = max(earliest, released_at[k] + 1)
+                index = np.arange(width_beats)
+                z = offers[span] - index
+                z[0] = max(z[0], earliest)
+                taken[span] = index + np.maximum.accumulate(z)
+                last_take = int(taken[span][-1])
+            next_row = max(next_row, upto)
+
+        out = []
+        last_issue, total = -1, 0
+        for frame in range(frames):
+            for oy in range(self.out_h):
+                take_rows(frame * self.height
+                          + min(self.height, oy * self.sh - self.ph + self.kh))
+                src = self.sources(oy)
+                ready = np.where(src >= 0, taken[np.maximum(src, 0) + frame * self.in_beats]
+                                 + 1, -1)
+                index = np.arange(len(src))
+                z = ready - index
+                z[0] = max(z[0], last_issue + 1)
+                if oy == 0:                  # a frame starts once its first beat is offered
+                    start = frame * self.in_beats
+                    z[0] = max(z[0], offers[start], taken[start - 1] + 1 if frame else 0)
+                issue = index + np.maximum.accumulate(z)
+                last_issue = int(issue[-1])
+                total += self.release[oy]
+                released.append(total)
+                released_at.append(last_issue)
+                out.append(issue + 1)
+        take_rows(frames * self.height)
+        return taken, np.concatenate(out)
+
+    def frame_interval(self, rows, frames=5):
+        """Steady-state cycles between frames with the input always offered."""
+        _, out = self.schedule(np.zeros(frames * self.in_beats, dtype=np.int64), frames, rows)
+        ends = out[self.out_beats - 1::self.out_beats]
+        return int(ends[-1] - ends[-2]), np.diff(ends)
+
+
+class SlidingWindow(wiring.Component):
+    """Convolution windows of a feature-map stream, from line buffers in on-chip memory.
+
+    The input is an HWC stream: pixels in raster order (row ``y``, then column ``x``), each
+    pixel as ``channels / simd`` beats of ``simd`` consecutive channels. The output gives, for
+    each output pixel in raster order, its window in ``(ky, kx, c)`` order, ``simd`` elements
+    per beat: ``kh * kw * channels / simd`` beats per output pixel, the rows of
+    :func:`im2col`. Zero padding is produced by the reader, never stored. A 1-D signal of
+    length ``L`` is ``height=1, width=L, kernel=(1, k), padding=(0, p)``.
+
+    The input is consumed once and written into a ring of ``buffer_rows`` rows, each
+    ``width * channels / simd`` words of ``simd`` elements; only rows that some window reads
+    are stored. The reader emits one beat per cycle whenever the beat's input has been
+    written; the writer takes one beat per cycle while a row is free. By default
+    ``buffer_rows`` is the smallest ring that keeps both sides busy, so that a frame takes
+    ``max(in_beats, out_beats)`` cycles in the steady state. It is found with the exact cycle
+    model behind :meth:`beat_times`: typically ``kh`` rows with "same" padding, and up to about
+    ``2 * kh`` without padding, where the first rows of the next frame must be written while the
+    last windows of a frame are still being read. ``buffer_depth`` gives the words.
+
+    Parameters
+    ----------
+    channels, height, width : int
+        Input feature map.
+    kernel, stride, padding : int or (int, int)
+        Window geometry ``(y, x)``; ``padding`` zeros on each side, smaller than the kernel.
+    shape : Amaranth shape
+        Element type, e.g. ``unsigned(5)``.
+    simd : int
+        Channels per beat, in and out; divides ``channels``.
+    buffer_rows : int or None
+        Rows of the line buffer; ``None`` for the smallest full-rate ring. Fewer rows save
+        memory at the cost of throughput (see ``cycles_per_frame``); at least
+        ``window_rows``.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
+        ``in_beats`` beats per frame.
+    o_stream : Out(stream.Signature(ArrayLayout(shape, simd)))
+        ``out_beats`` beats per frame.
+    """
+
+    def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape, simd=1,
+                 buffer_rows=None, name="window"):
+        channels = _count("channels", channels, name)
+        height = _count("height", height, name)
+        width = _count("width", width, name)
+        kernel = _pair("kernel", kernel, 1, name)
+        stride = _pair("stride", stride, 1, name)
+        padding = _pair("padding", padding, 0, name)
+        shape = _shape("shape", shape, name)
+        simd = _count("simd", simd, name)
+        for axis, k, p in zip("yx", kernel, padding):
+            if p >= k:
+                raise ValueError(f"layer '{name}': padding must be smaller than the kernel, "
+                                 f"not {p} for a kernel of {k} along {axis}")
+        if channels % simd:
+            raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
+                               f"{channels}; choose one of "
+                               f"{', '.join(map(str, divisors(channels)))}")
+        padded = (height + 2 * padding[0], width + 2 * padding[1])
+        if kernel[0] > padded[0] or kernel[1] > padded[1]:
+            raise ValueError(f"layer '{name}': kernel {kernel[0]}x{kernel[1]} is larger than "
+                             f"its padded input {padded[0]}x{padded[1]}")
+        geometry = _Geometry(height, width, channels // simd, kernel, stride, padding)
+        target = max(geometry.in_beats, geometry.out_beats)
+        if buffer_rows is None:
+            # The smallest ring whose steady-state frame interval is max(in, out), searched up
+            # to one frame plus one window.
+            for buffer_rows in range(geometry.window_rows,
+                                     geometry.window_rows + geometry.stored_rows + 1):
+                last, intervals = geometry.frame_interval(buffer_rows)
+                if (intervals[-2:] == target).all():
+                    break
+        else:
+            buffer_rows = _count("buffer_rows", buffer_rows, name)
+            if buffer_rows < geometry.window_rows:
+                raise ValueError(f"layer '{name}': buffer_rows must be at least "
+                                 f"{geometry.window_rows} (the rows one window spans), not "
+                                 f"{buffer_rows}")
+            last, _ = geometry.frame_interval(buffer_rows)
+        self._name = name
+        self._channels, self._shape, self._simd = channels, shape, simd
+        self._geometry = geometry
+        self._buffer_rows = buffer_rows
+        self._cycles_per_frame = last
+        layout = data.ArrayLayout(shape, simd)
+        super().__init__({
+            "i_stream": In(stream.Signature(layout)),
+            "o_stream": Out(stream.Signature(layout)),
+        })
+
+    channels = property(lambda self: self._channels)
+    height = property(lambda self: self._geometry.height)
+    width = property(lambda self: self._geometry.width)
+    kernel = property(lambda self: (self._geometry.kh, self._geometry.kw))
+    stride = property(lambda self: (self._geometry.sh, self._geometry.sw))
+    padding = property(lambda self: (self._geometry.ph, self._geometry.pw))
+    shape = property(lambda self: self._shape)
+    simd = property(lambda self: self._simd)
+    out_height = property(lambda self: self._geometry.out_h)
+    out_width = property(lambda self: self._geometry.out_w)
+    in_beats = property(lambda self: self._geometry.in_beats)
+    out_beats = property(lambda self: self._geometry.out_beats)
+    window_beats = property(lambda self: self._geometry.window_beats)
+    window_rows = property(lambda self: self._geometry.window_rows)
+    buffer_rows = property(lambda self: self._buffer_rows)
+
+    @property
+    def buffer_depth(self):
+        """Words of the line buffer (``buffer_rows * width * channels / simd``)."""
+        return self._buffer_rows * self.width * (self._channels // self._simd)
+
+    @property
+    def buffer_bits(self):
+        """Bits of the line buffer (``buffer_depth`` words of ``simd`` elements)."""
+        return self.buffer_depth * self._simd * self._shape.width
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame with the input always offered and the output taken.
+
+        ``max(in_beats, out_beats)`` with the default ``buffer_rows``; with a smaller buffer,
+        what the exact cycle model gives.
+        """
+        return self._cycles_per_frame
+
+    def beat_times(self, times):
+        """Output beat cycles of one frame into the empty block, output always ready.
+
+        ``times[i]`` is the cycle input beat ``i`` is offered; a beat the block is not ready
+        for waits (the line buffer is full), and the beats after it wait in turn.
+        """
+        if len(times) != self.in_beats:
+            raise ValueError(f"layer '{self._name}': times must have {self.in_beats} entries "
+                             f"(one per input beat), not {len(times)}")
+        _, out = self._geometry.schedule(times, 1, self._buffer_rows)
+        return out.tolist()
+
+    def input_times(self, times):
+        """Cycles the input beats of one frame are taken, when offered at ``times``."""
+        taken, _ = self._geometry.schedule(times, 1, self._buffer_rows)
+        return taken.tolist()
+
+    def reference(self, x):
+        """Windows of ``(..., channels, height, width)`` inputs, as :func:`im2col`."""
+        return im2col(x, self.kernel, self.stride, self.padding)
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self._geometry
+        height, width, folds = g.height, g.width, g.folds
+        kh, kw, sh, sw, ph, pw = g.kh, g.kw, g.sh, g.sw, g.ph, g.pw
+        rows = self._buffer_rows
+        row_words = width * folds
+        depth = rows * row_words
+        word = self._simd * self._shape.width
+
+        m.submodules.lines = lines = Memory(shape=unsigned(word), depth=depth, init=[])
+        wr, rd = lines.write_port(), lines.read_port()
+        i, o = self.i_stream, self.o_stream
+
+        # Rows held for the reader, counted from the first row its current output row reads:
+        # complete stored rows written minus rows given back (-1 while the reader has given
+        # back the row still being written, whose tail no window reads).
+        held = Signal(range(-1, rows + 1))
+        row_done, given_back = Signal(), Signal(range(rows + 1))
+        m.d.sync += held.eq(held + row_done - given_back)
+
+        # Writer: input position, write address (stored rows fill the ring in order).
+        wy, wx, wc = Signal(range(height)), Signal(range(width)), Signal(range(folds))
+        waddr = Signal(range(depth))
+        stored = Signal()
+        if g.sh > g.kh:
+            phase = Signal(range(sh), init=ph % sh)
+            m.d.comb += stored.eq((wy <= g.last_row) & (phase < kh))
+        else:
+            m.d.comb += stored.eq(wy <= g.last_row)
+        row_start = (wx == 0) & (wc == 0)
+        m.d.comb += [
+            i.ready.eq(~stored | ~row_start | (held < rows)),
+            wr.addr.eq(waddr),
+            wr.data.eq(i.payload.as_value()),
+            wr.en.eq(i.valid & i.ready & stored),
+        ]
+        with m.If(i.valid & i.ready):
+            with m.If(stored):
+                m.d.sync += waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1))
+            with m.If(wc == folds - 1):
+                m.d.sync += wc.eq(0)
+                with m.If(wx == width - 1):
+                    m.d.sync += wx.eq(0)
+                    m.d.comb += row_done.eq(stored)
+                    if g.sh > g.kh:
+                        m.d.sync += phase.eq(Mux((phase == sh - 1) | (wy == height - 1),
+                                                 Mux(wy == height - 1, ph % sh, 0), phase + 1))
+                    m.d.sync += wy.eq(Mux(wy == height - 1, 0, wy + 1))
+                with m.Else():
+                    m.d.sync += wx.eq(wx + 1)
+            with m.Else():
+                m.d.sync += wc.eq(wc + 1)
+
+        # Reader: output pixel (oy, ox), window position (ky, kx), channel fold cf. The window's
+        # top-left input pixel is (ybase, xbase); `first` is the ring address of the first row
+        # the current output row reads.
+        oy, ox = Signal(range(g.out_h)), Signal(range(g.out_w))
+        ky, kx, cf = Signal(range(kh)), Signal(range(kw)), Signal(range(folds))
+        ybase = Signal(range(-ph, (g.out_h - 1) * sh - ph + 1), init=-ph)
+        xbase = Signal(range(-pw, (g.out_w - 1) * sw - pw + 1), init=-pw)
+        first = Signal(range(depth))
+        iy, ix = Signal(range(-ph, height + kh)), Signal(range(-pw, width + kw))
+        rel = Signal(range(kh))                      # row index counted from `first`
+        pad = Signal()
+        m.d.comb += [
+            iy.eq(ybase + ky),
+            ix.eq(xbase + kx),
+            rel.eq(Mux(ybase < 0, iy, ky)),
+            pad.eq((iy < 0) | (iy >= height) | (ix < 0) | (ix >= width)),
+        ]
+        written = Signal()
+        m.d.comb += written.eq(
+            (rel < held) | ((rel == held) & stored & ((ix < wx) | ((ix == wx) & (cf < wc)))))
+        # Frames whose first beat has been taken and whose output is not finished. With none,
+        # the reader waits until the next frame's first beat is offered, so padding beats never
+        # run ahead of their frame.
+        frames = Signal(range(rows + 2))
+        frame_in, frame_out = Signal(), Signal()
+        m.d.comb += frame_in.eq(i.valid & i.ready & (wy == 0) & row_start)
+        m.d.sync += frames.eq(frames + frame_in - frame_out)
+        stall, issue = Signal(), Signal()
+        m.d.comb += [
+            stall.eq(o.valid & ~o.ready),
+            issue.eq((pad | written) & ((frames != 0) | (i.valid & (wy == 0) & row_start))
+                     & ~stall),
+        ]
+        row_addr = Signal(range(2 * depth))
+        m.d.comb += row_addr.eq(first + rel * row_words)
+        col = Signal(range(row_words))
+        m.d.comb += col.eq(ix * folds + cf)
+        m.d.comb += [
+            rd.addr.eq(Mux(pad, 0, Mux(row_addr >= depth, row_addr - depth, row_addr) + col)),
+            rd.en.eq(~stall),
+        ]
+        pad1 = Signal()
+        with m.If(~stall):
+            m.d.sync += [o.valid.eq(issue), pad1.eq(pad)]
+        m.d.comb += o.payload.eq(Mux(pad1, 0, rd.data))
+
+        release = Signal(range(rows + 1))
+        special = {}
+        common = max(set(g.release), key=g.release.count)
+        for row, count in enumerate(g.release):
+            if count != common:
+                special.setdefault(count, []).append(row)
+        with m.Switch(oy):
+            for count, which in special.items():
+                with m.Case(*which):
+                    m.d.comb += release.eq(count)
+            with m.Default():
+                m.d.comb += release.eq(common)
+        advanced = Signal(range(depth + rows * row_words))
+        m.d.comb += advanced.eq(first + release * row_words)
+
+        with m.If(issue):
+            with m.If(cf == folds - 1):
+                m.d.sync += cf.eq(0)
+                with m.If(kx == kw - 1):
+                    m.d.sync += kx.eq(0)
+                    with m.If(ky == kh - 1):
+                        m.d.sync += ky.eq(0)
+                        with m.If(ox == g.out_w - 1):
+                            m.d.sync += [
+                                ox.eq(0), xbase.eq(-pw),
+                                oy.eq(Mux(oy == g.out_h - 1, 0, oy + 1)),
+                                ybase.eq(Mux(oy == g.out_h - 1, -ph, ybase + sh)),
+                                first.eq(Mux(advanced >= depth, advanced - depth, advanced)),
+                            ]
+                            m.d.comb += [given_back.eq(release),
+                                         frame_out.eq(oy == g.out_h - 1)]
+                        with m.Else():
+                            m.d.sync += [ox.eq(ox + 1), xbase.eq(xbase + sw)]
+                    with m.Else():
+                        m.d.sync += ky.eq(ky + 1)
+                with m.Else():
+                    m.d.sync += kx.eq(kx + 1)
+            with m.Else():
+                m.d.sync += cf.eq(cf + 1)
+        return m

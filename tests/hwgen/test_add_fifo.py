@@ -1,0 +1,187 @@
+"""Add (two inputs, independent back-pressure) and StreamFifo in the Amaranth simulator."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import ClockDomain, Module, signed, unsigned
+from amaranth.sim import Simulator
+
+from hwgen import FoldingError
+from hwgen.blocks.add import Add
+from hwgen.blocks.fifo import StreamFifo
+from sim.stream import pack_beat, unpack_beat
+
+from .test_window import assert_equal, stream_run
+
+
+def rtl_add(add, x, skip, *, x_gaps=0.0, skip_gaps=0.0, out_stalls=0.0, seed=0):
+    """Drive both inputs with their own random gaps; return outputs and all transfer cycles.
+
+    Returns ``(outputs (beats, lanes), {port: offer cycles}, {port: transfer cycles}, output
+    cycles)``.
+    """
+    rng = random.Random(seed)
+    ports = {"x": (add.i_stream, x, add.shape, x_gaps),
+             "skip": (add.i_skip, skip, add.skip_shape, skip_gaps)}
+    offered = {name: [] for name in ports}
+    taken = {name: [] for name in ports}
+    outputs, when = [], []
+
+    async def bench(ctx):
+        cycle = 0
+        index = {name: 0 for name in ports}
+        pending = {name: False for name in ports}
+        while len(outputs) < len(x):
+            for name, (port, beats, shape, gaps) in ports.items():
+                k = index[name]
+                if k < len(beats) and not pending[name] and rng.random() >= gaps:
+                    pending[name] = True
+                    offered[name].append(cycle)
+                    ctx.set(port.payload.as_value(), pack_beat(beats[k], shape.width))
+                ctx.set(port.valid, pending[name])
+            ready = rng.random() >= out_stalls
+            ctx.set(add.o_stream.ready, ready)
+            for name, (port, *_) in ports.items():
+                if pending[name] and ctx.get(port.ready):
+                    taken[name].append(cycle)
+                    pending[name], index[name] = False, index[name] + 1
+            if ready and ctx.get(add.o_stream.valid):
+                word = ctx.get(add.o_stream.payload.as_value())
+                outputs.append(unpack_beat(word, add.out_bits, add.lanes, add.out_signed))
+                when.append(cycle)
+            await ctx.tick()
+            cycle += 1
+            if cycle > 100_000:
+                raise AssertionError(f"only {len(outputs)} of {len(x)} beats (seed {seed})")
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = add
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(outputs, dtype=np.int64).reshape(len(x), add.lanes), offered, taken, when
+
+
+def random_beats(rng, beats, lanes, shape, extremes=True):
+    lo, hi = ((-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed
+              else (0, (1 << shape.width) - 1))
+    values = rng.integers(lo, hi + 1, (beats, lanes))
+    if extremes:
+        values[:3] = np.array([lo, hi, 0])[:, None]
+    return values
+
+
+ADDS = [
+    # lanes, shape, skip shape
+    (4, unsigned(5), unsigned(5)),     # two activations
+    (3, signed(12), unsigned(4)),      # accumulator + activation
+    (2, unsigned(3), signed(8)),
+    (1, signed(4), signed(4)),
+]
+
+
+@pytest.mark.parametrize("gaps", [(0.0, 0.0, 0.0), (0.5, 0.0, 0.0), (0.0, 0.5, 0.0),
+                                  (0.5, 0.5, 0.5), (0.2, 0.7, 0.4)],
+                         ids=["flow", "x_gaps", "skip_gaps", "all", "mixed"])
+@pytest.mark.parametrize("case", ADDS, ids=lambda c: "l{}_{}{}_{}{}".format(
+    c[0], "s" if c[1].signed else "u", c[1].width, "s" if c[2].signed else "u", c[2].width))
+def test_add_matches_numpy(case, gaps):
+    lanes, shape, skip_shape = case
+    seed = ADDS.index(case) * 10 + int(10 * sum(gaps))
+    rng = np.random.default_rng(seed)
+    add = Add(elements=lanes * 24, lanes=lanes, shape=shape, skip_shape=skip_shape)
+    x, skip = random_beats(rng, 24, lanes, shape), random_beats(rng, 24, lanes, skip_shape)
+    skip[:3] = skip[2::-1]                            # lo + hi, hi + lo, ...
+    got, offered, taken, when = rtl_add(add, x, skip, x_gaps=gaps[0], skip_gaps=gaps[1],
+                                        out_stalls=gaps[2], seed=seed)
+    assert_equal(got, x + skip, seed)
+    assert_equal(add.reference(x, skip), x + skip, seed)
+    assert taken["x"] == taken["skip"], f"inputs taken in different cycles (seed {seed})"
+    if gaps[2] == 0.0:
+        assert add.beat_times(offered["x"], offered["skip"]) == when, f"seed {seed}"
+
+
+def test_add_full_throughput_and_width():
+    add = Add(elements=40, lanes=2, shape=signed(12), skip_shape=unsigned(4))
+    assert (add.out_bits, add.out_signed) == (13, True)       # [-2048, 2062]
+    assert Add(elements=4, lanes=4, shape=unsigned(5)).out_shape == unsigned(6)
+    assert Add(elements=4, lanes=4, shape=signed(3), skip_shape=signed(5)).out_shape == signed(6)
+    rng = np.random.default_rng(1)
+    x, skip = random_beats(rng, 20, 2, add.shape), random_beats(rng, 20, 2, add.skip_shape)
+    _, _, _, when = rtl_add(add, x, skip)
+    assert set(np.diff(when)) == {1}
+    assert when[0] == add.latency
+    assert add.cycles_per_frame == 20
+
+
+def test_add_rejects_bad_parameters():
+    with pytest.raises(FoldingError, match=r"layer 'res1': lanes 4 does not divide elements 6; "
+                                           r"choose one of 1, 2, 3, 6"):
+        Add(elements=6, lanes=4, shape=unsigned(4), name="res1")
+    with pytest.raises(TypeError, match=r"layer 'res1': skip_shape must be an Amaranth shape"):
+        Add(elements=6, lanes=3, shape=unsigned(4), skip_shape=4.0, name="res1")
+    add = Add(elements=6, lanes=3, shape=unsigned(4), name="res1")
+    with pytest.raises(ValueError, match=r"inputs must have equal shapes, not \(2,\) and \(3,\)"):
+        add.reference(np.zeros(2, np.int64), np.zeros(3, np.int64))
+
+
+def rtl_fifo(fifo, beats, **kwargs):
+    shape = fifo.shape
+    return stream_run(fifo, beats, len(beats), in_bits=shape.width, out_bits=shape.width,
+                      out_signed=shape.signed, out_count=fifo.lanes, **kwargs)
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.3, 0.7], ids=["flow", "light", "heavy"])
+@pytest.mark.parametrize("depth", [0, 1, 2, 5])
+def test_fifo_keeps_order(depth, backpressure):
+    seed = depth * 10 + int(10 * backpressure)
+    fifo = StreamFifo(shape=signed(6), lanes=3, depth=depth)
+    beats = random_beats(np.random.default_rng(seed), 40, 3, signed(6))
+    got, offered, taken, when = rtl_fifo(fifo, beats, in_gaps=backpressure,
+                                         out_stalls=backpressure, seed=seed)
+    assert_equal(got, beats, seed)
+    if backpressure == 0.0:
+        assert when == fifo.beat_times(taken) == [t + fifo.latency for t in range(40)]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 5])
+def test_fifo_holds_depth_beats(depth):
+    """With the output stalled, exactly ``depth`` beats enter; then they leave one a cycle."""
+    fifo = StreamFifo(shape=unsigned(4), lanes=1, depth=depth)
+    accepted, when = [], []
+
+    async def bench(ctx):
+        ctx.set(fifo.o_stream.ready, 0)
+        ctx.set(fifo.i_stream.valid, 1)
+        for cycle in range(12):
+            ctx.set(fifo.i_stream.payload.as_value(), len(accepted))
+            if ctx.get(fifo.i_stream.ready):
+                accepted.append(cycle)
+            await ctx.tick()
+        ctx.set(fifo.i_stream.valid, 0)
+        ctx.set(fifo.o_stream.ready, 1)
+        for cycle in range(12):
+            if ctx.get(fifo.o_stream.valid):
+                when.append((cycle, ctx.get(fifo.o_stream.payload.as_value())))
+            await ctx.tick()
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = fifo
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert accepted == list(range(depth))
+    assert when == [(k, k) for k in range(depth)]
+    assert fifo.memory_depth == max(0, depth - 1)
+
+
+def test_fifo_rejects_bad_depth():
+    with pytest.raises(ValueError, match=r"layer 'skip1': depth must be at least 0, not -1"):
+        StreamFifo(shape=unsigned(4), lanes=1, depth=-1, name="skip1")
+    with pytest.raises(TypeError, match=r"layer 'skip1': depth must be an integer, not 2.0"):
+        StreamFifo(shape=unsigned(4), lanes=1, depth=2.0, name="skip1")

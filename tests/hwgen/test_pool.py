@@ -1,0 +1,153 @@
+"""MaxPool, SumPool and GlobalSumPool in the Amaranth simulator against NumPy."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import signed, unsigned
+
+from hwgen import FoldingError
+from hwgen.blocks.pool import GlobalSumPool, MaxPool, SumPool
+
+from .test_window import assert_equal, hwc_beats, random_frames, stream_run
+
+
+def rtl_pool(pool, x, *, in_gaps=0.0, out_stalls=0.0, seed=0):
+    """Outputs as ``(frames, C, ...)`` arrays, plus offer and output cycles."""
+    out, offered, _, when = stream_run(
+        pool, hwc_beats(x, pool.simd), len(x) * pool.out_beats, in_bits=pool.shape.width,
+        out_bits=pool.out_bits, out_signed=pool.out_signed, out_count=pool.simd,
+        in_gaps=in_gaps, out_stalls=out_stalls, seed=seed)
+    return out, offered, when
+
+
+def ref_max_pool(x, kernel, stride):
+    """Direct loops over windows (independent of im2col)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    out = np.empty(x.shape[:-2] + (oh, ow), dtype=np.int64)
+    for oy in range(oh):
+        for ox in range(ow):
+            patch = x[..., oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+            out[..., oy, ox] = patch.max(axis=(-2, -1))
+    return out
+
+
+def ref_sum_pool(x, kernel, stride):
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = (x.shape[-2] - kh) // sh + 1, (x.shape[-1] - kw) // sw + 1
+    out = np.empty(x.shape[:-2] + (oh, ow), dtype=np.int64)
+    for oy in range(oh):
+        for ox in range(ow):
+            patch = x[..., oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+            out[..., oy, ox] = patch.sum(axis=(-2, -1))
+    return out
+
+
+def hwc_frames(out, frames, channels, height, width):
+    """Stream beats of HWC frames back to (frames, C, H, W)."""
+    return np.moveaxis(out.reshape(frames, height, width, channels), -1, -3)
+
+
+POOLS = [
+    # channels, simd, height, width, kernel, stride, element shape
+    (3, 1, 6, 6, (2, 2), (2, 2), unsigned(4)),      # k == s
+    (4, 2, 7, 5, (2, 2), (2, 2), signed(5)),        # odd sizes: floor mode drops a row/column
+    (2, 1, 7, 7, (3, 3), (2, 2), signed(4)),        # overlapping windows
+    (5, 5, 5, 6, (3, 3), (3, 3), unsigned(3)),      # k == s == 3, all channels in one beat
+    (1, 1, 4, 5, (2, 3), (1, 2), unsigned(5)),      # non-square kernel and stride
+    (3, 1, 1, 12, (1, 4), (1, 4), signed(6)),       # 1-D, k == s
+    (2, 2, 1, 11, (1, 3), (1, 2), unsigned(4)),     # 1-D, overlapping
+]
+IDS = ["c{}_simd{}_{}x{}_k{}x{}_s{}x{}_{}{}".format(c, p, h, w, *k, *s, "s" if t.signed else "u",
+                                                    t.width) for c, p, h, w, k, s, t in POOLS]
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("kind", ["max", "sum"])
+@pytest.mark.parametrize("case", POOLS, ids=IDS)
+def test_pool_matches_numpy(case, kind, backpressure):
+    channels, simd, height, width, kernel, stride, shape = case
+    seed = POOLS.index(case)
+    rng = np.random.default_rng(seed)
+    cls, ref = (MaxPool, ref_max_pool) if kind == "max" else (SumPool, ref_sum_pool)
+    pool = cls(channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+               shape=shape, simd=simd)
+    x = random_frames(rng, 2, channels, height, width, shape)
+    x[0] = x.min() if kind == "max" else x[0]
+    lo = -(1 << (shape.width - 1)) if shape.signed else (1 << shape.width) - 1
+    x[1, :, :kernel[0], :kernel[1]] = lo                 # a window at the range end
+    out, *_ = rtl_pool(pool, x, in_gaps=backpressure, out_stalls=backpressure, seed=seed)
+    got = hwc_frames(out, 2, channels, pool.out_height, pool.out_width)
+    expected = ref(x, kernel, stride)
+    assert_equal(got, expected, seed)
+    assert_equal(pool.reference(x), expected, seed)
+
+
+def test_sum_pool_width_covers_the_worst_case():
+    pool = SumPool(channels=1, height=4, width=4, kernel=3, stride=1, shape=unsigned(5))
+    assert (pool.out_bits, pool.out_signed) == ((9 * 31).bit_length(), False)
+    pool = SumPool(channels=1, height=4, width=4, kernel=2, shape=signed(4))
+    assert (pool.out_bits, pool.out_signed) == (6, True)        # [-32, 28]
+    assert MaxPool(channels=1, height=4, width=4, kernel=2, shape=signed(4)).out_shape == signed(4)
+
+
+@pytest.mark.parametrize("case", [POOLS[0], POOLS[2], POOLS[6]], ids=[IDS[0], IDS[2], IDS[6]])
+def test_pool_timing(case):
+    """Steady-state frame interval equals cycles_per_frame; beat_times gives every cycle."""
+    channels, simd, height, width, kernel, stride, shape = case
+    pool = MaxPool(channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+                   shape=shape, simd=simd)
+    x = random_frames(np.random.default_rng(3), 4, channels, height, width, shape)
+    _, _, when = rtl_pool(pool, x)
+    ends = when[pool.out_beats - 1::pool.out_beats]
+    assert list(np.diff(ends)[-2:]) == [pool.cycles_per_frame] * 2
+    _, offered, when = rtl_pool(pool, x[:1], in_gaps=0.5, seed=3)
+    assert pool.beat_times(offered) == when
+    if kernel == stride:
+        assert pool.cycles_per_frame == pool.in_beats
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("case", [
+    (4, 1, 3, 3, unsigned(5)),
+    (6, 3, 2, 5, signed(8)),
+    (5, 5, 1, 7, signed(3)),      # 1-D, all channels in one beat
+    (1, 1, 1, 1, unsigned(4)),    # one pixel, one channel
+], ids=lambda c: "c{}_simd{}_{}x{}_{}{}".format(*c[:4], "s" if c[4].signed else "u",
+                                                 c[4].width))
+def test_global_sum_pool_matches_numpy(case, backpressure):
+    channels, simd, height, width, shape = case
+    seed = channels * 10 + simd
+    pool = GlobalSumPool(channels=channels, height=height, width=width, shape=shape, simd=simd)
+    x = random_frames(np.random.default_rng(seed), 3, channels, height, width, shape)
+    x[2] = -(1 << (shape.width - 1)) if shape.signed else (1 << shape.width) - 1
+    out, offered, when = rtl_pool(pool, x, in_gaps=backpressure, out_stalls=backpressure,
+                                  seed=seed)
+    expected = x.sum(axis=(-2, -1))
+    assert_equal(out.reshape(3, channels), expected, seed)
+    assert_equal(pool.reference(x), expected, seed)
+    lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed else \
+        (0, (1 << shape.width) - 1)
+    bound = height * width * max(-lo, hi)
+    assert (1 << (pool.out_bits - pool.out_signed)) > bound
+
+
+def test_global_sum_pool_timing():
+    pool = GlobalSumPool(channels=4, height=2, width=3, shape=unsigned(4), simd=2)
+    x = random_frames(np.random.default_rng(8), 4, 4, 2, 3, unsigned(4))
+    _, _, when = rtl_pool(pool, x)
+    assert list(np.diff(when[1::2])[-2:]) == [pool.cycles_per_frame] * 2 == [pool.in_beats] * 2
+    _, offered, when = rtl_pool(pool, x[:1], in_gaps=0.5, seed=8)
+    assert pool.beat_times(offered) == when
+
+
+def test_pools_reject_bad_parameters():
+    with pytest.raises(FoldingError, match=r"layer 'pool1': SIMD 4 does not divide channels 6"):
+        MaxPool(channels=6, height=4, width=4, kernel=2, shape=unsigned(4), simd=4,
+                name="pool1")
+    with pytest.raises(ValueError, match=r"layer 'pool1': kernel 3x3 is larger than its padded "
+                                         r"input 2x2"):
+        SumPool(channels=1, height=2, width=2, kernel=3, shape=unsigned(4), name="pool1")
+    with pytest.raises(FoldingError, match=r"layer 'gap': SIMD 2 does not divide channels 3"):
+        GlobalSumPool(channels=3, height=2, width=2, shape=unsigned(4), simd=2, name="gap")
+    with pytest.raises(ValueError, match=r"layer 'gap': height must be at least 1, not 0"):
+        GlobalSumPool(channels=3, height=0, width=2, shape=unsigned(4), name="gap")
