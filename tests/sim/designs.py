@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 from amaranth import Module, Mux, Shape, Signal
-from amaranth.back import verilog
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from hwgen.generate import to_verilog
 
 __all__ = ["AddConstant", "Stuck", "write_design"]
 
@@ -161,7 +162,7 @@ def write_design(component, out_dir, *, in_shape, out_shape, elements_per_beat, 
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(component, name="top", emit_src=False)
+    text = to_verilog(component)
     (out_dir / "top.v").write_text(text)
     meta = {"top": "top",
             "input": _stream_meta(in_shape, elements_per_beat, in_element),
