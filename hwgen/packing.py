@@ -94,7 +94,8 @@ import numpy as np
 from quant import numerics
 
 __all__ = [
-    "PackingError", "Multiplier", "DSP48E1", "DSP48E2", "MULT18X18D", "MULTIPLIERS", "SCHEMES",
+    "PackingError", "Multiplier", "as_multiplier", "DSP48E1", "DSP48E2", "MULT18X18D",
+    "MULTIPLIERS", "SCHEMES",
     "LanePlan", "plan_lanes", "finn_lanes", "lane_table", "pack_weights", "unpack_weights",
     "rom_word", "split_word", "multiply_packed", "extract_lanes", "packed_products",
 ]
@@ -348,7 +349,8 @@ class LanePlan:
         }
 
 
-def _multiplier(multiplier):
+def as_multiplier(multiplier):
+    """A :class:`Multiplier`, given one or a key of :data:`MULTIPLIERS`."""
     if isinstance(multiplier, Multiplier):
         return multiplier
     if isinstance(multiplier, str) and multiplier in MULTIPLIERS:
@@ -434,7 +436,7 @@ def plan_lanes(multiplier, weight_bits, act_bits, act_signed=False, narrow=True,
         When the activation does not fit ``B``, one weight does not fit ``A``, one product
         does not fit ``P``, or ``"postadd"`` is asked of a multiplier without a post-adder.
     """
-    mult = _multiplier(multiplier)
+    mult = as_multiplier(multiplier)
     for name, value, least in (("weight_bits", weight_bits, 2), ("act_bits", act_bits, 1),
                                ("depth", depth, 1)):
         if not _is_int(value) or value < least:
@@ -463,7 +465,7 @@ def plan_lanes(multiplier, weight_bits, act_bits, act_signed=False, narrow=True,
 
 def finn_lanes(multiplier, weight_bits, act_bits, narrow=True):
     """FINN's packing formula ``1 + (A - W - s) // (W + Aa - 1)``, ``s = 0`` if narrow else 1."""
-    mult = _multiplier(multiplier)
+    mult = as_multiplier(multiplier)
     s = 0 if narrow else 1
     return max(0, 1 + (mult.a_bits - weight_bits - s) // (weight_bits + act_bits - 1))
 

@@ -105,7 +105,7 @@ class MatVecUnit(wiring.Component):
 
         self._groups = self._plan_groups(name, weight_bits[:pe], in_bits, in_signed,
                                          multiplier, dict(lut_lanes or {}))
-        self._multiplier = None if multiplier is None else packing._multiplier(multiplier)
+        self._multiplier = None if multiplier is None else packing.as_multiplier(multiplier)
         self._name = name
         self._weight = weight.astype(np.int64)
         self._bias = bias

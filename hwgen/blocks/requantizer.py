@@ -42,7 +42,7 @@ class Requantizer(wiring.Component):
 
     def __init__(self, *, multiplier, shift, in_bits, lanes, out_bits, out_signed=False,
                  geometry="xc7", name="requantize"):
-        self._geometry = packing._multiplier(geometry)
+        self._geometry = packing.as_multiplier(geometry)
         multiplier = np.asarray(multiplier, dtype=np.int64)
         channels = multiplier.size
         if lanes < 1 or channels % lanes:
