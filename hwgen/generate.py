@@ -11,7 +11,7 @@ from amaranth.back import rtlil
 
 import quant
 
-from .accelerator import Accelerator
+from .accelerator import Accelerator, check_hardware_support
 from .blocks.matvec import MatVecUnit
 from .folding import check_folding, choose_folding
 from .passes import reorder_filters
@@ -25,10 +25,11 @@ def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=No
     ``folding`` maps layer names to ``(pe, simd)``; layers it leaves out are folded by
     :func:`choose_folding`. ``device`` picks the hardware multiplier that MAC lanes are packed
     onto (``"xc7"``, ``"xcup"``, ``"ecp5"``, or None for LUT multipliers only); ``lut_lanes``
-    moves lanes of given precisions to LUTs, per layer (``{layer: {bits: lanes}}``). Every check runs before any hardware is elaborated: graph rules,
+    moves lanes of given precisions to LUTs, per layer (``{layer: {bits: lanes}}``). Every
+    check runs before any hardware is elaborated: graph rules, what the hardware supports,
     then folding rules.
     """
-    graph.validate()
+    check_hardware_support(graph)
     # Layers the user does not fold are folded automatically.
     fixed = {name: tuple(int(v) for v in pe_simd) for name, pe_simd in (folding or {}).items()}
     folding = choose_folding(graph, mac_budget=mac_budget, fixed=fixed) | fixed
@@ -37,9 +38,9 @@ def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=No
                        lut_lanes=lut_lanes)
 
 
-def _stream_info(shape, elements, bits, is_signed):
+def _stream_info(shape, elements, bits, is_signed, order):
     size = int(np.prod(shape))
-    return {"shape": list(shape), "elements_per_beat": elements,
+    return {"shape": list(shape), "order": order, "elements_per_beat": elements,
             "beats_per_frame": size // elements, "bits": bits, "signed": is_signed}
 
 
@@ -47,6 +48,8 @@ def metadata(acc):
     """Ports, widths, folding per layer and the cycle model of an :class:`Accelerator`."""
     graph = acc.graph
     shapes = graph.shapes()
+    macs = graph.macs()
+    cycles = acc.block_cycles()
     layers = []
     for name, block in acc.blocks:
         node = graph[name] if name in {n.name for n in graph.nodes} else None
@@ -57,24 +60,35 @@ def metadata(acc):
                       "in_bits": block.in_bits, "lane_bits": block.lane_bits.tolist(),
                       "weight_bits": {str(b): int(c) for b, c in zip(*np.unique(
                           block.weight_bits, return_counts=True))},
-                      "cycles_per_frame": block.cycles_per_frame, "latency": block.latency,
-                      "macs": node.tensors["weight"].size, "dsp": block.dsp_count,
+                      "cycles_per_frame": cycles[name], "latency": block.latency,
+                      "macs": macs[name], "dsp": block.dsp_count,
                       "lut_lanes": block.lut_lane_count}
         elif hasattr(block, "dsp_count"):
             entry["dsp"] = block.dsp_count
+        if hasattr(block, "buffer_depth"):
+            entry |= {"buffer_rows": block.buffer_rows, "buffer_depth": block.buffer_depth,
+                      "buffer_bits": block.buffer_bits}
+        if name in cycles and "cycles_per_frame" not in entry:
+            entry["cycles_per_frame"] = cycles[name]
+        if node is not None and name in macs and "macs" not in entry:
+            entry["macs"] = macs[name]
         layers.append(entry)
     spec = graph.input
     return {
         "top": "top",
-        "input": _stream_info(spec.shape, acc.in_elements, spec.bits, spec.signed),
+        "input": _stream_info(spec.shape, acc.in_elements, spec.bits, spec.signed,
+                              acc.in_order),
         "output": _stream_info(shapes[graph.output], acc.out_elements, acc.out_bits,
-                               acc.out_signed),
+                               acc.out_signed, acc.out_order),
         "folding": {k: {"pe": pe, "simd": simd} for k, (pe, simd) in acc.folding.items()},
         "layers": layers,
         "cycles_per_frame": acc.cycles_per_frame,
         "latency": acc.latency,
-        "cycles_per_frame_formula": "max over dense layers of (out_features/pe) * "
-                                    "(in_features/simd), input beats, output beats",
+        "latency_is_estimate": acc.has_windows,
+        "cycles_per_frame_formula": "max over blocks: a dense layer (out_features/pe) * "
+                                    "(in_features/simd), a convolution output pixels * "
+                                    "(out_channels/pe) * (kh*kw*in_channels/simd), windows and "
+                                    "pools their own; input beats, output beats",
         "device": acc.device,
         "dsp": acc.dsp_count,
         "weight_bits_histogram": {str(k): v for k, v in graph.weight_bits_histogram().items()},

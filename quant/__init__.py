@@ -1,8 +1,9 @@
 """Integer semantics, the QGraph IR, the golden executor and the PyTorch QAT layers.
 
 ``import quant`` stays NumPy-only, and so do ``quant.precision`` (FILM-QNN precision
-assignment) and ``quant.datasets``. The torch-facing modules (``quant.nn``, ``quant.export``,
-``quant.models``, ``quant.train``) are imported explicitly.
+assignment), ``quant.datasets`` and ``quant.peaks`` (synthetic peak-detection signals and their
+scores; its classic detectors import SciPy when used). The torch-facing modules
+(``quant.nn``, ``quant.export``, ``quant.models``, ``quant.train``) are imported explicitly.
 """
 
 from . import numerics

@@ -1,6 +1,7 @@
 """The golden executor: runs a QGraph on integer inputs with NumPy, exactly.
 
-Hardware is correct when it equals this, bit for bit, on every output.
+Hardware is correct when it equals this, bit for bit, on every output. Every value carries a
+leading batch axis, so a node's output is ``(N, *shape)``: the channel axis is axis 1.
 """
 
 import numpy as np
@@ -35,18 +36,37 @@ def run(graph, x):
     """Run ``graph`` on ``x`` and return ``{name: output}`` for ``"input"`` and every node.
 
     ``x`` is one input (``input.shape``) or a batch; outputs always carry the batch axis.
+
+    Integer rules per operation (see :mod:`quant.numerics`): ``dense`` and ``conv1d``/``conv2d``
+    are exact int64 sums plus the bias (convolutions through :func:`~quant.numerics.im2col`,
+    zero padding, groups); ``requantize`` rescales along the channel axis; ``maxpool*`` takes
+    the per-channel maximum of each window; ``avgpool*`` and ``global_avgpool`` give the exact
+    per-channel SUM (the division lives in the next requantize's multiplier and shift);
+    ``add`` is the exact sum of its two inputs; ``flatten`` is C order (channel-major).
     """
     values = {"input": check_inputs(graph, x)}
     for node in graph.nodes:
         src = values[node.inputs[0]]
         t, a = node.tensors, node.attrs
         if node.op == "dense":
-            values[node.name] = numerics.dense(src, t["weight"], t["bias"])
+            out = numerics.dense(src, t["weight"], t["bias"])
+        elif node.op in ("conv1d", "conv2d"):
+            out = numerics.conv(src, t["weight"], t["bias"], a["stride"], a["padding"],
+                                a["groups"])
         elif node.op == "requantize":
-            values[node.name] = numerics.requantize(src, t["multiplier"], a["shift"],
-                                                    a["out_bits"], a["out_signed"])
+            out = numerics.requantize(src, t["multiplier"], a["shift"], a["out_bits"],
+                                      a["out_signed"], axis=1)
         elif node.op == "flatten":
-            values[node.name] = src.reshape(len(src), -1)
+            out = src.reshape(len(src), -1)
+        elif node.op in ("maxpool1d", "maxpool2d"):
+            out = numerics.max_pool(src, a["kernel"], a["stride"])
+        elif node.op in ("avgpool1d", "avgpool2d"):
+            out = numerics.sum_pool(src, a["kernel"], a["stride"])
+        elif node.op == "global_avgpool":
+            out = numerics.global_sum_pool(src, src.ndim - 2)
+        elif node.op == "add":
+            out = numerics.add(src, values[node.inputs[1]])
         else:
             raise ValueError(f"layer '{node.name}': golden has no rule for '{node.op}'")
+        values[node.name] = out
     return values

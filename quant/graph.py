@@ -4,6 +4,31 @@ A QGraph is an input spec plus an ordered list of nodes. Each node names its inp
 nodes, or ``"input"``), carries JSON-able attributes and NumPy tensors. Integer tensors are the
 truth; float scales ride along only to map integers back to real values.
 
+Tensors have no batch axis inside the graph. Feature maps are channel first: ``(C, H, W)``
+for images, ``(C, L)`` for signals, ``(F,)`` for vectors; the channel is always axis 0, which
+is the axis of per-channel parameters (filters of a convolution, multipliers of a requantize).
+Spatial attributes (``stride``, ``padding``, ``kernel``) are lists with one entry per spatial
+axis; padding is symmetric (that many zeros, the integer 0, on each side).
+
+Operations (tensors | attributes):
+
+- ``dense``: weight (O, I), bias (O,), weight_bits (O,), weight_scale (O,) | none.
+- ``conv2d``: weight (O, C // groups, kh, kw), bias, weight_bits, weight_scale (one per
+  filter) | stride [sh, sw], padding [ph, pw], groups (1, or C for depthwise).
+- ``conv1d``: weight (O, C // groups, k), bias, weight_bits, weight_scale | stride [s],
+  padding [p], groups.
+- ``requantize``: multiplier (C,) | shift, out_bits, out_signed, scale.
+- ``maxpool2d`` / ``maxpool1d``: none | kernel, stride (no padding, floor mode).
+- ``avgpool2d`` / ``avgpool1d``: none | kernel, stride; the exact window SUM.
+- ``global_avgpool``: none | none; the exact SUM over all pixels of each channel, to (C,).
+- ``add``: two inputs of equal shape | none; the exact sum.
+- ``flatten``: none | none; C order (channel-major for (C, H, W), as ``torch.nn.Flatten``).
+
+Average pools are sums in integers: the division by the window size belongs to the scale, and
+the exporter folds it into the next ``requantize`` node's multiplier and shift. An ``add``
+adds integers as they are, so both inputs must be on one scale already (the exporter puts a
+``requantize`` node on each branch that needs one).
+
 On disk a ``.qgraph`` file is one NumPy ``.npz`` archive: the entry ``header`` holds the JSON
 header (schema version, input spec, nodes with their attributes), and every tensor is stored as
 ``<node name>/<tensor name>``.
@@ -20,27 +45,55 @@ import numpy as np
 from . import numerics
 from .errors import GraphError, UnsupportedLayerError
 
-__all__ = ["SCHEMA_VERSION", "OPS", "InputSpec", "Node", "QGraph", "dense", "requantize",
-           "flatten", "load", "save"]
+__all__ = ["SCHEMA_VERSION", "OPS", "ARITY", "FILTER_OPS", "InputSpec", "Node", "QGraph",
+           "dense", "conv2d", "conv1d", "requantize", "flatten", "maxpool2d", "maxpool1d",
+           "avgpool2d", "avgpool1d", "global_avgpool", "add", "hardware_support_problems",
+           "load", "save"]
 
 SCHEMA_VERSION = 1
 
 #: Operations this schema version defines, with the tensors each one must carry.
 OPS = {
     "dense": ("weight", "bias", "weight_bits", "weight_scale"),
+    "conv2d": ("weight", "bias", "weight_bits", "weight_scale"),
+    "conv1d": ("weight", "bias", "weight_bits", "weight_scale"),
     "requantize": ("multiplier",),
     "flatten": (),
+    "maxpool2d": (),
+    "maxpool1d": (),
+    "avgpool2d": (),
+    "avgpool1d": (),
+    "global_avgpool": (),
+    "add": (),
 }
+
+#: Number of inputs of each operation (1 unless listed).
+ARITY = {"add": 2}
+
+#: Operations with weights: one filter per output channel, each with its own bit width.
+FILTER_OPS = ("dense", "conv2d", "conv1d")
+
+#: Spatial axes of the convolution and pooling operations (their input is ``(C, *spatial)``).
+SPATIAL_DIMS = {"conv2d": 2, "conv1d": 1, "maxpool2d": 2, "maxpool1d": 1, "avgpool2d": 2,
+                "avgpool1d": 1}
 
 WEIGHT_BITS_RANGE = (2, 8)
 MAX_SHIFT = 48
 MAX_MULTIPLIER_BITS = 24
 MAX_ACT_BITS = 16
 
+#: What the hardware generator builds (see :func:`hardware_support_problems`).
+HW_KERNEL_RANGE = (1, 7)
+HW_CONV_STRIDES = (1, 2)
+
 
 @dataclass
 class InputSpec:
-    """Shape and integer type of the network input (``scale`` maps integers to real values)."""
+    """Shape and integer type of the network input (``scale`` maps integers to real values).
+
+    Images are ``(channels, height, width)`` and signals ``(channels, length)``; there is no
+    batch axis inside the graph.
+    """
     shape: tuple
     bits: int
     signed: bool
@@ -65,22 +118,68 @@ class Node:
     tensors: dict = field(default_factory=dict)
 
 
+def _filters(weight, bias, weight_bits, weight_scale):
+    weight = np.asarray(weight)
+    out_channels = weight.shape[0] if weight.ndim else 0
+    if weight_scale is None:
+        weight_scale = np.ones(out_channels)
+    return {"weight": weight, "bias": np.asarray(bias), "weight_bits": np.asarray(weight_bits),
+            "weight_scale": np.asarray(weight_scale, float)}
+
+
+def _spatial(value, dims):
+    """An int or a sequence as a list with one entry per spatial axis (stored as given if it
+    is neither, so that validation reports it)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return [int(value)] * dims
+    try:
+        return [int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v
+                for v in value]
+    except TypeError:
+        return value
+
+
 def dense(name, weight, bias, weight_bits, weight_scale=None, inputs=None):
     """A fully connected layer: ``acc[c] = sum_i weight[c, i] * x[i] + bias[c]``.
 
     ``weight_bits[c]`` is filter ``c``'s precision: its weights lie in ``±(2^(b-1) - 1)``.
     """
-    weight = np.asarray(weight)
-    out_features = weight.shape[0] if weight.ndim else 0
-    if weight_scale is None:
-        weight_scale = np.ones(out_features)
-    return Node(name, "dense", inputs, {}, {
-        "weight": weight, "bias": np.asarray(bias),
-        "weight_bits": np.asarray(weight_bits), "weight_scale": np.asarray(weight_scale, float)})
+    return Node(name, "dense", inputs, {}, _filters(weight, bias, weight_bits, weight_scale))
+
+
+def conv2d(name, weight, bias, weight_bits, weight_scale=None, *, stride=1, padding=0,
+           groups=1, inputs=None):
+    """A 2-D convolution of a ``(C, H, W)`` input (cross-correlation, as PyTorch).
+
+    ``weight`` is ``(out_channels, in_channels // groups, kh, kw)``; filter ``o`` has its own
+    ``weight_bits[o]`` and ``weight_scale[o]``, and adds ``bias[o]``. ``padding`` zeros (the
+    integer 0) are added on each side of each axis. ``groups`` is 1 or ``in_channels``
+    (depthwise). See :func:`quant.numerics.conv`.
+    """
+    return Node(name, "conv2d", inputs,
+                {"stride": _spatial(stride, 2), "padding": _spatial(padding, 2),
+                 "groups": groups},
+                _filters(weight, bias, weight_bits, weight_scale))
+
+
+def conv1d(name, weight, bias, weight_bits, weight_scale=None, *, stride=1, padding=0,
+           groups=1, inputs=None):
+    """A 1-D convolution of a ``(C, L)`` input; ``weight`` is ``(out, in // groups, k)``.
+
+    Attributes as for :func:`conv2d`, with one entry per attribute list.
+    """
+    return Node(name, "conv1d", inputs,
+                {"stride": _spatial(stride, 1), "padding": _spatial(padding, 1),
+                 "groups": groups},
+                _filters(weight, bias, weight_bits, weight_scale))
 
 
 def requantize(name, multiplier, shift, out_bits, out_signed=False, scale=1.0, inputs=None):
-    """The Requantizer: ``clamp((acc * multiplier[c] + 2^(shift-1)) >> shift)`` to ``out_bits``."""
+    """The Requantizer: ``clamp((acc * multiplier[c] + 2^(shift-1)) >> shift)`` to ``out_bits``.
+
+    ``c`` is the channel: axis 0 of the input (the feature of a vector, the channel of a
+    ``(C, H, W)`` or ``(C, L)`` map).
+    """
     return Node(name, "requantize", inputs,
                 {"shift": int(shift), "out_bits": int(out_bits), "out_signed": bool(out_signed),
                  "scale": float(scale)},
@@ -88,8 +187,57 @@ def requantize(name, multiplier, shift, out_bits, out_signed=False, scale=1.0, i
 
 
 def flatten(name, inputs=None):
-    """Reshape to a vector in C order (row-major); a stream needs no hardware for it."""
+    """Reshape to a vector in C order: channel-major for ``(C, H, W)`` (index
+    ``c * H * W + y * W + x``), as ``torch.nn.Flatten``."""
     return Node(name, "flatten", inputs)
+
+
+def _pool(op, dims, name, kernel, stride, inputs):
+    stride = kernel if stride is None else stride
+    return Node(name, op, inputs, {"kernel": _spatial(kernel, dims),
+                                   "stride": _spatial(stride, dims)})
+
+
+def maxpool2d(name, kernel, stride=None, inputs=None):
+    """Per-channel maximum over ``kernel`` windows of a ``(C, H, W)`` input, every ``stride``
+    pixels (default: the kernel); no padding, windows that do not fit are dropped."""
+    return _pool("maxpool2d", 2, name, kernel, stride, inputs)
+
+
+def maxpool1d(name, kernel, stride=None, inputs=None):
+    """:func:`maxpool2d` for a ``(C, L)`` input."""
+    return _pool("maxpool1d", 1, name, kernel, stride, inputs)
+
+
+def avgpool2d(name, kernel, stride=None, inputs=None):
+    """Average pooling in integers: the exact per-channel SUM over each window.
+
+    The division by the window size ``kh * kw`` is not an integer operation here: it is part
+    of the scale, so the exporter folds it into the next ``requantize`` node's multiplier and
+    shift (the real value of one step of the sum is the input step divided by ``kh * kw``).
+    """
+    return _pool("avgpool2d", 2, name, kernel, stride, inputs)
+
+
+def avgpool1d(name, kernel, stride=None, inputs=None):
+    """:func:`avgpool2d` for a ``(C, L)`` input."""
+    return _pool("avgpool1d", 1, name, kernel, stride, inputs)
+
+
+def global_avgpool(name, inputs=None):
+    """Global average pooling in integers: the exact SUM over all pixels of each channel,
+    ``(C, *spatial)`` to ``(C,)``; the division by the pixel count is folded into the next
+    ``requantize`` node (see :func:`avgpool2d`)."""
+    return Node(name, "global_avgpool", inputs)
+
+
+def add(name, inputs):
+    """The exact sum ``a + b`` of two earlier outputs of equal shape (a residual join).
+
+    The integers are added as they are: both operands must already be on the same scale (the
+    exporter puts a ``requantize`` node on each branch that needs one).
+    """
+    return Node(name, "add", list(inputs))
 
 
 def _is_int_array(a):
@@ -143,6 +291,13 @@ class QGraph:
         if unsupported:
             raise UnsupportedLayerError(unsupported)
         problems = []
+        self._walk(problems)
+        if problems:
+            raise GraphError(problems)
+        return self
+
+    def _walk(self, problems):
+        """Check every node, appending messages to ``problems``; return the known shapes."""
         spec = self.input
         if not (1 <= spec.bits <= MAX_ACT_BITS):
             problems.append(f"input: bits must be in 1..{MAX_ACT_BITS}, not {spec.bits}")
@@ -151,7 +306,7 @@ class QGraph:
         if not self.nodes:
             problems.append("graph has no nodes")
         seen = {"input"}
-        shapes = {"input": tuple(spec.shape)}
+        shapes = {"input": tuple(int(d) for d in spec.shape)}
         for node in self.nodes:
             where = f"layer '{node.name}'"
             if node.name in seen:
@@ -163,120 +318,78 @@ class QGraph:
             if missing:
                 problems.append(f"{where}: missing tensors {', '.join(missing)}")
             seen.add(node.name)
-            if missing or len(node.inputs) != 1 or node.inputs[0] not in shapes:
-                if len(node.inputs) != 1:
-                    problems.append(f"{where}: {node.op} takes exactly one input, "
-                                    f"not {len(node.inputs)}")
+            arity = ARITY.get(node.op, 1)
+            if len(node.inputs) != arity:
+                count = {1: "one input", 2: "two inputs"}[arity]
+                problems.append(f"{where}: {node.op} takes exactly {count}, "
+                                f"not {len(node.inputs)}")
                 continue
-            in_shape = shapes[node.inputs[0]]
-            check = getattr(self, f"_check_{node.op}")
-            shapes[node.name] = check(node, where, in_shape, problems)
-        if problems:
-            raise GraphError(problems)
-        return self
-
-    def _check_dense(self, node, where, in_shape, problems):
-        t = node.tensors
-        w, bias, bits = t["weight"], t["bias"], t["weight_bits"]
-        if len(in_shape) != 1:
-            problems.append(f"{where}: dense needs a vector input, not shape {in_shape}; "
-                            f"add a flatten layer before it")
-        if not _is_int_array(w) or w.ndim != 2:
-            problems.append(f"{where}: weight must be a 2-D integer array, not "
-                            f"{getattr(w, 'dtype', type(w))} of shape {np.shape(w)}")
-            return None
-        out_features, in_features = w.shape
-        if len(in_shape) == 1 and in_shape[0] != in_features:
-            problems.append(f"{where}: weight has in_features {in_features} but its input has "
-                            f"{in_shape[0]} features")
-        if not _is_int_array(bias) or bias.shape != (out_features,):
-            problems.append(f"{where}: bias must be an integer array of shape ({out_features},), "
-                            f"not {getattr(bias, 'dtype', type(bias))} {np.shape(bias)}")
-        if not _is_int_array(bits) or bits.shape != (out_features,):
-            problems.append(f"{where}: weight_bits must be an integer array of shape "
-                            f"({out_features},), not {np.shape(bits)}")
-            return (out_features,)
-        lo_b, hi_b = WEIGHT_BITS_RANGE
-        bad = np.flatnonzero((bits < lo_b) | (bits > hi_b))
-        if bad.size:
-            problems.append(f"{where}: weight_bits must be in {lo_b}..{hi_b}; filter {bad[0]} "
-                            f"has {bits[bad[0]]}")
-            return (out_features,)
-        limit = (np.int64(1) << (bits.astype(np.int64) - 1)) - 1
-        over = np.abs(w.astype(np.int64)) > limit[:, None]
-        if over.any():
-            c, i = np.argwhere(over)[0]
-            problems.append(f"{where}: weight[{c}, {i}] = {w[c, i]} is outside filter {c}'s "
-                            f"{bits[c]}-bit range ±{limit[c]} ({int(over.sum())} weights "
-                            f"out of range)")
-        return (out_features,)
-
-    def _check_requantize(self, node, where, in_shape, problems):
-        mult, a = node.tensors["multiplier"], node.attrs
-        channels = in_shape[0] if in_shape else 0
-        if not _is_int_array(mult) or mult.shape != (channels,):
-            problems.append(f"{where}: multiplier must be an integer array with one entry per "
-                            f"channel ({channels}), not {np.shape(mult)}")
-        elif (mult < 1).any() or (mult >= (1 << MAX_MULTIPLIER_BITS)).any():
-            problems.append(f"{where}: multiplier must be in 1..2^{MAX_MULTIPLIER_BITS}-1, not "
-                            f"{int(mult.min())}..{int(mult.max())}")
-        if not (0 <= a.get("shift", -1) <= MAX_SHIFT):
-            problems.append(f"{where}: shift must be in 0..{MAX_SHIFT}, not {a.get('shift')}")
-        if not (1 <= a.get("out_bits", 0) <= MAX_ACT_BITS):
-            problems.append(f"{where}: out_bits must be in 1..{MAX_ACT_BITS}, not "
-                            f"{a.get('out_bits')}")
-        if len(in_shape) != 1:
-            problems.append(f"{where}: requantize needs a vector input, not shape {in_shape}")
-        return in_shape
-
-    def _check_flatten(self, node, where, in_shape, problems):
-        return (int(np.prod(in_shape)),)
+            if missing:
+                continue
+            # An unknown input shape (a problem upstream, already reported) skips only the
+            # checks that need it.
+            in_shapes = [shapes.get(src) for src in node.inputs]
+            shape = check_node(node, in_shapes, problems)
+            if shape is not None:
+                shapes[node.name] = tuple(int(d) for d in shape)
+        return shapes
 
     # -- derived facts -----------------------------------------------------------------------
 
     def shapes(self):
         """Output shape of every node (and ``"input"``), for a valid graph."""
-        shapes = {"input": tuple(self.input.shape)}
-        for node in self.nodes:
-            src = shapes[node.inputs[0]]
-            if node.op == "dense":
-                shapes[node.name] = (node.tensors["weight"].shape[0],)
-            elif node.op == "flatten":
-                shapes[node.name] = (int(np.prod(src)),)
-            else:
-                shapes[node.name] = src
-        return shapes
+        return self._walk([])
 
     def ranges(self):
         """Inclusive integer bounds ``(lo, hi)`` of every node's output, from worst cases.
 
-        Dense bounds come from the actual weights, so they are tight and safe; they decide
-        accumulator widths in hardware.
+        Dense and convolution bounds come from the actual weights (term by term, padding zeros
+        included), so they are tight and safe; they decide accumulator widths in hardware. A
+        sum pool multiplies its input bounds by the window size, an add adds its inputs' bounds.
         """
         ranges = {"input": self.input.range}
+        shapes = self.shapes()
         for node in self.nodes:
             lo, hi = ranges[node.inputs[0]]
+            t, a = node.tensors, node.attrs
             if node.op == "dense":
-                t = node.tensors
                 acc_lo, acc_hi = numerics.dense_range(t["weight"], t["bias"], lo, hi)
-                ranges[node.name] = (int(acc_lo.min()), int(acc_hi.max()))
+            elif node.op in ("conv1d", "conv2d"):
+                acc_lo, acc_hi = numerics.conv_range(t["weight"], t["bias"], lo, hi,
+                                                     padded=any(a["padding"]))
             elif node.op == "requantize":
-                a = node.attrs
-                ranges[node.name] = tuple(int(v) for v in numerics.int_range(
-                    a["out_bits"], a["out_signed"]))
+                acc_lo, acc_hi = numerics.int_range(a["out_bits"], a["out_signed"])
+            elif node.op in ("avgpool1d", "avgpool2d"):
+                window = int(np.prod(a["kernel"]))
+                acc_lo, acc_hi = lo * window, hi * window
+            elif node.op == "global_avgpool":
+                pixels = int(np.prod(shapes[node.inputs[0]][1:]))
+                acc_lo, acc_hi = lo * pixels, hi * pixels
+            elif node.op == "add":
+                lo_b, hi_b = ranges[node.inputs[1]]
+                acc_lo, acc_hi = lo + lo_b, hi + hi_b
             else:
-                ranges[node.name] = (lo, hi)
+                acc_lo, acc_hi = lo, hi
+            ranges[node.name] = (int(np.min(acc_lo)), int(np.max(acc_hi)))
         return ranges
 
     def macs(self):
-        """Multiply-accumulates per frame of every dense node."""
-        return {n.name: int(n.tensors["weight"].size) for n in self.nodes if n.op == "dense"}
-
-    def weight_bits_histogram(self):
-        """``{bits: number of filters}`` over all dense layers."""
-        hist = {}
+        """Multiply-accumulates per frame of every dense and convolution node."""
+        shapes = self.shapes()
+        macs = {}
         for n in self.nodes:
             if n.op == "dense":
+                macs[n.name] = int(n.tensors["weight"].size)
+            elif n.op in ("conv1d", "conv2d"):
+                pixels = int(np.prod(shapes[n.name][1:]))
+                macs[n.name] = int(n.tensors["weight"].size) * pixels
+        return macs
+
+    def weight_bits_histogram(self):
+        """``{bits: number of filters}`` over all dense and convolution layers."""
+        hist = {}
+        for n in self.nodes:
+            if n.op in FILTER_OPS:
                 for b, count in zip(*np.unique(n.tensors["weight_bits"], return_counts=True)):
                     hist[int(b)] = hist.get(int(b), 0) + int(count)
         return dict(sorted(hist.items()))
@@ -286,6 +399,249 @@ class QGraph:
                       {k: v.copy() for k, v in n.tensors.items()}) for n in self.nodes]
         return QGraph(InputSpec(**self.input.to_json() | {"shape": tuple(self.input.shape)}),
                       nodes, dict(self.metadata))
+
+
+def _check_filter_tensors(node, where, problems):
+    """Bias, weight_bits and per-filter weight ranges of a dense or convolution node."""
+    t = node.tensors
+    w, bias, bits = t["weight"], t["bias"], t["weight_bits"]
+    out_channels = w.shape[0]
+    if not _is_int_array(bias) or bias.shape != (out_channels,):
+        problems.append(f"{where}: bias must be an integer array of shape ({out_channels},), "
+                        f"not {getattr(bias, 'dtype', type(bias))} {np.shape(bias)}")
+    if not _is_int_array(bits) or bits.shape != (out_channels,):
+        problems.append(f"{where}: weight_bits must be an integer array of shape "
+                        f"({out_channels},), not {np.shape(bits)}")
+        return
+    lo_b, hi_b = WEIGHT_BITS_RANGE
+    bad = np.flatnonzero((bits < lo_b) | (bits > hi_b))
+    if bad.size:
+        problems.append(f"{where}: weight_bits must be in {lo_b}..{hi_b}; filter {bad[0]} "
+                        f"has {bits[bad[0]]}")
+        return
+    limit = (np.int64(1) << (bits.astype(np.int64) - 1)) - 1
+    over = np.abs(w.astype(np.int64)) > limit.reshape((-1,) + (1,) * (w.ndim - 1))
+    if over.any():
+        index = tuple(int(i) for i in np.argwhere(over)[0])
+        c = index[0]
+        problems.append(f"{where}: weight[{', '.join(map(str, index))}] = {w[index]} is "
+                        f"outside filter {c}'s {bits[c]}-bit range ±{limit[c]} "
+                        f"({int(over.sum())} weights out of range)")
+
+
+def _check_dense(node, where, in_shapes, problems):
+    in_shape = in_shapes[0]
+    w = node.tensors["weight"]
+    if in_shape is not None and len(in_shape) != 1:
+        problems.append(f"{where}: dense needs a vector input, not shape {in_shape}; "
+                        f"add a flatten layer before it")
+    if not _is_int_array(w) or w.ndim != 2:
+        problems.append(f"{where}: weight must be a 2-D integer array, not "
+                        f"{getattr(w, 'dtype', type(w))} of shape {np.shape(w)}")
+        return None
+    out_features, in_features = w.shape
+    if in_shape is not None and len(in_shape) == 1 and in_shape[0] != in_features:
+        problems.append(f"{where}: weight has in_features {in_features} but its input has "
+                        f"{in_shape[0]} features")
+    _check_filter_tensors(node, where, problems)
+    return (out_features,)
+
+
+def _spatial_attr(node, where, name, dims, minimum, problems):
+    value = node.attrs.get(name)
+    if (not isinstance(value, (list, tuple)) or len(value) != dims
+            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
+                   for v in value)):
+        kind = "positive" if minimum == 1 else "non-negative"
+        problems.append(f"{where}: {name} must be a list of {dims} {kind} integers (one per "
+                        f"spatial axis), not {value!r}")
+        return None
+    return tuple(int(v) for v in value)
+
+
+def _check_layout(node, where, in_shape, dims, problems):
+    if in_shape is None:
+        return False
+    if len(in_shape) == dims + 1:
+        return True
+    layout = "(channels, height, width)" if dims == 2 else "(channels, length)"
+    problems.append(f"{where}: {node.op} needs a {layout} input, not shape {in_shape}")
+    return False
+
+
+def _check_conv(node, where, in_shapes, problems):
+    dims = SPATIAL_DIMS[node.op]
+    in_shape = in_shapes[0]
+    w = node.tensors["weight"]
+    layout_ok = _check_layout(node, where, in_shape, dims, problems)
+    stride = _spatial_attr(node, where, "stride", dims, 1, problems)
+    padding = _spatial_attr(node, where, "padding", dims, 0, problems)
+    groups = node.attrs.get("groups")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        problems.append(f"{where}: groups must be a positive integer, not {groups!r}")
+        groups = None
+    if not _is_int_array(w) or w.ndim != dims + 2:
+        axes = "kh, kw" if dims == 2 else "k"
+        problems.append(f"{where}: weight must be a {dims + 2}-D integer array (out_channels, "
+                        f"in_channels // groups, {axes}), not "
+                        f"{getattr(w, 'dtype', type(w))} of shape {np.shape(w)}")
+        return None
+    _check_filter_tensors(node, where, problems)
+    out_channels, group_channels = (int(d) for d in w.shape[:2])
+    kernel = tuple(int(d) for d in w.shape[2:])
+    if not layout_ok or stride is None or padding is None or groups is None:
+        return None
+    channels = in_shape[0]
+    if groups == 1:
+        if group_channels != channels:
+            problems.append(f"{where}: weight has {group_channels} input channels but its "
+                            f"input has {channels}")
+    elif groups == channels:
+        if group_channels != 1:
+            problems.append(f"{where}: a depthwise weight (groups {groups}) needs 1 input "
+                            f"channel per filter, not {group_channels}")
+        if out_channels % groups:
+            problems.append(f"{where}: depthwise out_channels {out_channels} must be a "
+                            f"multiple of in_channels {channels}")
+    else:
+        problems.append(f"{where}: groups {groups} is not supported; use 1 (a dense "
+                        f"convolution) or in_channels {channels} (depthwise)")
+    out = tuple(numerics.conv_output_size(n, k, s, p)
+                for n, k, s, p in zip(in_shape[1:], kernel, stride, padding))
+    if min(out) < 1:
+        padded = tuple(n + 2 * p for n, p in zip(in_shape[1:], padding))
+        problems.append(f"{where}: kernel {_fmt(kernel)} is larger than its padded input "
+                        f"{_fmt(padded)}")
+        return None
+    return (out_channels, *out)
+
+
+def _check_pool(node, where, in_shapes, problems):
+    dims = SPATIAL_DIMS[node.op]
+    in_shape = in_shapes[0]
+    layout_ok = _check_layout(node, where, in_shape, dims, problems)
+    kernel = _spatial_attr(node, where, "kernel", dims, 1, problems)
+    stride = _spatial_attr(node, where, "stride", dims, 1, problems)
+    if not layout_ok or kernel is None or stride is None:
+        return None
+    out = tuple(numerics.conv_output_size(n, k, s, 0)
+                for n, k, s in zip(in_shape[1:], kernel, stride))
+    if min(out) < 1:
+        problems.append(f"{where}: kernel {_fmt(kernel)} is larger than its input "
+                        f"{_fmt(in_shape[1:])}")
+        return None
+    return (in_shape[0], *out)
+
+
+def _check_global_avgpool(node, where, in_shapes, problems):
+    in_shape = in_shapes[0]
+    if in_shape is None:
+        return None
+    if len(in_shape) < 2:
+        problems.append(f"{where}: global_avgpool needs a (channels, *spatial) input, not "
+                        f"shape {in_shape}")
+        return None
+    return (in_shape[0],)
+
+
+def _check_add(node, where, in_shapes, problems):
+    a, b = in_shapes
+    if a is None or b is None:
+        return None
+    if a != b:
+        problems.append(f"{where}: inputs have shapes {a} and {b}; an add needs equal "
+                        f"shapes")
+        return None
+    return a
+
+
+def _check_requantize(node, where, in_shapes, problems):
+    in_shape = in_shapes[0]
+    mult, a = node.tensors["multiplier"], node.attrs
+    channels = in_shape[0] if in_shape else 0
+    if not _is_int_array(mult) or (in_shape is not None and mult.shape != (channels,)):
+        problems.append(f"{where}: multiplier must be an integer array with one entry per "
+                        f"channel ({channels}), not {np.shape(mult)}")
+    elif (mult < 1).any() or (mult >= (1 << MAX_MULTIPLIER_BITS)).any():
+        problems.append(f"{where}: multiplier must be in 1..2^{MAX_MULTIPLIER_BITS}-1, not "
+                        f"{int(mult.min())}..{int(mult.max())}")
+    if not (0 <= a.get("shift", -1) <= MAX_SHIFT):
+        problems.append(f"{where}: shift must be in 0..{MAX_SHIFT}, not {a.get('shift')}")
+    if not (1 <= a.get("out_bits", 0) <= MAX_ACT_BITS):
+        problems.append(f"{where}: out_bits must be in 1..{MAX_ACT_BITS}, not "
+                        f"{a.get('out_bits')}")
+    return in_shape
+
+
+def _check_flatten(node, where, in_shapes, problems):
+    return None if in_shapes[0] is None else (int(np.prod(in_shapes[0])),)
+
+
+_CHECKS = {"dense": _check_dense, "conv1d": _check_conv, "conv2d": _check_conv,
+           "maxpool1d": _check_pool, "maxpool2d": _check_pool, "avgpool1d": _check_pool,
+           "avgpool2d": _check_pool, "global_avgpool": _check_global_avgpool, "add": _check_add,
+           "requantize": _check_requantize, "flatten": _check_flatten}
+
+
+def check_node(node, in_shapes, problems):
+    """Check one node of a known op against its input shapes; return its output shape, or
+    ``None`` when it cannot be known. Messages go to ``problems``."""
+    return _CHECKS[node.op](node, f"layer '{node.name}'", in_shapes, problems)
+
+
+def _fmt(sizes):
+    """``(5, 5)`` as ``5x5``, ``(7,)`` as ``7``."""
+    return "x".join(str(int(s)) for s in sizes)
+
+
+def hardware_support_problems(graph):
+    """What the hardware generator cannot build in a valid ``graph``, one message per problem.
+
+    The IR is general; the dataflow hardware supports, per spatial axis:
+
+    - convolutions: kernel 1..7, stride 1 or 2, padding 0 or ``kernel // 2`` for an odd
+      kernel ("same"), groups 1 or depthwise with ``out_channels == in_channels``;
+    - max and average pools: kernel 1..7, stride 1..kernel (windows without gaps).
+
+    Returns an empty list when everything is supported. Raises :class:`GraphError` for an
+    invalid graph (call :meth:`QGraph.validate` first to see those problems).
+    """
+    graph.validate()
+    shapes = graph.shapes()
+    lo_k, hi_k = HW_KERNEL_RANGE
+    strides = " or ".join(map(str, HW_CONV_STRIDES))
+    problems = []
+    for node in graph.nodes:
+        where = f"layer '{node.name}'"
+        a = node.attrs
+        if node.op in ("conv1d", "conv2d"):
+            w = node.tensors["weight"]
+            kernel = tuple(int(k) for k in w.shape[2:])
+            if any(not lo_k <= k <= hi_k for k in kernel):
+                problems.append(f"{where}: kernel {_fmt(kernel)} is not supported by the "
+                                f"hardware; kernels must be {lo_k}..{hi_k} per axis")
+            if any(s not in HW_CONV_STRIDES for s in a["stride"]):
+                problems.append(f"{where}: stride {_fmt(a['stride'])} is not supported by the "
+                                f"hardware; strides must be {strides}")
+            if any(p != 0 and (k % 2 == 0 or p != k // 2) for k, p in zip(kernel, a["padding"])):
+                problems.append(f"{where}: padding {_fmt(a['padding'])} with kernel "
+                                f"{_fmt(kernel)} is not supported by the hardware; padding must "
+                                f"be 0, or kernel // 2 for an odd kernel ('same')")
+            in_channels = shapes[node.inputs[0]][0]
+            if a["groups"] > 1 and w.shape[0] != in_channels:
+                problems.append(f"{where}: a depthwise convolution with {w.shape[0]} filters on "
+                                f"{in_channels} channels is not supported by the hardware; "
+                                f"out_channels must equal in_channels")
+        elif node.op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
+            kernel, stride = a["kernel"], a["stride"]
+            if any(not lo_k <= k <= hi_k for k in kernel):
+                problems.append(f"{where}: pool kernel {_fmt(kernel)} is not supported by the "
+                                f"hardware; kernels must be {lo_k}..{hi_k} per axis")
+            if any(s > k for k, s in zip(kernel, stride)):
+                problems.append(f"{where}: pool stride {_fmt(stride)} with kernel "
+                                f"{_fmt(kernel)} is not supported by the hardware; the stride "
+                                f"must not exceed the kernel")
+    return problems
 
 
 def save(graph, path):

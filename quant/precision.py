@@ -5,7 +5,10 @@ FILM-QNN (Sun et al., FPGA 2022) keeps most filters of a layer at 4 bits and giv
 of high-precision filters must be a multiple of a hardware granularity (the number of output
 folds, ``out_features / pe``, when every fold must hold the same number of 8-bit filters).
 
-The selection is NumPy only; :func:`apply_precision` sets it on a ``quant.nn.QuantLinear``.
+The selection is NumPy only and works on any filter shape: a dense layer's rows, a
+convolution's output filters ``(in_channels // groups, *kernel)`` (each filter flattened).
+:func:`apply_precision` sets it on a ``quant.nn.QuantLinear``, ``QuantConv2d`` or
+``QuantConv1d``.
 """
 
 import numbers
@@ -163,14 +166,16 @@ def assign_precision(weight, high_fraction=0.05, low_bits=4, high_bits=8, granul
 
 def apply_precision(layer, high_fraction=0.05, low_bits=4, high_bits=8, granularity=1, *,
                     criterion="relative"):
-    """Assign FILM-QNN precisions to a ``quant.nn.QuantLinear`` from its current weights.
+    """Assign FILM-QNN precisions to a ``quant.nn.QuantLinear``, ``QuantConv2d`` or
+    ``QuantConv1d`` from its current weights (one width per output filter).
 
     Arguments as for :func:`assign_precision`; the layer's ``shared_scale`` picks the ranking.
     Sets the layer's ``weight_bits`` and re-derives its scales (max-abs per filter), since a
     scale fitted to one width is wrong for another. Returns the bits.
     """
     if not (hasattr(layer, "set_weight_bits") and hasattr(layer, "weight")):
-        raise TypeError(f"layer must be a quant.nn.QuantLinear, not {type(layer).__name__}")
+        raise TypeError(f"layer must be a quant.nn.QuantLinear, QuantConv2d or QuantConv1d, not "
+                        f"{type(layer).__name__}")
     weight = layer.weight.detach().cpu().numpy()
     bits = assign_precision(weight, high_fraction, low_bits, high_bits, granularity,
                             shared_scale=getattr(layer, "shared_scale", False),

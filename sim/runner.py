@@ -144,6 +144,10 @@ def _check_stream(name, spec, problems):
     if not _is_int(bits) or not 1 <= bits <= limit:
         problems.append(f"metadata {name}.bits must be an integer in 1..{limit}, not {bits!r}")
         ok = False
+    order = spec.get("order", "C")
+    if order not in ("C", "HWC"):
+        problems.append(f"metadata {name}.order must be \"C\" or \"HWC\", not {order!r}")
+        ok = False
     if not ok:
         return None
     size = math.prod(int(d) for d in shape)
@@ -152,7 +156,7 @@ def _check_stream(name, spec, problems):
                         f"{k * m} must equal the {size} elements of shape {tuple(shape)}")
         return None
     return {"shape": [int(d) for d in shape], "elements_per_beat": int(k),
-            "beats_per_frame": int(m), "bits": int(bits), "signed": signed}
+            "beats_per_frame": int(m), "bits": int(bits), "signed": signed, "order": order}
 
 
 def load_design(design):

@@ -202,8 +202,7 @@ def test_unsupported_modules_are_all_listed_before_export():
     with pytest.raises(UnsupportedLayerError) as info:
         export(model, (1, 5, 5))
     assert info.value.problems == [
-        "module 'conv' (position 1, Conv2d): Conv2d is not supported; convolutions have no "
-        "quant.nn layer yet",
+        "module 'conv' (position 1, Conv2d): Conv2d is not supported; use quant.nn.QuantConv2d",
         "module 'relu' (position 3, ReLU): ReLU is not supported; use quant.nn.Requantizer, "
         "which is the activation",
         "module 'fc' (position 4, Linear): Linear is not supported; use quant.nn.QuantLinear",
@@ -217,7 +216,9 @@ def test_unsupported_modules_in_nested_sequentials_are_named_by_path():
             r"module '1.0' \(position 1, Flatten\): Flatten must flatten dims 1..-1 \(one vector "
             r"per input\), not 0..-1\n"
             r"module '1.1' \(position 2, Softmax\): Softmax is not supported; supported modules "
-            r"are QuantInput, QuantLinear, Requantizer, Flatten, Identity$")):
+            r"are QuantInput, QuantLinear, QuantConv2d, QuantConv1d, Requantizer, Residual, "
+            r"BatchNorm2d, BatchNorm1d, MaxPool2d, MaxPool1d, AvgPool2d, AvgPool1d, "
+            r"AdaptiveAvgPool2d, AdaptiveAvgPool1d, Flatten, Identity$")):
         export(model, (784,))
 
 

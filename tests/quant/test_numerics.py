@@ -121,3 +121,170 @@ def test_requantize_range_bounds_outputs():
     assert (lo, hi) == (0, 31)
     lo, hi = numerics.requantize_range(-2000, 2000, np.array([1, 2]), 8, 8, True)
     assert (lo, hi) == (-16, 16)
+
+
+# -- convolutions and pooling ------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+
+
+def test_im2col_order_is_ky_kx_c():
+    """Each row is one window, read row by row of the kernel, pixel by pixel, channels fastest:
+    the order a sliding window over a pixel-interleaved stream presents."""
+    x = np.arange(2 * 3 * 4).reshape(2, 3, 4)          # (C, H, W), x[c, y, x] = 12c + 4y + x
+    cols = numerics.im2col(x, (2, 2), stride=1, padding=0)
+    assert cols.shape == (2, 3, 8)
+    assert cols[0, 0].tolist() == [0, 12, 1, 13, 4, 16, 5, 17]
+    assert cols[1, 2].tolist() == [6, 18, 7, 19, 10, 22, 11, 23]
+
+
+def test_im2col_pads_with_zeros_and_strides():
+    x = np.arange(1, 10).reshape(1, 3, 3)
+    cols = numerics.im2col(x, (3, 3), stride=2, padding=1)
+    assert cols.shape == (2, 2, 9)
+    assert cols[0, 0].tolist() == [0, 0, 0, 0, 1, 2, 0, 4, 5]   # anchored at (-1, -1)
+    assert cols[1, 1].tolist() == [5, 6, 0, 8, 9, 0, 0, 0, 0]   # anchored at (1, 1)
+
+
+def test_im2col_kernel_as_large_as_the_padded_input():
+    x = np.ones((1, 3, 3), dtype=np.int64)
+    cols = numerics.im2col(x, (5, 5), 1, 1)
+    assert cols.shape == (1, 1, 25) and cols.sum() == 9
+
+
+def test_im2col_1d_and_batches():
+    x = np.arange(2 * 2 * 5).reshape(2, 2, 5)              # (N, C, L)
+    cols = numerics.im2col(x, (3,), stride=2, padding=1)
+    assert cols.shape == (2, 3, 6)
+    assert cols[1, 0].tolist() == [0, 0, 10, 15, 11, 16]    # (k, c): sample -1, 0, 1
+
+
+def test_im2col_matches_a_loop_over_windows():
+    rng = np.random.default_rng(0)
+    x = rng.integers(-9, 10, size=(3, 7, 6))
+    kh, kw, sh, sw, ph, pw = 3, 2, 2, 1, 1, 0
+    cols = numerics.im2col(x, (kh, kw), (sh, sw), (ph, pw))
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw)))
+    for oy in range(cols.shape[0]):
+        for ox in range(cols.shape[1]):
+            want = [xp[c, oy * sh + ky, ox * sw + kx]
+                    for ky in range(kh) for kx in range(kw) for c in range(3)]
+            assert cols[oy, ox].tolist() == want, (oy, ox)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, message", [
+    ((5, 5), 1, 0, r"kernel 5x5 is larger than its padded input 3x3"),
+    ((3, 3), 0, 0, r"stride must be an integer >= 1 or 2 of them \(one per spatial axis\), "
+                   r"not 0"),
+    ((3, 3), 1, -1, r"padding must be an integer >= 0 or 2 of them"),
+    ((3, 3, 3), 1, 0, r"kernel must be an int \(a square 2-D kernel\) or a sequence of 1 or 2 "
+                      r"ints, not \(3, 3, 3\)"),
+])
+def test_im2col_errors(kernel, stride, padding, message):
+    x = np.zeros((1, 3, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match=message):
+        numerics.im2col(x, kernel, stride, padding)
+
+
+def _torch_conv(x, w, b, stride, padding, groups):
+    f = torch.nn.functional.conv2d if w.ndim == 4 else torch.nn.functional.conv1d
+    t = [torch.as_tensor(a, dtype=torch.float64) for a in (x, w, b)]
+    return f(*t, stride=stride, padding=padding, groups=groups).numpy()
+
+
+@pytest.mark.parametrize("dims", [1, 2], ids=["1d", "2d"])
+@pytest.mark.parametrize("groups, channels, out", [(1, 3, 5), (4, 4, 4), (3, 3, 6)],
+                         ids=["dense", "depthwise", "depthwise-x2"])
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (1, 2)])
+def test_conv_matches_torch(dims, groups, channels, out, stride, padding):
+    rng = np.random.default_rng(dims * 100 + groups)
+    spatial = (9, 8) if dims == 2 else (13,)
+    kernel = (3, 2) if dims == 2 else (3,)
+    x = rng.integers(-128, 128, size=(4, channels) + spatial)
+    w = rng.integers(-127, 128, size=(out, channels // groups) + kernel)
+    b = rng.integers(-5000, 5000, size=out)
+    got = numerics.conv(x, w, b, stride, padding, groups)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, _torch_conv(x, w, b, stride, padding, groups))
+
+
+def test_conv_of_one_image_and_in_chunks(monkeypatch):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 32, size=(7, 2, 6, 6))
+    w = rng.integers(-7, 8, size=(3, 2, 3, 3))
+    b = rng.integers(-50, 50, size=3)
+    whole = numerics.conv(x, w, b, 1, 1)
+    assert np.array_equal(numerics.conv(x[3], w, b, 1, 1), whole[3])
+    monkeypatch.setattr(numerics, "_CHUNK_ELEMENTS", 500)   # a few images per chunk
+    assert np.array_equal(numerics.conv(x, w, b, 1, 1), whole)
+
+
+def test_conv_is_exact_beyond_float_precision():
+    x = np.full((1, 64, 3, 3), 65535)
+    w = np.full((1, 64, 3, 3), 127)
+    acc = numerics.conv(x, w, [2 ** 40], 1, 0)
+    assert int(acc[0, 0, 0, 0]) == 64 * 9 * 65535 * 127 + 2 ** 40
+
+
+def test_conv_rejects_a_weight_that_does_not_fit():
+    with pytest.raises(ValueError, match=r"weight \(4, 3, 3, 3\) with groups 1 does not fit an "
+                                         r"input of 2 channels"):
+        numerics.conv(np.zeros((2, 5, 5)), np.zeros((4, 3, 3, 3)), np.zeros(4))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_conv_range_is_safe(padded):
+    rng = np.random.default_rng(2)
+    w = rng.integers(-7, 8, size=(4, 2, 3, 3))
+    b = rng.integers(-20, 20, size=4)
+    x_lo, x_hi = (3, 31)       # an input range without 0: padding zeros widen the bound
+    lo, hi = numerics.conv_range(w, b, x_lo, x_hi, padded)
+    x = rng.integers(x_lo, x_hi + 1, size=(300, 2, 5, 5))
+    acc = numerics.conv(x, w, b, 1, 1 if padded else 0)
+    per_filter = acc.transpose(1, 0, 2, 3).reshape(4, -1)
+    assert (per_filter.min(axis=1) >= lo).all() and (per_filter.max(axis=1) <= hi).all()
+    if padded:  # a corner window holds five zeros: below the no-padding bound
+        assert (lo <= numerics.conv_range(w, b, x_lo, x_hi)[0]).all()
+
+
+def test_pools_match_torch():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 32, size=(3, 4, 9, 7))
+    t = torch.as_tensor(x, dtype=torch.float64)
+    assert np.array_equal(numerics.max_pool(x, (2, 2), (2, 2)),
+                          torch.nn.functional.max_pool2d(t, 2).numpy())
+    assert np.array_equal(numerics.max_pool(x, (3, 3), (1, 2)),
+                          torch.nn.functional.max_pool2d(t, 3, (1, 2)).numpy())
+    assert np.array_equal(numerics.sum_pool(x, (3, 2), (2, 2)),
+                          torch.nn.functional.avg_pool2d(t, (3, 2), 2).numpy() * 6)
+    assert np.array_equal(numerics.global_sum_pool(x, 2), x.sum(axis=(2, 3)))
+    s = x[:, :, 0]                                     # (N, C, L)
+    ts = torch.as_tensor(s, dtype=torch.float64)
+    assert np.array_equal(numerics.max_pool(s, (3,), (2,)),
+                          torch.nn.functional.max_pool1d(ts, 3, 2).numpy())
+    assert np.array_equal(numerics.sum_pool(s, (2,), (2,)),
+                          torch.nn.functional.avg_pool1d(ts, 2).numpy() * 2)
+    assert np.array_equal(numerics.global_sum_pool(s, 1), s.sum(axis=2))
+
+
+def test_add_is_exact_and_needs_equal_shapes():
+    a = np.array([[2 ** 40, -3]])
+    assert numerics.add(a, a).tolist() == [[2 ** 41, -6]]
+    with pytest.raises(ValueError, match=r"add needs equal shapes, not \(1, 2\) and \(2,\)"):
+        numerics.add(a, [1, 2])
+
+
+def test_requantize_per_channel_of_feature_maps():
+    acc = np.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2) * 10
+    got = numerics.requantize(acc, [1, 2, 3], 2, 8, axis=1)
+    want = np.clip((acc * np.array([1, 2, 3])[None, :, None, None] + 2) >> 2, 0, 255)
+    assert np.array_equal(got, want)
+
+
+def test_interleaved_order_lists_pixels_with_their_channels():
+    x = np.arange(2 * 2 * 3).reshape(2, 2, 3)          # x[c, y, x] = 6c + 3y + x
+    order = numerics.interleaved_order(x.shape)
+    assert x.reshape(-1)[order].tolist() == [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]
+    # A dense layer reading the stream gets the same result with its columns permuted.
+    w = np.arange(5 * 12).reshape(5, 12) % 7 - 3
+    assert np.array_equal(w[:, order] @ x.reshape(-1)[order], w @ x.reshape(-1))

@@ -172,5 +172,21 @@ def test_apply_precision_sets_bits_and_rescales():
 
 
 def test_apply_precision_needs_a_quant_linear():
-    with pytest.raises(TypeError, match="layer must be a quant.nn.QuantLinear, not Linear"):
+    with pytest.raises(TypeError, match="layer must be a quant.nn.QuantLinear, QuantConv2d or "
+                                        "QuantConv1d, not Linear"):
         apply_precision(nn.Linear(4, 4))
+
+
+def test_apply_precision_on_convolutions_is_per_output_filter():
+    from quant.nn import QuantConv1d, QuantConv2d
+
+    torch.manual_seed(1)
+    conv = QuantConv2d(4, 40, 3)
+    with torch.no_grad():
+        conv.weight[[3, 30], 1, 0, 2] = 2.0   # outliers in two filters
+    bits = apply_precision(conv, 0.05)
+    assert np.flatnonzero(bits == 8).tolist() == [3, 30]
+    assert conv.weight_bits.tolist() == bits.tolist()
+    assert (np.abs(conv.int_weight()).reshape(40, -1).max(axis=1) == 2 ** (bits - 1) - 1).all()
+    depthwise = QuantConv1d(8, 8, 5, groups=8)
+    assert int((apply_precision(depthwise, 0.25, 2, 4) == 4).sum()) == 2
