@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FoldingError, GraphError, ToolchainError
+from .errors import FoldingError, GraphError, ToolchainError, UnsupportedLayerError
 
 __all__ = ["main"]
 
@@ -61,6 +61,15 @@ def cmd_inspect(args):
               f"{macs.get(node.name, 0):>9}  {f'{lo}..{hi}':<24} {hist}")
     hist = ", ".join(f"{c} filters of {b} bits" for b, c in graph.weight_bits_histogram().items())
     print(f"total: {sum(macs.values())} MACs per frame; {hist}")
+    from .accelerator import check_hardware_support
+    try:
+        check_hardware_support(graph)
+    except UnsupportedLayerError as error:
+        print("not supported in hardware (all of them):")
+        for problem in error.problems:
+            print(f"  {problem}")
+        return 1
+    print("hardware: every layer is supported")
     return 0
 
 
