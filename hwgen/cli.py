@@ -144,6 +144,19 @@ def cmd_packing(args):
     return 0
 
 
+def cmd_boards(args):
+    import boards
+    print(boards.cli_list())
+    return 0
+
+
+def cmd_build(args):
+    import boards
+    print(boards.cli_build(args.model, args.board, args.out, dry_run=args.dry_run,
+                           selftest=args.selftest, folding=_parse_folding(args.folding)))
+    return 0
+
+
 def cmd_demo(args):
     from .demo import run_demo
     run_demo(out_dir=Path(args.out), images=args.images, epochs=args.epochs,
@@ -213,6 +226,22 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_packing)
 
+    p = sub.add_parser("boards", help="list the boards a design can be built for")
+    p.set_defaults(func=cmd_boards)
+
+    p = sub.add_parser("build", help="write (and where possible run) a board build")
+    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("--board", required=True, metavar="NAME",
+                   help="a board from `hwgen boards`, or module:Class")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: build/MODEL-BOARD)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write the build tree without running the vendor tools")
+    p.add_argument("--selftest", action="store_true",
+                   help="build the self-test top (vectors in ROM, LEDs show pass or fail)")
+    p.add_argument("--folding", metavar="SPEC",
+                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    p.set_defaults(func=cmd_build)
+
     p = sub.add_parser("inspect", help="layers, shapes, MACs and per-filter precision")
     p.add_argument("model", metavar="MODEL.qgraph")
     p.set_defaults(func=cmd_inspect)
@@ -220,10 +249,11 @@ def build_parser():
 
 
 def _exit_code(error):
+    from boards.errors import BuildError
     from sim.errors import SimulationError
     if isinstance(error, ToolchainError):
         return 3
-    if isinstance(error, SimulationError):
+    if isinstance(error, (SimulationError, BuildError)):
         return 2
     if isinstance(error, (GraphError, FoldingError, ValueError, FileNotFoundError, TypeError)):
         return 1

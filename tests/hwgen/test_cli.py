@@ -148,3 +148,14 @@ def test_inspect_lists_every_layer_the_hardware_cannot_build(tmp_path, capsys):
     assert code == 1
     assert "layer 'join': add (a residual join) is not supported in hardware yet" in out
     assert "layer 'input': its output feeds 2 layers (conv1, join)" in out
+
+
+def test_boards_lists_pynq_z2_and_zcu102(capsys):
+    code, out, _ = run(["boards"], capsys)
+    assert code == 0
+    assert "xc7z020clg400-1" in out and "xczu9eg-ffvb1156-2-e" in out and "ulx3s_85f" in out
+
+
+def test_build_for_an_unknown_board_lists_the_known_ones(model, tmp_path, capsys):
+    code, _, err = run(["build", model, "--board", "pynq_z3", "--out", tmp_path / "b"], capsys)
+    assert_clean_error(code, err, r"unknown board 'pynq_z3'; known boards: .*pynq_z2.*zcu102")
