@@ -8,8 +8,7 @@ from amaranth.lib.wiring import In, Out
 from quant import numerics
 
 from ..errors import FoldingError
-from ._util import divisors, element_shape
-from .window import _count, _shape
+from ._util import check_count, check_shape, divisors, element_shape
 
 __all__ = ["Add"]
 
@@ -41,10 +40,10 @@ class Add(wiring.Component):
     """
 
     def __init__(self, *, elements, lanes, shape, skip_shape=None, name="add"):
-        elements = _count("elements", elements, name)
-        lanes = _count("lanes", lanes, name)
-        shape = _shape("shape", shape, name)
-        skip_shape = shape if skip_shape is None else _shape("skip_shape", skip_shape, name)
+        elements = check_count("elements", elements, name)
+        lanes = check_count("lanes", lanes, name)
+        shape = check_shape("shape", shape, name)
+        skip_shape = shape if skip_shape is None else check_shape("skip_shape", skip_shape, name)
         if elements % lanes:
             raise FoldingError(f"layer '{name}': lanes {lanes} does not divide elements "
                                f"{elements}; choose one of "

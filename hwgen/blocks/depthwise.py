@@ -9,10 +9,9 @@ from amaranth.lib.wiring import In, Out
 from quant import numerics
 
 from ..errors import FoldingError
-from ._util import divisors, element_shape, pack_words
+from ._util import check_count, divisors, element_shape, pack_words
 from .matvec import accumulator_range
 from .pool import FoldPartials
-from .window import _count
 
 __all__ = ["DepthwiseUnit"]
 
@@ -76,9 +75,9 @@ class DepthwiseUnit(wiring.Component):
             if not np.issubdtype(value.dtype, np.integer) or value.shape != (channels,):
                 raise TypeError(f"layer '{name}': {what} must be an integer array of shape "
                                 f"({channels},), not {value.dtype} {value.shape}")
-        in_bits = _count("in_bits", in_bits, name)
-        simd = _count("simd", simd, name)
-        pixels = _count("pixels", pixels, name)
+        in_bits = check_count("in_bits", in_bits, name)
+        simd = check_count("simd", simd, name)
+        pixels = check_count("pixels", pixels, name)
         if channels % simd:
             raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
                                f"{channels}; choose one of "

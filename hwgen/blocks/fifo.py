@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .window import _count, _shape
+from ._util import check_count, check_shape
 
 __all__ = ["StreamFifo"]
 
@@ -25,9 +25,9 @@ class StreamFifo(wiring.Component):
     """
 
     def __init__(self, *, shape, lanes, depth, name="fifo"):
-        shape = _shape("shape", shape, name)
-        lanes = _count("lanes", lanes, name)
-        depth = _count("depth", depth, name, minimum=0)
+        shape = check_shape("shape", shape, name)
+        lanes = check_count("lanes", lanes, name)
+        depth = check_count("depth", depth, name, minimum=0)
         self._shape, self._lanes, self._depth = shape, lanes, depth
         layout = data.ArrayLayout(shape, lanes)
         super().__init__({

@@ -9,8 +9,8 @@ from amaranth.lib.wiring import In, Out
 from quant import numerics
 
 from ..errors import FoldingError
-from ._util import divisors, element_shape
-from .window import SlidingWindow, _count, _pair, _shape, im2col
+from ._util import check_count, check_pair, check_shape, divisors, element_shape
+from .window import SlidingWindow, im2col
 
 __all__ = ["MaxPool", "SumPool", "GlobalSumPool"]
 
@@ -110,8 +110,8 @@ class _WindowPool(wiring.Component):
 
     def __init__(self, *, channels, height, width, kernel, stride=None, shape, simd=1,
                  name="pool"):
-        kernel = _pair("kernel", kernel, 1, name)
-        stride = kernel if stride is None else _pair("stride", stride, 1, name)
+        kernel = check_pair("kernel", kernel, 1, name)
+        stride = kernel if stride is None else check_pair("stride", stride, 1, name)
         self._window = SlidingWindow(channels=channels, height=height, width=width,
                                      kernel=kernel, stride=stride, padding=0, shape=shape,
                                      simd=simd, name=name)
@@ -243,11 +243,11 @@ class GlobalSumPool(wiring.Component):
     """
 
     def __init__(self, *, channels, height, width, shape, simd=1, name="global_pool"):
-        channels = _count("channels", channels, name)
-        height = _count("height", height, name)
-        width = _count("width", width, name)
-        shape = _shape("shape", shape, name)
-        simd = _count("simd", simd, name)
+        channels = check_count("channels", channels, name)
+        height = check_count("height", height, name)
+        width = check_count("width", width, name)
+        shape = check_shape("shape", shape, name)
+        simd = check_count("simd", simd, name)
         if channels % simd:
             raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
                                f"{channels}; choose one of "

@@ -3,54 +3,15 @@
 import bisect
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Shape, ShapeCastable, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..errors import FoldingError
-from ._util import divisors
+from ._util import check_count, check_pair, check_shape, divisors
 
 __all__ = ["SlidingWindow", "im2col"]
-
-
-def _where(layer):
-    return f"layer '{layer}': " if layer is not None else ""
-
-
-def _pair(name, value, minimum, layer):
-    """``value`` (an int or two ints) as a pair of ints ``>= minimum``."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        pair = tuple(value)
-    except TypeError:
-        pair = None
-    if (pair is None or len(pair) != 2 or any(
-            isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in pair)):
-        raise TypeError(f"{_where(layer)}{name} must be an integer or a pair of integers, "
-                        f"not {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{_where(layer)}{name} must be at least {minimum}, not {value!r}")
-    return tuple(int(v) for v in pair)
-
-
-def _count(name, value, layer, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{_where(layer)}{name} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{_where(layer)}{name} must be at least {minimum}, not {value}")
-    return int(value)
-
-
-def _shape(name, value, layer):
-    if not isinstance(value, (Shape, ShapeCastable, int, range)) or isinstance(value, bool):
-        raise TypeError(f"{_where(layer)}{name} must be an Amaranth shape such as "
-                        f"unsigned(8) or signed(5), not {value!r}")
-    shape = Shape.cast(value)
-    if shape.width < 1:
-        raise ValueError(f"{_where(layer)}{name} must be at least 1 bit wide, not {shape!r}")
-    return shape
 
 
 def im2col(x_chw, kernel, stride=1, padding=0):
@@ -71,7 +32,7 @@ def im2col(x_chw, kernel, stride=1, padding=0):
                for v in (kernel, stride, padding)]
         cols = im2col(x[..., None, :], (1, one[0]), (1, one[1]), (0, one[2]))
         return cols[..., 0, :, :]
-    (kh, kw), (sh, sw), (ph, pw) = (_pair(n, v, m, None) for n, v, m in (
+    (kh, kw), (sh, sw), (ph, pw) = (check_pair(n, v, m, None) for n, v, m in (
         ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)))
     if x.ndim < 3:
         raise ValueError(f"im2col needs an input of shape (..., C, H, W), not {x.shape}")
@@ -254,14 +215,14 @@ class SlidingWindow(wiring.Component):
 
     def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape, simd=1,
                  buffer_rows=None, name="window"):
-        channels = _count("channels", channels, name)
-        height = _count("height", height, name)
-        width = _count("width", width, name)
-        kernel = _pair("kernel", kernel, 1, name)
-        stride = _pair("stride", stride, 1, name)
-        padding = _pair("padding", padding, 0, name)
-        shape = _shape("shape", shape, name)
-        simd = _count("simd", simd, name)
+        channels = check_count("channels", channels, name)
+        height = check_count("height", height, name)
+        width = check_count("width", width, name)
+        kernel = check_pair("kernel", kernel, 1, name)
+        stride = check_pair("stride", stride, 1, name)
+        padding = check_pair("padding", padding, 0, name)
+        shape = check_shape("shape", shape, name)
+        simd = check_count("simd", simd, name)
         for axis, k, p in zip("yx", kernel, padding):
             if p >= k:
                 raise ValueError(f"layer '{name}': padding must be smaller than the kernel, "
@@ -285,7 +246,7 @@ class SlidingWindow(wiring.Component):
                 if (intervals[-2:] == target).all():
                     break
         else:
-            buffer_rows = _count("buffer_rows", buffer_rows, name)
+            buffer_rows = check_count("buffer_rows", buffer_rows, name)
             if buffer_rows < geometry.window_rows:
                 raise ValueError(f"layer '{name}': buffer_rows must be at least "
                                  f"{geometry.window_rows} (the rows one window spans), not "
