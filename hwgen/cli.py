@@ -165,6 +165,19 @@ def cmd_demo(args):
     return 0
 
 
+def _add_sim_options(p):
+    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
+                   help="simulator (default: %(default)s)")
+    p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
+                   help="probability of a stalled cycle on each stream (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+
+
+def _add_folding_option(p):
+    p.add_argument("--folding", metavar="SPEC",
+                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="hwgen", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -178,11 +191,7 @@ def build_parser():
                    help="test images simulated in RTL (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="QAT epochs (default: the example's own)")
-    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
-                   help="simulator (default: %(default)s)")
-    p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
-                   help="probability of a stalled cycle on each stream (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    _add_sim_options(p)
     p.add_argument("--no-synth", action="store_true",
                    help="skip the yosys DSP-count check (two synthesis runs)")
     p.set_defaults(func=cmd_demo)
@@ -190,8 +199,7 @@ def build_parser():
     p = sub.add_parser("generate", help="write top.v and metadata.json for a model")
     p.add_argument("model", metavar="MODEL.qgraph")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--folding", metavar="SPEC",
-                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    _add_folding_option(p)
     p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
                    help="multiplier family MAC lanes are packed onto; none: LUTs only "
                         "(default: %(default)s)")
@@ -206,13 +214,8 @@ def build_parser():
                    help="integer inputs, shape (N, *input shape)")
     p.add_argument("-o", "--out", default="build/simulate", metavar="DIR",
                    help="output folder (default: %(default)s)")
-    p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
-                   help="simulator (default: %(default)s)")
-    p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
-                   help="probability of a stalled cycle on each stream (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    p.add_argument("--folding", metavar="SPEC",
-                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    _add_sim_options(p)
+    _add_folding_option(p)
     p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
                    help="multiplier family MAC lanes are packed onto (default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
@@ -238,8 +241,7 @@ def build_parser():
                    help="write the build tree without running the vendor tools")
     p.add_argument("--selftest", action="store_true",
                    help="build the self-test top (vectors in ROM, LEDs show pass or fail)")
-    p.add_argument("--folding", metavar="SPEC",
-                   help="NAME=PExSIMD,... or a JSON file (default: automatic)")
+    _add_folding_option(p)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("inspect", help="layers, shapes, MACs and per-filter precision")
