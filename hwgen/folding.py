@@ -9,7 +9,8 @@ from .blocks._util import divisors
 from .errors import FoldingError
 
 __all__ = ["check_folding", "choose_folding", "final_denses", "final_filters",
-           "filter_layers", "layer_cycles", "precision_counts"]
+           "fixed_order_filters", "filter_layers", "layer_cycles", "precision_counts",
+           "stream_lanes"]
 
 FILTER_OPS = ("dense", "conv1d", "conv2d")
 
@@ -23,18 +24,38 @@ def filter_layers(graph):
     return [n for n in graph.nodes if n.op in FILTER_OPS]
 
 
-def final_filters(graph):
-    """Layers whose filter order reaches the graph output: the last layer with weights, and
-    the layers before it while only depthwise (channel-wise) layers stand in between."""
-    finals = set()
-    for node in reversed(filter_layers(graph)):
-        finals.add(node.name)
-        if not is_depthwise(node):
-            break
-    return finals
+#: Layers that keep channels apart and in order: a channel permutation passes through them.
+CHANNELWISE_OPS = ("requantize", "flatten", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d",
+                   "global_avgpool")
 
 
-final_denses = final_filters
+def fixed_order_filters(graph):
+    """Layers whose filter order is seen outside them, so it cannot be permuted.
+
+    A layer's output channels pass through channel-wise layers, depthwise convolutions and
+    forks until a dense layer or a convolution takes them in (and can take them in any order).
+    If they reach the graph output or a residual ``add`` instead, their order is fixed: the
+    output's by the user, an add's by its other operand.
+    """
+    consumers = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            consumers.setdefault(name, []).append(node)
+
+    memo = {}
+
+    def seen(name):
+        if name not in memo:
+            memo[name] = name == graph.output or any(
+                node.op == "add" or
+                ((node.op in CHANNELWISE_OPS or is_depthwise(node)) and seen(node.name))
+                for node in consumers.get(name, []))
+        return memo[name]
+
+    return {n.name for n in filter_layers(graph) if seen(n.name)}
+
+
+final_filters = final_denses = fixed_order_filters
 
 
 def precision_counts(node):
@@ -91,7 +112,8 @@ def _precision_problem(node, pe, final):
         lanes = node.tensors["weight_bits"].reshape(folds, pe)
         if (lanes != lanes[0]).any():
             return (f"layer '{node.name}': PE {pe} gives folds with different precision patterns, "
-                    f"and as the output layer its filters cannot be reordered; choose PE "
+                    f"and its filters cannot be reordered (their order reaches the output or a "
+                    f"residual add); choose PE "
                     f"{out_features} (one fold) or a precision pattern that repeats every PE "
                     f"filters")
         return None
@@ -113,18 +135,16 @@ def check_folding(graph, folding):
 
     Rules: ``pe`` divides out_features (out_channels), ``simd`` divides in_features
     (in_channels for a convolution, whose window brings ``simd`` channels per beat), a
-    depthwise convolution has ``pe == simd``, every fold repeats the precision pattern (see
-    :func:`_precision_problem`), and the ``simd`` of a layer and the elements per beat of the
-    stream before it divide one another.
+    depthwise convolution has ``pe == simd`` and every fold repeats the precision pattern (see
+    :func:`_precision_problem`). Any ``simd`` can follow any stream: where the elements per beat
+    change the accelerator regroups the stream (see :func:`stream_lanes`).
     """
     problems = []
     finals = final_filters(graph)
     shapes = graph.shapes()
-    lanes = None
     for node in filter_layers(graph):
         if node.name not in folding:
             problems.append(f"layer '{node.name}': folding gives no PE and SIMD")
-            lanes = None
             continue
         pe, simd = folding[node.name]
         layer = _Layer(node, shapes)
@@ -143,10 +163,6 @@ def check_folding(graph, folding):
             problem = _precision_problem(node, pe, node.name in finals)
             if problem:
                 problems.append(problem)
-            if lanes is not None and max(lanes, simd) % min(lanes, simd):
-                problems.append(f"layer '{node.name}': SIMD {simd} and the {lanes} elements per "
-                                f"beat of the layer before it must divide one another")
-        lanes = pe if ok else None
     unknown = sorted(set(folding) - {n.name for n in filter_layers(graph)})
     if unknown:
         problems.append(f"folding names layers that are not dense layers of the model: "
@@ -175,25 +191,46 @@ def choose_folding(graph, mac_budget=64, fixed=None):
         return {}
     target = max(math.ceil(layer.macs / mac_budget) for layer in layers)
     finals = final_filters(graph)
-    folding, lanes = {}, None
+    folding = {}
     for layer in layers:
         if layer.name in fixed:
             folding[layer.name] = tuple(fixed[layer.name])
-            lanes = folding[layer.name][0]
             continue
-        options = []
+        lanes = stream_lanes(graph, folding).get(layer.node.inputs[0])
+        options, others = [], []
         for pe in divisors(layer.out):
             if _precision_problem(layer.node, pe, layer.name in finals):
                 continue
             for simd in divisors(layer.in_count):
                 if layer.depthwise and simd != pe:
                     continue
-                if lanes is not None and max(lanes, simd) % min(lanes, simd):
-                    continue
                 cycles = layer.cycles(pe, simd)
                 macs = simd if layer.depthwise else pe * simd
-                options.append((max(cycles, target), macs, pe, simd))
-        _, _, pe, simd = min(options)
+                # A SIMD that divides or is divided by the stream's beat needs one converter.
+                fits = lanes is None or max(lanes, simd) % min(lanes, simd) == 0
+                (options if fits else others).append((max(cycles, target), macs, pe, simd))
+        _, _, pe, simd = min(options or others)
         folding[layer.name] = (pe, simd)
-        lanes = pe
     return folding
+
+
+def stream_lanes(graph, folding):
+    """``{value: elements per beat}`` of the accelerator's streams for ``folding``.
+
+    A dense layer or convolution sends ``pe`` channels per beat; requantize, pools, flatten and
+    forks keep their input's beat; an ``add`` sends its first operand's (the other operand is
+    regrouped to it). The input takes the ``simd`` of its first consumer with weights, or one
+    element per beat. Values after a layer missing from ``folding`` map to None.
+    """
+    lanes = {}
+    for node in graph.nodes:
+        if node.op in FILTER_OPS:
+            lanes[node.name] = folding[node.name][0] if node.name in folding else None
+        else:
+            lanes[node.name] = lanes.get(node.inputs[0])
+    first = next((n for n in graph.consumers("input") if n.op in FILTER_OPS), None)
+    lanes["input"] = folding.get(first.name, (None, None))[1] if first is not None else 1
+    for node in graph.nodes:   # again, now that the input is known
+        if node.op not in FILTER_OPS:
+            lanes[node.name] = lanes.get(node.inputs[0])
+    return lanes

@@ -65,6 +65,9 @@ def metadata(acc):
                       "lut_lanes": block.lut_lane_count}
         elif hasattr(block, "dsp_count"):
             entry["dsp"] = block.dsp_count
+        if name in acc.fifo_depths:
+            entry |= {"depth": block.depth, "lanes": block.lanes,
+                      "width": block.lanes * block.shape.width}
         if hasattr(block, "buffer_depth"):
             entry |= {"buffer_rows": block.buffer_rows, "buffer_depth": block.buffer_depth,
                       "buffer_bits": block.buffer_bits}
@@ -85,10 +88,11 @@ def metadata(acc):
         "cycles_per_frame": acc.cycles_per_frame,
         "latency": acc.latency,
         "latency_is_estimate": acc.has_windows,
+        "fifo_depths": acc.fifo_depths,
         "cycles_per_frame_formula": "max over blocks: a dense layer (out_features/pe) * "
                                     "(in_features/simd), a convolution output pixels * "
-                                    "(out_channels/pe) * (kh*kw*in_channels/simd), windows and "
-                                    "pools their own; input beats, output beats",
+                                    "(out_channels/pe) * (kh*kw*in_channels/simd), windows, "
+                                    "pools and joins their own; input beats, output beats",
         "device": acc.device,
         "dsp": acc.dsp_count,
         "weight_bits_histogram": {str(k): v for k, v in graph.weight_bits_histogram().items()},

@@ -40,9 +40,10 @@ def run(graph, x):
     Integer rules per operation (see :mod:`quant.numerics`): ``dense`` and ``conv1d``/``conv2d``
     are exact int64 sums plus the bias (convolutions through :func:`~quant.numerics.im2col`,
     zero padding, groups); ``requantize`` rescales along the channel axis; ``maxpool*`` takes
-    the per-channel maximum of each window; ``avgpool*`` and ``global_avgpool`` give the exact
-    per-channel SUM (the division lives in the next requantize's multiplier and shift);
-    ``add`` is the exact sum of its two inputs; ``flatten`` is C order (channel-major).
+    the per-channel maximum of each window (its padding never wins); ``avgpool*`` and
+    ``global_avgpool`` give the exact per-channel SUM (the division lives in the next
+    requantize's multiplier and shift); ``add`` is the exact sum of its two inputs;
+    ``flatten`` is C order (channel-major).
     """
     values = {"input": check_inputs(graph, x)}
     for node in graph.nodes:
@@ -59,7 +60,7 @@ def run(graph, x):
         elif node.op == "flatten":
             out = src.reshape(len(src), -1)
         elif node.op in ("maxpool1d", "maxpool2d"):
-            out = numerics.max_pool(src, a["kernel"], a["stride"])
+            out = numerics.max_pool(src, a["kernel"], a["stride"], a.get("padding", 0))
         elif node.op in ("avgpool1d", "avgpool2d"):
             out = numerics.sum_pool(src, a["kernel"], a["stride"])
         elif node.op == "global_avgpool":

@@ -8,7 +8,8 @@ Tensors have no batch axis inside the graph. Feature maps are channel first: ``(
 for images, ``(C, L)`` for signals, ``(F,)`` for vectors; the channel is always axis 0, which
 is the axis of per-channel parameters (filters of a convolution, multipliers of a requantize).
 Spatial attributes (``stride``, ``padding``, ``kernel``) are lists with one entry per spatial
-axis; padding is symmetric (that many zeros, the integer 0, on each side).
+axis; padding is symmetric (that many zeros, the integer 0, on each side; a max pool pads
+with values smaller than any input instead, so padding never wins).
 
 Operations (tensors | attributes):
 
@@ -18,7 +19,8 @@ Operations (tensors | attributes):
 - ``conv1d``: weight (O, C // groups, k), bias, weight_bits, weight_scale | stride [s],
   padding [p], groups.
 - ``requantize``: multiplier (C,) | shift, out_bits, out_signed, scale.
-- ``maxpool2d`` / ``maxpool1d``: none | kernel, stride (no padding, floor mode).
+- ``maxpool2d`` / ``maxpool1d``: none | kernel, stride, optional padding (at most
+  ``kernel // 2`` per axis, as PyTorch; absent means 0), floor mode.
 - ``avgpool2d`` / ``avgpool1d``: none | kernel, stride; the exact window SUM.
 - ``global_avgpool``: none | none; the exact SUM over all pixels of each channel, to (C,).
 - ``add``: two inputs of equal shape | none; the exact sum.
@@ -192,21 +194,29 @@ def flatten(name, inputs=None):
     return Node(name, "flatten", inputs)
 
 
-def _pool(op, dims, name, kernel, stride, inputs):
+def _pool(op, dims, name, kernel, stride, inputs, padding=0):
     stride = kernel if stride is None else stride
-    return Node(name, op, inputs, {"kernel": _spatial(kernel, dims),
-                                   "stride": _spatial(stride, dims)})
+    attrs = {"kernel": _spatial(kernel, dims), "stride": _spatial(stride, dims)}
+    padding = _spatial(padding, dims)
+    if padding != [0] * dims:
+        attrs["padding"] = padding
+    return Node(name, op, inputs, attrs)
 
 
-def maxpool2d(name, kernel, stride=None, inputs=None):
+def maxpool2d(name, kernel, stride=None, padding=0, inputs=None):
     """Per-channel maximum over ``kernel`` windows of a ``(C, H, W)`` input, every ``stride``
-    pixels (default: the kernel); no padding, windows that do not fit are dropped."""
-    return _pool("maxpool2d", 2, name, kernel, stride, inputs)
+    pixels (default: the kernel); windows that do not fit are dropped (floor mode).
+
+    ``padding`` pixels (at most ``kernel // 2`` per axis, as ``nn.MaxPool2d``) on each side
+    hold a value below every input, as PyTorch pads with ``-inf``, so they never win. The
+    attribute is stored only when it is not 0. See :func:`quant.numerics.max_pool`.
+    """
+    return _pool("maxpool2d", 2, name, kernel, stride, inputs, padding)
 
 
-def maxpool1d(name, kernel, stride=None, inputs=None):
+def maxpool1d(name, kernel, stride=None, padding=0, inputs=None):
     """:func:`maxpool2d` for a ``(C, L)`` input."""
-    return _pool("maxpool1d", 1, name, kernel, stride, inputs)
+    return _pool("maxpool1d", 1, name, kernel, stride, inputs, padding)
 
 
 def avgpool2d(name, kernel, stride=None, inputs=None):
@@ -385,6 +395,12 @@ class QGraph:
                 macs[n.name] = int(n.tensors["weight"].size) * pixels
         return macs
 
+    def weight_bits(self):
+        """Weight storage of every dense and convolution node: the sum over its filters of
+        weights per filter times the filter's ``weight_bits`` (biases not included)."""
+        return {n.name: int(n.tensors["weight"][0].size * n.tensors["weight_bits"].sum())
+                for n in self.nodes if n.op in FILTER_OPS}
+
     def weight_bits_histogram(self):
         """``{bits: number of filters}`` over all dense and convolution layers."""
         hist = {}
@@ -522,13 +538,26 @@ def _check_pool(node, where, in_shapes, problems):
     layout_ok = _check_layout(node, where, in_shape, dims, problems)
     kernel = _spatial_attr(node, where, "kernel", dims, 1, problems)
     stride = _spatial_attr(node, where, "stride", dims, 1, problems)
-    if not layout_ok or kernel is None or stride is None:
+    padding = (0,) * dims
+    if "padding" in node.attrs:
+        padding = _spatial_attr(node, where, "padding", dims, 0, problems)
+        if padding is not None and any(padding) and not node.op.startswith("max"):
+            problems.append(f"{where}: {node.op} takes no padding, not {_fmt(padding)}")
+            padding = None
+    if kernel is not None and padding is not None:
+        half = tuple(k // 2 for k in kernel)
+        if any(p > h for p, h in zip(padding, half)):
+            problems.append(f"{where}: padding must be at most kernel // 2 = {_fmt(half)} for "
+                            f"kernel {_fmt(kernel)} (as PyTorch), not {_fmt(padding)}")
+            padding = None
+    if not layout_ok or kernel is None or stride is None or padding is None:
         return None
-    out = tuple(numerics.conv_output_size(n, k, s, 0)
-                for n, k, s in zip(in_shape[1:], kernel, stride))
+    out = tuple(numerics.conv_output_size(n, k, s, p)
+                for n, k, s, p in zip(in_shape[1:], kernel, stride, padding))
     if min(out) < 1:
-        problems.append(f"{where}: kernel {_fmt(kernel)} is larger than its input "
-                        f"{_fmt(in_shape[1:])}")
+        padded = tuple(n + 2 * p for n, p in zip(in_shape[1:], padding))
+        problems.append(f"{where}: kernel {_fmt(kernel)} is larger than its "
+                        f"{'padded ' if any(padding) else ''}input {_fmt(padded)}")
         return None
     return (in_shape[0], *out)
 
@@ -601,7 +630,8 @@ def hardware_support_problems(graph):
 
     - convolutions: kernel 1..7, stride 1 or 2, padding 0 or ``kernel // 2`` for an odd
       kernel ("same"), groups 1 or depthwise with ``out_channels == in_channels``;
-    - max and average pools: kernel 1..7, stride 1..kernel (windows without gaps).
+    - max and average pools: kernel 1..7, stride 1..kernel (windows without gaps), no
+      padding.
 
     Returns an empty list when everything is supported. Raises :class:`GraphError` for an
     invalid graph (call :meth:`QGraph.validate` first to see those problems).
@@ -641,6 +671,9 @@ def hardware_support_problems(graph):
                 problems.append(f"{where}: pool stride {_fmt(stride)} with kernel "
                                 f"{_fmt(kernel)} is not supported by the hardware; the stride "
                                 f"must not exceed the kernel")
+            if any(a.get("padding", ())):
+                problems.append(f"{where}: max pool padding {_fmt(a['padding'])} is not "
+                                f"supported by the hardware; pools must have padding 0")
     return problems
 
 

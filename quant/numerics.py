@@ -250,12 +250,27 @@ def _pool_windows(x, kernel, stride):
     return np.moveaxis(cols, -1, -dims - 2)                 # (..., C, *out, K)
 
 
-def max_pool(x, kernel, stride):
-    """Per-channel maximum over each window (no padding, floor mode, as ``nn.MaxPool2d``).
+def max_pool(x, kernel, stride, padding=0):
+    """Per-channel maximum over each window (floor mode, as ``nn.MaxPool2d``).
 
     ``kernel`` and ``stride`` have one entry per spatial axis of ``x`` (``(..., C, *spatial)``).
+    ``padding`` (an int, or one per axis) pixels on each side hold the smallest int64, as
+    PyTorch pads with ``-inf``. It must be at most ``kernel // 2`` per axis (PyTorch's rule),
+    so every window holds an input pixel and the padding never wins: the output is an input
+    value.
     """
-    return _pool_windows(x, tuple(kernel), stride).max(axis=-1)
+    x = np.asarray(x, dtype=np.int64)
+    kernel = tuple(kernel)
+    padding = spatial_tuple("padding", padding, len(kernel), minimum=0)
+    half = tuple(k // 2 for k in kernel)
+    if any(p > h for p, h in zip(padding, half)):
+        raise ValueError(f"padding must be at most kernel // 2 = {'x'.join(map(str, half))} "
+                         f"for kernel {'x'.join(map(str, kernel))}, not "
+                         f"{'x'.join(map(str, padding))}")
+    if any(padding):
+        pad = [(0, 0)] * (x.ndim - len(kernel)) + [(p, p) for p in padding]
+        x = np.pad(x, pad, constant_values=np.iinfo(np.int64).min)
+    return _pool_windows(x, kernel, stride).max(axis=-1)
 
 
 def sum_pool(x, kernel, stride):

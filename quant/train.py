@@ -447,16 +447,11 @@ def train_mnist_cnn(epochs=10, seed=0, high_fraction=0.05, granularity=None, pro
     :func:`train_mnist_mlp`. Returns ``(model, accuracies)``; export with
     ``quant.export.export(model, (1, 28, 28))``.
     """
-    def run():
-        torch.manual_seed(seed)
-        model = mnist_cnn(channels, a_bits, low_bits, high_bits, batchnorm=True,
-                          power_of_two=power_of_two)
-        return train_film_qnn(model, mnist_images(split_seed), (1, 28, 28), epochs=epochs,
-                              float_epochs=float_epochs, seed=seed, high_fraction=high_fraction,
-                              granularity=granularity, lr=lr, qat_lr=qat_lr,
-                              batch_size=batch_size, progress=progress,
-                              augment=random_shift(shift) if shift else None)
-    return _with_threads(num_threads, run)
+    def build():
+        return mnist_cnn(channels, a_bits, low_bits, high_bits, batchnorm=True,
+                         power_of_two=power_of_two)
+    return _train_on_images(build, epochs, seed, high_fraction, granularity, progress,
+                            float_epochs, lr, qat_lr, batch_size, split_seed, shift, num_threads)
 
 
 def train_resnet_mnist(epochs=10, seed=0, high_fraction=0.05, granularity=None, progress=True,
@@ -465,11 +460,19 @@ def train_resnet_mnist(epochs=10, seed=0, high_fraction=0.05, granularity=None, 
                        split_seed=0, shift=1, num_threads=1):
     """Train :func:`quant.models.resnet_mnist` with the FILM-QNN recipe (batch normalization
     in the float phase, folded before QAT). Arguments as for :func:`train_mnist_cnn`."""
+    def build():
+        return resnet_mnist(channels, a_bits, low_bits, high_bits, head=head,
+                            power_of_two=power_of_two)
+    return _train_on_images(build, epochs, seed, high_fraction, granularity, progress,
+                            float_epochs, lr, qat_lr, batch_size, split_seed, shift, num_threads)
+
+
+def _train_on_images(build, epochs, seed, high_fraction, granularity, progress, float_epochs,
+                     lr, qat_lr, batch_size, split_seed, shift, num_threads):
+    """:func:`train_film_qnn` on the MNIST images for the model ``build()`` makes."""
     def run():
         torch.manual_seed(seed)
-        model = resnet_mnist(channels, a_bits, low_bits, high_bits, head=head,
-                             power_of_two=power_of_two)
-        return train_film_qnn(model, mnist_images(split_seed), (1, 28, 28), epochs=epochs,
+        return train_film_qnn(build(), mnist_images(split_seed), (1, 28, 28), epochs=epochs,
                               float_epochs=float_epochs, seed=seed, high_fraction=high_fraction,
                               granularity=granularity, lr=lr, qat_lr=qat_lr,
                               batch_size=batch_size, progress=progress,

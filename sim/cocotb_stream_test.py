@@ -25,8 +25,8 @@ from cocotb.triggers import RisingEdge
 
 from sim.errors import SimulationError
 from sim.runner import CONFIG_ENV
-from sim.stream import (StreamDriver, StreamMonitor, pack_frames, run_cycles, run_lockstep,
-                        unpack_frames)
+from sim.stream import (StreamDriver, StreamMonitor, pack_frames, parse_pattern, run_cycles,
+                        run_lockstep, unpack_frames)
 
 #: Cycles (beyond one output frame) watched after the last expected beat for surplus beats.
 DRAIN_CYCLES = 16
@@ -80,12 +80,14 @@ async def _stream_frames(dut, config):
     inp, out = meta["input"], meta["output"]
     frames = np.load(config["inputs"])
     n_frames = len(frames)
-    backpressure = float(config["backpressure"])
+    backpressure = config["backpressure"]
+    # A random pattern also gaps the input; bursts and stalls are the output's alone.
+    gap = backpressure if parse_pattern(backpressure)[0] == "random" else 0.0
     seed = int(config["seed"])
 
     words = pack_frames(frames, bits=inp["bits"], elements_per_beat=inp["elements_per_beat"])
     driver = StreamDriver(dut, words, beats_per_frame=inp["beats_per_frame"],
-                          gap=backpressure, seed=seed)
+                          gap=gap, seed=seed)
     monitor = StreamMonitor(dut, n_frames * out["beats_per_frame"],
                             beats_per_frame=out["beats_per_frame"], stall=backpressure,
                             seed=seed)

@@ -32,9 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SimulationError, ToolchainError
+from .stream import Pattern, parse_pattern
 
 __all__ = ["SIMULATORS", "VERILATOR_BUILD_ARGS", "CONFIG_ENV", "RunResult", "load_design",
-           "check_simulator", "build_design", "run_design"]
+           "check_simulator", "check_backpressure", "backpressure_label", "build_design",
+           "run_design"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -97,7 +99,7 @@ class RunResult:
     build_seconds: float
     simulator: str
     seed: int
-    backpressure: float
+    backpressure: float | str
     build_dir: Path
     run_dir: Path
     log: Path
@@ -371,8 +373,9 @@ def _default_max_cycles(meta, n_frames, backpressure):
     per_frame = max(meta["cycles_per_frame"], inp["beats_per_frame"], out["beats_per_frame"], 1)
     nominal = meta["latency"] + n_frames * per_frame + inp["beats_per_frame"] \
         + out["beats_per_frame"]
-    slowdown = 1.0 / (1.0 - backpressure) ** 2
-    return int(4 * nominal * slowdown) + 1000
+    pattern = Pattern(backpressure)
+    slowdown = 1.0 / pattern.high_fraction ** 2
+    return int(4 * nominal * slowdown) + pattern.stall_cycles + 1000
 
 
 def _check_frames(meta, frames):
@@ -433,6 +436,20 @@ def _run_with_progress(run, progress_file, n_frames, progress):
     return outcome.get("value")
 
 
+def check_backpressure(backpressure):
+    """``backpressure`` as a float probability or a :class:`~sim.stream.Pattern` spec string;
+    ``ValueError`` if it is neither."""
+    if isinstance(backpressure, bool):
+        raise ValueError(f"backpressure must be a probability or a pattern, not {backpressure!r}")
+    parse_pattern(backpressure)
+    return backpressure if isinstance(backpressure, str) else float(backpressure)
+
+
+def backpressure_label(backpressure):
+    """``backpressure`` for messages: ``0.5``, ``stall:100,5000``."""
+    return backpressure if isinstance(backpressure, str) else f"{backpressure:g}"
+
+
 def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0, seed=0,
                max_cycles=None, verbose=False, progress=None):
     """Stream ``frames`` through a design in a cocotb simulation and collect its outputs.
@@ -447,15 +464,17 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
         Where builds and runs go (see the module documentation).
     simulator : str
         ``"icarus"`` or ``"verilator"``.
-    backpressure : float
+    backpressure : float or str
         Probability, per cycle, that the input ``valid`` is held low between beats and,
-        independently, that the output ``ready`` is low. ``0 <= backpressure < 1``.
+        independently, that the output ``ready`` is low (``0 <= backpressure < 1``); or a
+        :class:`~sim.stream.Pattern` spec for the output ``ready`` (``"bursty:H,L"``,
+        ``"stall:S,N"``; the input then streams without gaps).
     seed : int
         Seed of both random patterns.
     max_cycles : int, optional
         Cycles after which the run fails as timed out. By default four times the cycles the
         metadata predicts (latency plus ``N`` frames at ``cycles_per_frame``), stretched by
-        ``1 / (1 - backpressure)^2``, plus 1000.
+        ``1 / f^2`` for a pattern high a share ``f`` of the cycles, plus any stall, plus 1000.
     verbose : bool
         Show the build and simulator output on the console instead of writing log files.
     progress : bool, optional
@@ -476,19 +495,18 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
     """
     meta = load_design(design)
     frames = _check_frames(meta, frames)
-    if not isinstance(backpressure, (int, float, np.floating)) or isinstance(backpressure, bool) \
-            or not 0.0 <= backpressure < 1.0:
-        raise ValueError(f"backpressure must be a probability in [0, 1), not {backpressure!r}")
+    backpressure = check_backpressure(backpressure)
     if not _is_int(seed):
         raise TypeError(f"seed must be an integer, not {seed!r}")
-    seed, backpressure = int(seed), float(backpressure)
+    seed = int(seed)
     if max_cycles is None:
         max_cycles = _default_max_cycles(meta, len(frames), backpressure)
 
     build_dir, digest, build_seconds = build_design(meta, out_dir=out_dir, simulator=simulator,
                                                     verbose=verbose)
     run_dir = (Path(out_dir).resolve() / "sim_run"
-               / f"{simulator}-{digest}-bp{backpressure:g}-seed{seed}")
+               / f"{simulator}-{digest}-bp{backpressure_label(backpressure).replace(':', '-')}"
+                 f"-seed{seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     inputs_path, results_path = run_dir / "inputs.npy", run_dir / "results.npz"
     progress_path, log = run_dir / "progress.txt", run_dir / "sim.log"
@@ -532,7 +550,7 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
     status = str(data["status"])
     if status != "ok":
         raise SimulationError(f"{simulator} run of {meta['verilog']} failed: {status} "
-                              f"(seed {seed}, backpressure {backpressure:g}){where}",
+                              f"(seed {seed}, backpressure {backpressure_label(backpressure)}){where}",
                               log=None if verbose else log)
     if failure is not None:
         detail = "" if verbose else f":\n{_tail(log)}"

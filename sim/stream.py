@@ -21,8 +21,8 @@ import numpy as np
 
 from .errors import SimulationError
 
-__all__ = ["pack_beat", "unpack_beat", "pack_frames", "unpack_frames", "StreamDriver",
-           "StreamMonitor", "run_lockstep", "run_cycles"]
+__all__ = ["pack_beat", "unpack_beat", "pack_frames", "unpack_frames", "Pattern",
+           "StreamDriver", "StreamMonitor", "run_lockstep", "run_cycles"]
 
 
 def _check_bits(bits, signed):
@@ -167,6 +167,80 @@ def _random_source(seed, name):
     return random.Random(f"{int(seed)}/{name}")
 
 
+class Pattern:
+    """When a handshake signal (a driver's ``valid``, a monitor's ``ready``) is held low.
+
+    ``spec`` is one of:
+
+    - a probability ``p`` (or ``"random:p"``): low in a cycle with probability ``p``,
+      ``0 <= p < 1``;
+    - ``"bursty:H,L"``: runs high and low in turn, of random lengths ``1..2H`` and ``1..2L``
+      cycles (``H`` and ``L`` on average);
+    - ``"stall:S,N"``: high except for the ``N`` cycles from cycle ``S`` on.
+
+    The random patterns come from ``seed`` and ``name``, so each agent has its own.
+    """
+
+    def __init__(self, spec, *, seed=0, name=""):
+        self.kind, self.args = parse_pattern(spec)
+        self.spec = spec
+        self._random = _random_source(seed, name).random
+        self._run_high, self._left = True, 0
+
+    @property
+    def always_high(self):
+        return self.kind == "random" and self.args[0] == 0.0
+
+    @property
+    def high_fraction(self):
+        """Share of the cycles that are high, in the long run."""
+        if self.kind == "random":
+            return 1.0 - self.args[0]
+        if self.kind == "bursty":
+            return self.args[0] / sum(self.args)
+        return 1.0
+
+    @property
+    def stall_cycles(self):
+        """Cycles of a single stall (0 for the other patterns)."""
+        return self.args[1] if self.kind == "stall" else 0
+
+    def high(self, cycle):
+        """Whether the signal may be high in ``cycle`` (call once per cycle, in order)."""
+        if self.kind == "random":
+            return self.args[0] == 0.0 or self._random() >= self.args[0]
+        if self.kind == "stall":
+            start, length = self.args
+            return not start <= cycle < start + length
+        while self._left == 0:
+            self._run_high = not self._run_high
+            mean = self.args[0] if self._run_high else self.args[1]
+            self._left = 1 + int(self._random() * 2 * mean)
+        self._left -= 1
+        return self._run_high
+
+
+def parse_pattern(spec):
+    """``(kind, args)`` of a :class:`Pattern` spec; ``ValueError`` naming the rule if bad."""
+    text = f"random:{float(spec)!r}" if isinstance(spec, (int, float, np.floating)) \
+        and not isinstance(spec, bool) else str(spec)
+    kind, _, text = text.partition(":")
+    try:
+        if kind == "random":
+            (p,) = (float(v) for v in text.split(","))
+            if 0.0 <= p < 1.0:
+                return kind, (p,)
+        elif kind in ("bursty", "stall"):
+            a, b = (int(v) for v in text.split(","))
+            if (kind == "bursty" and min(a, b) >= 1) or (kind == "stall" and min(a, b) >= 0):
+                return kind, (a, b)
+    except ValueError:
+        pass
+    raise ValueError(f"backpressure must be a probability in [0, 1), \"random:P\", "
+                     f"\"bursty:H,L\" (mean cycles high and low, at least 1) or \"stall:S,N\" "
+                     f"(N cycles low from cycle S), not {spec!r}")
+
+
 def _ports(dut, prefix):
     ports = []
     for member in ("payload", "valid", "ready"):
@@ -191,8 +265,8 @@ def _high(signal, name, cycle):
 class StreamDriver:
     """Drives payload words into a stream sink of the design (``<prefix>__payload/valid/ready``).
 
-    While no beat is pending, ``valid`` is held low in a cycle with probability ``gap``; once
-    ``valid`` is high it stays high until the beat transfers, as the stream rules require.
+    While no beat is pending, ``valid`` is held low in the cycles the ``gap`` pattern says;
+    once ``valid`` is high it stays high until the beat transfers, as the stream rules require.
 
     Parameters
     ----------
@@ -202,8 +276,9 @@ class StreamDriver:
         Payload words in transfer order.
     beats_per_frame : int
         Beats of one frame; the cycle of each frame's first beat is recorded.
-    gap : float
-        Probability of a cycle without ``valid`` between beats, ``0 <= gap < 1``.
+    gap : float or str
+        The :class:`Pattern` of cycles without ``valid`` between beats (a probability, by
+        default 0).
     seed : int
         Seed of the gap pattern.
     prefix : str
@@ -220,10 +295,7 @@ class StreamDriver:
         self._payload, self._valid, self._ready = _ports(dut, prefix)
         self._words = list(words)
         self._beats_per_frame = _check_count("beats_per_frame", beats_per_frame)
-        if not 0.0 <= gap < 1.0:
-            raise ValueError(f"gap must be in [0, 1), not {gap}")
-        self._gap = float(gap)
-        self._random = _random_source(seed, prefix).random
+        self._gap = Pattern(gap, seed=seed, name=prefix)
         self._index = 0
         self._presenting = False
         self._valid_level = None
@@ -246,7 +318,7 @@ class StreamDriver:
 
     def drive(self, cycle):
         if not self._presenting and self._index < len(self._words):
-            if self._gap == 0.0 or self._random() >= self._gap:
+            if self._gap.high(cycle):
                 self._payload.value = self._words[self._index]
                 self._presenting = True
         level = 1 if self._presenting else 0
@@ -269,7 +341,7 @@ class StreamDriver:
 class StreamMonitor:
     """Collects payload words from a stream source of the design (``<prefix>__payload/...``).
 
-    ``ready`` is dropped in a cycle with probability ``stall``.
+    ``ready`` is low in the cycles the ``stall`` pattern says.
 
     Parameters
     ----------
@@ -279,8 +351,8 @@ class StreamMonitor:
         Number of beats to collect.
     beats_per_frame : int
         Beats of one frame; the cycle of each frame's last beat is recorded.
-    stall : float
-        Probability of a cycle with ``ready`` low, ``0 <= stall < 1``.
+    stall : float or str
+        The :class:`Pattern` of cycles with ``ready`` low (a probability, by default 0).
     seed : int
         Seed of the stall pattern.
     prefix : str
@@ -299,10 +371,7 @@ class StreamMonitor:
         self._payload, self._valid, self._ready = _ports(dut, prefix)
         self._beats = int(beats)
         self._beats_per_frame = _check_count("beats_per_frame", beats_per_frame)
-        if not 0.0 <= stall < 1.0:
-            raise ValueError(f"stall must be in [0, 1), not {stall}")
-        self._stall = float(stall)
-        self._random = _random_source(seed, prefix).random
+        self._stall = Pattern(stall, seed=seed, name=prefix)
         self._ready_level = None
         self._fire = False
         self._word = None
@@ -320,15 +389,15 @@ class StreamMonitor:
 
     def hold_ready(self):
         """Keep ``ready`` high from now on (to catch beats after the expected ones)."""
-        self._stall = 0.0
+        self._stall = Pattern(0.0)
 
     def reset_values(self):
         """Set the idle value of ``ready``; call before the clock starts."""
-        self._ready_level = 1 if self._stall == 0.0 else 0
+        self._ready_level = 1 if self._stall.always_high else 0
         self._ready.value = self._ready_level
 
     def drive(self, cycle):
-        level = 1 if self._stall == 0.0 or self._random() >= self._stall else 0
+        level = 1 if self._stall.high(cycle) else 0
         if level != self._ready_level:
             self._ready.value = level
             self._ready_level = level

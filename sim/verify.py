@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SimulationError
-from .runner import SIMULATORS, load_design, run_design
+from .runner import (SIMULATORS, backpressure_label, check_backpressure, load_design,
+                     run_design)
 
 __all__ = ["Mismatch", "SimulationResult", "simulate", "steady_cycles_per_frame"]
 
@@ -87,7 +88,7 @@ class SimulationResult:
     outputs_compared: int
     seed: int
     simulator: str
-    backpressure: float
+    backpressure: float | str
     cycles: int
     sim_seconds: float
     design: dict = field(repr=False)
@@ -115,7 +116,8 @@ class SimulationResult:
 
     def describe(self):
         """One line: agreement, or the count and the first mismatch with the seed."""
-        how = (f"simulator {self.simulator}, backpressure {self.backpressure:g}, "
+        how = (f"simulator {self.simulator}, backpressure "
+               f"{backpressure_label(self.backpressure)}, "
                f"seed {self.seed}")
         if self.ok:
             return (f"RTL equals the golden on all {self.outputs_compared} output values of "
@@ -190,9 +192,11 @@ def simulate(graph, inputs, *, out_dir, simulator="icarus", backpressure=0.0, se
         ``sim_run/`` and ``sim_report.json`` go there.
     simulator : str
         ``"icarus"`` (default) or ``"verilator"``.
-    backpressure : float
+    backpressure : float or str
         Probability per cycle of a gap in the input ``valid`` and, independently, of the
-        output ``ready`` being low; ``0 <= backpressure < 1``.
+        output ``ready`` being low (``0 <= backpressure < 1``), or an output ``ready``
+        pattern such as ``"bursty:50,200"`` or ``"stall:1000,5000"`` (see
+        :class:`sim.stream.Pattern`).
     seed : int
         Seed of the back-pressure patterns; it is in every failure message.
     design : dict or path, optional
@@ -229,9 +233,7 @@ def simulate(graph, inputs, *, out_dir, simulator="icarus", backpressure=0.0, se
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(map(repr, SIMULATORS))}, not "
                          f"{simulator!r}")
-    if isinstance(backpressure, bool) or not isinstance(backpressure, (int, float)) \
-            or not 0.0 <= backpressure < 1.0:
-        raise ValueError(f"backpressure must be a probability in [0, 1), not {backpressure!r}")
+    backpressure = check_backpressure(backpressure)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, not {seed!r}")
     graph.validate()
@@ -266,7 +268,7 @@ def simulate(graph, inputs, *, out_dir, simulator="icarus", backpressure=0.0, se
         input_cycles=run.input_cycles,
         cycles_per_frame=steady_cycles_per_frame(run.frame_cycles),
         frame_latency=frame_latency, mismatches=mismatches, outputs_compared=int(expected.size),
-        seed=int(seed), simulator=simulator, backpressure=float(backpressure),
+        seed=int(seed), simulator=simulator, backpressure=backpressure,
         cycles=run.cycles, sim_seconds=run.sim_seconds, design=meta, log=run.log)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sim_report.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")

@@ -3,6 +3,7 @@
 from .add import Add
 from .depthwise import DepthwiseUnit
 from .fifo import StreamFifo
+from .fork import Broadcast
 from .matvec import MatVecUnit
 from .packed import PackedMultiplier
 from .pool import GlobalSumPool, MaxPool, SumPool
@@ -10,5 +11,5 @@ from .requantizer import Requantizer
 from .stream import WidthConverter
 from .window import SlidingWindow, im2col
 
-__all__ = ["Add", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
+__all__ = ["Add", "Broadcast", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
            "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WidthConverter", "im2col"]

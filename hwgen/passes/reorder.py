@@ -3,12 +3,9 @@
 import numpy as np
 
 from ..errors import UnsupportedLayerError
-from ..folding import filter_layers, final_filters, is_depthwise
+from ..folding import CHANNELWISE_OPS, filter_layers, fixed_order_filters, is_depthwise
 
 __all__ = ["reorder_filters", "fold_order"]
-
-#: Operations that keep channels apart and in order: a channel permutation passes through.
-CHANNELWISE_OPS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool")
 
 
 def fold_order(weight_bits, pe):
@@ -36,42 +33,46 @@ def reorder_filters(graph, folding):
     order-preserving) pass the permutation on; a depthwise convolution permutes its channels
     and passes it on; a flatten of a ``(C, *spatial)`` map permutes the next dense layer's
     columns in blocks of one channel (C-order index ``c * pixels + p``); the next dense layer's
-    columns or the next convolution's input channels end it. The output layers (see
-    :func:`~hwgen.folding.final_filters`) keep the user's order, and depthwise layers need no
-    order. Returns a new graph.
+    columns or the next convolution's input channels end it; a fork passes it on along every
+    branch. Layers whose order is seen at the output or at a residual add (see
+    :func:`~hwgen.folding.fixed_order_filters`) keep the user's order, and depthwise layers
+    need no order. Returns a new graph.
     """
     graph = graph.copy()
-    finals = final_filters(graph)
+    fixed = fixed_order_filters(graph)
     shapes = graph.shapes()
     for node in filter_layers(graph):
-        if node.name in finals or is_depthwise(node):
+        if node.name in fixed or is_depthwise(node):
             continue
         order = fold_order(node.tensors["weight_bits"], folding[node.name][0])
-        if (order == np.arange(order.size)).all():
-            continue
-        _permute_filters(node, order)
-        index = graph.nodes.index(node)
-        pixels = 1
-        for later in graph.nodes[index + 1:]:
-            if later.op == "requantize":
-                later.tensors["multiplier"] = later.tensors["multiplier"][order]
-            elif later.op in CHANNELWISE_OPS:
-                continue
-            elif later.op == "flatten":
-                shape = shapes[later.inputs[0]]
-                pixels = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            elif later.op == "dense":
-                w = later.tensors["weight"]
-                later.tensors["weight"] = w.reshape(w.shape[0], order.size, pixels)[:, order] \
-                    .reshape(w.shape)
-                break
-            elif is_depthwise(later):
-                _permute_filters(later, order)
-            elif later.op in ("conv1d", "conv2d"):
-                later.tensors["weight"] = later.tensors["weight"][:, order]
-                break
-            else:
-                raise UnsupportedLayerError(
-                    f"layer '{later.name}': reorder_filters cannot carry a filter permutation "
-                    f"through '{later.op}'")
+        if (order != np.arange(order.size)).any():
+            _permute_filters(node, order)
+            _carry(graph, node.name, order, shapes, pixels=1)
     return graph
+
+
+def _carry(graph, name, order, shapes, pixels):
+    """Permute the channels of every layer that reads ``name``, as far as the order reaches."""
+    for later in graph.consumers(name):
+        if later.op == "requantize":
+            later.tensors["multiplier"] = later.tensors["multiplier"][order]
+            _carry(graph, later.name, order, shapes, pixels)
+        elif later.op == "flatten":
+            shape = shapes[later.inputs[0]]
+            _carry(graph, later.name, order, shapes,
+                   int(np.prod(shape[1:])) if len(shape) > 1 else pixels)
+        elif later.op in CHANNELWISE_OPS:
+            _carry(graph, later.name, order, shapes, pixels)
+        elif later.op == "dense":
+            w = later.tensors["weight"]
+            later.tensors["weight"] = w.reshape(w.shape[0], order.size, pixels)[:, order] \
+                .reshape(w.shape)
+        elif is_depthwise(later):
+            _permute_filters(later, order)
+            _carry(graph, later.name, order, shapes, pixels)
+        elif later.op in ("conv1d", "conv2d"):
+            later.tensors["weight"] = later.tensors["weight"][:, order]
+        else:
+            raise UnsupportedLayerError(
+                f"layer '{later.name}': reorder_filters cannot carry a filter permutation "
+                f"through '{later.op}'")

@@ -137,17 +137,17 @@ def test_packing_rejects_widths_the_port_cannot_hold(capsys):
 
 def test_inspect_lists_every_layer_the_hardware_cannot_build(tmp_path, capsys):
     graph = quant.QGraph(quant.InputSpec((2, 8, 8), 5, False), [
-        g.conv2d("conv1", np.ones((2, 2, 3, 3), np.int64), np.zeros(2, np.int64),
-                 np.full(2, 4), padding=1),
-        g.add("join", ["input", "conv1"]),
+        g.requantize("scale", np.ones(2, np.int64), 1, 4, inputs=["input"]),
+        g.conv2d("conv1", np.ones((2, 2, 8, 8), np.int64), np.zeros(2, np.int64),
+                 np.full(2, 4)),
         g.flatten("flat"),
-        g.dense("fc", np.ones((3, 128), np.int64), np.zeros(3, np.int64), np.full(3, 4))])
-    path = tmp_path / "residual.qgraph"
+        g.dense("fc", np.ones((3, 2), np.int64), np.zeros(3, np.int64), np.full(3, 4))])
+    path = tmp_path / "unsupported.qgraph"
     quant.save(graph, path)
     code, out, _ = run(["inspect", path], capsys)
     assert code == 1
-    assert "layer 'join': add (a residual join) is not supported in hardware yet" in out
-    assert "layer 'input': its output feeds 2 layers (conv1, join)" in out
+    assert "layer 'scale': requantize must follow a dense layer or a convolution" in out
+    assert "layer 'conv1': kernel 8x8" in out
 
 
 def test_boards_lists_pynq_z2_and_zcu102(capsys):

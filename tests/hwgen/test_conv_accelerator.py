@@ -5,6 +5,8 @@ import pytest
 
 import quant
 from hwgen import FoldingError, UnsupportedLayerError, check_folding, choose_folding
+from hwgen.blocks import Broadcast
+from hwgen.folding import fixed_order_filters
 from hwgen import compile_graph, metadata
 from hwgen.accelerator import Accelerator
 from hwgen.blocks import DepthwiseUnit, MatVecUnit, SlidingWindow
@@ -22,10 +24,25 @@ class Builder:
         self.rng = np.random.default_rng(seed)
         self.graph = quant.QGraph(quant.InputSpec(tuple(shape), in_bits, False), [])
         self.x = self.rng.integers(0, 1 << in_bits, (16, *shape))
+        self.source = None   # the value the next layer reads: the last layer's by default
+
+    def _reads(self):
+        return self.source or (self.graph.nodes[-1].name if self.graph.nodes else "input")
 
     def _append(self, node):
-        node.inputs = [self.graph.nodes[-1].name if self.graph.nodes else "input"]
+        node.inputs = [self._reads()]
         self.graph.nodes.append(node)
+        self.source = None
+        return self
+
+    def branch(self, name):
+        """The next layer reads ``name`` (a fork)."""
+        self.source = name
+        return self
+
+    def join(self, name, other):
+        """An add of the last layer and ``other``."""
+        self.graph.nodes.append(g.add(name, [self.graph.nodes[-1].name, other]))
         return self
 
     def _filters(self, shape, high):
@@ -38,8 +55,7 @@ class Builder:
         return dict(weight=weight, bias=self.rng.integers(-50, 50, out), weight_bits=bits)
 
     def conv(self, name, out, kernel, high=0, stride=1, padding=0, depthwise=False):
-        shape = self.graph.shapes()[self.graph.output] if self.graph.nodes \
-            else self.graph.input.shape
+        shape = self.graph.shapes()[self._reads()]
         channels, dims = shape[0], len(shape) - 1
         w_shape = (out, 1 if depthwise else channels) + (kernel,) * dims
         make = g.conv2d if dims == 2 else g.conv1d
@@ -47,11 +63,11 @@ class Builder:
                                  padding=padding, groups=channels if depthwise else 1))
 
     def dense(self, name, out, high=0):
-        fan_in = self.graph.shapes()[self.graph.output][0]
+        fan_in = self.graph.shapes()[self._reads()][0]
         return self._append(g.dense(name, **self._filters((out, fan_in), high)))
 
     def requantize(self, name, out_bits=4):
-        values = quant.run(self.graph, self.x)[self.graph.output]
+        values = quant.run(self.graph, self.x)[self._reads()]
         channels = values.shape[1]
         peak = max(int(np.abs(values).max()), 1)
         multiplier = self.rng.integers(16, 64, channels)
@@ -96,11 +112,35 @@ def map_output():
     return b.conv("conv1", 4, 3, high=2, padding=1).requantize("act1", out_bits=5).graph
 
 
+def residual():
+    """An identity shortcut, then a strided block with a 1x1 projection shortcut."""
+    b = Builder(8, (2, 6, 6))
+    b.conv("conv1", 4, 3, high=2, padding=1).requantize("act1")
+    b.conv("body1", 4, 3, high=1, padding=1).requantize("body1_q", out_bits=5)
+    b.join("join1", "act1").requantize("act2")
+    b.conv("body2", 6, 3, stride=2, padding=1).requantize("body2_q", out_bits=5)
+    b.branch("act2").conv("short2", 6, 1, stride=2).requantize("short2_q", out_bits=5)
+    b.join("join2", "body2_q").requantize("act3")
+    return b.then(g.flatten("flat")).dense("fc", 3, high=1).graph
+
+
+def residual1d():
+    """A 1-D residual block whose output is the join itself (a map)."""
+    b = Builder(9, (2, 16))
+    b.conv("conv1", 4, 3, high=2, padding=1).requantize("act1")
+    b.conv("body1", 4, 3, padding=1).requantize("body1_q")
+    return b.join("join1", "act1").graph
+
+
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
-            "map_output": map_output}
+            "map_output": map_output, "residual": residual, "residual1d": residual1d}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
-            "depthwise1d": None, "map_output": {"conv1": (4, 2)}}
+            "depthwise1d": None, "map_output": {"conv1": (4, 2)},
+            # Operands of 2 and 3 channels per beat meet through a 1-channel stream.
+            "residual": {"conv1": (4, 2), "body1": (4, 4), "body2": (2, 4), "short2": (3, 2),
+                         "fc": (3, 3)},
+            "residual1d": {"conv1": (4, 1), "body1": (2, 2)}}
 
 
 def to_stream(acc, x):
@@ -218,13 +258,56 @@ def test_conv_folding_errors_list_every_problem():
         check_folding(cnn2d(), {"conv1": (2, 2), "conv2": (3, 2), "fc": (3, 1)})
 
 
-def test_residual_add_and_fork_are_not_supported_yet():
-    graph = map_output()
-    graph.nodes += [g.requantize("skip", np.full(4, 3), 2, 4, inputs=["conv1"]),
-                    g.add("join", ["act1", "skip"])]
-    with pytest.raises(UnsupportedLayerError) as info:
+def test_residual_fifos_are_sized_from_the_beat_schedule():
+    acc = compile_graph(residual(), FOLDINGS["residual"])
+    depths = acc.fifo_depths
+    assert set(depths) == {"join1_fifo0", "join1_fifo1", "join2_fifo0", "join2_fifo1"}
+    # The identity shortcut waits while the body's line buffer and MatVecUnit fill: about
+    # two rows of the 6x6 map (one beat per pixel); the body's operand never waits.
+    assert depths["join1_fifo0"] == 1 and 6 < depths["join1_fifo1"] <= 36
+    meta = metadata(acc)
+    assert meta["fifo_depths"] == depths
+    entry = next(e for e in meta["layers"] if e["name"] == "join1_fifo1")
+    assert entry["block"] == "StreamFifo" and entry["depth"] == depths["join1_fifo1"]
+    forks = [name for name, block in acc.blocks if isinstance(block, Broadcast)]
+    assert forks == ["act1_fork", "act2_fork"]
+
+
+def test_a_shallow_skip_fifo_deadlocks_the_join():
+    """The sizing matters: with room for one beat, the fork waits on the join, which waits on
+    the body, which waits on the fork."""
+    graph = residual()
+    folding = FOLDINGS["residual"]
+    x = np.random.default_rng(3).integers(0, 16, (1, *graph.input.shape))
+    shallow = Accelerator(reorder_filters(graph, folding), folding,
+                          fifo_depths={"join1_fifo1": 1})
+    with pytest.raises(AssertionError, match=r"only 0 of \d+ output beats"):
+        run_stream(shallow, to_stream(shallow, x), len(x) * shallow.out_beats,
+                   in_bits=4, out_bits=shallow.out_bits, out_signed=shallow.out_signed,
+                   out_count=shallow.out_elements, max_cycles=2000)
+    with pytest.raises(ValueError, match=r"fifo_depths names join9_fifo0, which are not FIFOs "
+                                         r"of this design; its FIFOs are join1_fifo0, "
+                                         r"join1_fifo1, join2_fifo0, join2_fifo1"):
+        Accelerator(reorder_filters(graph, folding), folding, fifo_depths={"join9_fifo0": 4})
+
+
+def test_filters_whose_order_reaches_a_join_keep_it():
+    graph = residual()
+    assert fixed_order_filters(graph) == {"conv1", "body1", "body2", "short2", "fc"}
+    with pytest.raises(FoldingError, match=r"layer 'conv1': PE 2 gives folds with different "
+                                           r"precision patterns, and its filters cannot be "
+                                           r"reordered \(their order reaches the output or a "
+                                           r"residual add\)"):
+        check_folding(graph, FOLDINGS["residual"] | {"conv1": (2, 2)})
+    folding = choose_folding(graph, mac_budget=8)
+    check_folding(graph, folding)
+    assert folding["conv1"][0] == 4   # its two 8-bit filters do not repeat every 2
+
+
+def test_residual_add_of_mismatched_shapes_is_rejected_before_generation():
+    graph = residual()
+    graph["join2"].inputs = ["body2_q", "act2"]
+    with pytest.raises(quant.GraphError, match=r"layer 'join2': inputs have shapes"):
         compile_graph(graph)
-    message = str(info.value)
-    assert "layer 'join': add (a residual join) is not supported in hardware yet" in message
-    assert ("layer 'conv1': its output feeds 2 layers (act1, skip); a fork is not supported in "
-            "hardware yet") in message
+
+

@@ -91,6 +91,15 @@ def test_macs_count_every_output_pixel():
     assert signal_graph().macs() == {"conv": 3 * 10 * 10}
 
 
+def test_weight_bits_sum_weights_times_bits_per_filter():
+    bits = conv_graph().weight_bits()
+    assert list(bits) == ["conv1", "body1", "body2", "proj", "fc"]
+    assert bits["conv1"] == 9 * (2 + 4 + 8 + 4)
+    assert bits["body1"] == 4 * 36 * 4 and bits["body2"] == 4 * 9 * 4
+    assert bits["proj"] == 6 * 4 * 8 and bits["fc"] == 3 * 6 * 4
+    assert signal_graph().weight_bits() == {"conv": 10 * (3 + 4 + 2)}
+
+
 def test_golden_follows_numerics_node_by_node():
     g = conv_graph()
     x = np.random.default_rng(1).integers(0, 256, size=(6, 1, 12, 12))
@@ -192,6 +201,95 @@ def test_pool_kernel_larger_than_input():
     with pytest.raises(GraphError, match=r"^layer 'pool': kernel 2x2 is larger than its input "
                                          r"3x1$"):
         g.validate()
+
+
+# -- max pool padding --------------------------------------------------------------------------
+
+def padded_pool_graph(padding=1):
+    """(2, 9, 9) int4 -> maxpool 3x3 stride 2 (padding) -> requantize: a ResNet stem pool on
+    signed inputs, where padding with 0 would change the result."""
+    return qgraph.QGraph(qgraph.InputSpec((2, 9, 9), 4, True), [
+        qgraph.maxpool2d("pool", 3, 2, padding),
+        qgraph.requantize("act", np.array([3, 5]), 1, 4, True),
+    ])
+
+
+def torch_max_pool2d(x, kernel, stride, padding):
+    torch = pytest.importorskip("torch")
+    return torch.nn.functional.max_pool2d(torch.as_tensor(x, dtype=torch.float64), kernel,
+                                          stride, padding).numpy()
+
+
+def test_maxpool_padding_attribute_is_stored_only_when_not_zero():
+    assert qgraph.maxpool2d("p", 3, 2, 1).attrs == {"kernel": [3, 3], "stride": [2, 2],
+                                                     "padding": [1, 1]}
+    assert qgraph.maxpool2d("p", 3, 2, (1, 0)).attrs["padding"] == [1, 0]
+    assert qgraph.maxpool1d("p", 3, 1, 1).attrs == {"kernel": [3], "stride": [1],
+                                                     "padding": [1]}
+    assert qgraph.maxpool2d("p", 3, 2, 0).attrs == {"kernel": [3, 3], "stride": [2, 2]}
+    assert qgraph.maxpool2d("p", 3, 2, (0, 0)).attrs == qgraph.maxpool2d("p", 3, 2).attrs
+
+
+def test_maxpool_padding_shapes_golden_and_ranges():
+    g = padded_pool_graph().validate()
+    assert g.shapes()["pool"] == (2, 5, 5)              # 9 -> 4 without padding
+    assert padded_pool_graph(0).validate().shapes()["pool"] == (2, 4, 4)
+    x = np.random.default_rng(7).integers(-8, 8, size=(50, 2, 9, 9))
+    x[0] = -8
+    out = golden.run(g, x)
+    assert np.array_equal(out["pool"], torch_max_pool2d(x, 3, 2, 1))
+    assert (out["pool"][0] == -8).all()                 # padding never wins
+    lo, hi = g.ranges()["pool"]
+    assert (lo, hi) == (-8, 7) and lo <= out["pool"].min() and out["pool"].max() <= hi
+
+
+def test_maxpool_padding_save_load_round_trip(tmp_path):
+    for padding in (0, 1, (1, 0)):
+        g = padded_pool_graph(padding)
+        qgraph.save(g, tmp_path / "pool.qgraph")
+        h = qgraph.load(tmp_path / "pool.qgraph")
+        assert h["pool"].attrs == g["pool"].attrs, padding
+        assert ("padding" in h["pool"].attrs) == (padding != 0)
+        x = np.random.default_rng(8).integers(-8, 8, size=(4, 2, 9, 9))
+        assert np.array_equal(golden.run(g, x)["act"], golden.run(h, x)["act"])
+
+
+@pytest.mark.parametrize("node, message", [
+    (qgraph.maxpool2d("p", 3, 2, 2),
+     r"^layer 'p': padding must be at most kernel // 2 = 1x1 for kernel 3x3 \(as PyTorch\), "
+     r"not 2x2$"),
+    (qgraph.maxpool2d("p", (2, 5), 1, (1, 3)),
+     r"^layer 'p': padding must be at most kernel // 2 = 1x2 for kernel 2x5 \(as PyTorch\), "
+     r"not 1x3$"),
+    (qgraph.maxpool2d("p", 3, 2, -1),
+     r"^layer 'p': padding must be a list of 2 non-negative integers \(one per spatial "
+     r"axis\), not \[-1, -1\]$"),
+    (qgraph.maxpool2d("p", 3, 2, (1,)),
+     r"^layer 'p': padding must be a list of 2 non-negative integers"),
+    (qgraph.Node("p", "avgpool2d", None, {"kernel": [3, 3], "stride": [1, 1],
+                                           "padding": [1, 1]}),
+     r"^layer 'p': avgpool2d takes no padding, not 1x1$"),
+])
+def test_maxpool_padding_problems(node, message):
+    g = qgraph.QGraph(qgraph.InputSpec((1, 9, 9), 8, False), [node])
+    with pytest.raises(GraphError, match=message):
+        g.validate()
+
+
+def test_pool_kernel_larger_than_padded_input():
+    g = qgraph.QGraph(qgraph.InputSpec((1, 1, 6), 8, False), [qgraph.maxpool2d("p", 4, 1, 1)])
+    with pytest.raises(GraphError, match=r"^layer 'p': kernel 4x4 is larger than its padded "
+                                         r"input 3x8$"):
+        g.validate()
+
+
+def test_maxpool_padding_is_not_supported_by_the_hardware():
+    g = qgraph.QGraph(qgraph.InputSpec((2, 9, 9), 4, False), [
+        qgraph.maxpool2d("stem_pool", 3, 2, 1),
+        qgraph.maxpool2d("unpadded", 2, 2, 0)])
+    assert qgraph.hardware_support_problems(g) == [
+        "layer 'stem_pool': max pool padding 1x1 is not supported by the hardware; pools must "
+        "have padding 0"]
 
 
 def test_add_needs_equal_shapes_and_two_inputs():

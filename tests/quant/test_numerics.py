@@ -267,6 +267,41 @@ def test_pools_match_torch():
     assert np.array_equal(numerics.global_sum_pool(s, 1), s.sum(axis=2))
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [
+    ((3, 3), (2, 2), (1, 1)), ((3, 2), (1, 2), (1, 0)), ((5, 3), (2, 1), (2, 1)),
+    ((2, 2), (2, 2), (1, 0)), ((3,), (2,), (1,)), ((4,), (1,), (2,)),
+], ids=["resnet-stem", "rows", "wide", "even-kernel", "1d", "1d-even"])
+def test_max_pool_padding_matches_torch(kernel, stride, padding):
+    """Negative inputs: padding with 0 would win; PyTorch's -inf never does."""
+    rng = np.random.default_rng(4)
+    spatial = (9, 7)[:len(kernel)]
+    x = rng.integers(-128, 0, size=(3, 4) + spatial)
+    x[0, 0] = -128                                     # a channel at the smallest value
+    f = torch.nn.functional.max_pool2d if len(kernel) == 2 else torch.nn.functional.max_pool1d
+    want = f(torch.as_tensor(x, dtype=torch.float64), kernel, stride, padding).numpy()
+    got = numerics.max_pool(x, kernel, stride, padding)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert got.max() < 0
+
+
+def test_max_pool_without_padding_is_unchanged():
+    x = np.random.default_rng(5).integers(-8, 8, size=(2, 3, 6, 6))
+    assert np.array_equal(numerics.max_pool(x, (3, 3), (2, 2), 0),
+                          numerics.max_pool(x, (3, 3), (2, 2)))
+
+
+@pytest.mark.parametrize("kernel, padding, message", [
+    ((3, 3), 2, r"padding must be at most kernel // 2 = 1x1 for kernel 3x3, not 2x2"),
+    ((2, 3), (1, 2), r"padding must be at most kernel // 2 = 1x1 for kernel 2x3, not 1x2"),
+    ((1,), 1, r"padding must be at most kernel // 2 = 0 for kernel 1, not 1"),
+    ((3, 3), -1, r"padding must be an integer >= 0 or 2 of them"),
+])
+def test_max_pool_padding_errors(kernel, padding, message):
+    x = np.zeros((1, 6, 6)[:len(kernel) + 1], dtype=np.int64)
+    with pytest.raises(ValueError, match=message):
+        numerics.max_pool(x, kernel, 1, padding)
+
+
 def test_add_is_exact_and_needs_equal_shapes():
     a = np.array([[2 ** 40, -3]])
     assert numerics.add(a, a).tolist() == [[2 ** 41, -6]]

@@ -144,8 +144,12 @@ def test_frames_are_checked_before_running(add5, tmp_path):
                                          r"at \(2, 0\)"):
         run_design(meta, x, out_dir=tmp_path)
     with pytest.raises(ValueError, match=r"backpressure must be a probability in \[0, 1\), "
-                                         r"not 1\.0"):
+                                         r".*not 1\.0"):
         run_design(meta, np.zeros((2, 4, 3), dtype=int), out_dir=tmp_path, backpressure=1.0)
+    with pytest.raises(ValueError, match=r"\"bursty:H,L\" \(mean cycles high and low, at least "
+                                         r"1\) or \"stall:S,N\" .*not 'bursty:0,5'"):
+        run_design(meta, np.zeros((2, 4, 3), dtype=int), out_dir=tmp_path,
+                   backpressure="bursty:0,5")
     assert not (tmp_path / "sim_run").exists()
 
 

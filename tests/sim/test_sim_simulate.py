@@ -132,7 +132,7 @@ def test_design_must_fit_graph(make_design, tmp_path):
 
 def test_bad_arguments(identity, tmp_path):
     with pytest.raises(ValueError, match=r"backpressure must be a probability in \[0, 1\), "
-                                         r"not -0\.1"):
+                                         r".*not -0\.1"):
         simulate(flatten_graph(), _inputs(2), out_dir=tmp_path, design=identity,
                  backpressure=-0.1)
     with pytest.raises(ValueError, match=r"simulator must be one of 'icarus', 'verilator'"):
