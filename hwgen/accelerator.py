@@ -119,6 +119,17 @@ def _fifo_occupancy(arrivals, departures, interval):
     return int(max(0, np.cumsum(steps[order]).max()))
 
 
+class _PendingFifo:
+    """A join's FIFO before its depth is known: a one-cycle stage in the beat schedule (as a
+    :class:`StreamFifo` of any depth is, until it fills)."""
+
+    def __init__(self, shape, lanes):
+        self.shape, self.lanes = shape, lanes
+
+    def beat_times(self, times):
+        return [t + 1 for t in times]
+
+
 class Accelerator(wiring.Component):
     """The dataflow accelerator for ``graph`` folded as ``folding``: stream in, stream out.
 
@@ -321,8 +332,7 @@ class Accelerator(wiring.Component):
             fifos = []
             for i, e in enumerate(operands):
                 fifos.append(f"{name}_fifo{i}")
-                operands[i] = self._append(fifos[-1], StreamFifo(shape=e.shape, lanes=lanes,
-                                                                 depth=1, name=fifos[-1]), e)
+                operands[i] = self._append(fifos[-1], _PendingFifo(e.shape, lanes), e)
             self._joins[name] = fifos
             block = Add(elements=elements, lanes=lanes, shape=operands[0].shape,
                         skip_shape=operands[1].shape, name=name)
