@@ -20,7 +20,7 @@ from .blocks.requantizer import Requantizer
 from .blocks.stream import WidthConverter
 from .blocks.window import SlidingWindow
 from .errors import UnsupportedLayerError
-from .folding import FILTER_OPS, check_folding, is_depthwise, stream_lanes
+from .folding import FILTER_OPS, check_folding, is_depthwise, lane_bits, stream_lanes
 from .passes.stream_order import stream_columns, stream_order
 
 __all__ = ["Accelerator", "check_hardware_support"]
@@ -77,6 +77,13 @@ def _conv_geometry(node):
     if node.op == "conv1d":
         return (1, w.shape[2]), (1, a["stride"][0]), (0, a["padding"][0])
     return tuple(w.shape[2:]), tuple(a["stride"]), tuple(a["padding"])
+
+
+def _lane_widths(node, pe):
+    """Per filter, the bits of the lane that computes it: the widest filter of the lane (the
+    graph is in fold order already, so the order is taken as it is)."""
+    bits = node.tensors["weight_bits"]
+    return np.tile(lane_bits(node, pe, fixed=True), bits.size // pe)
 
 
 def _map_size(shape):
@@ -138,7 +145,8 @@ class Accelerator(wiring.Component):
     semantics) is lowered without changing it: a dense layer after a ``flatten`` of a map gets
     its weight columns in stream order (:func:`~hwgen.passes.stream_columns`).
 
-    Lowering: ``dense`` -> :class:`MatVecUnit`; ``conv1d``/``conv2d`` -> :class:`SlidingWindow`
+    Lowering: ``dense`` -> :class:`MatVecUnit` (a lane as wide as the widest filter it
+    serves, see :func:`~hwgen.folding.lane_bits`); ``conv1d``/``conv2d`` -> :class:`SlidingWindow`
     + :class:`MatVecUnit` (weights in ``(ky, kx, c)`` order, one window per vector, the same
     ``simd``) or, depthwise, + :class:`DepthwiseUnit`; ``maxpool*`` -> :class:`MaxPool`;
     ``avgpool*`` -> :class:`SumPool`; ``global_avgpool`` -> :class:`GlobalSumPool`;
@@ -269,7 +277,7 @@ class Accelerator(wiring.Component):
             columns = stream_columns(self._graph)
             if name in columns:
                 weight = weight[:, columns[name]]
-            block = MatVecUnit(weight=weight, bias=t["bias"], weight_bits=t["weight_bits"],
+            block = MatVecUnit(weight=weight, bias=t["bias"], weight_bits=_lane_widths(node, pe),
                                in_bits=end.bits, in_signed=end.signed, pe=pe, simd=simd,
                                multiplier=self._device, lut_lanes=self._lut_lanes.get(name),
                                name=name)
@@ -293,8 +301,9 @@ class Accelerator(wiring.Component):
             else:
                 w = t["weight"].reshape(t["weight"].shape[0], channels, *kernel)
                 weight = np.moveaxis(w, 1, -1).reshape(w.shape[0], -1)   # (ky, kx, c)
-                block = MatVecUnit(weight=weight, bias=t["bias"], weight_bits=t["weight_bits"],
-                                   in_bits=end.bits, in_signed=end.signed, pe=pe, simd=simd,
+                block = MatVecUnit(weight=weight, bias=t["bias"],
+                                   weight_bits=_lane_widths(node, pe), in_bits=end.bits,
+                                   in_signed=end.signed, pe=pe, simd=simd,
                                    multiplier=self._device,
                                    lut_lanes=self._lut_lanes.get(name), name=name)
                 self._vectors[name] = pixels

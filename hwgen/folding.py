@@ -9,8 +9,8 @@ from .blocks._util import divisors
 from .errors import FoldingError
 
 __all__ = ["check_folding", "choose_folding", "final_denses", "final_filters",
-           "fixed_order_filters", "filter_layers", "layer_cycles", "precision_counts",
-           "stream_lanes"]
+           "fixed_order_filters", "filter_layers", "fold_order", "lane_bits", "layer_cycles",
+           "precision_counts", "stream_lanes", "widened_filters"]
 
 FILTER_OPS = ("dense", "conv1d", "conv2d")
 
@@ -100,30 +100,44 @@ def layer_cycles(graph, folding):
     return {n.name: _Layer(n, shapes).cycles(*folding[n.name]) for n in filter_layers(graph)}
 
 
-def _precision_problem(node, pe, final):
-    """Why ``pe`` cannot give every fold the same precision pattern, or None."""
-    if is_depthwise(node):
-        return None  # each depthwise lane is as wide as the widest channel it serves
-    out_features = node.tensors["weight"].shape[0]
-    folds = out_features // pe
-    what = "out_features" if node.op == "dense" else "out_channels"
-    if final:
-        # The output order is fixed, so the pattern must already repeat fold after fold.
-        lanes = node.tensors["weight_bits"].reshape(folds, pe)
-        if (lanes != lanes[0]).any():
-            return (f"layer '{node.name}': PE {pe} gives folds with different precision patterns, "
-                    f"and its filters cannot be reordered (their order reaches the output or a "
-                    f"residual add); choose PE "
-                    f"{out_features} (one fold) or a precision pattern that repeats every PE "
-                    f"filters")
-        return None
-    uneven = {b: c for b, c in precision_counts(node).items() if c % folds}
-    if uneven:
-        counts = ", ".join(f"{c} filters of {b} bits" for b, c in uneven.items())
-        return (f"layer '{node.name}': PE {pe} makes {folds} output folds, which cannot share "
-                f"{counts} evenly; choose a PE that makes {what} / PE divide each "
-                f"precision's filter count")
-    return None
+def fold_order(weight_bits, pe):
+    """Filter permutation that gives every output fold of ``pe`` lanes the same precisions.
+
+    When each precision's filter count divides into the folds, fold ``f`` holds the ``f``-th
+    share of each precision, low bits first. Otherwise the filters, widest first, are dealt
+    to the folds in turn, so a precision's filters sit in as few lanes as possible (the
+    first ``ceil(count / folds)``). Within a precision the original order is kept. Returns
+    ``order`` with new filter ``j`` = old filter ``order[j]``.
+    """
+    weight_bits = np.asarray(weight_bits)
+    folds = weight_bits.size // pe
+    groups = [np.flatnonzero(weight_bits == b) for b in np.unique(weight_bits)]
+    if all(g.size % folds == 0 for g in groups):
+        return np.concatenate([g.reshape(folds, -1)[f] for f in range(folds) for g in groups])
+    widest_first = np.concatenate(groups[::-1])
+    return np.concatenate([widest_first[f::folds] for f in range(folds)])
+
+
+def lane_bits(node, pe, fixed):
+    """Weight bits of each of a layer's ``pe`` lanes: the widest filter the lane serves.
+
+    A lane multiplies one filter per output fold, so it is as wide as the widest of them
+    (narrower filters' weights fit it exactly). A layer whose order is not ``fixed`` is
+    taken in :func:`fold_order` first, as ``reorder_filters`` leaves it; a depthwise layer's
+    lanes serve channels, one per fold.
+    """
+    bits = np.asarray(node.tensors["weight_bits"])
+    if not fixed and not is_depthwise(node):
+        bits = bits[fold_order(bits, pe)]
+    return bits.reshape(-1, pe).max(axis=0)
+
+
+def widened_filters(node, pe, fixed):
+    """Filters that ``pe`` puts in a lane wider than their own bits."""
+    bits = np.asarray(node.tensors["weight_bits"])
+    if not fixed and not is_depthwise(node):
+        bits = bits[fold_order(bits, pe)]
+    return int((np.tile(lane_bits(node, pe, fixed), bits.size // pe) > bits).sum())
 
 
 def _is_count(value):
@@ -134,13 +148,13 @@ def check_folding(graph, folding):
     """Raise one :class:`FoldingError` listing every problem of ``folding`` for ``graph``.
 
     Rules: ``pe`` divides out_features (out_channels), ``simd`` divides in_features
-    (in_channels for a convolution, whose window brings ``simd`` channels per beat), a
-    depthwise convolution has ``pe == simd`` and every fold repeats the precision pattern (see
-    :func:`_precision_problem`). Any ``simd`` can follow any stream: where the elements per beat
-    change the accelerator regroups the stream (see :func:`stream_lanes`).
+    (in_channels for a convolution, whose window brings ``simd`` channels per beat), and a
+    depthwise convolution has ``pe == simd``. Any ``pe`` suits any mix of precisions: a lane is
+    as wide as the widest filter it serves (:func:`lane_bits`). Any ``simd`` can follow any
+    stream: where the elements per beat change the accelerator regroups the stream (see
+    :func:`stream_lanes`).
     """
     problems = []
-    finals = final_filters(graph)
     shapes = graph.shapes()
     for node in filter_layers(graph):
         if node.name not in folding:
@@ -159,10 +173,6 @@ def check_folding(graph, folding):
             problems.append(f"layer '{node.name}': PE {pe} must equal SIMD {simd} in a "
                             f"depthwise convolution (it outputs the channels it takes in)")
             ok = False
-        if ok:
-            problem = _precision_problem(node, pe, node.name in finals)
-            if problem:
-                problems.append(problem)
     unknown = sorted(set(folding) - {n.name for n in filter_layers(graph)})
     if unknown:
         problems.append(f"folding names layers that are not dense layers of the model: "
@@ -177,7 +187,8 @@ def choose_folding(graph, mac_budget=64, fixed=None):
     The layer with the most multiply-accumulates per frame gets ``mac_budget`` MACs per cycle;
     every layer then takes the fewest MACs per cycle (``pe * simd``) that keeps it within that
     layer's cycle count, so no layer waits on another more than it must. Among equals, fewer
-    PEs (smaller accumulator and output logic) win. Layers in ``fixed`` (``{name: (pe,
+    filters in widened lanes (see :func:`lane_bits`), then fewer MACs per cycle, then fewer PEs
+    (smaller accumulator and output logic) win. Layers in ``fixed`` (``{name: (pe,
     simd)}``) keep their folding. A convolution's cycles per frame are
     ``pixels * (out_channels / pe) * (kh * kw * in_channels / simd)``; a depthwise one's
     ``pixels * kh * kw * channels / simd`` with ``pe == simd``.
@@ -199,8 +210,7 @@ def choose_folding(graph, mac_budget=64, fixed=None):
         lanes = stream_lanes(graph, folding).get(layer.node.inputs[0])
         options, others = [], []
         for pe in divisors(layer.out):
-            if _precision_problem(layer.node, pe, layer.name in finals):
-                continue
+            widened = widened_filters(layer.node, pe, layer.name in finals)
             for simd in divisors(layer.in_count):
                 if layer.depthwise and simd != pe:
                     continue
@@ -208,8 +218,9 @@ def choose_folding(graph, mac_budget=64, fixed=None):
                 macs = simd if layer.depthwise else pe * simd
                 # A SIMD that divides or is divided by the stream's beat needs one converter.
                 fits = lanes is None or max(lanes, simd) % min(lanes, simd) == 0
-                (options if fits else others).append((max(cycles, target), macs, pe, simd))
-        _, _, pe, simd = min(options or others)
+                (options if fits else others).append(
+                    (max(cycles, target), widened, macs, pe, simd))
+        *_, pe, simd = min(options or others)
         folding[layer.name] = (pe, simd)
     return folding
 

@@ -1,23 +1,13 @@
-"""reorder_filters: give every output fold of a layer the same precision pattern."""
+"""reorder_filters: give every output fold of a layer the same precision pattern (as far as
+the filter counts allow)."""
 
 import numpy as np
 
 from ..errors import UnsupportedLayerError
-from ..folding import CHANNELWISE_OPS, filter_layers, fixed_order_filters, is_depthwise
+from ..folding import (CHANNELWISE_OPS, filter_layers, fixed_order_filters, fold_order,
+                       is_depthwise)
 
 __all__ = ["reorder_filters", "fold_order"]
-
-
-def fold_order(weight_bits, pe):
-    """Filter permutation so fold ``f`` holds the ``f``-th share of each precision, low bits first.
-
-    Returns ``order`` with new filter ``j`` = old filter ``order[j]``; within a precision the
-    original order is kept.
-    """
-    weight_bits = np.asarray(weight_bits)
-    folds = weight_bits.size // pe
-    groups = [np.flatnonzero(weight_bits == b) for b in np.unique(weight_bits)]
-    return np.concatenate([g.reshape(folds, -1)[f] for f in range(folds) for g in groups])
 
 
 def _permute_filters(node, order):

@@ -6,6 +6,8 @@ import pytest
 import quant
 from hwgen import FoldingError, UnsupportedLayerError, check_folding, choose_folding
 from hwgen import compile_graph
+from hwgen.blocks import MatVecUnit
+from hwgen.folding import lane_bits, widened_filters
 from hwgen.passes import reorder_filters
 from quant import graph as g
 
@@ -43,25 +45,14 @@ def folding_for(graph, style):
     denses = [n for n in graph.nodes if n.op == "dense"]
     if style == "unfolded":
         return {n.name: n.tensors["weight"].shape for n in denses}
-    # narrow: the smallest PE the precision pattern allows, SIMD 1
+    # narrow: the smallest PE that widens no lane (the precisions repeat fold by fold), SIMD 1
     folding = {}
+    last = denses[-1].name
     for n in denses:
-        for pe in range(1, n.tensors["weight"].shape[0] + 1):
-            try:
-                check_folding(g_only(graph, n), {n.name: (pe, 1)})
-            except FoldingError:
-                continue
-            folding[n.name] = (pe, 1)
-            break
+        out = n.tensors["weight"].shape[0]
+        folding[n.name] = (next(pe for pe in range(1, out + 1) if out % pe == 0 and
+                                widened_filters(n, pe, fixed=n.name == last) == 0), 1)
     return folding
-
-
-def g_only(graph, node):
-    """A one-layer graph holding ``node``, to ask whether a folding suits it alone."""
-    return quant.QGraph(quant.InputSpec((node.tensors["weight"].shape[1],), 8, False),
-                        [g.dense(node.name, **{k: node.tensors[k] for k in (
-                            "weight", "bias", "weight_bits", "weight_scale")}),
-                         g.flatten("end")])
 
 
 @pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
@@ -116,11 +107,27 @@ def test_folding_errors_list_every_problem():
     assert "layer 'fc1': PE 3 does not divide out_features 16; choose one of 1, 2, 4, 8, 16" \
         in message
     assert "layer 'fc1': SIMD 7 does not divide in_features 20" in message
-    assert "layer 'fc2': PE 2 gives folds with different precision patterns" in message
     assert "not dense layers of the model: fc9" in message
-    with pytest.raises(FoldingError, match=r"layer 'fc1': PE 4 makes 4 output folds, which "
-                                           r"cannot share 14 filters of 4 bits, 2 filters of 8 bits evenly"):
-        check_folding(graph, {"fc1": (4, 1), "fc2": (6, 1)})
+    assert "precision" not in message   # any PE suits any mix of precisions
+
+
+def test_uneven_precisions_widen_lanes_and_stay_exact():
+    """16 filters, 2 of them 8-bit, in 4 folds of 4 lanes: the 8-bit filters share one lane
+    (reordered), so one of the four lanes is 8 bits wide; fc2 (the output, fixed order) gets
+    its lanes widened where its own 8-bit filter falls."""
+    graph = random_mlp(2, sizes=(20, 16, 6), high=(2, 1))
+    folding = {"fc1": (4, 2), "fc2": (2, 1)}
+    check_folding(graph, folding)
+    assert lane_bits(graph["fc1"], 4, fixed=False).tolist() == [8, 4, 4, 4]
+    assert sorted(lane_bits(graph["fc2"], 2, fixed=True).tolist()) == [4, 8]
+    acc = compile_graph(graph, folding)
+    units = {name: block for name, block in acc.blocks if isinstance(block, MatVecUnit)}
+    assert units["fc1"].lane_bits.tolist() == [8, 4, 4, 4]
+    x = np.random.default_rng(4).integers(0, 32, (6, 20))
+    got, _ = run_stream(acc, x.reshape(-1, acc.in_elements), 6 * acc.out_beats,
+                        in_bits=graph.input.bits, out_bits=acc.out_bits,
+                        out_signed=acc.out_signed, out_count=acc.out_elements)
+    np.testing.assert_array_equal(got.reshape(6, -1), quant.run(graph, x)[graph.output])
 
 
 def test_requantize_on_the_input_is_unsupported():
