@@ -26,7 +26,8 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["MAGIC", "REGISTER_MAP_VERSION", "REGISTERS", "ERROR_BITS", "AXIStreamSignature",
-           "AXILiteSignature", "AXIAccelerator", "design_id", "tdata_bits_for", "axi_verilog"]
+           "AXILiteSignature", "AXIAccelerator", "design_id", "tdata_bits_for", "axi_verilog",
+           "platform_verilog"]
 
 #: Value of the ``ID`` register: "HWGA" in ASCII.
 MAGIC = 0x48574741
@@ -469,13 +470,28 @@ endmodule
 """
 
 
-def axi_verilog(top, name="hwgen_axi"):
+def platform_verilog(component, name, platform):
+    """Verilog of ``component`` elaborated for ``platform`` (so with the vendor primitives its
+    blocks choose there, such as ECP5 multipliers), lowered like
+    :func:`hwgen.generate.to_verilog`: every combinational process a continuous assignment."""
+    from amaranth._toolchain.yosys import find_yosys
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(component, name=name, platform=platform, emit_src=False)
+    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "memory_collect",
+                        "opt_clean", "write_verilog"])
+    return find_yosys(lambda version: version >= (0, 40)).run(["-q", "-"], script,
+                                                             ignore_warnings=True)
+
+
+def axi_verilog(top, name="hwgen_axi", *, platform=None):
     """Verilog for an :class:`AXIAccelerator`: ``{file name: text}`` for two files.
 
     ``<name>_core.v`` holds the design (module ``<name>_core`` and its submodules, every
     combinational process lowered to continuous assignments, see
-    :func:`hwgen.generate.to_verilog`); ``<name>.v`` holds the wrapper module ``<name>``
-    with the Xilinx port names and interface attributes.
+    :func:`hwgen.generate.to_verilog`), elaborated for ``platform`` if one is given;
+    ``<name>.v`` holds the wrapper module ``<name>`` with the Xilinx port names and interface
+    attributes.
     """
     from hwgen.generate import to_verilog
 
@@ -484,7 +500,9 @@ def axi_verilog(top, name="hwgen_axi"):
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog module name, not {name!r}")
     core = f"{name}_core"
-    core_text = _plain_module_names(to_verilog(top, name=core), core)
+    core_text = (to_verilog(top, name=core) if platform is None
+                 else platform_verilog(top, core, platform))
+    core_text = _plain_module_names(core_text, core)
     # The core is not the top of a design that includes it (Vivado reads this attribute).
     core_text = re.sub(r"^\(\* top = +1 +\*\)\n", "", core_text, flags=re.M)
     wrapper = _WRAPPER.format(

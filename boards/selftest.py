@@ -17,6 +17,7 @@ import numpy as np
 from amaranth.hdl import Cat, ClockDomain, Elaboratable, Instance, Module, Mux, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
@@ -29,6 +30,11 @@ __all__ = ["selftest_vectors", "SelfTest", "SelfTestTop", "ecp5_pll_params",
 
 #: What each LED shows.
 LEDS = {0: "done", 1: "passed", 2: "failed", 3: "heartbeat"}
+
+# Test words the source's queue holds (enough for one per cycle), and the cycles from reading
+# a word to offering it: the ROM, a register, the queue.
+_SOURCE_DEPTH = 6
+_SOURCE_LATENCY = 4
 
 
 def selftest_vectors(graph, count=4, seed=0):
@@ -121,7 +127,8 @@ class SelfTest(wiring.Component):
     def cycles(self):
         """Cycles the test needs from reset to ``done`` when it passes (an upper bound)."""
         acc = self._acc
-        return acc.latency + self.frames * max(acc.cycles_per_frame, acc.in_beats) + 8
+        return (acc.latency + self.frames * max(acc.cycles_per_frame, acc.in_beats)
+                + _SOURCE_LATENCY + 8)
 
     def elaborate(self, platform):
         m = Module()
@@ -131,23 +138,33 @@ class SelfTest(wiring.Component):
         in_bits = acc.i_stream.payload.shape().size
         out_bits = acc.o_stream.payload.shape().size
 
-        # Source: a read-ahead ROM; the read port is enabled whenever the beat it holds is
-        # taken (or it holds none), so its data register is the stream's payload register.
+        # Source: the ROM is read one word per cycle while the queue in front of the
+        # accelerator has room for it (words read and not yet taken are counted), and each word
+        # is registered once more on its way (a block RAM's output is slow), so neither the
+        # ROM address nor its enable depends on the accelerator's ready.
         m.submodules.inputs = inputs = Memory(shape=in_bits, depth=n_in, init=self._in_words)
+        m.submodules.source = source = SyncFIFOBuffered(width=in_bits, depth=_SOURCE_DEPTH)
         rd = inputs.read_port()
         sent = Signal(range(n_in + 1))
-        valid = Signal()
-        load = ~valid | acc.i_stream.ready
+        held = Signal(range(_SOURCE_DEPTH + 1))
+        read, read_q, data_q = Signal(), Signal(2), Signal(in_bits, reset_less=True)
+        taken = acc.i_stream.valid & acc.i_stream.ready
         m.d.comb += [
-            rd.addr.eq(Mux(sent < n_in, sent, 0)),
-            rd.en.eq(load),
-            acc.i_stream.valid.eq(valid),
-            acc.i_stream.payload.eq(rd.data),
+            read.eq((sent < n_in) & (held < _SOURCE_DEPTH)),
+            rd.addr.eq(sent),
+            source.w_data.eq(data_q),
+            source.w_en.eq(read_q[1]),
+            acc.i_stream.valid.eq(source.r_rdy),
+            acc.i_stream.payload.eq(source.r_data),
+            source.r_en.eq(acc.i_stream.ready),
         ]
-        with m.If(load):
-            m.d.sync += valid.eq(sent < n_in)
-            with m.If(sent < n_in):
-                m.d.sync += sent.eq(sent + 1)
+        m.d.sync += [
+            read_q.eq(Cat(read, read_q[0])),
+            data_q.eq(rd.data),
+            held.eq(held + read - taken),
+        ]
+        with m.If(read):
+            m.d.sync += sent.eq(sent + 1)
 
         # Sink: always ready. Beat k is registered while the expected ROM reads word k; the
         # next cycle compares them, the one after counts a mismatch.
@@ -156,7 +173,8 @@ class SelfTest(wiring.Component):
         erd = expected.read_port()
         received = Signal(range(n_out + 1))
         fire = acc.o_stream.valid
-        got, check, bad, extra = Signal(out_bits), Signal(), Signal(), Signal()
+        got, check, bad, extra = (Signal(out_bits, reset_less=True), Signal(), Signal(),
+                                  Signal())
         m.d.comb += [
             acc.o_stream.ready.eq(1),
             erd.addr.eq(Mux(received < n_out, received, 0)),

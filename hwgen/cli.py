@@ -113,6 +113,23 @@ def cmd_simulate(args):
     return 0
 
 
+def cmd_estimate(args):
+    from .estimate_report import table, write_report
+    from .explore import compile as compile_design
+    graph = _load(args.model)
+    design = compile_design(graph, device=args.device, clock_mhz=args.clock_mhz,
+                            target_fps=args.target_fps, utilization=args.utilization)
+    json_path, png_path = write_report(design, args.out, {"model": str(args.model),
+                                                          "target_fps": args.target_fps})
+    if args.json:
+        print(json_path.read_text(), end="")
+    else:
+        print(table(design))
+        print(json_path)
+        print(png_path)
+    return 0
+
+
 def cmd_packing(args):
     from .packing import lane_table, plan_lanes
     if (args.weight_bits is None) != (args.act_bits is None):
@@ -237,6 +254,23 @@ def build_parser():
     p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
                    help="multiplier family MAC lanes are packed onto (default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("estimate", help="fold a model for a device: resources, cycles, FPS")
+    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("--device", default="xc7z020", metavar="D",
+                   help="xc7z020 (PYNQ-Z2), xczu9eg (ZCU102), lfe5u-85f (ULX3S) "
+                        "(default: %(default)s)")
+    p.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
+                   help="clock frequency (default: %(default)s)")
+    p.add_argument("--target-fps", type=float, default=None, metavar="N",
+                   help="the cheapest design that reaches N frames/s (default: the fastest "
+                        "that fits)")
+    p.add_argument("--utilization", type=float, default=0.8, metavar="U",
+                   help="share of each resource the design may use (default: %(default)s)")
+    p.add_argument("--out", default="build/estimate", metavar="DIR",
+                   help="where report.json and estimate.png go (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("packing", help="lanes per DSP for weight/activation widths")
     p.add_argument("--device", choices=["xc7", "xcup", "ecp5"], default="xcup",

@@ -1,10 +1,11 @@
 """Small helpers shared by the blocks."""
 
 import numpy as np
-from amaranth.hdl import Shape, ShapeCastable, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Shape, ShapeCastable, Signal, Value,
+                          signed, unsigned)
 
 __all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "check_pair", "check_count",
-           "check_shape"]
+           "check_shape", "registered_product", "rom_attrs"]
 
 
 def element_shape(bits, is_signed):
@@ -76,3 +77,96 @@ def check_shape(name, value, layer):
     if shape.width < 1:
         raise ValueError(f"{_where(layer)}{name} must be at least 1 bit wide, not {shape!r}")
     return shape
+
+
+def _is_ecp5(platform):
+    from amaranth.vendor import LatticePlatform
+
+    return isinstance(platform, LatticePlatform) and platform.family == "ecp5"
+
+
+def rom_attrs(platform, depth):
+    """Attributes for a ROM of ``depth`` words read through a registered port.
+
+    On a Lattice ECP5 platform a ROM deeper than 16 words goes to block RAM: in logic its
+    address would fan out to a multiplexer tree of several LUT levels, too slow for one cycle
+    at the clocks the blocks are pipelined for (the block RAM's own slow output is registered
+    again by its users). Elsewhere synthesis chooses.
+    """
+    return {"rom_style": "block"} if _is_ecp5(platform) and depth > 16 else {}
+
+
+def _mult18_port(value):
+    """``value`` sign- or zero-extended to a MULT18X18D port, or None if it does not fit the
+    18-bit signed port."""
+    shape = value.shape()
+    if shape.width > (18 if shape.signed else 17):
+        return None
+    fill = value[-1] if shape.signed and shape.width else Const(0, 1)
+    return Cat(value, fill.replicate(18 - shape.width))
+
+
+def registered_product(m, a, b, *, en, platform=None, name="product"):
+    """``a * b``, two enabled clock cycles later: the operands are registered, then the product.
+
+    This is how a hardware multiplier pipelines in its own registers (a DSP48's A/B and P
+    registers, which vendor synthesis absorbs). Yosys does not absorb registers into an ECP5
+    MULT18X18D, and placement then leaves the fabric flip-flops far from the DSP, so on a
+    Lattice ECP5 platform, when both operands fit the 18-bit signed ports, the product is a
+    MULT18X18D instance with its input and output registers enabled. Without a platform (the
+    simulators, synthesis estimates) it is behavioral: the same registers and ``a * b``.
+
+    Parameters
+    ----------
+    m : Module
+    a, b : Value
+        The operands; a constant is not registered.
+    en : Value
+        Clock enable of both stages (``sync`` domain).
+    platform : object, optional
+        The platform ``elaborate`` was given.
+    name : str
+        Name of the product signal.
+
+    Returns
+    -------
+    Signal
+        ``a * b`` with the shape Amaranth gives it. Like the DSP's, the registers have no
+        reset: a reset net that reaches every pipeline register limits the clock.
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    product = Signal((a * b).shape(), name=name, reset_less=True)
+    ports = [_mult18_port(a), _mult18_port(b)]
+    if _is_ecp5(platform) and all(port is not None for port in ports):
+        p = Signal(36, name=f"{name}_p")
+        registers = {}
+        for reg in ("INPUTA", "INPUTB", "OUTPUT"):
+            registers.update({f"p_REG_{reg}_CLK": "CLK0", f"p_REG_{reg}_CE": "CE0",
+                              f"p_REG_{reg}_RST": "RST0"})
+        connections = {f"i_{port}{i}": ports[k][i] for k, port in enumerate("AB")
+                       for i in range(18)}
+        connections.update({f"i_C{i}": 0 for i in range(18)})
+        connections.update({f"o_P{i}": p[i] for i in range(36)})
+        m.submodules[name] = Instance(
+            "MULT18X18D", **registers,
+            p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE", p_RESETMODE="SYNC",
+            p_GSR="DISABLED", p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED",
+            p_CAS_MATCH_REG="FALSE", p_HIGHSPEED_CLK="NONE",
+            i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+            i_CLK0=ClockSignal("sync"), i_CLK1=0, i_CLK2=0, i_CLK3=0,
+            i_CE0=en, i_CE1=0, i_CE2=0, i_CE3=0, i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
+            **connections)
+        m.d.comb += product.eq(p[:len(product)])
+        return product
+    operands = []
+    for operand, which in ((a, "a"), (b, "b")):
+        if isinstance(operand, Const):
+            operands.append(operand)
+            continue
+        register = Signal(operand.shape(), name=f"{name}_{which}", reset_less=True)
+        with m.If(en):
+            m.d.sync += register.eq(operand)
+        operands.append(register)
+    with m.If(en):
+        m.d.sync += product.eq(operands[0] * operands[1])
+    return product

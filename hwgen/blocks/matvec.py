@@ -1,8 +1,9 @@
 """MatVecUnit: a streaming integer matrix-vector product folded by ``pe`` x ``simd``."""
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -10,13 +11,18 @@ from quant import numerics
 
 from .. import packing
 from ..errors import FoldingError
-from ._util import divisors, element_shape, pack_words, tree_sum
+from ._util import divisors, element_shape, pack_words, rom_attrs, tree_sum
 from .packed import PackedMultiplier
 
 __all__ = ["MatVecUnit", "accumulator_range", "lut_multiply"]
 
-#: Clock cycles from issuing a fold to its result in the output register.
-PIPELINE_DEPTH = 4
+#: Clock cycles from issuing a fold to offering its result: memories (1), their outputs
+#: registered twice (2, 3), the multipliers' operand and result registers (4, 5), the results
+#: in fabric (6, 7), the extracted lanes (8), the dot products (9), then the output queue (two
+#: cycles).
+PIPELINE_DEPTH = 11
+# Stage whose registers feed the accumulator and the queue.
+_ACC_STAGE = PIPELINE_DEPTH - 2
 
 
 def accumulator_range(weight, bias, x_lo, x_hi):
@@ -48,6 +54,13 @@ class MatVecUnit(wiring.Component):
     multiplied at its own width. Lane ``p`` of every output beat computes filter
     ``fold * pe + p``, so the filters of each precision must sit in the same lanes in every fold
     (``reorder_filters`` arranges that).
+
+    The pipeline (:data:`PIPELINE_DEPTH` cycles from issuing a fold to offering its result)
+    never stalls: results enter an output queue, and the last input fold of an output fold is
+    issued only while the queue has a place for its result (:attr:`queue_depth` places cover
+    every result in flight, so a consumer that takes each beat when offered never slows the
+    unit). Back-pressure therefore reaches no pipeline register, and ``i_stream.ready``
+    depends on registers only.
 
     Parameters
     ----------
@@ -182,6 +195,11 @@ class MatVecUnit(wiring.Component):
         return self.output_folds * self.input_folds
 
     @property
+    def queue_depth(self):
+        """Results the output queue holds: enough for all those in flight."""
+        return -(-PIPELINE_DEPTH // self.input_folds) + 1
+
+    @property
     def latency(self):
         """Cycles from a frame's last input beat to its first output beat (output taken)."""
         return self.input_folds + PIPELINE_DEPTH
@@ -201,8 +219,11 @@ class MatVecUnit(wiring.Component):
         x_shape = element_shape(self._in_bits, self._in_signed)
 
         # Input vector: two banks of `sf` words, written by the loader, read by the folds.
+        # The loader never writes the bank being read, so a read and a write of one address
+        # in one cycle need no defined result (no bypass logic after the block RAM).
         m.submodules.vector = vector = Memory(
-            shape=unsigned(simd * self._in_bits), depth=2 * sf, init=[])
+            shape=unsigned(simd * self._in_bits), depth=2 * sf, init=[],
+            attrs={"no_rw_check": 1})
         wr, rd = vector.write_port(), vector.read_port()
         full = Signal(2)
         set_full, clear_full = Signal(2), Signal(2)
@@ -221,22 +242,22 @@ class MatVecUnit(wiring.Component):
                 m.d.sync += load_fold.eq(load_fold + 1)
         m.d.sync += full.eq((full | set_full) & ~clear_full)
 
-        # Issue: one (output fold, input fold) pair per cycle while a bank is full. The whole
-        # pipeline holds while the output register is full and not taken.
-        stall = Signal()
-        m.d.comb += stall.eq(self.o_stream.valid & ~self.o_stream.ready)
+        # Issue: one (output fold, input fold) pair per cycle while a bank is full; the last
+        # input fold of an output fold also needs a place in the output queue, which it holds
+        # until its result is taken.
+        m.submodules.queue = queue = SyncFIFOBuffered(width=pe * self._acc_bits,
+                                                      depth=self.queue_depth)
+        held = Signal(range(self.queue_depth + 1))
         bank, out_fold, in_fold = Signal(), Signal(range(nf)), Signal(range(sf))
-        issue = Signal()
+        issue, reserve = Signal(), Signal()
         m.d.comb += [
-            issue.eq(full.bit_select(bank, 1) & ~stall),
+            issue.eq(full.bit_select(bank, 1) & ((in_fold != sf - 1) |
+                                                 (held < self.queue_depth))),
+            reserve.eq(issue & (in_fold == sf - 1)),
             rd.addr.eq(Mux(bank, sf, 0) + in_fold),
-            rd.en.eq(~stall),
         ]
-        # Address of the weights of (out_fold, in_fold): a counter, so that no multiplier is
-        # spent on out_fold * sf (synthesis would map it onto a DSP).
-        weight_addr = Signal(range(nf * sf))
+        m.d.sync += held.eq(held + reserve - (self.o_stream.valid & self.o_stream.ready))
         with m.If(issue):
-            m.d.sync += weight_addr.eq(Mux(weight_addr == nf * sf - 1, 0, weight_addr + 1))
             with m.If(in_fold == sf - 1):
                 m.d.sync += in_fold.eq(0)
                 with m.If(out_fold == nf - 1):
@@ -247,84 +268,126 @@ class MatVecUnit(wiring.Component):
             with m.Else():
                 m.d.sync += in_fold.eq(in_fold + 1)
 
-        # Weight ROMs, one per precision group, read in the issue cycle. A word holds, for
-        # each input element, the packed constants of the DSP packs, then the LUT lanes'
-        # weights.
-        x = [rd.data.word_select(s, self._in_bits) for s in range(simd)]
+        # Weight ROMs, one per precision group and input element, read in the issue cycle.
+        # A word holds the packed constants of the group's DSP packs for that element, then
+        # its LUT lanes' weights. Each ROM has its own address counter (of (out_fold,
+        # in_fold): a counter, so that no multiplier is spent on out_fold * sf), so that no
+        # address net has to reach every block RAM of the layer. Stages: 1 the memories'
+        # outputs, 2 and 3 those registered (a slow block RAM output, then a route of its own
+        # to the multipliers), 4 and 5 the multipliers' operand and result registers, 6 and 7
+        # the results in fabric (two cycles for a route that can cross the die), 8 the lanes
+        # extracted from them.
+        def registered(value, name, cycles=1):
+            for i in range(cycles):
+                register = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
+                m.d.sync += register.eq(value)
+                value = register
+            return value
+
+        vector = registered(rd.data, "vector", 2)
+        x = [vector.word_select(s, self._in_bits) for s in range(simd)]
         x = [v.as_signed() if self._in_signed else v for v in x]
-        products = [[None] * simd for _ in range(pe)]  # valid one cycle after the ROM output
+        products = [[None] * simd for _ in range(pe)]
         folds = self._weight.reshape(nf, pe, sf, simd)
         for group in self._groups:
             bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
-            fields = []  # (width, values per (fold, in_fold) word) for every slice of a word
             for s in range(simd):
+                fields = []  # (width, values per (fold, in_fold) word) for every slice
                 for pack in packs:
                     w = folds[:, pack][..., s].transpose(0, 2, 1).reshape(nf * sf, len(pack))
                     w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
                     fields.append((plan.word_bits, [packing.rom_word(plan, row) for row in w]))
                 for lane in lut:
                     fields.append((bits, folds[:, lane, :, s].reshape(-1).tolist()))
-            init, offset, slices = [0] * (nf * sf), 0, []
-            for width, values in fields:
-                for i, v in enumerate(values):
-                    init[i] |= (int(v) & ((1 << width) - 1)) << offset
-                slices.append((offset, width))
-                offset += width
-            rom = Memory(shape=unsigned(offset), depth=nf * sf, init=init)
-            m.submodules[f"weights_w{bits}"] = rom
-            port = rom.read_port()
-            m.d.comb += [port.addr.eq(weight_addr), port.en.eq(~stall)]
-            words = iter(slices)
-            for s in range(simd):
+                init, offset, slices = [0] * (nf * sf), 0, []
+                for width, values in fields:
+                    for i, v in enumerate(values):
+                        init[i] |= (int(v) & ((1 << width) - 1)) << offset
+                    slices.append((offset, width))
+                    offset += width
+                rom = Memory(shape=unsigned(offset), depth=nf * sf, init=init,
+                             attrs=rom_attrs(platform, nf * sf))
+                m.submodules[f"weights_w{bits}_{s}"] = rom
+                address = Signal(range(nf * sf), name=f"address_w{bits}_{s}")
+                with m.If(issue):
+                    m.d.sync += address.eq(Mux(address == nf * sf - 1, 0, address + 1))
+                port = rom.read_port()
+                m.d.comb += port.addr.eq(address)
+                word = registered(port.data, f"word_w{bits}_{s}", 2)
+                words = iter(slices)
                 for j, pack in enumerate(packs):
                     start, width = next(words)
                     unit = PackedMultiplier(multiplier=self._multiplier, weight_bits=bits,
-                                            act_bits=self._in_bits, act_signed=self._in_signed)
+                                            act_bits=self._in_bits, act_signed=self._in_signed,
+                                            registered=True, pipelined=True)
                     m.submodules[f"dsp_w{bits}_{j}_{s}"] = unit
-                    m.d.comb += [unit.x.eq(x[s]), unit.word.eq(port.data[start:start + width]),
-                                 unit.en.eq(~stall)]
+                    m.d.comb += [unit.x.eq(x[s]), unit.word.eq(word[start:start + width])]
                     for i, lane in enumerate(pack):
                         products[lane][s] = unit.products[i]
                 for lane in lut:
                     start, width = next(words)
-                    product = Signal(signed(bits + self._in_bits + 1), name=f"prod{lane}_{s}")
-                    with m.If(~stall):
-                        m.d.sync += product.eq(lut_multiply(
-                            port.data[start:start + width].as_signed(), x[s], bits))
+                    # In fabric: the product in stage 4, then registers to keep pace.
+                    product = Signal(signed(bits + self._in_bits + 1), name=f"prod{lane}_{s}",
+                                     reset_less=True)
+                    m.d.sync += product.eq(lut_multiply(word[start:start + width].as_signed(),
+                                                        x[s], bits))
+                    product = registered(product, f"prod{lane}_{s}", 4)
                     products[lane][s] = product
 
-        # Control travels with the data: stage 1 (memories out), 2 (products), 3 (dot sums).
-        valid = [issue] + [Signal(name=f"valid{i}") for i in (1, 2, 3)]
-        first = [in_fold == 0] + [Signal(name=f"first{i}") for i in (1, 2, 3)]
-        last = [in_fold == sf - 1] + [Signal(name=f"last{i}") for i in (1, 2, 3)]
-        fold = [out_fold] + [Signal(range(nf), name=f"fold{i}") for i in (1, 2)]
-        with m.If(~stall):
-            for ctl in (valid, first, last):
-                m.d.sync += [ctl[i + 1].eq(ctl[i]) for i in range(3)]
-            m.d.sync += [fold[i + 1].eq(fold[i]) for i in range(2)]
+        # Control travels with the data, one register per stage up to the dot products. Only
+        # the valid bits and the counters are reset; data registers are not, so the reset net
+        # reaches few flip-flops.
+        depth = _ACC_STAGE + 1
+        valid = [issue] + [Signal(name=f"valid{i}") for i in range(1, depth)]
+        first = [in_fold == 0] + [Signal(name=f"first{i}", reset_less=True)
+                                  for i in range(1, depth)]
+        last = [in_fold == sf - 1] + [Signal(name=f"last{i}", reset_less=True)
+                                      for i in range(1, depth)]
+        fold = [out_fold] + [Signal(range(nf), name=f"fold{i}", reset_less=True)
+                             for i in range(1, depth - 1)]
+        for ctl in (valid, first, last):
+            m.d.sync += [ctl[i + 1].eq(ctl[i]) for i in range(depth - 1)]
+        m.d.sync += [fold[i + 1].eq(fold[i]) for i in range(depth - 2)]
 
         acc_shape = signed(self._acc_bits)
         bias = Memory(shape=unsigned(pe * self._acc_bits), depth=nf,
-                      init=pack_words(self._bias.reshape(nf, pe), self._acc_bits))
+                      init=pack_words(self._bias.reshape(nf, pe), self._acc_bits),
+                      attrs=rom_attrs(platform, nf))
         m.submodules.bias = bias
         bias_port = bias.read_port()
-        m.d.comb += [bias_port.addr.eq(fold[2]), bias_port.en.eq(~stall)]
+        m.d.comb += bias_port.addr.eq(fold[depth - 4])
 
+        # The bias joins the dot product of the first input fold, and the accumulator is
+        # cleared after the last one: the control bits, which fan out to every lane, feed no
+        # adder. After a reset the accumulators are cleared until the first fold arrives (a
+        # reset of their own would load the reset net with every accumulator bit).
+        fresh = Signal(init=1)
+        with m.If(valid[-1]):
+            m.d.sync += fresh.eq(0)
+        clear = Signal()
+        m.d.comb += clear.eq(Mux(valid[-1], last[-1], fresh))
+        totals = []
         for p in range(pe):
-            dot = Signal(acc_shape, name=f"dot{p}")
-            acc = Signal(acc_shape, name=f"acc{p}")
-            with m.If(~stall):
-                m.d.sync += dot.eq(tree_sum(products[p]))
-            start = bias_port.data.word_select(p, self._acc_bits).as_signed()
+            bias_p = Signal(acc_shape, name=f"bias{p}", reset_less=True)
+            m.d.sync += bias_p.eq(Mux(first[depth - 3],
+                                      bias_port.data.word_select(p, self._acc_bits), 0))
+            dot = Signal(acc_shape, name=f"dot{p}", reset_less=True)
+            m.d.sync += dot.eq(tree_sum(products[p] + [bias_p]))
+            acc = Signal(acc_shape, name=f"acc{p}", reset_less=True)
             total = Signal(acc_shape, name=f"sum{p}")
-            m.d.comb += total.eq(Mux(first[3], start, acc) + dot)
-            with m.If(valid[3] & ~stall):
+            m.d.comb += total.eq(acc + dot)
+            with m.If(clear):
+                m.d.sync += acc.eq(0)
+            with m.Elif(valid[-1]):
                 m.d.sync += acc.eq(total)
-                with m.If(last[3]):
-                    m.d.sync += self.o_stream.payload[p].eq(total)
+            totals.append(total)
 
-        with m.If(self.o_stream.ready):
-            m.d.sync += self.o_stream.valid.eq(0)
-        with m.If(valid[3] & last[3] & ~stall):
-            m.d.sync += self.o_stream.valid.eq(1)
+        # The output queue: a result per output fold, offered two cycles after it enters.
+        m.d.comb += [
+            queue.w_data.eq(Cat(*totals)),
+            queue.w_en.eq(valid[-1] & last[-1]),
+            self.o_stream.payload.eq(queue.r_data),
+            self.o_stream.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.o_stream.ready),
+        ]
         return m

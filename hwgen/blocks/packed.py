@@ -6,7 +6,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import packing
-from ._util import element_shape
+from ._util import element_shape, registered_product
 
 __all__ = ["PackedMultiplier"]
 
@@ -31,10 +31,14 @@ class PackedMultiplier(wiring.Component):
     every lane is exact for every input).
 
     Pipeline: the multiplier result is registered (the DSP's P register) together with the
-    correction flags, and the lanes are extracted from that register (latency 1); with
-    ``registered`` the extracted lanes are registered again (latency 2). Every register
-    advances only while ``en`` is high, so a stalling pipeline holds the multiplier by dropping
-    ``en``.
+    correction flags, and the lanes are extracted from that register (latency 1). With
+    ``pipelined``, the operands are registered first (the DSP's A and B registers) and the
+    result twice more in fabric, so that the multiplier's own registers hold its inputs and
+    output and the route from the DSP to the fabric that uses its result, which can cross the
+    die, has two clock cycles (latency 4; on ECP5 see
+    :func:`~hwgen.blocks._util.registered_product`). With ``registered`` the extracted lanes
+    are registered again (one cycle more). Every register advances only while ``en`` is high,
+    so a stalling pipeline holds the multiplier by dropping ``en``.
 
     Parameters
     ----------
@@ -49,8 +53,12 @@ class PackedMultiplier(wiring.Component):
     scheme : {None, "borrow", "postadd"}
         Lane recovery scheme; ``None`` lets :func:`hwgen.packing.plan_lanes` choose.
     registered : bool
-        Register the extracted lanes (latency 2), or drive them from the multiplier register
-        through the extraction logic (latency 1, the default).
+        Register the extracted lanes (one cycle more), or drive them from the multiplier
+        register through the extraction logic (the default).
+    pipelined : bool
+        Register the operands and the result in the multiplier and the result twice again in
+        fabric (latency 4 instead of 1), for clocks that a route to and from a distant DSP
+        would not meet otherwise.
 
     Members
     -------
@@ -65,13 +73,15 @@ class PackedMultiplier(wiring.Component):
     """
 
     def __init__(self, *, multiplier, weight_bits, act_bits, act_signed=False, narrow=True,
-                 scheme=None, registered=False):
-        if not isinstance(registered, bool):
-            raise TypeError(f"registered must be a bool, not {registered!r}")
+                 scheme=None, registered=False, pipelined=False):
+        for what, value in (("registered", registered), ("pipelined", pipelined)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{what} must be a bool, not {value!r}")
         plan = packing.plan_lanes(multiplier, weight_bits, act_bits, act_signed=act_signed,
                                   narrow=narrow, scheme=scheme)
         self._plan = plan
         self._registered = registered
+        self._pipelined = pipelined
         super().__init__({
             "x": In(element_shape(plan.act_bits, plan.act_signed)),
             "word": In(plan.word_bits),
@@ -91,11 +101,12 @@ class PackedMultiplier(wiring.Component):
     product_bits = property(lambda self: self._plan.product_bits)
     word_bits = property(lambda self: self._plan.word_bits)
     registered = property(lambda self: self._registered)
+    pipelined = property(lambda self: self._pipelined)
 
     @property
     def latency(self):
         """Enabled clock cycles from ``x`` and ``word`` to ``products``."""
-        return 2 if self._registered else 1
+        return 1 + 3 * self._pipelined + self._registered
 
     def rom_word(self, weights):
         """The ROM word that feeds ``word`` for one lane group of weights (lane 0 first)."""
@@ -118,8 +129,15 @@ class PackedMultiplier(wiring.Component):
         if plan.act_signed:
             m.d.comb += x_negative.eq(x[-1])
 
-        # Stage 1: the multiplier result (DSP P register) and the per-lane correction flags.
-        result = Signal(signed(plan.result_bits))
+        def delayed(value, cycles, name):
+            for i in range(cycles):
+                register = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
+                with m.If(self.en):
+                    m.d.sync += register.eq(value)
+                value = register
+            return value
+
+        # The per-lane correction flags, from the operands.
         flags = Signal(max(L - 1, 1))
         if plan.scheme == "postadd":
             # n_i = [w_i x < 0] for i < L-1; C has n_i at bit k (i + 1).
@@ -130,32 +148,46 @@ class PackedMultiplier(wiring.Component):
                     n.append(x_nonzero & ((x_negative & w_pos) | (~x_negative & w_neg)))
                 else:
                     n.append(x_nonzero & aux[i])
-            correction = Signal(k * (L - 1) + 1 if L > 1 else 1)
-            parts = [Const(0, k)]
-            for i in range(L - 1):
-                parts.append(n[i])
-                if i < L - 2:
-                    parts.append(Const(0, k - 1))
-            if L > 1:
-                m.d.comb += [correction.eq(Cat(*parts)), flags.eq(Cat(*n))]
-            with m.If(self.en):
-                m.d.sync += result.eq(x * a + correction)
         else:
             # d_i = [lanes below i are negative] for 0 < i < L, from the operands.
-            d = []
+            n = []
             for i in range(1, L):
                 below_negative = a[k * i - 1]
                 if plan.act_signed:
-                    d.append(x_nonzero & aux[i - 1] & (below_negative ^ x_negative))
+                    n.append(x_nonzero & aux[i - 1] & (below_negative ^ x_negative))
                 else:
-                    d.append(x_nonzero & below_negative)
-            if L > 1:
-                m.d.comb += flags.eq(Cat(*d))
+                    n.append(x_nonzero & below_negative)
+        if L > 1:
+            m.d.comb += flags.eq(Cat(*n))
+
+        # Stage 1: the multiplier result (DSP P register), with the flags beside it.
+        result = Signal(signed(plan.result_bits))
+        if self._pipelined and plan.scheme != "postadd":
+            # Operands and product in the multiplier's registers, then the product twice in
+            # fabric.
+            product = registered_product(m, x, a, en=self.en, platform=platform, name="p")
+            m.d.comb += result.eq(delayed(product, 2, "p")[:plan.result_bits].as_signed())
+            flags_q = delayed(flags, 4, "flags")
+        else:
+            if self._pipelined:
+                x, a, flags = (delayed(x, 1, "x"), delayed(a, 1, "a"),
+                               delayed(flags, 1, "flags"))
+            raw = x * a
+            if plan.scheme == "postadd" and L > 1:
+                parts = [Const(0, k)]
+                for i in range(L - 1):
+                    parts.append(flags[i])
+                    if i < L - 2:
+                        parts.append(Const(0, k - 1))
+                raw = raw + Cat(*parts)
+            stage1 = Signal(signed(plan.result_bits), reset_less=True)
             with m.If(self.en):
-                m.d.sync += result.eq(x * a)
-        flags_q = Signal.like(flags, name="flags_q")
-        with m.If(self.en):
-            m.d.sync += flags_q.eq(flags)
+                m.d.sync += stage1.eq(raw)
+            flags_q = delayed(flags, 1, "flags")
+            if self._pipelined:
+                stage1 = delayed(stage1, 2, "result")
+                flags_q = delayed(flags_q, 2, "flags_q")
+            m.d.comb += result.eq(stage1)
 
         # Stage 2: extract the lanes.
         width = plan.result_bits
@@ -173,8 +205,6 @@ class PackedMultiplier(wiring.Component):
                 lanes.append(value + flags_q[i - 1] if i > 0 else value)   # + d_i
         for i, lane in enumerate(lanes):
             if self._registered:
-                with m.If(self.en):
-                    m.d.sync += self.products[i].eq(lane)
-            else:
-                m.d.comb += self.products[i].eq(lane)
+                lane = delayed(lane, 1, f"lane{i}")
+            m.d.comb += self.products[i].eq(lane)
         return m

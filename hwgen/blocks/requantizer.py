@@ -1,15 +1,16 @@
 """Requantizer: the activation that rescales accumulators to the next layer's bit width."""
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from quant import numerics
 
 from .. import packing
 from ..errors import FoldingError
-from ._util import divisors, element_shape, tree_sum
+from ._util import divisors, element_shape, registered_product, tree_sum
 
 __all__ = ["Requantizer"]
 
@@ -18,7 +19,14 @@ class Requantizer(wiring.Component):
     """``y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` on ``lanes`` channels per beat.
 
     Channels arrive in order, ``lanes`` per beat, so beat ``k`` of a frame carries channels
-    ``k * lanes ... k * lanes + lanes - 1``. One register stage; full throughput.
+    ``k * lanes ... k * lanes + lanes - 1``. One beat per cycle through six register stages
+    that never stall: the accumulator and the channel's multiplier in fabric, then in the
+    hardware multipliers' operand registers, the product pieces (their result registers), the
+    pieces twice again in fabric (routes to and from a DSP can cross the die, so each has a
+    clock cycle of its own), and the rounded and shifted sum; clamped, the results enter an
+    output queue (two cycles). The queue has room for every
+    beat in flight and the input is ready while a place is free, so back-pressure never stops
+    the stages and ``i_stream.ready`` comes from a register, not from ``o_stream.ready``.
 
     Parameters
     ----------
@@ -28,7 +36,7 @@ class Requantizer(wiring.Component):
         Width of the signed accumulators.
     lanes : int
     out_bits, out_signed : int, bool
-    multiplier : Multiplier or str
+    geometry : Multiplier or str
         Hardware multiplier geometry (a :data:`hwgen.packing.MULTIPLIERS` key). Each lane's
         ``acc * M`` is split into pieces that fit it, so synthesis maps every piece onto exactly
         one multiplier and :attr:`dsp_count` is exact. Lanes whose multiplier is the same power
@@ -66,7 +74,10 @@ class Requantizer(wiring.Component):
     out_bits = property(lambda self: self._out_bits)
     out_signed = property(lambda self: self._out_signed)
     beats_per_frame = property(lambda self: self.channels // self._lanes)
-    latency = 1
+    #: Cycles from taking a beat to offering its result: six stages and the queue's two.
+    latency = 8
+    #: Beats the output queue holds: every beat in flight, so that one enters each cycle.
+    queue_depth = latency + 1
 
     def _pieces(self, column):
         """How lane ``acc * M`` is built: ``("shift", k)`` or ``("multiply", a, b)`` pieces.
@@ -92,8 +103,9 @@ class Requantizer(wiring.Component):
         return sum(p[1] * p[2] for p in pieces if p[0] == "multiply")
 
     def beat_times(self, times):
-        """Output beat cycles of one frame, given its input beat cycles."""
-        return [t + 1 for t in times]
+        """Output beat cycles of one frame, given its input beat cycles (output taken when
+        offered)."""
+        return [t + self.latency for t in times]
 
     def reference(self, acc):
         return numerics.requantize(acc, self._multiplier, self._shift, self._out_bits,
@@ -103,29 +115,55 @@ class Requantizer(wiring.Component):
         m = Module()
         folds = self.beats_per_frame
         fold = Signal(range(folds))
+        next_fold = Mux(fold == folds - 1, 0, fold + 1)
         lo, hi = numerics.int_range(self._out_bits, self._out_signed)
+        out_shape = element_shape(self._out_bits, self._out_signed)
         mult = self._multiplier.reshape(folds, self._lanes)
-        transfer = self.i_stream.valid & self.i_stream.ready
-        m.d.comb += self.i_stream.ready.eq(~self.o_stream.valid | self.o_stream.ready)
-        with m.If(self.o_stream.ready):
-            m.d.sync += self.o_stream.valid.eq(0)
-        with m.If(transfer):
-            m.d.sync += [self.o_stream.valid.eq(1),
-                         fold.eq(Mux(fold == folds - 1, 0, fold + 1))]
+
+        # Beats in flight or queued; a beat is taken only while the queue has room for it.
+        m.submodules.queue = queue = SyncFIFOBuffered(width=self._lanes * self._out_bits,
+                                                      depth=self.queue_depth)
+        held = Signal(range(self.queue_depth + 1))
+        taken = self.i_stream.valid & self.i_stream.ready
+        sent = self.o_stream.valid & self.o_stream.ready
+        m.d.comb += self.i_stream.ready.eq(held < self.queue_depth)
+        m.d.sync += held.eq(held + taken - sent)
+        with m.If(taken):
+            m.d.sync += fold.eq(next_fold)
+        valid = [taken] + [Signal(name=f"valid{i}") for i in range(1, 7)]
+        m.d.sync += [valid[i + 1].eq(valid[i]) for i in range(6)]
+
+        def delayed(value, cycles, name):
+            for i in range(cycles):
+                register = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
+                m.d.sync += register.eq(value)
+                value = register
+            return value
+
         a_port, b_port = self._geometry.a_bits, self._geometry.b_bits
+        results = []
         for p in range(self._lanes):
             column = mult[:, p].tolist()
-            acc = self.i_stream.payload[p]
+            # Stage 1: the accumulator in fabric.
+            acc = delayed(self.i_stream.payload[p], 1, f"acc{p}")
             pieces = self._pieces(column)
             if pieces[0] == "shift":
-                scaled = acc << pieces[1]
+                # Stages 2 to 5: nothing to multiply; the accumulator keeps pace.
+                terms = [delayed(acc, 4, f"acc{p}_q") << pieces[1]]
             else:
                 m_bits = max(int(max(column)).bit_length(), 1)
                 if len(set(column)) == 1:
                     factor = Const(column[0], m_bits)
                 else:
-                    factor = Array(Const(v, m_bits) for v in column)[fold]
-                # Low accumulator pieces are unsigned (a_port - 1 bits), the top one signed.
+                    # The multiplier of the channel at the input, from a register (stage 1
+                    # beside the accumulator's).
+                    select = Signal(m_bits, name=f"m{p}", init=column[0])
+                    with m.If(taken):
+                        m.d.sync += select.eq(Array(Const(v, m_bits) for v in column)[next_fold])
+                    factor = delayed(select, 1, f"m{p}")
+                # Stages 2 and 3: the product pieces in the hardware multipliers' operand and
+                # result registers. Low accumulator pieces are unsigned (a_port - 1 bits),
+                # the top one signed.
                 a_cuts = [(i * (a_port - 1), min((i + 1) * (a_port - 1), self._in_bits))
                           for i in range(pieces[1])]
                 a_cuts[-1] = (a_cuts[-1][0], self._in_bits)
@@ -135,14 +173,25 @@ class Requantizer(wiring.Component):
                 for i, (a0, a1) in enumerate(a_cuts):
                     part = acc[a0:a1]
                     part = part.as_signed() if i == len(a_cuts) - 1 else part
-                    for b0, b1 in b_cuts:
-                        terms.append((part * factor[b0:b1]) << (a0 + b0))
-                scaled = tree_sum(terms)
+                    for j, (b0, b1) in enumerate(b_cuts):
+                        product = registered_product(m, part, factor[b0:b1], en=Const(1),
+                                                     platform=platform, name=f"prod{p}_{i}_{j}")
+                        # Stages 4 and 5: the piece in fabric.
+                        terms.append(delayed(product, 2, f"prod{p}_{i}_{j}") << (a0 + b0))
+            # Stage 6: summed, rounded and shifted.
+            scaled = tree_sum(terms)
             if self._shift:
                 scaled = (scaled + (1 << (self._shift - 1))) >> self._shift
-            y = Signal.like(scaled, name=f"scaled{p}")
-            m.d.comb += y.eq(scaled)
-            with m.If(transfer):
-                m.d.sync += self.o_stream.payload[p].eq(
-                    Mux(y < lo, lo, Mux(y > hi, hi, y)))
+            y = delayed(scaled, 1, f"scaled{p}")
+            # Clamped into the queue.
+            result = Signal(out_shape, name=f"result{p}")
+            m.d.comb += result.eq(Mux(y < lo, lo, Mux(y > hi, hi, y)))
+            results.append(result)
+        m.d.comb += [
+            queue.w_data.eq(Cat(*results)),
+            queue.w_en.eq(valid[6]),
+            self.o_stream.payload.eq(queue.r_data),
+            self.o_stream.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.o_stream.ready),
+        ]
         return m

@@ -1,10 +1,14 @@
 """The self-test design in cocotb: it passes with the right golden and fails on a flipped bit."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import hwgen
 import quant
+from boards.axi import platform_verilog
 from boards.errors import BoardError
 from boards.selftest import SelfTest, ecp5_pll_params, selftest_vectors, xilinx_mmcm_params
 from hwgen.generate import to_verilog
@@ -19,9 +23,15 @@ def _graph():
     return random_mlp(5, sizes=(24, 16, 8, 5), high=(4, 2, 1))
 
 
-def _run_selftest(test, tmp_path, seed=0):
-    (tmp_path / "selftest.v").write_text(to_verilog(test, name="selftest"))
-    runner = cocotb_bench.build([tmp_path / "selftest.v"], "selftest", tmp_path / "build")
+#: Simulation model of the ECP5 multiplier primitive the ECP5 netlist instantiates.
+MULT18X18D_MODEL = Path(__file__).parent / "mult18x18d.v"
+
+
+def _run_selftest(test, tmp_path, seed=0, verilog=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "selftest.v").write_text(verilog or to_verilog(test, name="selftest"))
+    sources = [tmp_path / "selftest.v"] + ([MULT18X18D_MODEL] if verilog else [])
+    runner = cocotb_bench.build(sources, "selftest", tmp_path / "build")
     results = cocotb_bench.run(
         runner, toplevel="selftest", module="tests.boards.cocotb_selftest",
         config={"max_cycles": test.cycles + test.stall_limit + 100},
@@ -54,6 +64,27 @@ def test_selftest_passes_with_the_golden(tmp_path):
                                "timed_out": 0}, verdict
     assert verdict["first_failed"] is None
     assert verdict["done_at"] <= test.cycles, (verdict, test.cycles)
+
+
+@pytest.mark.parametrize("folding", [FOLDING, {"fc1": (8, 3), "fc2": (4, 2), "fc3": (5, 1)}],
+                         ids=["fc1_4x6", "all_folded"])
+def test_selftest_passes_with_ecp5_multipliers(tmp_path, folding):
+    """Elaborated for the ULX3S, every packed MAC and requantizer product is a MULT18X18D
+    with its own registers (an instance, simulated with a model of the primitive); the
+    accelerator still equals the golden, cycle for cycle with the behavioral design."""
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    graph = _graph()
+    inputs, expected = selftest_vectors(graph, count=4, seed=3)
+    acc = hwgen.compile_graph(graph, folding=folding, device="ecp5")
+    test = SelfTest(acc, inputs, expected)
+    text = platform_verilog(test, "selftest", ULX3S_85F_Platform())
+    assert len(re.findall(r"^\s*MULT18X18D\b", text, re.M)) == acc.dsp_count > 0
+    behavioral = _run_selftest(test, tmp_path / "behavioral")
+    verdict = _run_selftest(test, tmp_path / "ecp5", verilog=text)
+    passed = {"done": 1, "passed": 1, "failed": 0, "mismatches": 0, "timed_out": 0}
+    assert behavioral["held"] == verdict["held"] == passed, (behavioral, verdict)
+    assert verdict["done_at"] == behavioral["done_at"] <= test.cycles, (verdict, behavioral)
 
 
 def test_selftest_fails_on_a_flipped_weight_bit(tmp_path):

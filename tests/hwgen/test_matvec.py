@@ -9,6 +9,7 @@ from hwgen.blocks._util import element_shape
 from quant import numerics
 
 from .amaranth_streams import run_stream
+from .test_window import stream_run
 
 
 def random_layer(rng, out_features, in_features, bits, in_bits, in_signed, extreme=False):
@@ -160,6 +161,86 @@ def test_matvec_one_cycle_per_frame(fan_in_one):
     assert set(np.diff(when[2:])) == {1}
 
 
+@pytest.mark.parametrize("in_gaps", [0.0, 0.6], ids=["flow", "gaps"])
+@pytest.mark.parametrize("device", [None, "ecp5", "xc7"])
+def test_matvec_beat_times_are_exact(device, in_gaps):
+    """A frame into an empty unit: every output beat in the cycle ``beat_times`` gives, and
+    nothing more."""
+    seed = 13 + int(10 * in_gaps)
+    rng = np.random.default_rng(seed)
+    weight, bias, weight_bits = random_layer(rng, 6, 12, [4, 8, 4], 5, False)
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=5,
+                      in_signed=False, pe=3, simd=4, multiplier=device)
+    x = vectors(rng, 1, 12, 5, False)
+    got, _, taken, when = stream_run(unit, x.reshape(-1, unit.simd), unit.output_folds,
+                                     in_bits=5, out_bits=unit.acc_bits, out_signed=True,
+                                     out_count=unit.pe, in_gaps=in_gaps, seed=seed, drain=20)
+    np.testing.assert_array_equal(got.reshape(1, -1), ref_matvec(weight, bias, x))
+    assert unit.beat_times(taken) == when, f"seed {seed}"
+    assert when[0] - taken[-1] == unit.latency
+
+
+def rtl_after_reset(dut, before, after, *, in_bits, out_bits, out_signed, out_count, reset_at,
+                    wait):
+    """Send the beats ``before`` (stopping after ``reset_at`` of them), wait ``wait`` cycles,
+    reset ``dut`` for two cycles, then send ``after``; return the outputs after the reset."""
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    from sim.stream import pack_beat, unpack_beat
+
+    outputs = []
+
+    async def bench(ctx):
+        ctx.set(dut.o_stream.ready, 1)
+        for beats, stop in ((before, reset_at), (after, None)):
+            for k, beat in enumerate(beats):
+                if k == stop:
+                    break
+                ctx.set(dut.i_stream.payload.as_value(), pack_beat(beat, in_bits))
+                ctx.set(dut.i_stream.valid, 1)
+                await ctx.tick().until(dut.i_stream.ready)
+            ctx.set(dut.i_stream.valid, 0)
+            if stop is not None:
+                await ctx.tick().repeat(wait)
+                outputs.clear()
+                ctx.set(domain.rst, 1)
+                await ctx.delay(2e-8)   # two clock cycles
+                ctx.set(domain.rst, 0)
+        await ctx.tick().repeat(400)
+
+    async def monitor(ctx):
+        async for _, reset, valid, word in ctx.tick().sample(dut.o_stream.valid,
+                                                              dut.o_stream.payload.as_value()):
+            if valid and not reset:
+                outputs.append(unpack_beat(word, out_bits, out_count, out_signed))
+
+    top = Module()
+    top.domains.sync = domain = ClockDomain()
+    top.submodules.dut = dut
+    simulator = Simulator(top)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.add_process(monitor)
+    simulator.run()
+    return np.array(outputs, dtype=np.int64).reshape(-1, out_count)
+
+
+@pytest.mark.parametrize("device", [None, "ecp5"])
+def test_matvec_recovers_from_a_reset_mid_frame(device):
+    """A reset while a frame is half done (partial sums in the accumulators, products in
+    flight) drops that frame; the frames sent after it come out exact."""
+    rng = np.random.default_rng(21)
+    weight, bias, weight_bits = random_layer(rng, 6, 12, [4, 8, 4], 5, False)
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=5,
+                      in_signed=False, pe=3, simd=2, multiplier=device)
+    before, after = vectors(rng, 2, 12, 5, False), vectors(rng, 3, 12, 5, False)
+    got = rtl_after_reset(unit, before.reshape(-1, 2), after.reshape(-1, 2), in_bits=5,
+                          out_bits=unit.acc_bits, out_signed=True, out_count=3, reset_at=9,
+                          wait=unit.input_folds + 3)
+    np.testing.assert_array_equal(got.reshape(len(after), -1), ref_matvec(weight, bias, after))
+
+
 def test_matvec_rejects_bad_folding():
     weight = np.zeros((6, 10), dtype=np.int64)
     common = dict(weight=weight, bias=np.zeros(6, np.int64), weight_bits=np.full(6, 4),
@@ -193,6 +274,40 @@ def test_requantizer_matches_numerics(out_signed, backpressure, geometry, in_bit
                         out_bits=5, out_signed=out_signed, out_count=lanes,
                         backpressure=backpressure, seed=11)
     np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
+
+
+@pytest.mark.parametrize("in_gaps", [0.0, 0.5], ids=["flow", "gaps"])
+@pytest.mark.parametrize("geometry", ["ecp5", "xc7"])
+def test_requantizer_beat_times_are_exact(geometry, in_gaps):
+    """Without output stalls every beat leaves ``latency`` cycles after it was taken, one
+    beat per cycle, and nothing more."""
+    seed = 17 + int(10 * in_gaps)
+    rng = np.random.default_rng(seed)
+    multiplier = rng.integers(1, 1 << 12, 8)
+    multiplier[[1, 5]] = 4
+    block = Requantizer(multiplier=multiplier, shift=12, in_bits=26, lanes=2, out_bits=5,
+                        geometry=geometry)
+    acc = rng.integers(-(1 << 25), 1 << 25, (5, 8))
+    out, _, taken, when = stream_run(block, acc.reshape(-1, 2), acc.size // 2, in_bits=26,
+                                     out_bits=5, out_signed=False, out_count=2,
+                                     in_gaps=in_gaps, seed=seed, drain=10)
+    np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
+    assert block.beat_times(taken) == when, f"seed {seed}"
+    if in_gaps == 0.0:
+        assert set(np.diff(when)) == {1}
+
+
+def test_requantizer_recovers_from_a_reset_mid_frame():
+    """A reset with beats in flight (the channel counter mid-frame): the frames sent after it
+    are requantized with the right channels' multipliers."""
+    rng = np.random.default_rng(23)
+    multiplier = rng.integers(1, 1 << 12, 8)
+    block = Requantizer(multiplier=multiplier, shift=12, in_bits=26, lanes=2, out_bits=5,
+                        geometry="ecp5")
+    before, after = (rng.integers(-(1 << 25), 1 << 25, (n, 8)) for n in (2, 3))
+    got = rtl_after_reset(block, before.reshape(-1, 2), after.reshape(-1, 2), in_bits=26,
+                          out_bits=5, out_signed=False, out_count=2, reset_at=5, wait=3)
+    np.testing.assert_array_equal(got.reshape(after.shape), block.reference(after))
 
 
 def test_requantizer_dsp_count_splits_wide_products():

@@ -143,12 +143,14 @@ def test_single_lane(scheme):
     _assert_equal(rtl_products(dut, x, w), ref_products(x, w), x, w, SEED)
 
 
-@pytest.mark.parametrize("registered", [False, True], ids=["latency1", "latency2"])
+@pytest.mark.parametrize("pipelined", [False, True], ids=["", "pipelined"])
+@pytest.mark.parametrize("registered", [False, True], ids=["", "registered"])
 @pytest.mark.parametrize("scheme", ["postadd", "borrow"])
-def test_enable_holds_the_pipeline(scheme, registered):
+def test_enable_holds_the_pipeline(scheme, registered, pipelined):
     dut = PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, act_signed=True,
-                           scheme=scheme, registered=registered)
-    assert dut.latency == (2 if registered else 1)
+                           scheme=scheme, registered=registered, pipelined=pipelined)
+    assert dut.latency == 1 + registered + 3 * pipelined
+    assert (dut.registered, dut.pipelined) == (registered, pipelined)
     seed = SEED + 7
     rng = np.random.default_rng(seed)
     lo, hi = dut.plan.weight_range
@@ -255,6 +257,8 @@ def test_properties_and_reference():
 def test_constructor_errors():
     with pytest.raises(TypeError, match=r"registered must be a bool, not 1"):
         PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, registered=1)
+    with pytest.raises(TypeError, match=r"pipelined must be a bool, not 'yes'"):
+        PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, pipelined="yes")
     with pytest.raises(PackingError, match=r"W8A18 needs an 18-bit unsigned activation in the "
                                            r"18-bit signed B port of DSP48E1"):
         PackedMultiplier(multiplier="xc7", weight_bits=8, act_bits=18)
@@ -267,16 +271,29 @@ def test_constructor_errors():
 
 # -- the generated Verilog in cocotb (Icarus) ---------------------------------------------------
 
-COCOTB_CASES = [("xcup", 4, 5, False, "postadd", False), ("ecp5", 3, 3, True, "borrow", True)]
+# (..., registered, pipelined, elaborated for the ULX3S: a MULT18X18D instance and its model)
+COCOTB_CASES = [("xcup", 4, 5, False, "postadd", False, False, False),
+                ("ecp5", 3, 3, True, "borrow", True, False, False),
+                ("ecp5", 4, 8, False, "borrow", True, True, True),
+                ("ecp5", 3, 6, True, "borrow", False, True, True)]
 
 
-@pytest.mark.parametrize("case", COCOTB_CASES, ids=lambda c: f"{_id(c)}-latency{2 if c[5] else 1}")
+def _cocotb_id(case):
+    latency = 1 + case[5] + 3 * case[6]
+    return f"{_id(case)}-latency{latency}" + ("-ulx3s" if case[7] else "")
+
+
+@pytest.mark.parametrize("case", COCOTB_CASES, ids=_cocotb_id)
 def test_verilog_in_cocotb(case, tmp_path):
     from cocotb_tools.runner import get_runner
 
-    mult, w_bits, a_bits, act_signed, scheme, registered = case
+    from boards.axi import platform_verilog
+    from ..boards.test_selftest import MULT18X18D_MODEL
+
+    mult, w_bits, a_bits, act_signed, scheme, registered, pipelined, ulx3s = case
     dut = PackedMultiplier(multiplier=mult, weight_bits=w_bits, act_bits=a_bits,
-                           act_signed=act_signed, scheme=scheme, registered=registered)
+                           act_signed=act_signed, scheme=scheme, registered=registered,
+                           pipelined=pipelined)
     plan = dut.plan
     seed = SEED + 200 + COCOTB_CASES.index(case)
     rng = np.random.default_rng(seed)
@@ -285,7 +302,16 @@ def test_verilog_in_cocotb(case, tmp_path):
     w = np.concatenate([w_ext, rng.integers(lo, hi + 1, (500, plan.lanes))])
     x = np.concatenate([x_ext, rng.integers(plan.act_range[0], plan.act_range[1] + 1, 500)])
     verilog = tmp_path / "top.v"
-    verilog.write_text(to_verilog(dut, name="top"))
+    sources = [verilog]
+    if ulx3s:
+        from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+        text = platform_verilog(dut, "top", ULX3S_85F_Platform())
+        assert "MULT18X18D #(" in text
+        sources.append(MULT18X18D_MODEL)
+    else:
+        text = to_verilog(dut, name="top")
+    verilog.write_text(text)
     config = tmp_path / "config.json"
     outputs = tmp_path / "outputs.json"
     config.write_text(json.dumps({
@@ -293,7 +319,7 @@ def test_verilog_in_cocotb(case, tmp_path):
         "lanes": dut.lanes, "product_bits": dut.product_bits, "act_bits": dut.act_bits,
         "outputs": str(outputs)}))
     runner = get_runner("icarus")
-    runner.build(sources=[verilog], hdl_toplevel="top", build_dir=tmp_path / "build",
+    runner.build(sources=sources, hdl_toplevel="top", build_dir=tmp_path / "build",
                  timescale=("1ns", "1ps"), always=True, log_file=tmp_path / "build.log")
     runner.test(test_module="tests.hwgen.cocotb_packed", hdl_toplevel="top",
                 hdl_toplevel_lang="verilog", build_dir=tmp_path / "build",

@@ -1,0 +1,80 @@
+"""The estimate report of a :class:`~hwgen.explore.Design`: a table, ``report.json`` and a PNG."""
+
+import json
+from pathlib import Path
+
+__all__ = ["table", "write_report"]
+
+
+def table(design):
+    """The per-layer table, totals and rates as text."""
+    capacity = design.device.capacity()
+    lines = [f"{'layer':<28} {'op':<15} {'pe':>4} {'simd':>5} {'cycles':>10} {'LUT':>8} "
+             f"{'FF':>8} {'DSP':>5} {'BRAM18':>7} {'LUTRAM':>7}"]
+    for row in design.rows:
+        r = row["resources"]
+        pe = "" if row["pe"] is None else row["pe"]
+        lines.append(f"{row['name'][:28]:<28} {row['op']:<15} {pe!s:>4} {row['simd']:>5} "
+                     f"{row['cycles']:>10,} {r.lut:>8,} {r.ff:>8,} {r.dsp:>5} {r.bram18:>7} "
+                     f"{r.lutram:>7,}")
+    t = design.total
+    lines.append(f"{'total':<28} {'':<15} {'':>4} {'':>5} {design.cycles_per_frame:>10,} "
+                 f"{t.lut:>8,} {t.ff:>8,} {t.dsp:>5} {t.bram18:>7} {t.lutram:>7,}")
+    lines.append(f"{'share of ' + design.device.name:<28} {'':<15} {'':>4} {'':>5} {'':>10} "
+                 + " ".join(f"{getattr(t, k) / capacity[k]:>{w}.1%}" for k, w in
+                            (("lut", 8), ("ff", 8), ("dsp", 5), ("bram18", 7), ("lutram", 7))))
+    lines.append(f"{design.fps:,.1f} frames/s at {design.clock_mhz:g} MHz "
+                 f"({design.cycles_per_frame:,} cycles per frame)")
+    return "\n".join(lines)
+
+
+def write_report(design, out_dir, extra=None):
+    """Write ``report.json`` and ``estimate.png`` into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = design.as_dict() | (extra or {})
+    json_path = out_dir / "report.json"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    png_path = out_dir / "estimate.png"
+    _plot(design, png_path)
+    return json_path, png_path
+
+
+def _plot(design, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    rows = design.rows
+    capacity = design.device.capacity()
+    names = [r["name"] for r in rows]
+    fig, (ax_res, ax_cyc, ax_dse) = plt.subplots(3, 1, figsize=(max(8, 0.35 * len(rows)), 12))
+    x = range(len(rows))
+    width = 0.2
+    for i, kind in enumerate(("lut", "ff", "dsp", "bram18")):
+        ax_res.bar([v + (i - 1.5) * width for v in x],
+                   [getattr(r["resources"], kind) / capacity[kind] * 100 for r in rows],
+                   width, label=kind.upper())
+    ax_res.set_ylabel(f"% of {design.device.name}")
+    ax_res.set_title("Resources per layer")
+    ax_res.legend()
+    ax_cyc.bar(list(x), [r["cycles"] for r in rows], color="tab:gray")
+    ax_cyc.axhline(design.cycles_per_frame, color="tab:red", linewidth=1,
+                   label=f"frame interval {design.cycles_per_frame:,}")
+    ax_cyc.set_ylabel("cycles per frame")
+    ax_cyc.set_title("Cycles per layer")
+    ax_cyc.legend()
+    for ax in (ax_res, ax_cyc):
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(names, rotation=90, fontsize=7)
+    points = design.explored or [{"fps": design.fps, "total": design.total.as_dict()}]
+    ax_dse.scatter([p["total"]["dsp"] for p in points], [p["fps"] for p in points],
+                   label="explored")
+    ax_dse.scatter([design.total.dsp], [design.fps], color="tab:red", label="chosen")
+    ax_dse.set_xlabel("DSPs")
+    ax_dse.set_ylabel(f"frames/s at {design.clock_mhz:g} MHz")
+    ax_dse.set_title("Explored designs")
+    ax_dse.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

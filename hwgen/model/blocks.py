@@ -1,0 +1,207 @@
+"""Resource estimates of block instances: :func:`block_cost` reads a block's parameters and
+ROM contents and applies the formulas of :mod:`hwgen.model.costs`.
+
+The weights, biases and lane groups of a :class:`~hwgen.blocks.MatVecUnit` or
+:class:`~hwgen.blocks.DepthwiseUnit` and the multiplier pieces of a
+:class:`~hwgen.blocks.Requantizer` are read from the blocks' private attributes (they have no
+public accessor); the ROM words are rebuilt as the blocks build them.
+"""
+
+import numpy as np
+
+from .. import packing
+from ..blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
+                      PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
+                      WidthConverter)
+from ..blocks import matvec as _matvec_module
+from . import costs
+from .devices import FAMILIES
+
+__all__ = ["block_cost", "rom_columns"]
+
+
+def _bits(values, bits):
+    """``(words, fields * bits)`` 0/1 matrix of integers stored as ``bits``-bit fields."""
+    values = np.asarray(values, dtype=object if bits > 62 else np.int64)
+    values = values.reshape(values.shape[0], -1)
+    if values.dtype == object:
+        return np.array([[(int(v) >> b) & 1 for v in row for b in range(bits)]
+                         for row in values], dtype=np.uint8)
+    values = values & ((1 << bits) - 1)
+    return ((values[:, :, None] >> np.arange(bits)) & 1).reshape(values.shape[0], -1)
+
+
+def _count_columns(columns):
+    varying = columns[:, columns.min(axis=0) != columns.max(axis=0)]
+    return varying.shape[1], len({c.tobytes() for c in np.ascontiguousarray(varying.T)})
+
+
+def rom_columns(values, bits):
+    """``(non-constant, distinct non-constant)`` bit columns of a ROM.
+
+    Synthesis drops the columns that are the same in every word; built from logic, equal
+    columns also share their LUTs and read register. ``values`` is an integer array of shape
+    ``(words, fields)``, each field stored as ``bits`` bits of two's complement.
+    """
+    values = np.asarray(values)
+    if values.size == 0 or bits == 0:
+        return 0, 0
+    return _count_columns(_bits(values, bits))
+
+
+def _payload(block, port="i_stream"):
+    """``(element bits, elements per beat)`` of a stream port."""
+    layout = block.signature.members[port].signature.members["payload"].shape
+    return layout.elem_shape.width, layout.length
+
+
+def _window(family, block):
+    return costs.window_cost(
+        family, height=block.height, width=block.width, folds=block.channels // block.simd,
+        kernel=block.kernel, stride=block.stride, padding=getattr(block, "padding", (0, 0)),
+        out_height=block.out_height, out_width=block.out_width,
+        element_bits=block.shape.width, lanes=block.simd, buffer_rows=block.buffer_rows)
+
+
+def _pool(family, block):
+    kh, kw = block.kernel
+    op = "max" if isinstance(block, MaxPool) else "sum"
+    return _window(family, block) + costs.reduce_cost(
+        family, count=kh * kw, folds=block.channels // block.simd, lanes=block.simd,
+        in_bits=block.shape.width, out_bits=block.out_bits, op=op)
+
+
+def _global_pool(family, block):
+    return costs.reduce_cost(
+        family, count=block.height * block.width, folds=block.channels // block.simd,
+        lanes=block.simd, in_bits=block.shape.width, out_bits=block.out_bits, op="sum")
+
+
+def _depthwise(family, block):
+    folds, simd = block.folds, block.simd
+    positions = block.kernel[0] * block.kernel[1]
+    lane_bits = block.lane_bits
+    # Word (position, fold) holds the weights of channels fold*simd .. fold*simd+simd-1.
+    table = block._weight.reshape(folds, simd, positions).transpose(2, 0, 1)
+    table = table.reshape(positions * folds, simd)
+    roms = [rom_columns(table[:, lane_bits == bits], int(bits))
+            for bits in sorted(set(lane_bits.tolist()))]
+    bias = rom_columns(block._bias.reshape(folds, simd), block.acc_bits)
+    return costs.depthwise_cost(
+        family, channels=block.channels, positions=positions, lanes=simd,
+        lane_bits=[int(b) for b in lane_bits], in_bits=block.in_bits,
+        acc_bits=block.acc_bits, rom_columns=roms,
+        bias_columns=bias)
+
+
+def _add(family, block):
+    return costs.add_cost(family, lanes=block.lanes, x_bits=block.shape.width,
+                          skip_bits=block.skip_shape.width, out_bits=block.out_bits)
+
+
+def _fifo(family, block):
+    return costs.fifo_cost(family, width=block.shape.width * block.lanes, depth=block.depth)
+
+
+def _converter(family, block):
+    bits, _ = _payload(block)
+    return costs.width_converter_cost(family, element_bits=bits, in_count=block.in_count,
+                                      out_count=block.out_count)
+
+
+def _broadcast(family, block):
+    return costs.broadcast_cost(family, outputs=block.outputs)
+
+
+def _matvec_groups(block):
+    """Per precision group: ``(plan, packs, dsp_lanes, lut_lanes, bits)``, and the
+    ``(non-constant, distinct)`` columns of its ROM for each input element."""
+    nf, sf, pe, simd = block.output_folds, block.input_folds, block.pe, block.simd
+    folds = block._weight.reshape(nf, pe, sf, simd)
+    groups, roms = [], []
+    for group in block._groups:
+        bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
+        per_input = []
+        for s in range(simd):
+            fields = []
+            for pack in packs:
+                w = folds[:, pack][..., s].transpose(0, 2, 1).reshape(nf * sf, len(pack))
+                w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
+                fields.append(_bits([[packing.rom_word(plan, row)] for row in w],
+                                    plan.word_bits))
+            for lane in lut:
+                fields.append(_bits(folds[:, lane, :, s].reshape(-1, 1), bits))
+            per_input.append(_count_columns(np.concatenate(fields, axis=1)))
+        roms.append(per_input)
+        groups.append((plan, len(packs), sum(map(len, packs)), len(lut), bits))
+    return groups, roms
+
+
+def _matvec(family, block):
+    groups, roms = _matvec_groups(block)
+    bias = rom_columns(block._bias.reshape(block.output_folds, block.pe), block.acc_bits)
+    return costs.matvec_cost(
+        family, in_features=block.in_features, out_features=block.out_features, pe=block.pe,
+        simd=block.simd, in_bits=block.in_bits, in_signed=block.in_signed,
+        acc_bits=block.acc_bits, groups=groups, rom_columns=roms, bias_columns=bias,
+        pipeline_depth=_matvec_module.PIPELINE_DEPTH, queue_depth=block.queue_depth)
+
+
+def _requantizer(family, block):
+    mult = block._multiplier.reshape(block.beats_per_frame, block.lanes)
+    pieces, varying = [], []
+    for p in range(block.lanes):
+        column = mult[:, p].tolist()
+        piece = block._pieces(column)
+        if piece[0] == "multiply":
+            m_bits = max(int(max(column)).bit_length(), 1)
+            piece = piece + (m_bits,)
+            if len(set(column)) > 1:
+                varying.append(_bits(np.array(column)[:, None], m_bits))
+        pieces.append(piece)
+    factor_bits = _count_columns(np.concatenate(varying, axis=1))[1] if varying else 0
+    geometry = block._geometry
+    return costs.requantizer_cost(
+        family, lanes=block.lanes, folds=block.beats_per_frame, in_bits=block._in_bits,
+        out_bits=block.out_bits, shift=block.shift, pieces=pieces, factor_bits=factor_bits,
+        a_port=geometry.a_bits, b_port=geometry.b_bits, stages=block.latency - 2,
+        queue_depth=block.queue_depth)
+
+
+def _packed(family, block):
+    return costs.packed_cost(family, block.plan, registered=block.registered,
+                             pipelined=block.pipelined)
+
+
+_COSTS = [
+    (MatVecUnit, _matvec), (Requantizer, _requantizer), (PackedMultiplier, _packed),
+    (SlidingWindow, _window), (MaxPool, _pool), (SumPool, _pool),
+    (GlobalSumPool, _global_pool), (DepthwiseUnit, _depthwise), (Add, _add),
+    (StreamFifo, _fifo), (WidthConverter, _converter), (Broadcast, _broadcast),
+]
+
+
+def block_cost(block, family):
+    """Estimated :class:`~hwgen.model.resources.Resources` of one block on ``family``.
+
+    Parameters
+    ----------
+    block : Component
+        An instance of a block from :mod:`hwgen.blocks` (not elaborated).
+    family : {"xc7", "xcup", "ecp5"}
+
+    Raises
+    ------
+    ValueError
+        For an unknown family.
+    TypeError
+        For an object that is not one of the blocks.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(map(repr, FAMILIES))}, not "
+                         f"{family!r}")
+    for cls, cost in _COSTS:
+        if isinstance(block, cls):
+            return cost(family, block)
+    raise TypeError(f"block must be one of {', '.join(c.__name__ for c, _ in _COSTS)}, not "
+                    f"{block!r}")

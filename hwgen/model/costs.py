@@ -1,0 +1,347 @@
+"""Cost formulas per hardware block, from plain numbers (widths, folding, shapes).
+
+Each function mirrors one block's ``elaborate()``: it counts the registers the block builds
+(flip-flops), prices its arithmetic, multiplexers and counters in LUTs, and places its
+memories with :func:`~hwgen.model.memory.map_memory`, exactly as synthesis does. The LUT
+weights of the pieces (:data:`LUT_WEIGHTS`) were fitted to ``synth_xilinx`` counts (see
+``benchmarks/estimator.py``); ECP5 uses the xc7 weights. :mod:`hwgen.model.blocks` feeds these
+functions from block instances, :mod:`hwgen.model.layers` from layer descriptions, so the two
+agree by construction.
+
+All functions take the family (``"xc7"``, ``"xcup"`` or ``"ecp5"``) first and return a
+:class:`~hwgen.model.resources.Resources`.
+"""
+
+from math import ceil
+
+from .logic import (counter_bits, counter_luts, delay_cost, dsp_absorbs_registers,
+                    multiplier_dsps, range_bits)
+from .memory import memory_cost, rom_cost
+from .resources import Resources
+
+__all__ = ["LUT_WEIGHTS", "add_cost", "broadcast_cost", "depthwise_cost", "fifo_cost",
+           "matvec_cost", "packed_cost", "reduce_cost", "requantizer_cost", "sync_fifo_cost",
+           "width_converter_cost", "window_cost"]
+
+#: LUTs per unit of each structural piece, per family (fitted; see the module docstring).
+LUT_WEIGHTS = {
+    "xc7": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.4},
+    "xcup": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.4},
+}
+
+
+def _weights(family):
+    return LUT_WEIGHTS["xc7" if family == "ecp5" else family]
+
+
+def _trailing_zeros(n):
+    return (n & -n).bit_length() - 1 if n else 0
+
+
+def add_cost(family, *, lanes, x_bits, skip_bits, out_bits):
+    """:class:`~hwgen.blocks.add.Add`: one adder and output register per lane."""
+    lut = lanes * (min(x_bits, skip_bits) + 1) + 1
+    return Resources(lut=lut, ff=lanes * out_bits + 1)
+
+
+def fifo_cost(family, *, width, depth):
+    """:class:`~hwgen.blocks.fifo.StreamFifo` of ``width``-bit beats, ``depth`` deep.
+
+    An output register; beyond one beat a transparent memory of ``depth - 1`` words, a
+    bypass multiplexer and three counters (fill, write and read addresses).
+    """
+    if depth == 0:
+        return Resources()
+    if depth == 1:
+        return Resources(lut=1, ff=width + 1)
+    words = depth - 1
+    memory, _ = memory_cost(family, width, words, transparent=True, read_enable=False)
+    counters = counter_bits(words + 1) + 2 * counter_bits(words)
+    lut = width + counter_luts(words + 1) + 2 * counter_luts(words) + 4
+    return memory + Resources(lut=lut, ff=width + 1 + counters)
+
+
+def width_converter_cost(family, *, element_bits, in_count, out_count):
+    """:class:`~hwgen.blocks.stream.WidthConverter`: gathering registers or a shift register."""
+    if in_count == out_count:
+        return Resources()
+    if out_count > in_count:
+        k = out_count // in_count
+        ff = (k - 1) * in_count * element_bits + out_count * element_bits
+        return Resources(lut=k + 4, ff=ff + counter_bits(k) + 1)
+    k = in_count // out_count
+    held = in_count * element_bits
+    return Resources(lut=held + 6, ff=held + 1 + counter_bits(k))
+
+
+def broadcast_cost(family, *, outputs):
+    """:class:`~hwgen.blocks.fork.Broadcast`: one "taken" flag per output."""
+    return Resources(lut=2 * outputs + 1, ff=outputs)
+
+
+def reduce_cost(family, *, count, folds, lanes, in_bits, out_bits, op):
+    """The per-channel reduction behind the pools: ``op`` ("max" or "sum") over ``count``
+    beats of each channel fold, one partial result per fold (a register, or a memory of
+    ``folds`` words), an output register.
+    """
+    word = lanes * out_bits
+    if folds == 1:
+        partials = Resources(ff=word)
+    else:
+        partials, _ = memory_cost(family, word, folds, read_enable=False)
+    lane = out_bits + in_bits if op == "sum" else 2 * in_bits
+    lut = lanes * lane + counter_luts(count) + counter_luts(folds) + 4
+    ff = counter_bits(count) + counter_bits(folds) + 1 + word
+    return partials + Resources(lut=lut, ff=ff)
+
+
+def _popcount(n):
+    return bin(n).count("1")
+
+
+def window_cost(family, *, height, width, folds, kernel, stride, padding, out_height,
+                out_width, element_bits, lanes, buffer_rows):
+    """:class:`~hwgen.blocks.window.SlidingWindow`: a line-buffer RAM, writer and reader
+    counters, the reader's address arithmetic and the padding multiplexer.
+
+    The write and read positions are counters (rows, columns, channel folds, kernel
+    offsets); the ring address of the first row only ever moves by whole rows, so its low
+    ``trailing zeros of the row length`` bits are constant and vanish. The read address is
+    ``first + row * row_words + column * folds`` wrapped around the ring: products by
+    constants are one adder per further set bit of the constant, then an adder, a compare
+    and a subtraction for each wrap.
+    """
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    word = lanes * element_bits
+    row_words = width * folds
+    depth = buffer_rows * row_words
+    memory, _ = memory_cost(family, word, depth)
+    address = counter_bits(depth)
+    column = counter_bits(row_words)
+    first = max(address - _trailing_zeros(row_words), 0)
+    ybase = range_bits(-ph, (out_height - 1) * sh - ph + 1)
+    xbase = range_bits(-pw, (out_width - 1) * sw - pw + 1)
+    counters = (range_bits(-1, buffer_rows + 1) + counter_bits(height) + counter_bits(width)
+                + 2 * counter_bits(folds) + counter_bits(out_height) + counter_bits(out_width)
+                + counter_bits(kh) + counter_bits(kw) + counter_bits(buffer_rows + 2)
+                + (counter_bits(sh) if sh > kh else 0) + ybase + xbase)
+    ff = counters + address + first + 2
+    row_terms = _popcount(row_words) - 1
+    arithmetic = (address * (7 + row_terms + (row_terms if kh > 1 else 0))
+                  + column * (1 + max(_popcount(folds) - 1, 0)))
+    units = counters + 2 * address + arithmetic + 2 * (ybase + xbase) + word
+    lut = _weights(family)["window"] * units
+    return memory + Resources(lut=round(lut), ff=ff)
+
+
+def depthwise_cost(family, *, channels, positions, lanes, lane_bits, in_bits, acc_bits,
+                   rom_columns, bias_columns):
+    """:class:`~hwgen.blocks.depthwise.DepthwiseUnit`: weight ROMs (one per lane width), a
+    multiplier per lane, per-fold partial sums, a bias ROM and the output register.
+
+    ``lane_bits`` lists each lane's weight width; ``rom_columns`` the ``(non-constant,
+    distinct)`` columns of each weight ROM, ``bias_columns`` of the bias ROM. On xc7 a
+    lane's input and product registers move into its DSP slice (A and M registers).
+    """
+    folds = channels // lanes
+    words = positions * folds
+    parts = Resources()
+    for columns in rom_columns:
+        rom, _ = rom_cost(family, columns, words, counter=True)
+        parts += rom
+    bias, _ = rom_cost(family, bias_columns, folds)
+    parts += bias
+    word = lanes * acc_bits
+    if folds == 1:
+        parts += Resources(ff=word)
+    else:
+        partials, _ = memory_cost(family, word, folds, read_enable=False)
+        parts += partials
+    dsp, soft, lane_regs = 0, 0, 0
+    for bits in lane_bits:
+        n = multiplier_dsps(family, bits, in_bits)
+        dsp += n
+        soft += 0 if n else bits * in_bits
+        if not n or not dsp_absorbs_registers(family):
+            lane_regs += in_bits + bits + in_bits      # input and product registers
+    # Counters (position, fold, word), the control pipeline (valid, first, last, fold: two
+    # stages each), the output register.
+    ff = (counter_bits(positions) + counter_bits(folds) + counter_bits(words) + 6
+          + 2 * counter_bits(folds) + 1 + word + lane_regs)
+    lut = (lanes * (acc_bits + 1) + soft + counter_luts(words) + counter_luts(positions)
+           + counter_luts(folds) + 6)
+    return parts + Resources(lut=lut, ff=ff, dsp=dsp)
+
+
+def sync_fifo_cost(family, *, width, depth):
+    """Amaranth's ``SyncFIFOBuffered``: a memory of ``depth - 1`` words whose synchronous read
+    port is the output register, and fill, write and read counters."""
+    if depth <= 1:
+        return Resources(lut=2, ff=width + 1)
+    words = depth - 1
+    memory, _ = memory_cost(family, width, words, read_enable=True)
+    counters = counter_bits(depth) + 2 * counter_bits(words) + 1
+    return memory + Resources(lut=counters + 4, ff=counters)
+
+
+def packed_cost(family, plan, *, registered, pipelined):
+    """:class:`~hwgen.blocks.packed.PackedMultiplier`: one hardware multiplier, the lane
+    flags, their delay registers, and the lane extraction.
+
+    On xc7 the operand, product and result registers of the multiplier (A/B, M, P) move into
+    the DSP slice; on xcup and ECP5 Yosys leaves them in fabric. An instance is a module of
+    its own in synthesis: its registers stay whether or not its outputs are used.
+    """
+    lanes, act = plan.lanes, plan.act_bits
+    flags = lanes - 1
+    fabric = not dsp_absorbs_registers(family)
+    outputs = lanes * plan.product_bits if registered else 0
+    if pipelined and plan.scheme != "postadd":
+        # Operands and product in the multiplier's registers, the product twice more (on xc7
+        # the first of them is the P register), the flags four cycles beside them. Chains of
+        # three or more registers that only feed each other become shift registers.
+        if fabric:
+            ff = act + plan.packed_bits + outputs
+            parts = delay_cost(family, plan.result_bits, 3)
+        else:
+            ff = plan.result_bits + outputs
+            parts = Resources()
+        parts += delay_cost(family, flags, 4)
+    elif pipelined:
+        # Operands, the result with the correction added, the result twice more and the
+        # lanes (wiring from the result): one chain per result bit and flag. The flags'
+        # first register also feeds the correction, so it stays a flip-flop.
+        ff = (act + plan.packed_bits if fabric else 0) + flags
+        depth = (4 if fabric else 3) if registered else (3 if fabric else 2)
+        parts = delay_cost(family, plan.result_bits, depth) + delay_cost(family, flags, 4)
+    else:
+        ff = (plan.result_bits if fabric else 0) + flags + outputs
+        parts = Resources()
+    if plan.scheme == "postadd":
+        lut = 2 * lanes - 1 if fabric else lanes
+    else:
+        lut = 2 * flags + 1
+    return parts + Resources(lut=lut, ff=ff, dsp=1)
+
+
+def requantizer_cost(family, *, lanes, folds, in_bits, out_bits, shift, pieces, factor_bits,
+                     a_port, b_port, stages, queue_depth):
+    """:class:`~hwgen.blocks.requantizer.Requantizer`: per lane the accumulator registered, a
+    shift or products of accumulator and multiplier pieces, their sum rounded and shifted (a
+    register), a clamp, and the output queue.
+
+    ``pieces`` lists each lane's ``("shift", k)`` or ``("multiply", a, b, m_bits)``: ``a * b``
+    hardware multipliers of the accumulator and an ``m_bits`` multiplier. ``factor_bits``
+    counts the distinct multiplier bit columns that change between folds over all lanes.
+    ``stages`` is the
+    length of the valid pipeline. A piece is registered as operands, product and twice more;
+    on xc7 the slices take the accumulator and operand registers (A1, A2, B), the product (M)
+    and the first delay (P); elsewhere they are fabric, the product and its delays a shift
+    register. Product bits below the rounding bit vanish.
+    """
+    parts = sync_fifo_cost(family, width=lanes * out_bits, depth=queue_depth)
+    fold = counter_bits(folds) if factor_bits else 0    # the fold only selects multipliers
+    fabric = not dsp_absorbs_registers(family)
+    # The multipliers twice, and in fabric once more as operands (equal bits of several
+    # lanes share their registers; bits equal in every fold are constants).
+    ff = counter_bits(queue_depth + 1) + stages + fold + (3 if fabric else 2) * factor_bits
+    lut = counter_luts(queue_depth + 1) + 4 + fold + factor_bits * max(1, ceil(folds / 64))
+    dsp = 0
+    for piece in pieces:
+        if piece[0] == "shift":
+            # The accumulator and four delays (bits below the rounding bit are unused).
+            parts += delay_cost(family, in_bits - max(shift - 1 - piece[1], 0), 5)
+            scaled, terms = in_bits + piece[1], 1
+        else:
+            _, a, b, m_bits = piece
+            dsp += a * b
+            scaled, terms = in_bits + m_bits + (1 if a * b > 1 else 0), a * b
+            if fabric:
+                ff += in_bits
+            for i in range(a):
+                a0 = i * (a_port - 1)
+                a_bits = a_port - 1 if i < a - 1 else in_bits - a0
+                for j in range(b):
+                    b0 = j * (b_port - 1)
+                    b_bits = min(b_port - 1, m_bits - b0)
+                    used = a_bits + b_bits - max(min(shift - 1 - a0 - b0, a_bits + b_bits), 0)
+                    if fabric:
+                        ff += a_bits
+                        parts += delay_cost(family, used, 3)
+                    else:
+                        ff += used
+        width = max(scaled - shift, 1) + 1
+        ff += width
+        # Adders of the pieces (a single term is rounded on the carry chain alone), then the
+        # clamp: the bits above the output reduced to "too big", a multiplexer per output bit.
+        lut += (terms - 1) * (width + 1) + out_bits + ceil(max(width - out_bits, 0) / 6)
+    return parts + Resources(lut=lut, ff=ff, dsp=dsp)
+
+
+def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_signed,
+                acc_bits, groups, rom_columns, bias_columns, pipeline_depth, queue_depth):
+    """:class:`~hwgen.blocks.matvec.MatVecUnit`: the input vector's double buffer, one weight
+    ROM per precision group, packed multipliers and LUT multipliers, an adder tree and an
+    accumulator per lane, the bias ROM, the control pipeline and the output queue.
+
+    ``groups`` lists, per lane width, ``(plan, packs, dsp_lanes, lut_lanes, bits)``: the
+    packing plan (or None), the DSP packs, the lanes they serve and the LUT lanes of one fold.
+    Each group has one ROM per input element, with its own address counter (the ROMs of one
+    group hold the same words, so one counter per ROM keeps the address nets short):
+    ``rom_columns[g][s]`` gives its ``(non-constant, distinct)`` columns, ``bias_columns``
+    the bias ROM's.
+    """
+    nf, sf = out_features // pe, in_features // simd
+    words = nf * sf
+    vector = simd * in_bits
+    # The input vector's double buffer (never read where it is written), its output
+    # registered twice: with LUT RAM the read register and those two form shift registers.
+    parts, placed = memory_cost(family, vector, 2 * sf, no_rw_check=True)
+    if placed.kind == "distributed":
+        parts += Resources(ff=-vector) + delay_cost(family, vector, 3)
+    else:
+        parts += Resources(ff=2 * vector)
+    parts += sync_fifo_cost(family, width=pe * acc_bits, depth=queue_depth)
+    bias, placed = rom_cost(family, bias_columns, nf)
+    # The bias ROM, and per lane the bias (or 0) registered for the dot sum: equal columns
+    # share their registers.
+    parts += bias + Resources(ff=bias_columns[1] if placed is not None and
+                              placed.kind == "logic" else bias_columns[0])
+    stages = pipeline_depth - 2                      # control registers up to the dot sums
+    # Loader and issue counters, the held count, the valid pipeline (reset), the flag that
+    # clears the accumulators after a reset. The first/last flags and the fold travel in
+    # registers without reset.
+    ff = (2 + 1 + counter_bits(sf) + counter_bits(queue_depth + 1) + 1 + counter_bits(nf)
+          + counter_bits(sf) + stages + 1)
+    parts += delay_cost(family, 2, stages) + delay_cost(family, counter_bits(nf), stages - 1)
+    lut = (2 * counter_luts(2 * sf) + counter_luts(sf) + counter_luts(nf)
+           + counter_luts(queue_depth + 1) + 8)
+    w = _weights(family)
+    lane_products = []
+    for (plan, packs, dsp_lanes, lut_lanes, bits), per_input in zip(groups, rom_columns):
+        for columns in per_input:
+            rom, placed = rom_cost(family, columns, words, counter=True)
+            parts += Resources(lut=round(w["weight_rom"] * rom.lut), bram18=rom.bram18)
+            # The ROM output registered twice (a shift register with the read register of a
+            # ROM in logic), and the ROM's address counter.
+            if placed is not None and placed.kind == "logic":
+                parts += delay_cost(family, columns[1], 3)
+            else:
+                ff += 2 * columns[0] + rom.ff
+            ff += counter_bits(words)
+            lut += counter_luts(words)
+        if packs:
+            parts += packed_cost(family, plan, registered=True, pipelined=True) * (packs * simd)
+            lane_products += [plan.product_bits] * dsp_lanes
+        if lut_lanes:
+            # Narrow-range weights: |w x| < 2^(bits + in_bits - 1) (one bit less for signed x).
+            product = bits + in_bits - (1 if in_signed else 0)
+            parts += delay_cost(family, product * lut_lanes * simd, 5)
+            lut += round(w["lut_multiplier"] * bits * (in_bits + bits)) * lut_lanes * simd
+            lane_products += [product] * lut_lanes
+    # Per lane the adder tree of the products and the bias (the dot sum, registered), and
+    # the accumulator (cleared after the last input fold).
+    for bits in lane_products:
+        ff += 2 * acc_bits
+        lut += round(w["adder_tree"] * (simd - 1) * (bits + 1)) + acc_bits
+    return parts + Resources(lut=lut, ff=ff)

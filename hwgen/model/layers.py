@@ -1,0 +1,363 @@
+"""Resource estimates of layers, without building any hardware.
+
+A :class:`Layer` describes one layer as the accelerator lowers it (shapes, folding, weight and
+activation bits); :func:`layer_blocks` prices the blocks it becomes with the formulas of
+:mod:`hwgen.model.costs`, the same ones :func:`~hwgen.model.blocks.block_cost` applies to block
+instances. Weights are not needed: ROMs are taken to be of random content (every column
+varies; biases use half the accumulator's bits) and the accumulator as wide as the worst
+case of the layer's fan-in, weight and activation ranges. A ResNet-50 is priced in about a
+second (most of it finding the line-buffer depths of the large feature maps).
+"""
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from math import prod
+
+import numpy as np
+
+from quant import numerics
+
+from .. import packing
+from ..blocks import Requantizer
+from ..blocks import matvec as _matvec_module
+from ..blocks._util import divisors
+from ..blocks.window import _Geometry
+from ..errors import FoldingError
+from ..folding import fold_order
+from . import costs
+from .devices import FAMILIES
+from .memory import pack_columns, random_rom_columns
+from .resources import Resources
+
+__all__ = ["Layer", "OPS", "layer_blocks", "layer_cost", "window_buffer_rows"]
+
+#: Layer kinds and the blocks they become.
+OPS = {
+    "dense": "MatVecUnit",
+    "conv": "SlidingWindow + MatVecUnit",
+    "depthwise": "SlidingWindow + DepthwiseUnit",
+    "maxpool": "MaxPool",
+    "avgpool": "SumPool",
+    "global_avgpool": "GlobalSumPool",
+    "requantize": "Requantizer",
+    "add": "Add (+ StreamFifo on the skip path)",
+}
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer, as the accelerator builds it.
+
+    Parameters
+    ----------
+    op : str
+        One of :data:`OPS`.
+    in_shape : tuple of int
+        ``(features,)``, ``(channels, length)`` or ``(channels, height, width)``.
+    in_bits, in_signed : int, bool
+        Input elements.
+    out_channels : int
+        Filters of a dense layer or convolution.
+    kernel, stride, padding : int or (int, int)
+        Window geometry of a convolution or a pool (``(1, k)`` for 1-D).
+    pe, simd : int
+        Folding: outputs and inputs per cycle. Pools, requantizers and adds take ``simd`` as
+        their elements per beat.
+    weight_bits : dict
+        ``{bits: filters}`` of a dense layer or convolution (``{4: 61, 8: 3}``); each lane is
+        as wide as the widest filter it serves after ``reorder_filters``.
+    lut_lanes : dict
+        ``{bits: lanes}`` built from LUT multipliers instead of packed DSP lanes.
+    multiplier : str or None
+        Family whose multipliers MAC lanes are packed onto (defaults to the estimate's
+        family); None for LUT multipliers only.
+    acc_bits : int, optional
+        Accumulator width; by default that of the worst case of fan-in, weights and inputs
+        (random weights and a bias leave a real layer within it).
+    out_bits, out_signed : int, bool
+        Output of a requantizer.
+    scale : {"per_channel", "power_of_two"}
+        Requantizer multipliers: one per channel (hardware multipliers) or a shift.
+    multiplier_bits, shift : int
+        Width of a requantizer's per-channel multipliers, and its right shift.
+    skip_bits, skip_signed, fifo_depth : int, bool, int
+        Second input of an add and the depth of the FIFO on its skip path.
+    name : str
+    """
+
+    op: str
+    in_shape: tuple
+    in_bits: int
+    in_signed: bool = False
+    out_channels: int = 0
+    kernel: tuple = (1, 1)
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    pe: int = 1
+    simd: int = 1
+    weight_bits: dict = field(default_factory=dict)
+    lut_lanes: dict = field(default_factory=dict)
+    multiplier: object = "family"
+    acc_bits: int = None
+    out_bits: int = None
+    out_signed: bool = False
+    scale: str = "per_channel"
+    multiplier_bits: int = 16
+    shift: int = 16
+    skip_bits: int = None
+    skip_signed: bool = None
+    fifo_depth: int = 0
+    name: str = ""
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ValueError(f"layer '{self.name}': op must be one of "
+                             f"{', '.join(map(repr, OPS))}, not {self.op!r}")
+        for attr in ("kernel", "stride", "padding"):
+            object.__setattr__(self, attr, _pair(getattr(self, attr)))
+        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+
+    @property
+    def map_shape(self):
+        """``(channels, height, width)`` of a feature-map input (a 1-D input is one row)."""
+        shape = self.in_shape
+        return (shape[0], 1, shape[1]) if len(shape) == 2 else shape
+
+    @property
+    def in_features(self):
+        """Inputs of one dot product (``kh * kw * channels`` for a convolution)."""
+        if self.op == "conv":
+            return self.kernel[0] * self.kernel[1] * self.map_shape[0]
+        return prod(self.in_shape)
+
+    def _check(self, what, count, value):
+        if value < 1 or count % value:
+            raise FoldingError(f"layer '{self.name}': {what.upper()} {value} does not divide "
+                               f"{count}; choose one of {', '.join(map(str, divisors(count)))}")
+
+
+@lru_cache(maxsize=None)
+def window_buffer_rows(height, width, folds, kernel, stride, padding):
+    """Rows of the line buffer a :class:`~hwgen.blocks.window.SlidingWindow` builds by default:
+    the smallest ring that keeps its input and output busy (the block's own search).
+    """
+    g = _Geometry(height, width, folds, kernel, stride, padding)
+    target = max(g.in_beats, g.out_beats)
+    for rows in range(g.window_rows, g.window_rows + g.stored_rows + 1):
+        _, intervals = g.frame_interval(rows)
+        if (intervals[-2:] == target).all():
+            return rows
+    return rows
+
+
+def _window(family, layer, padding):
+    channels, height, width = layer.map_shape
+    layer._check("simd", channels, layer.simd)
+    folds = channels // layer.simd
+    g = _Geometry(height, width, folds, layer.kernel, layer.stride, padding)
+    rows = window_buffer_rows(height, width, folds, layer.kernel, layer.stride, padding)
+    return costs.window_cost(
+        family, height=height, width=width, folds=folds, kernel=layer.kernel,
+        stride=layer.stride, padding=padding, out_height=g.out_h, out_width=g.out_w,
+        element_bits=layer.in_bits, lanes=layer.simd, buffer_rows=rows), g
+
+
+def _accumulator_bits(layer, weight_bits):
+    if layer.acc_bits is not None:
+        return layer.acc_bits
+    lo, hi = numerics.int_range(layer.in_bits, layer.in_signed)
+    w = (1 << (max(weight_bits) - 1)) - 1
+    fan_in = layer.in_features if layer.op != "depthwise" else \
+        layer.kernel[0] * layer.kernel[1]
+    reach = fan_in * w * max(-lo, hi)
+    return numerics.bits_for_range(-reach, reach)[0]
+
+
+def _pool(family, layer):
+    window, _ = _window(family, layer, (0, 0))
+    kh, kw = layer.kernel
+    count = kh * kw
+    if layer.op == "maxpool":
+        out_bits = layer.in_bits
+    else:
+        lo, hi = numerics.int_range(layer.in_bits, layer.in_signed)
+        out_bits = numerics.bits_for_range(count * lo, count * hi)[0]
+    reduce = costs.reduce_cost(family, count=count, folds=layer.map_shape[0] // layer.simd,
+                               lanes=layer.simd, in_bits=layer.in_bits, out_bits=out_bits,
+                               op="max" if layer.op == "maxpool" else "sum")
+    return [("window", window), ("reduce", reduce)]
+
+
+def _global_pool(family, layer):
+    channels, height, width = layer.map_shape
+    layer._check("simd", channels, layer.simd)
+    lo, hi = numerics.int_range(layer.in_bits, layer.in_signed)
+    pixels = height * width
+    return [("reduce", costs.reduce_cost(
+        family, count=pixels, folds=channels // layer.simd, lanes=layer.simd,
+        in_bits=layer.in_bits, out_bits=numerics.bits_for_range(pixels * lo, pixels * hi)[0],
+        op="sum"))]
+
+
+def _depthwise(family, layer):
+    channels = layer.map_shape[0]
+    window, g = _window(family, layer, layer.padding)
+    bits = sorted(layer.weight_bits) or [8]
+    # Each lane's width is the widest of its channels; the wide channels are taken to share
+    # as few lanes as possible (the order reorder_filters gives the layer before).
+    folds = channels // layer.simd
+    lane_bits = []
+    remaining = dict(layer.weight_bits)
+    for b in reversed(bits):
+        lanes = min(layer.simd - len(lane_bits), -(-remaining.get(b, 0) // folds))
+        lane_bits += [b] * lanes
+    lane_bits += [bits[0]] * (layer.simd - len(lane_bits))
+    acc_bits = _accumulator_bits(layer, bits)
+    positions = layer.kernel[0] * layer.kernel[1]
+    words = positions * folds
+    roms = [random_rom_columns(b * lane_bits.count(b), words)
+            for b in sorted(set(lane_bits))]
+    unit = costs.depthwise_cost(
+        family, channels=channels, positions=positions, lanes=layer.simd,
+        lane_bits=lane_bits, in_bits=layer.in_bits, acc_bits=acc_bits, rom_columns=roms,
+        bias_columns=_bias_columns(layer.simd, acc_bits, folds))
+    return [("window", window), ("depthwise", unit)]
+
+
+def _add(family, layer):
+    skip_bits = layer.skip_bits or layer.in_bits
+    skip_signed = layer.in_signed if layer.skip_signed is None else layer.skip_signed
+    lo_x, hi_x = numerics.int_range(layer.in_bits, layer.in_signed)
+    lo_s, hi_s = numerics.int_range(skip_bits, skip_signed)
+    out_bits, _ = numerics.bits_for_range(lo_x + lo_s, hi_x + hi_s)
+    layer._check("simd", prod(layer.in_shape), layer.simd)
+    blocks = [("add", costs.add_cost(family, lanes=layer.simd, x_bits=layer.in_bits,
+                                     skip_bits=skip_bits, out_bits=out_bits))]
+    if layer.fifo_depth:
+        blocks.append(("skip_fifo", costs.fifo_cost(family, width=layer.simd * skip_bits,
+                                                    depth=layer.fifo_depth)))
+    return blocks
+
+
+def _bias_columns(lanes, acc_bits, words):
+    """ROM columns of random biases taken to use half the accumulator's bits (the others
+    copy their sign)."""
+    nonconstant, distinct = random_rom_columns(lanes * acc_bits, words)
+    return nonconstant, min(distinct, lanes * -(-acc_bits // 2))
+
+
+def _lane_groups(layer, multiplier):
+    """Per lane width: ``(plan, packs, dsp_lanes, lut_lanes, bits)`` of one fold.
+
+    A lane is as wide as the widest filter it serves, with the filters in the order
+    ``reorder_filters`` gives them (:func:`~hwgen.folding.fold_order`).
+    """
+    out = layer.out_channels
+    layer._check("pe", out, layer.pe)
+    if sum(layer.weight_bits.values()) != out:
+        raise ValueError(f"layer '{layer.name}': weight_bits counts "
+                         f"{sum(layer.weight_bits.values())} filters, not out_channels {out}")
+    bits = np.repeat(*zip(*sorted(layer.weight_bits.items())))
+    widths = bits[fold_order(bits, layer.pe)].reshape(-1, layer.pe).max(axis=0)
+    groups = []
+    for b in sorted(set(widths.tolist())):
+        lanes = int((widths == b).sum())
+        lut = lanes if multiplier is None else min(layer.lut_lanes.get(b, 0), lanes)
+        if lanes - lut:
+            plan = packing.plan_lanes(multiplier, b, layer.in_bits, act_signed=layer.in_signed)
+            groups.append((plan, -(-(lanes - lut) // plan.lanes), lanes - lut, lut, b))
+        else:
+            groups.append((None, 0, 0, lut, b))
+    return groups
+
+
+def _matvec(family, layer):
+    multiplier = family if layer.multiplier == "family" else layer.multiplier
+    in_features = layer.in_features
+    layer._check("simd", layer.map_shape[0] if layer.op == "conv" else in_features,
+                 layer.simd)
+    groups = _lane_groups(layer, multiplier)
+    acc_bits = _accumulator_bits(layer, list(layer.weight_bits))
+    folds, words = layer.out_channels // layer.pe, (layer.out_channels // layer.pe) * (
+        in_features // layer.simd)
+    roms = []
+    for plan, packs, dsp_lanes, lut, bits in groups:
+        nonconstant, distinct = lut * bits, lut * bits
+        for p in range(packs):
+            n, d = pack_columns(plan, min(plan.lanes, dsp_lanes - p * plan.lanes))
+            nonconstant, distinct = nonconstant + n, distinct + d
+        n, d = random_rom_columns(nonconstant, words)
+        roms.append([(n, min(d, distinct))] * layer.simd)
+    sf = in_features // layer.simd
+    return costs.matvec_cost(
+        family, in_features=in_features, out_features=layer.out_channels, pe=layer.pe,
+        simd=layer.simd, in_bits=layer.in_bits, in_signed=layer.in_signed, acc_bits=acc_bits,
+        groups=groups, rom_columns=roms,
+        bias_columns=_bias_columns(layer.pe, acc_bits, folds),
+        pipeline_depth=_matvec_module.PIPELINE_DEPTH,
+        # As MatVecUnit.queue_depth: room for every result in flight.
+        queue_depth=-(-_matvec_module.PIPELINE_DEPTH // sf) + 1)
+
+
+def _dense(family, layer):
+    return [("matvec", _matvec(family, layer))]
+
+
+def _conv(family, layer):
+    window, _ = _window(family, layer, layer.padding)
+    return [("window", window), ("matvec", _matvec(family, layer))]
+
+
+def _requantize(family, layer):
+    channels = layer.in_shape[0]
+    layer._check("simd", channels, layer.simd)
+    geometry = packing.as_multiplier(family)
+    a_port, b_port = geometry.a_bits, geometry.b_bits
+    folds = channels // layer.simd
+    factor_bits = 0
+    if layer.scale == "power_of_two":
+        pieces = [("shift", 0)] * layer.simd
+    else:
+        a = 1 if layer.in_bits <= a_port else \
+            1 + -(-(layer.in_bits - a_port) // (a_port - 1))
+        b = -(-layer.multiplier_bits // (b_port - 1))
+        pieces = [("multiply", a, b, layer.multiplier_bits)] * layer.simd
+        if folds > 1:
+            factor_bits = min(layer.simd * layer.multiplier_bits, 2 ** min(folds, 62) - 2)
+    return [("requantizer", costs.requantizer_cost(
+        family, lanes=layer.simd, folds=folds, in_bits=layer.in_bits,
+        out_bits=layer.out_bits or 8, shift=layer.shift, pieces=pieces,
+        factor_bits=factor_bits, a_port=a_port, b_port=b_port,
+        stages=Requantizer.latency - 2, queue_depth=Requantizer.queue_depth))]
+
+
+_BLOCKS = {
+    "dense": _dense, "conv": _conv, "requantize": _requantize,
+    "depthwise": _depthwise, "maxpool": _pool, "avgpool": _pool,
+    "global_avgpool": _global_pool, "add": _add,
+}
+
+
+def layer_blocks(layer, family):
+    """``[(block, Resources), ...]``: the blocks ``layer`` becomes on ``family`` and their costs.
+
+    Raises
+    ------
+    ValueError
+        For an unknown family.
+    FoldingError
+        When ``pe`` or ``simd`` does not divide what it folds.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(map(repr, FAMILIES))}, not "
+                         f"{family!r}")
+    return _BLOCKS[layer.op](family, layer)
+
+
+def layer_cost(layer, family):
+    """Total :class:`~hwgen.model.resources.Resources` of ``layer`` on ``family``."""
+    return sum((r for _, r in layer_blocks(layer, family)), Resources())

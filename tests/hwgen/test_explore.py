@@ -1,0 +1,75 @@
+"""Design-space exploration: the chosen designs fit, meet their targets, agree with the built
+accelerator's cycle model; bad requests fail with the reason."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hwgen import compile_graph
+from hwgen.cli import main
+from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
+
+from .test_conv_accelerator import cnn2d, residual
+from .graphs import random_mlp
+
+
+@pytest.mark.parametrize("make", [cnn2d, residual, lambda: random_mlp(3, (64, 32, 10), (4, 2))],
+                         ids=["cnn2d", "residual", "mlp"])
+def test_fastest_design_fits_and_its_cycles_are_the_accelerators(make):
+    graph = make()
+    design = compile_design(graph, device="xc7z020", clock_mhz=100)
+    capacity = design.device.capacity()
+    assert all(getattr(design.total, k) <= 0.8 * capacity[k] for k in capacity)
+    acc = compile_graph(graph, design.folding, lut_lanes=design.lut_lanes)
+    assert acc.cycles_per_frame == design.cycles_per_frame
+    assert acc.dsp_count <= design.total.dsp   # MAC DSPs + requantizers, as the model counts
+
+
+def test_a_frame_rate_target_takes_the_cheapest_design_that_meets_it():
+    graph = residual()
+    fastest = compile_design(graph, device="xc7z020", clock_mhz=100)
+    slow = compile_design(graph, device="xc7z020", clock_mhz=100, target_fps=fastest.fps / 4)
+    assert slow.cycles_per_frame <= 100e6 / (fastest.fps / 4)
+    assert slow.cycles_per_frame > fastest.cycles_per_frame
+    assert slow.total.dsp <= fastest.total.dsp and slow.total.lut <= fastest.total.lut
+    acc = compile_graph(graph, slow.folding, lut_lanes=slow.lut_lanes)
+    assert acc.cycles_per_frame == slow.cycles_per_frame
+
+
+def test_greedy_folding_meets_its_target_layer_by_layer():
+    graph = cnn2d()
+    folding = greedy_folding(graph, 400)
+    design = estimate(graph, folding, "xc7z020", 100)
+    assert design.cycles_per_frame <= 400
+    assert folding["conv1"][1] == 2        # SIMD first, to its maximum (2 input channels)
+
+
+def test_bad_requests_say_why():
+    graph = cnn2d()
+    with pytest.raises(ValueError, match=r"device must be one of 'xc7z020' .*'xczu9eg' .*not 'xc7z021'"):
+        compile_design(graph, device="xc7z021")
+    with pytest.raises(ValueError, match=r"clock_mhz must be within 4.69..464 MHz on xc7z020, "
+                                         r"not 900"):
+        compile_design(graph, device="xc7z020", clock_mhz=900)
+    with pytest.raises(DesignError, match=r"1e\+09 frames/s at 100 MHz needs 0 cycles per "
+                                          r"frame; the best design that fits xc7z020 "
+                                          r"\(utilization 0.8\) takes \d+ \([\d.]+ frames/s\); "
+                                          r"the bottleneck is layer '\w+'"):
+        compile_design(graph, device="xc7z020", clock_mhz=100, target_fps=1e9)
+
+
+def test_estimate_command_writes_the_report(tmp_path, capsys):
+    import quant
+    path = tmp_path / "cnn.qgraph"
+    quant.save(cnn2d(), path)
+    assert main(["estimate", str(path), "--device", "xczu9eg", "--clock-mhz", "200",
+                 "--out", str(tmp_path / "est")]) == 0
+    out = capsys.readouterr().out
+    assert "conv1" in out and "frames/s at 200 MHz" in out
+    report = json.loads((tmp_path / "est" / "report.json").read_text())
+    assert report["device"]["name"] == "xczu9eg" and report["fps"] > 0
+    assert {row["name"] for row in report["layers"]} >= {"conv1", "conv2", "fc"}
+    assert (tmp_path / "est" / "estimate.png").stat().st_size > 1000
+    assert main(["estimate", str(path), "--device", "nope", "--out", str(tmp_path / "x")]) == 1
+    assert "nope" in capsys.readouterr().err

@@ -1,0 +1,300 @@
+"""Resource cost model: device table, memory placement, block and layer formulas, and a few
+blocks against yosys."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Shape, signed, unsigned
+
+from hwgen import FoldingError
+from hwgen.blocks import (Add, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
+                          PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
+                          WidthConverter)
+from hwgen.model import (DEVICES, Layer, Resources, block_cost, device, layer_blocks,
+                         layer_cost, lutram_luts, map_memory, rom_columns)
+from hwgen.folding import fold_order
+from hwgen.model.logic import delay_cost, multiplier_dsps
+from hwgen.model.logic import counter_bits, range_bits
+from hwgen.model.memory import rom_logic_luts
+
+FAMILIES = ("xc7", "xcup", "ecp5")
+
+
+# Device table ----------------------------------------------------------------------------
+
+def test_devices_hold_the_design_numbers():
+    pynq, zcu, ulx3s = device("xc7z020"), device("xczu9eg"), device("lfe5u-85f")
+    assert (pynq.family, pynq.dsp, pynq.lut, pynq.ff, pynq.bram18) == ("xc7", 220, 53_200,
+                                                                      106_400, 280)
+    assert (zcu.family, zcu.dsp, zcu.lut, zcu.ff, zcu.bram18) == ("xcup", 2_520, 274_080,
+                                                                  548_160, 1_824)
+    assert (ulx3s.family, ulx3s.dsp, ulx3s.lut, ulx3s.bram18) == ("ecp5", 156, 83_640, 208)
+    assert set(DEVICES) == {"xc7z020", "xczu9eg", "lfe5u-85f"}
+
+
+@pytest.mark.parametrize("alias, name", [("XC7Z020", "xc7z020"), ("xc7z020clg400-1", "xc7z020"),
+                                         ("pynq-z2", "xc7z020"), ("zcu102", "xczu9eg"),
+                                         ("ulx3s-85f", "lfe5u-85f")])
+def test_device_aliases(alias, name):
+    assert device(alias).name == name
+
+
+def test_unknown_device_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"device must be one of 'xc7z020' \(xc7z020clg400-1; "
+                                         r"pynq-z2, arty-z7-20\), 'xczu9eg' .*, 'lfe5u-85f' "
+                                         r".*, not 'xc7a35t'"):
+        device("xc7a35t")
+    with pytest.raises(TypeError, match=r"device must be a part name such as 'xc7z020', not 7"):
+        device(7)
+
+
+def test_clock_range():
+    zcu = device("xczu9eg")
+    assert zcu.check_clock(200) == 200.0
+    with pytest.raises(ValueError, match=r"clock_mhz must be within 6.25..725 MHz on xczu9eg, "
+                                         r"not 900"):
+        zcu.check_clock(900)
+    with pytest.raises(TypeError, match=r"clock_mhz must be a number, not '200'"):
+        zcu.check_clock("200")
+
+
+def test_resources_add_up_and_scale():
+    a, b = Resources(lut=10, ff=5, dsp=1), Resources(lut=1, bram18=2, lutram=4)
+    assert a + b == Resources(11, 5, 1, 2, 4)
+    assert sum([a, b, a]) == Resources(21, 10, 2, 2, 4)
+    assert 3 * b == Resources(3, 0, 0, 6, 12)
+    share = Resources(lut=5_320, dsp=110).utilization(device("xc7z020"))
+    assert share["lut"] == pytest.approx(0.1) and share["dsp"] == pytest.approx(0.5)
+
+
+# Widths and memories -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 16, 17, 1000])
+def test_counter_bits_match_amaranth(n):
+    assert counter_bits(n) == Shape.cast(range(n)).width
+
+
+@pytest.mark.parametrize("lo, hi", [(-1, 4), (-3, 52), (0, 9), (-2, 2)])
+def test_range_bits_match_amaranth(lo, hi):
+    assert range_bits(lo, hi) == Shape.cast(range(lo, hi)).width
+
+
+@pytest.mark.parametrize("width, depth, rom, kind, bram18, lutram", [
+    (32, 256, True, "logic", 0, 0),      # 8192 bits / 64 = 128 < RAMB18 (129 + 2)
+    (33, 256, True, "block", 1, 0),      # 132 > 131: one RAMB18 (36 x 512)
+    (48, 1024, True, "block", 3, 0),     # three 18-bit RAMB18s (1024 deep) beat RAMB36s
+    (20, 16, False, "distributed", 0, 16),   # four RAM32M (6 bits each) of 4 LUTs
+    (32, 1024, False, "block", 2, 0),    # one RAMB36 (36 x 1024)
+    (72, 512, False, "block", 2, 0),     # one RAMB36 in 72-bit simple dual port mode
+])
+def test_xc7_memory_placement(width, depth, rom, kind, bram18, lutram):
+    placed = map_memory(width, depth, "xc7", rom=rom)
+    assert (placed.kind, placed.bram18, placed.lutram) == (kind, bram18, lutram)
+
+
+def test_memory_placement_differs_by_family():
+    # LUT RAM is twice as wide per LUT on UltraScale+, and an ECP5 ROM goes to block RAM
+    # sooner (a ROM bit in logic costs 1/16 there, 1/64 on Xilinx).
+    assert map_memory(64, 64, "xc7", rom=False).lutram == 88
+    assert map_memory(64, 64, "xcup", rom=False).lutram == 80
+    assert map_memory(16, 256, "xc7", rom=True).kind == "logic"
+    assert map_memory(16, 256, "ecp5", rom=True).bram18 == 1
+    with pytest.raises(ValueError, match=r"family must be one of 'xc7', 'xcup', 'ecp5', not "
+                                         r"'ice40'"):
+        map_memory(8, 8, "ice40", rom=True)
+
+
+def test_rom_logic_luts():
+    assert rom_logic_luts(16, 256, "xc7") == 64          # 4 LUT6 + MUXF7/F8 per bit
+    assert rom_logic_luts(130, 64, "xc7") == 130
+    assert rom_logic_luts(32, 32, "xc7", counter=True) == 32
+    assert rom_logic_luts(32, 128, "xc7", counter=True) == 256
+
+
+def test_rom_columns_skip_constant_and_count_distinct():
+    # Column 3 of the 4-bit fields is constant (all values small and positive); the two
+    # fields are equal, so each column appears twice.
+    values = np.array([[1, 1], [2, 2], [5, 5], [0, 0]])
+    assert rom_columns(values, 4) == (6, 3)
+    assert rom_columns(np.zeros((4, 3), dtype=int), 8) == (0, 0)
+
+
+def test_lutram_luts_of_cells():
+    assert lutram_luts({"RAM32M": 4, "RAM64X1D": 2, "FDRE": 9}) == 20
+    assert lutram_luts({"RAM32M16": 2, "TRELLIS_DPR16X4": 1, "SRL16E": 3}) == 23
+
+
+@pytest.mark.parametrize("a, b, family, dsps", [(4, 5, "xc7", 1), (3, 5, "xc7", 0),
+                                                (2, 8, "xcup", 1), (1, 16, "xc7", 0),
+                                                (30, 8, "xc7", 2), (30, 8, "xcup", 2),
+                                                (26, 8, "xcup", 1), (3, 5, "ecp5", 1)])
+def test_multiplier_dsps(a, b, family, dsps):
+    assert multiplier_dsps(family, a, b) == dsps
+
+
+def test_delay_chains_become_shift_registers():
+    assert delay_cost("xc7", 8, 2) == Resources(ff=16)
+    assert delay_cost("xcup", 8, 5) == Resources(lutram=8)      # one SRL16E per bit
+    assert delay_cost("xc7", 3, 40) == Resources(lutram=6)      # two SRLC32E per bit
+    assert delay_cost("ecp5", 8, 5) == Resources(ff=40)
+
+
+def test_collisions_that_need_no_care_are_not_emulated():
+    # ECP5 block RAM cannot read the old word while writing it through the other port:
+    # synthesis adds read-first logic, which makes LUT RAM cheaper, unless the memory says
+    # the result of such a read does not matter.
+    assert map_memory(16, 96, "ecp5", rom=False).kind == "distributed"
+    assert map_memory(16, 96, "ecp5", rom=False, no_rw_check=True).bram18 == 1
+
+
+# Blocks ---------------------------------------------------------------------------------------
+
+def _matvec(family, seed=0, in_features=32, out_features=16, pe=4, simd=4, bits=4, in_bits=5,
+            lut_lanes=None, high=0):
+    rng = np.random.default_rng(seed)
+    lane_bits = np.array([8] * high + [bits] * (pe - high))
+    weight_bits = np.tile(lane_bits, out_features // pe)
+    hi = (1 << (weight_bits - 1)) - 1
+    weight = rng.integers(-hi[:, None], hi[:, None] + 1, (out_features, in_features))
+    return MatVecUnit(weight=weight, bias=rng.integers(-99, 99, out_features),
+                      weight_bits=weight_bits, in_bits=in_bits, in_signed=False, pe=pe,
+                      simd=simd, multiplier=family, lut_lanes=lut_lanes)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("kwargs", [dict(), dict(pe=8, simd=2, high=2), dict(bits=2, in_bits=2),
+                                    dict(bits=8, in_bits=8, pe=2, simd=8),
+                                    dict(lut_lanes={4: 2})], ids=str)
+def test_matvec_dsps_equal_the_blocks_count(family, kwargs):
+    unit = _matvec(family, **kwargs)
+    assert block_cost(unit, family).dsp == unit.dsp_count
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("pow2, in_bits", [(False, 18), (True, 16), (False, 30)])
+def test_requantizer_dsps_equal_the_blocks_count(family, pow2, in_bits):
+    rng = np.random.default_rng(1)
+    multiplier = np.full(16, 8) if pow2 else rng.integers(1 << 8, 1 << 20, 16)
+    block = Requantizer(multiplier=multiplier, shift=10, in_bits=in_bits, lanes=4, out_bits=5,
+                        geometry=family)
+    assert block_cost(block, family).dsp == block.dsp_count
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_multiplier_is_one_dsp(family):
+    assert block_cost(PackedMultiplier(multiplier=family, weight_bits=4, act_bits=5),
+                      family).dsp == 1
+
+
+def test_window_buffer_placement():
+    window = SlidingWindow(channels=16, height=32, width=32, kernel=5, stride=2, padding=2,
+                           shape=unsigned(5), simd=8)
+    word = window.simd * window.shape.width
+    for family in FAMILIES:
+        assert block_cost(window, family).bram18 == \
+            map_memory(word, window.buffer_depth, family, rom=False).bram18
+    assert block_cost(window, "xc7").bram18 == 2        # 40 x 384: a RAMB36 in 72-bit mode
+
+
+def test_simple_blocks_count_their_registers():
+    add = Add(elements=64, lanes=8, shape=signed(8), skip_shape=unsigned(5))
+    assert block_cost(add, "xc7").ff == 8 * add.out_bits + 1
+    assert block_cost(StreamFifo(shape=unsigned(5), lanes=4, depth=1), "xc7") == \
+        Resources(lut=1, ff=21)
+    assert block_cost(StreamFifo(shape=unsigned(5), lanes=4, depth=0), "xcup") == Resources()
+    split = WidthConverter(shape=signed(12), in_count=8, out_count=2)
+    assert block_cost(split, "xc7").ff == 96 + 1 + 2     # the held beat, full, part index
+
+
+def test_block_cost_rejects_other_objects():
+    with pytest.raises(TypeError, match=r"block must be one of MatVecUnit, Requantizer, .*, not "
+                                        r"'adder'"):
+        block_cost("adder", "xc7")
+    with pytest.raises(ValueError, match=r"family must be one of 'xc7', 'xcup', 'ecp5', not "
+                                         r"'xc7z020'"):
+        block_cost(Add(elements=4, lanes=4, shape=unsigned(4)), "xc7z020")
+
+
+def test_depthwise_small_products_stay_in_luts():
+    def unit(bits):
+        rng = np.random.default_rng(2)
+        hi = (1 << (bits - 1)) - 1
+        return DepthwiseUnit(weight=rng.integers(-hi, hi + 1, (8, 3, 3)),
+                             bias=rng.integers(-9, 9, 8), weight_bits=np.full(8, bits),
+                             in_bits=5, in_signed=False, simd=4)
+    assert block_cost(unit(4), "xc7").dsp == 4       # 4 x 5 bits: a 9-bit product
+    assert block_cost(unit(3), "xc7").dsp == 0       # 8 bits: LUTs
+
+
+# Layers ---------------------------------------------------------------------------------------
+
+def test_layer_and_block_estimates_agree():
+    window = SlidingWindow(channels=16, height=16, width=16, kernel=3, padding=1,
+                           shape=unsigned(5), simd=4)
+    pool = MaxPool(channels=16, height=16, width=16, kernel=2, shape=unsigned(5), simd=4)
+    gsp = GlobalSumPool(channels=32, height=7, width=7, shape=unsigned(5), simd=4)
+    layer = Layer("maxpool", (16, 16, 16), in_bits=5, kernel=2, stride=2, simd=4)
+    assert layer_cost(layer, "xc7") == block_cost(pool, "xc7")
+    layer = Layer("global_avgpool", (32, 7, 7), in_bits=5, simd=4)
+    assert layer_cost(layer, "xcup") == block_cost(gsp, "xcup")
+    blocks = dict(layer_blocks(Layer("depthwise", (16, 16, 16), in_bits=5, kernel=3,
+                                     padding=1, simd=4, weight_bits={4: 16}), "xc7"))
+    assert blocks["window"] == block_cost(window, "xc7")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("counts, pe", [({4: 61, 8: 3}, 8), ({4: 48, 8: 16}, 16),
+                                        ({2: 20, 4: 12}, 4)], ids=str)
+def test_dense_layer_matches_the_block(family, counts, pe):
+    """A layer with uneven precisions: lanes as wide as their widest filter, as lowered."""
+    bits = np.repeat(*zip(*sorted(counts.items())))
+    widths = np.tile(bits[fold_order(bits, pe)].reshape(-1, pe).max(axis=0), bits.size // pe)
+    rng = np.random.default_rng(4)
+    hi = (1 << (bits[fold_order(bits, pe)] - 1)) - 1
+    unit = MatVecUnit(weight=rng.integers(-hi[:, None], hi[:, None] + 1, (bits.size, 48)),
+                      bias=rng.integers(-99, 99, bits.size), weight_bits=widths, in_bits=5,
+                      in_signed=False, pe=pe, simd=8, multiplier=family)
+    layer = layer_cost(Layer("dense", (48,), in_bits=5, out_channels=bits.size, pe=pe, simd=8,
+                             weight_bits=counts), family)
+    block = block_cost(unit, family)
+    assert (layer.dsp, layer.bram18) == (block.dsp, block.bram18) == (unit.dsp_count,
+                                                                      block.bram18)
+    assert abs(layer.lut - block.lut) <= 0.15 * block.lut
+    assert abs(layer.ff - block.ff) <= 0.15 * block.ff
+
+
+def test_layer_errors():
+    with pytest.raises(ValueError, match=r"layer 'x': op must be one of 'dense', 'conv', .*, "
+                                         r"not 'lstm'"):
+        Layer("lstm", (4,), in_bits=4, name="x")
+    with pytest.raises(FoldingError, match=r"layer 'p': SIMD 3 does not divide 16; choose one "
+                                           r"of 1, 2, 4, 8, 16"):
+        layer_cost(Layer("maxpool", (16, 8, 8), in_bits=4, kernel=2, stride=2, simd=3,
+                         name="p"), "xc7")
+
+
+# Against yosys --------------------------------------------------------------------------------
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_estimates_against_synthesis(family):
+    """Three small blocks: DSP and block RAM exactly; LUT, FF and LUT RAM within 30%."""
+    from hwgen.synth import synthesize
+    rng = np.random.default_rng(3)
+    blocks = [
+        _matvec(family, in_features=32, out_features=8, pe=4, simd=4),
+        StreamFifo(shape=unsigned(8), lanes=4, depth=600),
+        DepthwiseUnit(weight=rng.integers(-7, 8, (8, 1, 5)), bias=rng.integers(-50, 50, 8),
+                      weight_bits=np.full(8, 4), in_bits=5, in_signed=False, simd=2),
+    ]
+    for block in blocks:
+        estimate = block_cost(block, family)
+        result = synthesize(block, family)
+        cells = result["cells"]
+        bram18 = sum(n * (2 if "36" in cell else 1) for cell, n in cells.items()
+                     if cell.startswith("RAMB"))
+        assert (estimate.dsp, estimate.bram18) == (result["DSP"], bram18), \
+            (type(block).__name__, cells)
+        for kind, measured in (("lut", result["LUT"]), ("ff", result["FF"]),
+                               ("lutram", lutram_luts(cells))):
+            assert abs(getattr(estimate, kind) - measured) <= 0.3 * measured, \
+                (type(block).__name__, kind, getattr(estimate, kind), measured)
