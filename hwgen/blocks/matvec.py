@@ -50,8 +50,8 @@ class MatVecUnit(wiring.Component):
     Each clock cycle the unit multiplies ``simd`` inputs by the weights of ``pe`` filters. The
     input vector arrives as ``in_features / simd`` beats and is written into one of two banks,
     so the next vector loads while the current one is reused for all ``out_features / pe``
-    output folds. Weights live in on-chip ROM, one ROM per precision group, each stored and
-    multiplied at its own width. Lane ``p`` of every output beat computes filter
+    output folds. Weights live in on-chip ROM, one ROM per precision group and input element,
+    each stored and multiplied at its own width. Lane ``p`` of every output beat computes filter
     ``fold * pe + p``, so the filters of each precision must sit in the same lanes in every fold
     (``reorder_filters`` arranges that).
 

@@ -24,9 +24,9 @@ class Requantizer(wiring.Component):
     hardware multipliers' operand registers, the product pieces (their result registers), the
     pieces twice again in fabric (routes to and from a DSP can cross the die, so each has a
     clock cycle of its own), and the rounded and shifted sum; clamped, the results enter an
-    output queue (two cycles). The queue has room for every
-    beat in flight and the input is ready while a place is free, so back-pressure never stops
-    the stages and ``i_stream.ready`` comes from a register, not from ``o_stream.ready``.
+    output queue (two cycles). The queue has room for every beat in flight and the input is
+    ready while a place is free, so back-pressure never stops the stages and
+    ``i_stream.ready`` comes from a register, not from ``o_stream.ready``.
 
     Parameters
     ----------
