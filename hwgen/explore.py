@@ -7,7 +7,8 @@ The frame interval is the slowest stage's cycles, so for a target interval ``T``
 independent: each takes its cheapest option that finishes within ``T``. "Cheapest" weighs each
 resource by its share of the device; when the sum overflows one resource its weight grows
 until the design fits or no option is left. The fastest design is the smallest feasible
-``T`` (a bisection); a frame-rate target fixes ``T`` and keeps the cheapest design.
+``T`` (a bisection); a frame-rate target fixes ``T`` and keeps the cheapest design in which
+no layer uses more LUTs or DSPs than its FINN-style folding for ``T`` does.
 
 :func:`greedy_folding` is the FINN-style baseline: per layer, raise SIMD, then PE, one divisor
 at a time, until the layer meets the target.
@@ -32,6 +33,11 @@ __all__ = ["Design", "DesignError", "compile", "estimate", "greedy_folding"]
 
 _POOLS = {"maxpool1d": "maxpool", "maxpool2d": "maxpool", "avgpool1d": "avgpool",
           "avgpool2d": "avgpool", "global_avgpool": "global_avgpool"}
+
+
+#: The resources a layer may not use more of than its FINN-style folding (target mode): the
+#: multipliers' LUTs and DSPs; memory and registers are traded by price.
+_REFERENCE_KINDS = ("lut", "dsp")
 
 
 class DesignError(ValueError):
@@ -259,17 +265,14 @@ class _Search:
         net, info = self.network, self.network.info[node.name]
         out = []
         for pe in divisors(info.out):
-            streamed = max(net.elements[v] for v in net.carried[node.name]) // pe
-            if streamed > target:
+            if self.streamed(node, pe) > target:
                 continue
             for simd in divisors(info.in_count):
                 if info.depthwise and simd != pe:
                     continue
-                cycles = info.cycles(pe, simd)
-                if node.name == self.first:
-                    cycles = max(cycles, net.elements["input"] // simd)
+                cycles = self.cycles(node, pe, simd)
                 if cycles <= target:
-                    out.append((pe, simd, max(cycles, streamed)))
+                    out.append((pe, simd, cycles))
                     break
         if not out:
             return []
@@ -280,42 +283,91 @@ class _Search:
                 if pe * simd <= 2 * fewest or pe <= 64
                 for lut in _lut_options(net, node, pe, simd)]
 
+    def streamed(self, node, pe):
+        """Cycles per frame of the blocks streamed at the layer's beat (``pe`` lanes)."""
+        net = self.network
+        return max(net.elements[v] for v in net.carried[node.name]) // pe
+
+    def cycles(self, node, pe, simd):
+        """Cycles per frame of a layer folded ``pe`` x ``simd`` and of what it streams."""
+        cycles = self.network.info[node.name].cycles(pe, simd)
+        if node.name == self.first:
+            cycles = max(cycles, self.network.elements["input"] // simd)
+        return max(cycles, self.streamed(node, pe))
+
+    def no_worse_than(self, node, options, pe, simd, target):
+        """The options that use no more LUTs and DSPs than ``pe`` x ``simd`` with packed lanes
+        (which is kept among them), when that shape meets ``target``."""
+        reference = (pe, simd, {}, self.cycles(node, pe, simd))
+        if reference[3] > target:
+            return options
+        bound = self.combined(node, pe, simd, {})[0]
+        kept = [o for o in options if o[:3] != reference[:3] and
+                all(getattr(self.combined(node, *o[:3])[0], k) <= getattr(bound, k)
+                    for k in _REFERENCE_KINDS)]
+        return kept + [reference]
+
     def cost(self, node, pe, simd, lut):
+        """The layer's own resources and those of the blocks streamed at its beat."""
+        return self._costs(node, pe, simd, lut)[:2]
+
+    def combined(self, node, pe, simd, lut):
+        """:meth:`cost` summed, and as a vector in :data:`KINDS` order (for pricing)."""
+        return self._costs(node, pe, simd, lut)[2:]
+
+    def _costs(self, node, pe, simd, lut):
         key = (node.name, pe, simd, tuple(sorted(lut.items())))
         if key not in self.cache:
             net = self.network
             r = layer_cost(net.layer(node, pe, simd, lut), net.family)
-            self.cache[key] = (r, net.follower_cost(node, pe))
+            after = net.follower_cost(node, pe)
+            both = r + after
+            self.cache[key] = (r, after, both, np.array([getattr(both, k) for k in KINDS]))
         return self.cache[key]
 
-    def choose(self, target):
-        """The cheapest design within ``target`` cycles, or ``(None, reason)``."""
-        weights = {k: 1.0 / max(self.capacity[k], 1) for k in KINDS}
+    def choose(self, target, reference=None):
+        """The cheapest design within ``target`` cycles, or ``(None, reason)``. With
+        ``reference`` (``{layer: (pe, simd)}``), each layer uses no more LUTs and DSPs than its
+        reference shape does with packed lanes."""
+        weights = np.array([1.0 / max(self.capacity[k], 1) for k in KINDS])
         nodes = self.network.filters
         options = {}
         for node in nodes:
             options[node.name] = self.options(node, target)
             if not options[node.name]:
                 return None, (node.name, "cycles")
+            if reference is not None:
+                options[node.name] = self.no_worse_than(node, options[node.name],
+                                                        *reference[node.name], target)
         for _ in range(12):
             picks = {}
             for node in nodes:
                 def price(option):
-                    own, after = self.cost(node, *option[:3])
-                    r = own + after
-                    return sum(weights[k] * getattr(r, k) for k in KINDS), option[1] * option[0]
+                    vector = self.combined(node, *option[:3])[1]
+                    return float(weights @ vector), option[1] * option[0]
                 picks[node.name] = min(options[node.name], key=price)
-            total = sum((sum(self.cost(n, *picks[n.name][:3]), Resources()) for n in nodes),
+            total = sum((self.combined(n, *picks[n.name][:3])[0] for n in nodes),
                         Resources())
             over = [k for k in KINDS if getattr(total, k) > self.utilization * self.capacity[k]]
             if not over:
                 return picks, None
             for k in over:
-                weights[k] *= 4.0
-        worst = max(over, key=lambda k: getattr(total, k) / max(self.capacity[k], 1))
-        biggest = max(nodes, key=lambda n: getattr(sum(self.cost(n, *picks[n.name][:3]),
-                                                       Resources()), worst))
-        return None, (biggest.name, worst, total)
+                weights[KINDS.index(k)] *= 4.0
+        return None, self._why_not(nodes, options, picks, over, total)
+
+    def _why_not(self, nodes, options, picks, over, total):
+        """Why no mix of options fits: the resources that overflow even when every layer
+        takes its own fewest of them (a bound no weighting can beat), else the last mix."""
+        def fewest(node, kind):
+            return min(getattr(self.combined(node, *o[:3])[0], kind)
+                       for o in options[node.name])
+        least = Resources(**{k: sum(fewest(n, k) for n in nodes) for k in KINDS})
+        bound = [k for k in KINDS if getattr(least, k) > self.utilization * self.capacity[k]]
+        kinds, figures = (bound, least) if bound else (over, total)
+        worst = max(kinds, key=lambda k: getattr(figures, k) / max(self.capacity[k], 1))
+        biggest = max(nodes, key=lambda n: fewest(n, worst) if bound else
+                      getattr(self.combined(n, *picks[n.name][:3])[0], worst))
+        return biggest.name, worst, figures, kinds, bool(bound)
 
     def design(self, picks):
         net = self.network
@@ -380,8 +432,8 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
     low, high = _bounds(search.network)
     explored = []
 
-    def attempt(target):
-        picks, why = search.choose(target)
+    def attempt(target, reference=None):
+        picks, why = search.choose(target, reference)
         if picks is not None:
             d = search.design(picks)
             explored.append({"cycles_per_frame": d.cycles_per_frame, "fps": round(d.fps, 3),
@@ -393,15 +445,20 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
     lo, hi = low, high
     top, why_top = attempt(hi)
     if top is None:
-        name, kind, total = why_top if len(why_top) == 3 else (*why_top, None)
         weight_bits = sum(int(n.tensors["weight"][0].size * n.tensors["weight_bits"].sum())
                           for n in search.network.filters)
         bram_bits = part.bram18 * 18 * 1024
-        raise DesignError(f"the model does not fit {part.name} even fully folded: layer "
-                          f"'{name}' needs the most {kind} and the design "
-                          f"{_over(total, search.capacity, utilization)}; its weights alone "
-                          f"are {weight_bits / 1e6:.1f} Mbit against {bram_bits / 1e6:.1f} Mbit "
-                          f"of block RAM")
+        memory = (f"its weights alone are {weight_bits / 1e6:.1f} Mbit against "
+                  f"{bram_bits / 1e6:.1f} Mbit of block RAM")
+        if len(why_top) == 2:
+            raise DesignError(f"the model does not fit {part.name} even fully folded: layer "
+                              f"'{why_top[0]}' cannot meet the cycle bound; {memory}")
+        name, kind, figures, kinds, bound = why_top
+        what = ("with every layer at its fewest of each resource, the design still needs "
+                if bound else "the cheapest mix of layer options needs ")
+        raise DesignError(f"the model does not fit {part.name} even fully folded: "
+                          f"{what}{_over(figures, search.capacity, utilization, kinds)}; "
+                          f"layer '{name}' needs the most {kind}; {memory}")
     best = top
     while lo < hi:
         mid = (lo + hi) // 2
@@ -426,17 +483,18 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
             f"the best design that fits {part.name} (utilization {utilization:g}) takes "
             f"{best.cycles_per_frame} ({best.fps:.1f} frames/s); the bottleneck is layer "
             f"'{name}' ({'its cycles' if kind == 'cycles' else kind})")
-    d, _ = attempt(target)
+    # Never worse than the FINN-style folding: each layer starts from its greedy shape and
+    # takes another only if it needs no more of any resource.
+    d, _ = attempt(target, greedy_folding(graph, target))
+    if d is None:
+        d, _ = attempt(target)
     d.explored = explored
     return d
 
 
-def _over(total, capacity, utilization):
-    if total is None:
-        return "cannot meet the cycle bound"
-    parts = [f"{k} {getattr(total, k)} > {utilization:g} x {capacity[k]}" for k in KINDS
-             if getattr(total, k) > utilization * capacity[k]]
-    return "needs " + ", ".join(parts)
+def _over(total, capacity, utilization, kinds):
+    return ", ".join(f"{k} {getattr(total, k)} > {utilization:g} x {capacity[k]}"
+                     for k in kinds)
 
 
 def greedy_folding(graph, target_cycles):
@@ -479,12 +537,6 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None):
         if node.name not in folding:
             raise FoldingError(f"layer '{node.name}': folding gives no PE and SIMD")
         pe, simd = folding[node.name]
-        info = search.network.info[node.name]
-        streamed = max(search.network.elements[v]
-                       for v in search.network.carried[node.name]) // pe
-        cycles = info.cycles(pe, simd)
-        if node.name == search.first:
-            cycles = max(cycles, search.network.elements["input"] // simd)
         picks[node.name] = (pe, simd, dict((lut_lanes or {}).get(node.name, {})),
-                            max(cycles, streamed))
+                            search.cycles(node, pe, simd))
     return search.design(picks)

@@ -88,6 +88,7 @@ The planner picks the scheme with the most lanes, ties going to the lower estima
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -407,6 +408,7 @@ def _plan(mult, weight_bits, act_bits, act_signed, narrow, depth, scheme):
     return best
 
 
+@lru_cache(maxsize=None)   # plans are immutable; the cost model asks for the same ones often
 def plan_lanes(multiplier, weight_bits, act_bits, act_signed=False, narrow=True, depth=1,
                scheme=None):
     """Plan the densest exact packing of ``weight_bits`` x ``act_bits`` products.

@@ -20,6 +20,7 @@ Block RAM is counted in RAMB18 units (a RAMB36 is 2; an ECP5 DP16KD is 1); LUT R
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import ceil
 
 from .logic import counter_bits
@@ -138,6 +139,7 @@ def _geometry(ram, width, depth, rom, emulated):
     return best
 
 
+@lru_cache(maxsize=None)   # a network asks for the same few shapes many times
 def map_memory(width, depth, family, *, rom, transparent=False, no_rw_check=False):
     """The primitive Yosys builds a ``width`` x ``depth`` memory from on ``family``.
 

@@ -37,6 +37,33 @@ def test_a_frame_rate_target_takes_the_cheapest_design_that_meets_it():
     assert acc.cycles_per_frame == slow.cycles_per_frame
 
 
+@pytest.mark.parametrize("make", [cnn2d, residual, lambda: random_mlp(3, (64, 32, 10), (4, 2))],
+                         ids=["cnn2d", "residual", "mlp"])
+@pytest.mark.parametrize("share", [0.1, 0.5])
+def test_a_target_design_uses_no_more_luts_and_dsps_than_the_greedy_folding(make, share):
+    graph = make()
+    fastest = compile_design(graph, device="xc7z020", clock_mhz=100)
+    ours = compile_design(graph, device="xc7z020", clock_mhz=100, target_fps=fastest.fps * share)
+    target = int(100e6 // (fastest.fps * share))
+    greedy = estimate(graph, greedy_folding(graph, target), "xc7z020", 100)
+    assert ours.cycles_per_frame <= target and greedy.cycles_per_frame <= target
+    theirs = {row["name"]: row["resources"] for row in greedy.rows}
+    for row in ours.rows:
+        if row["pe"] is not None:
+            mine, ref = row["resources"], theirs[row["name"]]
+            assert mine.lut <= ref.lut and mine.dsp <= ref.dsp, row["name"]
+
+
+def test_a_model_too_big_for_the_device_names_the_resource_and_the_numbers():
+    graph = random_mlp(0, (4096, 512, 10), (8, 1))    # 8.5 Mbit of weights
+    with pytest.raises(DesignError, match=r"does not fit xc7z020 even fully folded: with every "
+                                          r"layer at its fewest of each resource, the design "
+                                          r"still needs bram18 \d+ > 0.8 x 280; layer 'fc1' "
+                                          r"needs the most bram18; its weights alone are 8.5 "
+                                          r"Mbit against 5.2 Mbit of block RAM"):
+        compile_design(graph, device="xc7z020", clock_mhz=100)
+
+
 def test_greedy_folding_meets_its_target_layer_by_layer():
     graph = cnn2d()
     folding = greedy_folding(graph, 400)
