@@ -305,9 +305,11 @@ def build_parser():
 def _exit_code(error):
     from boards.errors import BuildError
     from sim.errors import SimulationError
+
+    from .synth import SynthesisError
     if isinstance(error, ToolchainError):
         return 3
-    if isinstance(error, (SimulationError, BuildError)):
+    if isinstance(error, (SimulationError, BuildError, SynthesisError)):
         return 2
     if isinstance(error, (GraphError, FoldingError, ValueError, FileNotFoundError, TypeError)):
         return 1
