@@ -9,6 +9,7 @@ MLP from ``build/demo``) and several frame-rate targets on PYNQ-Z2 (xc7z020, 100
 
 Both designs are generated and simulated in cocotb (Icarus, a few frames, no back-pressure):
 the measured frame interval must meet the target, and the outputs must equal the golden.
+``fits`` says whether a design stays within 80% of every resource of the device.
 Targets are fractions of the fastest design that fits.
 
 Usage::
@@ -43,7 +44,7 @@ def _model(example):
 
 
 def _simulate(graph, design, frames, work):
-    meta = generate(graph, work / "rtl", folding=design.folding, lut_lanes=design.lut_lanes)
+    meta = generate(graph, work / "rtl", **design.build_options)
     rng = np.random.default_rng(0)
     lo, hi = quant.numerics.int_range(graph.input.bits, graph.input.signed)
     x = rng.integers(lo, hi + 1, (frames, *graph.input.shape))
@@ -58,7 +59,9 @@ def _summary(design):
             "total": design.total.as_dict(),
             "folding": {k: list(v) for k, v in design.folding.items()},
             "lut_lanes": {k: {str(b): n for b, n in v.items()} for k, v in
-                          design.lut_lanes.items() if v}}
+                          design.lut_lanes.items() if v},
+            "rom_styles": design.rom_styles,
+            "fits": all(share <= 0.8 for share in design.utilization().values())}
 
 
 def main():

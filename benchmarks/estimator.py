@@ -1,7 +1,8 @@
 """Resource estimates against synthesis: the cost model's error, block by block.
 
 For every block of a sweep (matrix-vector units over PE, SIMD, weight and activation bits,
-mixed 4/8-bit filters, LUT and DSP lanes, ROMs in logic and in block RAM; requantizers;
+mixed 4/8-bit filters, LUT and DSP lanes, ROMs in logic and in block RAM, as synthesis
+places them and forced against its choice; requantizers;
 packed multipliers; sliding windows over kernel sizes, strides and padding; pools;
 depthwise units; adds; FIFOs in registers, LUT RAM and block RAM; width converters) and for
 each Xilinx family (xc7: DSP48E1, xcup: DSP48E2) it records the estimate of
@@ -16,8 +17,8 @@ Usage::
 
 Synthesis runs one design at a time. Results are cached under ``--cache`` by a hash of the
 family and the Verilog, so an unchanged design is not synthesized twice; ``--no-cache``
-synthesizes everything afresh (the published JSON comes from such a run). ``--quick`` keeps
-one block of each kind.
+synthesizes everything afresh; the JSON's settings say how many results came from the
+cache. ``--quick`` keeps one block of each kind.
 """
 
 import argparse
@@ -53,7 +54,7 @@ def _weights(rng, out_features, in_features, bits):
 
 
 def _matvec(family, *, seed, in_features, out_features, pe, simd, bits, in_bits,
-            in_signed=False, lut=False, lut_lanes=None):
+            in_signed=False, lut=False, lut_lanes=None, rom_style=None):
     """A MatVecUnit; ``bits`` is one width or the per-lane widths of a fold (``pe`` long)."""
     rng = np.random.default_rng(seed)
     lane_bits = np.broadcast_to(np.asarray(bits), (pe,))
@@ -62,7 +63,8 @@ def _matvec(family, *, seed, in_features, out_features, pe, simd, bits, in_bits,
     bias = rng.integers(-500, 500, out_features)
     return MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=in_bits,
                       in_signed=in_signed, pe=pe, simd=simd,
-                      multiplier=None if lut else family, lut_lanes=lut_lanes)
+                      multiplier=None if lut else family, lut_lanes=lut_lanes,
+                      rom_style=rom_style)
 
 
 def _requantizer(family, *, seed, channels, lanes, in_bits, out_bits, out_signed=False,
@@ -122,6 +124,14 @@ SWEEP = [
                                                pe=4, simd=4, bits=4, in_bits=5)),
     ("mv_288x64_p8s8_mix2a5_bram", _matvec, dict(seed=14, in_features=288, out_features=64,
                                                  pe=8, simd=8, bits=_mixed(8, 2), in_bits=5)),
+    # Weight ROMs placed against synthesis's choice: block RAM for a shallow ROM, logic for
+    # a deep one.
+    ("mv_64x32_p4s8_w4a5_rom_block", _matvec, dict(seed=15, in_features=64, out_features=32,
+                                                   pe=4, simd=8, bits=4, in_bits=5,
+                                                   rom_style="block")),
+    ("mv_256x32_p4s2_w4a5_rom_logic", _matvec, dict(seed=16, in_features=256,
+                                                    out_features=32, pe=4, simd=2, bits=4,
+                                                    in_bits=5, rom_style="logic")),
     # Requantizers: per-channel multipliers (DSP pieces) and power-of-two scales (shifts).
     ("rq_16_l4_m_in18_a5", _requantizer, dict(seed=20, channels=16, lanes=4, in_bits=18,
                                                out_bits=5)),
@@ -202,6 +212,7 @@ def layer_of(spec, block):
                      out_channels=kwargs["out_features"], pe=kwargs["pe"], simd=kwargs["simd"],
                      weight_bits={int(b): int(c) * folds for b, c in zip(values, counts)},
                      lut_lanes=kwargs.get("lut_lanes") or {},
+                     rom_style=kwargs.get("rom_style"),
                      multiplier=None if kwargs.get("lut") else "family", name=name)
     if builder is _requantizer:
         return Layer("requantize", (kwargs["channels"],), in_bits=kwargs["in_bits"],

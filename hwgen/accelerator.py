@@ -14,7 +14,7 @@ from .blocks.add import Add
 from .blocks.depthwise import DepthwiseUnit
 from .blocks.fifo import StreamFifo
 from .blocks.fork import Broadcast
-from .blocks.matvec import PIPELINE_DEPTH, MatVecUnit
+from .blocks.matvec import PIPELINE_DEPTH, ROM_STYLES, MatVecUnit
 from .blocks.pool import GlobalSumPool, MaxPool, SumPool
 from .blocks.requantizer import Requantizer
 from .blocks.stream import WidthConverter
@@ -45,6 +45,20 @@ def check_hardware_support(graph):
                         "accelerate")
     if problems:
         raise UnsupportedLayerError(problems)
+
+
+def _check_rom_styles(graph, rom_styles):
+    """Every named layer is a dense layer or a non-depthwise convolution, and every style is
+    one a :class:`MatVecUnit` takes."""
+    layers = {n.name for n in graph.nodes if n.op in FILTER_OPS and not is_depthwise(n)}
+    problems = [f"layer '{name}': rom_styles names a layer that has no weight ROMs of a "
+                f"matrix-vector unit (dense layers and convolutions: "
+                f"{', '.join(sorted(layers))})" for name in rom_styles if name not in layers]
+    problems += [f"layer '{name}': rom_style must be one of "
+                 f"{', '.join(map(repr, ROM_STYLES))}, not {style!r}"
+                 for name, style in rom_styles.items() if style not in ROM_STYLES]
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 class _AsSigned(wiring.Component):
@@ -178,6 +192,9 @@ class Accelerator(wiring.Component):
     fifo_depths : dict, optional
         ``{FIFO name: depth}``: depths to use instead of the computed ones (to study a
         design; a shallower FIFO can cost throughput or deadlock).
+    rom_styles : dict, optional
+        ``{dense or convolution layer name: "block" | "logic"}``: where its weight ROMs go
+        (block RAM or logic); synthesis chooses for the others.
 
     Members
     -------
@@ -191,9 +208,12 @@ class Accelerator(wiring.Component):
         Output frames completed since reset.
     """
 
-    def __init__(self, graph, folding, device="xc7", lut_lanes=None, fifo_depths=None):
+    def __init__(self, graph, folding, device="xc7", lut_lanes=None, fifo_depths=None,
+                 rom_styles=None):
         check_hardware_support(graph)
         check_folding(graph, folding)
+        self._rom_styles = dict(rom_styles or {})
+        _check_rom_styles(graph, self._rom_styles)
         self._graph = graph
         self._folding = dict(folding)
         self._device = device
@@ -280,7 +300,7 @@ class Accelerator(wiring.Component):
             block = MatVecUnit(weight=weight, bias=t["bias"], weight_bits=_lane_widths(node, pe),
                                in_bits=end.bits, in_signed=end.signed, pe=pe, simd=simd,
                                multiplier=self._device, lut_lanes=self._lut_lanes.get(name),
-                               name=name)
+                               rom_style=self._rom_styles.get(name), name=name)
             self._vectors[name] = 1
             return self._produce(name, block, end, block.acc_bits, True, pe, elements)
         if node.op in ("conv1d", "conv2d"):
@@ -305,7 +325,8 @@ class Accelerator(wiring.Component):
                                    weight_bits=_lane_widths(node, pe), in_bits=end.bits,
                                    in_signed=end.signed, pe=pe, simd=simd,
                                    multiplier=self._device,
-                                   lut_lanes=self._lut_lanes.get(name), name=name)
+                                   lut_lanes=self._lut_lanes.get(name),
+                                   rom_style=self._rom_styles.get(name), name=name)
                 self._vectors[name] = pixels
             return self._produce(name, block, end, block.acc_bits, True, pe, elements)
         if node.op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):

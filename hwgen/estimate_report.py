@@ -9,18 +9,23 @@ __all__ = ["table", "write_report"]
 def table(design):
     """The per-layer table, totals and rates as text."""
     capacity = design.device.capacity()
-    lines = [f"{'layer':<28} {'op':<15} {'pe':>4} {'simd':>5} {'cycles':>10} {'LUT':>8} "
-             f"{'FF':>8} {'DSP':>5} {'BRAM18':>7} {'LUTRAM':>7}"]
+    # "LUT x": MAC lanes built as LUT multipliers; "ROM": weight ROMs placed by the search
+    # (block RAM or logic), blank where synthesis chooses.
+    lines = [f"{'layer':<28} {'op':<15} {'pe':>4} {'simd':>5} {'LUT x':>5} {'ROM':>5} "
+             f"{'cycles':>10} {'LUT':>8} {'FF':>8} {'DSP':>5} {'BRAM18':>7} {'LUTRAM':>7}"]
     for row in design.rows:
         r = row["resources"]
         pe = "" if row["pe"] is None else row["pe"]
+        lut_lanes = sum(row.get("lut_lanes", {}).values()) if row["pe"] is not None else ""
+        style = row.get("rom_style") or ""
         lines.append(f"{row['name'][:28]:<28} {row['op']:<15} {pe!s:>4} {row['simd']:>5} "
-                     f"{row['cycles']:>10,} {r.lut:>8,} {r.ff:>8,} {r.dsp:>5} {r.bram18:>7} "
-                     f"{r.lutram:>7,}")
+                     f"{lut_lanes!s:>5} {style:>5} {row['cycles']:>10,} {r.lut:>8,} "
+                     f"{r.ff:>8,} {r.dsp:>5} {r.bram18:>7} {r.lutram:>7,}")
     t = design.total
-    lines.append(f"{'total':<28} {'':<15} {'':>4} {'':>5} {design.cycles_per_frame:>10,} "
+    blank = f"{'':<15} {'':>4} {'':>5} {'':>5} {'':>5}"
+    lines.append(f"{'total':<28} {blank} {design.cycles_per_frame:>10,} "
                  f"{t.lut:>8,} {t.ff:>8,} {t.dsp:>5} {t.bram18:>7} {t.lutram:>7,}")
-    lines.append(f"{'share of ' + design.device.name:<28} {'':<15} {'':>4} {'':>5} {'':>10} "
+    lines.append(f"{'share of ' + design.device.name:<28} {blank} {'':>10} "
                  + " ".join(f"{getattr(t, k) / capacity[k]:>{w}.1%}" for k, w in
                             (("lut", 8), ("ff", 8), ("dsp", 5), ("bram18", 7), ("lutram", 7))))
     lines.append(f"{design.fps:,.1f} frames/s at {design.clock_mhz:g} MHz "

@@ -38,6 +38,10 @@ _POOLS = {"maxpool1d": "maxpool", "maxpool2d": "maxpool", "avgpool1d": "avgpool"
 #: The resources a layer may not use more of than its FINN-style folding (target mode): the
 #: multipliers' LUTs and DSPs; memory and registers are traded by price.
 _REFERENCE_KINDS = ("lut", "dsp")
+#: Where weights can live: block RAM, or LUTs as logic ROMs.
+_MEMORY_KINDS = ("bram18", "lut")
+#: The weight ROM placement that relieves a resource running short.
+_RESTYLE = {"bram18": "logic", "lut": "block"}
 
 
 class DesignError(ValueError):
@@ -56,6 +60,8 @@ class Design:
         ``{layer: (pe, simd)}``.
     lut_lanes : dict
         ``{layer: {weight bits: lanes}}`` moved to LUT multipliers.
+    rom_styles : dict
+        ``{layer: "block" | "logic"}``: weight ROMs placed by the search, not by synthesis.
     cycles_per_frame : int
     rows : list of dict
         Per graph node: ``name``, ``op``, ``pe``, ``simd``, ``cycles``, ``resources``.
@@ -68,6 +74,7 @@ class Design:
     clock_mhz: float
     folding: dict
     lut_lanes: dict
+    rom_styles: dict
     cycles_per_frame: int
     rows: list
     total: Resources
@@ -80,6 +87,13 @@ class Design:
     def utilization(self):
         return self.total.utilization(self.device)
 
+    @property
+    def build_options(self):
+        """Keyword arguments that build this design: ``hwgen.generate(graph, out_dir,
+        **design.build_options)``."""
+        return {"folding": dict(self.folding), "lut_lanes": dict(self.lut_lanes),
+                "rom_styles": dict(self.rom_styles)}
+
     def as_dict(self):
         return {
             "device": self.device.as_dict(), "clock_mhz": self.clock_mhz,
@@ -87,6 +101,7 @@ class Design:
             "folding": {k: list(v) for k, v in self.folding.items()},
             "lut_lanes": {k: {str(b): n for b, n in v.items()} for k, v in self.lut_lanes.items()
                           if v},
+            "rom_styles": dict(self.rom_styles),
             "total": self.total.as_dict(),
             "utilization": {k: round(v, 4) for k, v in self.utilization().items()},
             "layers": [{**r, "resources": r["resources"].as_dict()} for r in self.rows],
@@ -135,7 +150,7 @@ class _Network:
                                    return_counts=True)
         return dict(zip(values.tolist(), counts.tolist()))
 
-    def layer(self, node, pe, simd, lut_lanes):
+    def layer(self, node, pe, simd, lut_lanes, rom_style=None):
         """The :class:`~hwgen.model.Layer` of a dense layer or convolution."""
         in_bits, in_signed = self.types[node.inputs[0]]
         bits = node.tensors["weight_bits"]
@@ -147,7 +162,7 @@ class _Network:
         acc_bits = self.types[node.name][0]
         common = dict(in_bits=in_bits, in_signed=in_signed, pe=pe, simd=simd,
                       weight_bits=hist, lut_lanes=dict(lut_lanes), multiplier=self.family,
-                      acc_bits=acc_bits, name=node.name)
+                      acc_bits=acc_bits, rom_style=rom_style, name=node.name)
         in_shape = tuple(self.shapes[node.inputs[0]])
         if node.op == "dense":
             return Layer("dense", (int(np.prod(in_shape)),), out_channels=int(bits.size),
@@ -260,7 +275,8 @@ class _Search:
         self.first = first.name if first is not None and first.op in FILTER_OPS else None
 
     def options(self, node, target):
-        """Per pe: the smallest simd within ``target`` cycles, with each LUT choice; only the
+        """Per pe: the smallest simd within ``target`` cycles, with each LUT choice, as
+        ``(pe, simd, lut_lanes, rom_style, cycles)`` (ROMs where synthesis puts them); only the
         shapes within twice the fewest MACs per cycle or with at most 64 lanes."""
         net, info = self.network, self.network.info[node.name]
         out = []
@@ -279,7 +295,7 @@ class _Search:
         fewest = min(pe * simd for pe, simd, _ in out)
         # Wide shapes only pay off in memory: a PE that gathers a precision's filters into
         # fewer lanes packs the weight ROMs better (up to 64 lanes are tried).
-        return [(pe, simd, lut, cycles) for pe, simd, cycles in out
+        return [(pe, simd, lut, None, cycles) for pe, simd, cycles in out
                 if pe * simd <= 2 * fewest or pe <= 64
                 for lut in _lut_options(net, node, pe, simd)]
 
@@ -295,31 +311,37 @@ class _Search:
             cycles = max(cycles, self.network.elements["input"] // simd)
         return max(cycles, self.streamed(node, pe))
 
+    def restyled(self, node, options, styles):
+        """``options`` with their weight ROMs forced to each of ``styles``."""
+        if self.network.info[node.name].depthwise:
+            return []
+        return [(*o[:3], style, o[4]) for o in options if o[3] is None for style in styles]
+
     def no_worse_than(self, node, options, pe, simd, target):
         """The options that use no more LUTs and DSPs than ``pe`` x ``simd`` with packed lanes
-        (which is kept among them), when that shape meets ``target``."""
-        reference = (pe, simd, {}, self.cycles(node, pe, simd))
-        if reference[3] > target:
+        and synthesis's ROMs (which is kept among them), when that shape meets ``target``."""
+        reference = (pe, simd, {}, None, self.cycles(node, pe, simd))
+        if reference[-1] > target:
             return options
-        bound = self.combined(node, pe, simd, {})[0]
-        kept = [o for o in options if o[:3] != reference[:3] and
-                all(getattr(self.combined(node, *o[:3])[0], k) <= getattr(bound, k)
+        bound = self.combined(node, *reference[:4])[0]
+        kept = [o for o in options if o[:4] != reference[:4] and
+                all(getattr(self.combined(node, *o[:4])[0], k) <= getattr(bound, k)
                     for k in _REFERENCE_KINDS)]
         return kept + [reference]
 
-    def cost(self, node, pe, simd, lut):
+    def cost(self, node, pe, simd, lut, style=None):
         """The layer's own resources and those of the blocks streamed at its beat."""
-        return self._costs(node, pe, simd, lut)[:2]
+        return self._costs(node, pe, simd, lut, style)[:2]
 
-    def combined(self, node, pe, simd, lut):
+    def combined(self, node, pe, simd, lut, style=None):
         """:meth:`cost` summed, and as a vector in :data:`KINDS` order (for pricing)."""
-        return self._costs(node, pe, simd, lut)[2:]
+        return self._costs(node, pe, simd, lut, style)[2:]
 
-    def _costs(self, node, pe, simd, lut):
-        key = (node.name, pe, simd, tuple(sorted(lut.items())))
+    def _costs(self, node, pe, simd, lut, style):
+        key = (node.name, pe, simd, tuple(sorted(lut.items())), style)
         if key not in self.cache:
             net = self.network
-            r = layer_cost(net.layer(node, pe, simd, lut), net.family)
+            r = layer_cost(net.layer(node, pe, simd, lut, style), net.family)
             after = net.follower_cost(node, pe)
             both = r + after
             self.cache[key] = (r, after, both, np.array([getattr(both, k) for k in KINDS]))
@@ -336,52 +358,69 @@ class _Search:
             options[node.name] = self.options(node, target)
             if not options[node.name]:
                 return None, (node.name, "cycles")
-            if reference is not None:
-                options[node.name] = self.no_worse_than(node, options[node.name],
-                                                        *reference[node.name], target)
+        styles = set()
         for _ in range(12):
             picks = {}
             for node in nodes:
+                offered = options[node.name] + self.restyled(node, options[node.name], styles)
+                if reference is not None:
+                    offered = self.no_worse_than(node, offered, *reference[node.name], target)
+
                 def price(option):
-                    vector = self.combined(node, *option[:3])[1]
+                    vector = self.combined(node, *option[:4])[1]
                     return float(weights @ vector), option[1] * option[0]
-                picks[node.name] = min(options[node.name], key=price)
-            total = sum((self.combined(n, *picks[n.name][:3])[0] for n in nodes),
+                picks[node.name] = min(offered, key=price)
+            total = sum((self.combined(n, *picks[n.name][:4])[0] for n in nodes),
                         Resources())
             over = [k for k in KINDS if getattr(total, k) > self.utilization * self.capacity[k]]
             if not over:
                 return picks, None
             for k in over:
                 weights[KINDS.index(k)] *= 4.0
-        return None, self._why_not(nodes, options, picks, over, total)
+            # Weight ROMs go where synthesis puts them until a memory runs short: then the
+            # search may move them to logic (block RAM short) or block RAM (LUTs short).
+            styles |= {_RESTYLE[k] for k in over if k in _RESTYLE}
+        every = {n.name: options[n.name] + self.restyled(n, options[n.name], _RESTYLE.values())
+                 for n in nodes}
+        return None, self._why_not(nodes, every, picks, over, total)
 
     def _why_not(self, nodes, options, picks, over, total):
         """Why no mix of options fits: the resources that overflow even when every layer
         takes its own fewest of them (a bound no weighting can beat), else the last mix."""
         def fewest(node, kind):
-            return min(getattr(self.combined(node, *o[:3])[0], kind)
+            return min(getattr(self.combined(node, *o[:4])[0], kind)
                        for o in options[node.name])
         least = Resources(**{k: sum(fewest(n, k) for n in nodes) for k in KINDS})
         bound = [k for k in KINDS if getattr(least, k) > self.utilization * self.capacity[k]]
+        if not bound:
+            # Weights can sit in block RAM or in logic: a layer's best split still takes a
+            # share of the two together, and the two shares may average at most utilization.
+            def memory_share(node):
+                return min(sum(getattr(self.combined(node, *o[:4])[0], k) / self.capacity[k]
+                               for k in _MEMORY_KINDS) for o in options[node.name])
+            average = sum(memory_share(n) for n in nodes) / len(_MEMORY_KINDS)
+            if average > self.utilization:
+                return max(nodes, key=memory_share).name, "memory", average, None, True
         kinds, figures = (bound, least) if bound else (over, total)
         worst = max(kinds, key=lambda k: getattr(figures, k) / max(self.capacity[k], 1))
         biggest = max(nodes, key=lambda n: fewest(n, worst) if bound else
-                      getattr(self.combined(n, *picks[n.name][:3])[0], worst))
+                      getattr(self.combined(n, *picks[n.name][:4])[0], worst))
         return biggest.name, worst, figures, kinds, bool(bound)
 
     def design(self, picks):
         net = self.network
         rows, total = [], Resources()
-        folding = {name: (pe, simd) for name, (pe, simd, _, _) in picks.items()}
-        lut_lanes = {name: dict(lut) for name, (_, _, lut, _) in picks.items()}
-        owner_lanes = {name: pe for name, (pe, _, _, _) in picks.items()}
+        folding = {name: (pe, simd) for name, (pe, simd, *_) in picks.items()}
+        lut_lanes = {name: dict(pick[2]) for name, pick in picks.items()}
+        rom_styles = {name: pick[3] for name, pick in picks.items() if pick[3] is not None}
+        owner_lanes = {name: pe for name, (pe, *_) in picks.items()}
         for node in net.graph.nodes:
             if node.op in FILTER_OPS:
-                pe, simd, lut, cycles = picks[node.name]
-                r = self.cost(node, pe, simd, lut)[0]
+                pe, simd, lut, style, cycles = picks[node.name]
+                r = self.cost(node, pe, simd, lut, style)[0]
                 rows.append({"name": node.name, "op": node.op, "pe": pe, "simd": simd,
                              "lut_lanes": {str(b): n for b, n in lut.items()},
-                             "cycles": cycles, "resources": r})
+                             "rom_style": style, "cycles": cycles, "resources": r})
             else:
                 owner = net.stream_of.get(node.name)
                 lanes = owner_lanes.get(owner, 1)
@@ -394,7 +433,8 @@ class _Search:
         cycles = max([r["cycles"] for r in rows]
                      + [net.elements[net.graph.output] // owner_lanes.get(
                          net.stream_of.get(net.graph.output), 1)])
-        return Design(self.device, self.clock_mhz, folding, lut_lanes, cycles, rows, total)
+        return Design(self.device, self.clock_mhz, folding, lut_lanes, rom_styles, cycles, rows,
+                      total)
 
 
 def _bounds(network):
@@ -454,8 +494,14 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
             raise DesignError(f"the model does not fit {part.name} even fully folded: layer "
                               f"'{why_top[0]}' cannot meet the cycle bound; {memory}")
         name, kind, figures, kinds, bound = why_top
+        if kind == "memory":
+            raise DesignError(f"the model does not fit {part.name} even fully folded: with "
+                              f"every layer's weight ROMs at its best split between block RAM "
+                              f"and logic, block RAM and LUTs still average {figures:.0%} of "
+                              f"the device (utilization {utilization:g}); layer '{name}' needs "
+                              f"the most; {memory}")
         what = ("with every layer at its fewest of each resource, the design still needs "
-                if bound else "the cheapest mix of layer options needs ")
+                if bound else "no mix of layer options fits; the last one tried needs ")
         raise DesignError(f"the model does not fit {part.name} even fully folded: "
                           f"{what}{_over(figures, search.capacity, utilization, kinds)}; "
                           f"layer '{name}' needs the most {kind}; {memory}")
@@ -527,8 +573,10 @@ def greedy_folding(graph, target_cycles):
     return folding
 
 
-def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None):
-    """The :class:`Design` of a given folding (all lanes packed unless ``lut_lanes``)."""
+def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
+             rom_styles=None):
+    """The :class:`Design` of a given folding (all lanes packed unless ``lut_lanes``; weight
+    ROMs where synthesis puts them unless ``rom_styles``)."""
     part = get_device(device)
     clock_mhz = part.check_clock(clock_mhz)
     search = _Search(graph, part, clock_mhz, 1.0)
@@ -538,5 +586,5 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None):
             raise FoldingError(f"layer '{node.name}': folding gives no PE and SIMD")
         pe, simd = folding[node.name]
         picks[node.name] = (pe, simd, dict((lut_lanes or {}).get(node.name, {})),
-                            search.cycles(node, pe, simd))
+                            (rom_styles or {}).get(node.name), search.cycles(node, pe, simd))
     return search.design(picks)

@@ -19,13 +19,15 @@ from .passes import reorder_filters
 __all__ = ["compile_graph", "generate", "metadata"]
 
 
-def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None):
+def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None,
+                  rom_styles=None):
     """Validate, fold and reorder ``graph``; return the :class:`Accelerator` for it.
 
     ``folding`` maps layer names to ``(pe, simd)``; layers it leaves out are folded by
     :func:`choose_folding`. ``device`` picks the hardware multiplier that MAC lanes are packed
     onto (``"xc7"``, ``"xcup"``, ``"ecp5"``, or None for LUT multipliers only); ``lut_lanes``
-    moves lanes of given precisions to LUTs, per layer (``{layer: {bits: lanes}}``). Every
+    moves lanes of given precisions to LUTs, per layer (``{layer: {bits: lanes}}``);
+    ``rom_styles`` puts a layer's weight ROMs in block RAM or logic (``{layer: "block"}``). Every
     check runs before any hardware is elaborated: graph rules, what the hardware supports,
     then folding rules.
     """
@@ -35,7 +37,7 @@ def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=No
     folding = choose_folding(graph, mac_budget=mac_budget, fixed=fixed) | fixed
     check_folding(graph, folding)
     return Accelerator(reorder_filters(graph, folding), folding, device=device,
-                       lut_lanes=lut_lanes)
+                       lut_lanes=lut_lanes, rom_styles=rom_styles)
 
 
 def _stream_info(shape, elements, bits, is_signed, order):
@@ -62,7 +64,7 @@ def metadata(acc):
                           block.weight_bits, return_counts=True))},
                       "cycles_per_frame": cycles[name], "latency": block.latency,
                       "macs": macs[name], "dsp": block.dsp_count,
-                      "lut_lanes": block.lut_lane_count}
+                      "lut_lanes": block.lut_lane_count, "rom_style": block.rom_style}
         elif hasattr(block, "dsp_count"):
             entry["dsp"] = block.dsp_count
         if name in acc.fifo_depths:
@@ -124,13 +126,14 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def generate(graph, out_dir, folding=None, mac_budget=64, device="xc7", lut_lanes=None):
+def generate(graph, out_dir, folding=None, mac_budget=64, device="xc7", lut_lanes=None,
+             rom_styles=None):
     """Write ``top.v``, ``metadata.json`` and the compiled ``model.qgraph`` into ``out_dir``.
 
     Returns the metadata with the paths of the written files under ``"verilog"`` and
     ``"qgraph"``. Nothing is written unless the whole design elaborates.
     """
-    acc = compile_graph(graph, folding, mac_budget, device, lut_lanes)
+    acc = compile_graph(graph, folding, mac_budget, device, lut_lanes, rom_styles)
     text = to_verilog(acc)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

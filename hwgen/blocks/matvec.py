@@ -14,7 +14,10 @@ from ..errors import FoldingError
 from ._util import divisors, element_shape, pack_words, rom_attrs, tree_sum
 from .packed import PackedMultiplier
 
-__all__ = ["MatVecUnit", "accumulator_range", "lut_multiply"]
+__all__ = ["MatVecUnit", "ROM_STYLES", "accumulator_range", "lut_multiply"]
+
+#: Weight ROM placements: synthesis's choice, block RAM, logic.
+ROM_STYLES = (None, "block", "logic")
 
 #: Clock cycles from issuing a fold to offering its result: memories (1), their outputs
 #: registered twice (2, 3), the multipliers' operand and result registers (4, 5), the results
@@ -78,6 +81,9 @@ class MatVecUnit(wiring.Component):
     lut_lanes : dict, optional
         ``{weight bits: lanes}``: how many of the lanes of that precision use LUT multipliers
         instead of packed hardware multipliers (the last lanes of the group).
+    rom_style : {None, "block", "logic"}
+        Where the weight ROMs go (their ``rom_style`` attribute): block RAM, logic, or None
+        for synthesis's choice.
 
     Members
     -------
@@ -88,7 +94,7 @@ class MatVecUnit(wiring.Component):
     """
 
     def __init__(self, *, weight, bias, weight_bits, in_bits, in_signed, pe, simd,
-                 multiplier=None, lut_lanes=None, name="dense"):
+                 multiplier=None, lut_lanes=None, rom_style=None, name="dense"):
         weight = np.asarray(weight)
         if not np.issubdtype(weight.dtype, np.integer) or weight.ndim != 2:
             raise TypeError(f"weight must be a 2-D integer array, not {weight.dtype} "
@@ -116,6 +122,10 @@ class MatVecUnit(wiring.Component):
             raise ValueError(f"layer '{name}': filter {c} has weights outside its "
                              f"{weight_bits[c]}-bit range ±{limit[c]}")
 
+        if rom_style not in ROM_STYLES:
+            raise ValueError(f"layer '{name}': rom_style must be one of "
+                             f"{', '.join(map(repr, ROM_STYLES))}, not {rom_style!r}")
+        self._rom_style = rom_style
         self._groups = self._plan_groups(name, weight_bits[:pe], in_bits, in_signed,
                                          multiplier, dict(lut_lanes or {}))
         self._multiplier = None if multiplier is None else packing.as_multiplier(multiplier)
@@ -143,6 +153,7 @@ class MatVecUnit(wiring.Component):
     in_signed = property(lambda self: self._in_signed)
     acc_bits = property(lambda self: self._acc_bits)
     weight_bits = property(lambda self: self._weight_bits.copy())
+    rom_style = property(lambda self: self._rom_style)
     output_folds = property(lambda self: self.out_features // self._pe)
     input_folds = property(lambda self: self.in_features // self._simd)
 
@@ -305,8 +316,9 @@ class MatVecUnit(wiring.Component):
                         init[i] |= (int(v) & ((1 << width) - 1)) << offset
                     slices.append((offset, width))
                     offset += width
-                rom = Memory(shape=unsigned(offset), depth=nf * sf, init=init,
-                             attrs=rom_attrs(platform, nf * sf))
+                attrs = ({"rom_style": self._rom_style} if self._rom_style is not None
+                         else rom_attrs(platform, nf * sf))
+                rom = Memory(shape=unsigned(offset), depth=nf * sf, init=init, attrs=attrs)
                 m.submodules[f"weights_w{bits}_{s}"] = rom
                 address = Signal(range(nf * sf), name=f"address_w{bits}_{s}")
                 with m.If(issue):

@@ -144,7 +144,8 @@ def _matvec(family, block):
         family, in_features=block.in_features, out_features=block.out_features, pe=block.pe,
         simd=block.simd, in_bits=block.in_bits, in_signed=block.in_signed,
         acc_bits=block.acc_bits, groups=groups, rom_columns=roms, bias_columns=bias,
-        pipeline_depth=_matvec_module.PIPELINE_DEPTH, queue_depth=block.queue_depth)
+        pipeline_depth=_matvec_module.PIPELINE_DEPTH, queue_depth=block.queue_depth,
+        rom_style=block.rom_style)
 
 
 def _requantizer(family, block):

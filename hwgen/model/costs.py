@@ -279,7 +279,8 @@ def requantizer_cost(family, *, lanes, folds, in_bits, out_bits, shift, pieces, 
 
 
 def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_signed,
-                acc_bits, groups, rom_columns, bias_columns, pipeline_depth, queue_depth):
+                acc_bits, groups, rom_columns, bias_columns, pipeline_depth, queue_depth,
+                rom_style=None):
     """:class:`~hwgen.blocks.matvec.MatVecUnit`: the input vector's double buffer, one weight
     ROM per precision group, packed multipliers and LUT multipliers, an adder tree and an
     accumulator per lane, the bias ROM, the control pipeline and the output queue.
@@ -289,7 +290,7 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
     Each group has one ROM per input element, with its own address counter (the ROMs of one
     group hold the same words, so one counter per ROM keeps the address nets short):
     ``rom_columns[g][s]`` gives its ``(non-constant, distinct)`` columns, ``bias_columns``
-    the bias ROM's.
+    the bias ROM's; ``rom_style`` forces the weight ROMs into block RAM or logic.
     """
     nf, sf = out_features // pe, in_features // simd
     words = nf * sf
@@ -320,8 +321,12 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
     lane_products = []
     for (plan, packs, dsp_lanes, lut_lanes, bits), per_input in zip(groups, rom_columns):
         for columns in per_input:
-            rom, placed = rom_cost(family, columns, words, counter=True)
-            parts += Resources(lut=round(w["weight_rom"] * rom.lut), bram18=rom.bram18)
+            rom, placed = rom_cost(family, columns, words, counter=True, style=rom_style)
+            # Shallow ROMs in logic pay for their output multiplexing and the counter folded
+            # in; from 512 words on, yosys's count is about the bare one LUT per 16 words and
+            # bit (measured 512 to 2048 words, ROMs forced to logic, xc7 and xcup).
+            factor = w["weight_rom"] if words < 512 else 1.0
+            parts += Resources(lut=round(factor * rom.lut), bram18=rom.bram18)
             # The ROM output registered twice (a shift register with the read register of a
             # ROM in logic), and the ROM's address counter.
             if placed is not None and placed.kind == "logic":

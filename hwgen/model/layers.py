@@ -72,6 +72,8 @@ class Layer:
         as wide as the widest filter it serves after ``reorder_filters``.
     lut_lanes : dict
         ``{bits: lanes}`` built from LUT multipliers instead of packed DSP lanes.
+    rom_style : {None, "block", "logic"}
+        Where the weight ROMs of a dense layer or convolution go (None: synthesis's choice).
     multiplier : str or None
         Family whose multipliers MAC lanes are packed onto (defaults to the estimate's
         family); None for LUT multipliers only.
@@ -101,6 +103,7 @@ class Layer:
     simd: int = 1
     weight_bits: dict = field(default_factory=dict)
     lut_lanes: dict = field(default_factory=dict)
+    rom_style: str = None
     multiplier: object = "family"
     acc_bits: int = None
     out_bits: int = None
@@ -155,15 +158,22 @@ def window_buffer_rows(height, width, folds, kernel, stride, padding):
 
 
 def _window(family, layer, padding):
-    channels, height, width = layer.map_shape
+    channels = layer.map_shape[0]
     layer._check("simd", channels, layer.simd)
-    folds = channels // layer.simd
-    g = _Geometry(height, width, folds, layer.kernel, layer.stride, padding)
-    rows = window_buffer_rows(height, width, folds, layer.kernel, layer.stride, padding)
+    return _window_cost(family, layer.map_shape, layer.simd, layer.kernel, layer.stride,
+                        padding, layer.in_bits)
+
+
+@lru_cache(maxsize=None)   # the search prices one window under many lane and ROM choices
+def _window_cost(family, map_shape, simd, kernel, stride, padding, in_bits):
+    channels, height, width = map_shape
+    folds = channels // simd
+    g = _Geometry(height, width, folds, kernel, stride, padding)
+    rows = window_buffer_rows(height, width, folds, kernel, stride, padding)
     return costs.window_cost(
-        family, height=height, width=width, folds=folds, kernel=layer.kernel,
-        stride=layer.stride, padding=padding, out_height=g.out_h, out_width=g.out_w,
-        element_bits=layer.in_bits, lanes=layer.simd, buffer_rows=rows), g
+        family, height=height, width=width, folds=folds, kernel=kernel, stride=stride,
+        padding=padding, out_height=g.out_h, out_width=g.out_w, element_bits=in_bits,
+        lanes=simd, buffer_rows=rows), g
 
 
 def _accumulator_bits(layer, weight_bits):
@@ -250,6 +260,13 @@ def _bias_columns(lanes, acc_bits, words):
     return nonconstant, min(distinct, lanes * -(-acc_bits // 2))
 
 
+@lru_cache(maxsize=None)
+def _lane_widths(weight_bits, pe):
+    """Bits of each lane for ``((bits, filters), ...)`` in :func:`fold_order`."""
+    bits = np.repeat(*zip(*weight_bits))
+    return bits[fold_order(bits, pe)].reshape(-1, pe).max(axis=0)
+
+
 def _lane_groups(layer, multiplier):
     """Per lane width: ``(plan, packs, dsp_lanes, lut_lanes, bits)`` of one fold.
 
@@ -261,8 +278,7 @@ def _lane_groups(layer, multiplier):
     if sum(layer.weight_bits.values()) != out:
         raise ValueError(f"layer '{layer.name}': weight_bits counts "
                          f"{sum(layer.weight_bits.values())} filters, not out_channels {out}")
-    bits = np.repeat(*zip(*sorted(layer.weight_bits.items())))
-    widths = bits[fold_order(bits, layer.pe)].reshape(-1, layer.pe).max(axis=0)
+    widths = _lane_widths(tuple(sorted(layer.weight_bits.items())), layer.pe)
     groups = []
     for b in sorted(set(widths.tolist())):
         lanes = int((widths == b).sum())
@@ -300,7 +316,7 @@ def _matvec(family, layer):
         bias_columns=_bias_columns(layer.pe, acc_bits, folds),
         pipeline_depth=_matvec_module.PIPELINE_DEPTH,
         # As MatVecUnit.queue_depth: room for every result in flight.
-        queue_depth=-(-_matvec_module.PIPELINE_DEPTH // sf) + 1)
+        queue_depth=-(-_matvec_module.PIPELINE_DEPTH // sf) + 1, rom_style=layer.rom_style)
 
 
 def _dense(family, layer):

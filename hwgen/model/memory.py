@@ -26,8 +26,8 @@ from math import ceil
 from .logic import counter_bits
 from .resources import Resources
 
-__all__ = ["LUTRAM_CELLS", "MemoryMap", "lutram_luts", "map_memory", "memory_cost",
-           "pack_columns", "random_rom_columns", "rom_cost", "rom_logic_luts"]
+__all__ = ["LUTRAM_CELLS", "MemoryMap", "lutram_luts", "map_memory",
+           "memory_cost", "pack_columns", "random_rom_columns", "rom_cost", "rom_logic_luts"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,8 @@ def _geometry(ram, width, depth, rom, emulated):
 
 
 @lru_cache(maxsize=None)   # a network asks for the same few shapes many times
-def map_memory(width, depth, family, *, rom, transparent=False, no_rw_check=False):
+def map_memory(width, depth, family, *, rom, transparent=False, no_rw_check=False,
+               style=None):
     """The primitive Yosys builds a ``width`` x ``depth`` memory from on ``family``.
 
     Parameters
@@ -155,6 +156,9 @@ def map_memory(width, depth, family, *, rom, transparent=False, no_rw_check=Fals
     no_rw_check : bool
         A read of the word being written may return anything (the ``no_rw_check`` memory
         attribute): no port pair needs its read-after-write behaviour emulated.
+    style : {None, "block", "logic"}
+        The memory's ``ram_style``/``rom_style`` attribute: block RAM or logic whatever the
+        cost; None lets the cheapest win.
 
     Returns
     -------
@@ -163,7 +167,9 @@ def map_memory(width, depth, family, *, rom, transparent=False, no_rw_check=Fals
     if family not in _LIBRARY:
         raise ValueError(f"family must be one of {', '.join(map(repr, _LIBRARY))}, not "
                          f"{family!r}")
-    if width < 1 or depth < 1:
+    if style not in (None, "block", "logic"):
+        raise ValueError(f"style must be None, 'block' or 'logic', not {style!r}")
+    if width < 1 or depth < 1 or style == "logic":
         return MemoryMap("logic")
     logic = width * depth * (_ROM_BIT[family] if rom else 1.0)
     best_of_kind = {}
@@ -184,8 +190,9 @@ def map_memory(width, depth, family, *, rom, transparent=False, no_rw_check=Fals
         held = best_of_kind.get(ram.kind)
         if held is None or cost < held[0]:
             best_of_kind[ram.kind] = (cost, ram, instances, banks)
-    chosen, best = None, int(logic)
-    for kind in ("distributed", "block"):
+    # A forced block RAM wins whatever logic would cost.
+    chosen, best = None, float("inf") if style == "block" else int(logic)
+    for kind in ("block",) if style == "block" else ("distributed", "block"):
         if kind in best_of_kind and best_of_kind[kind][0] < best:
             chosen, best = best_of_kind[kind], int(best_of_kind[kind][0])
     if chosen is None:
@@ -255,19 +262,20 @@ def memory_cost(family, width, depth, *, transparent=False, read_enable=True,
     return Resources(lut=mux + depth, ff=width * depth + width), placed
 
 
-def rom_cost(family, columns, depth, *, counter=False):
+def rom_cost(family, columns, depth, *, counter=False, style=None):
     """A ROM with one synchronous read port.
 
     ``columns`` is ``(non-constant, distinct non-constant)`` bit columns (synthesis drops the
     constant ones, and in logic equal columns share LUTs and read register); ``counter`` says
     the address is a counter wrapping at ``depth`` (see
-    :func:`~hwgen.model.memory.rom_logic_luts`). In logic: the LUTs of its functions and a
-    read register; in block RAM: nothing else.
+    :func:`~hwgen.model.memory.rom_logic_luts`); ``style`` forces block RAM or logic (see
+    :func:`map_memory`). In logic: the LUTs of its functions and a read register; in block
+    RAM: nothing else.
     """
     width, distinct = columns
     if width < 1 or depth < 1:
         return Resources(), None
-    placed = map_memory(width, depth, family, rom=True)
+    placed = map_memory(width, depth, family, rom=True, style=style)
     if placed.kind == "block":
         return Resources(lut=width * placed.select_bits, ff=placed.select_bits,
                          bram18=placed.bram18), placed

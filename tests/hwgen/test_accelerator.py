@@ -138,3 +138,15 @@ def test_requantize_on_the_input_is_unsupported():
     with pytest.raises(UnsupportedLayerError, match=r"layer 'scale': requantize must follow a "
                                                     r"dense layer"):
         compile_graph(graph)
+
+
+def test_rom_styles_name_matrix_vector_layers_and_known_styles():
+    graph = random_mlp(0)
+    acc = compile_graph(graph, {"fc1": (4, 4), "fc2": (2, 4)}, rom_styles={"fc1": "logic"})
+    assert [b.rom_style for _, b in acc.blocks if isinstance(b, MatVecUnit)] == ["logic", None]
+    with pytest.raises(ValueError, match=r"layer 'act1': rom_styles names a layer that has no "
+                                         r"weight ROMs of a matrix-vector unit \(dense layers "
+                                         r"and convolutions: fc1, fc2\); layer 'fc2': rom_style "
+                                         r"must be one of None, 'block', 'logic', not 'lutram'"):
+        compile_graph(graph, {"fc1": (4, 4), "fc2": (2, 4)},
+                      rom_styles={"act1": "block", "fc2": "lutram"})

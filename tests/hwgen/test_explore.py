@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from hwgen import compile_graph
+from hwgen import compile_graph, generate
 from hwgen.cli import main
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 
@@ -57,11 +57,37 @@ def test_a_target_design_uses_no_more_luts_and_dsps_than_the_greedy_folding(make
 def test_a_model_too_big_for_the_device_names_the_resource_and_the_numbers():
     graph = random_mlp(0, (4096, 512, 10), (8, 1))    # 8.5 Mbit of weights
     with pytest.raises(DesignError, match=r"does not fit xc7z020 even fully folded: with every "
-                                          r"layer at its fewest of each resource, the design "
-                                          r"still needs bram18 \d+ > 0.8 x 280; layer 'fc1' "
-                                          r"needs the most bram18; its weights alone are 8.5 "
-                                          r"Mbit against 5.2 Mbit of block RAM"):
+                                          r"layer's weight ROMs at its best split between block "
+                                          r"RAM and logic, block RAM and LUTs still average "
+                                          r"\d+% of the device \(utilization 0.8\); layer 'fc1' "
+                                          r"needs the most; its weights alone are 8.5 Mbit "
+                                          r"against 5.2 Mbit of block RAM"):
         compile_design(graph, device="xc7z020", clock_mhz=100)
+    # Below what any weighting can reach, the bound is given.
+    with pytest.raises(DesignError, match=r"with every layer at its fewest of each resource, "
+                                          r"the design still needs lut \d+ > 0.0005 x 53200, "
+                                          r".*dsp \d+ > 0.0005 x 220.*; layer '\w+' needs the "
+                                          r"most dsp"):
+        compile_design(cnn2d(), device="xc7z020", clock_mhz=100, utilization=0.0005)
+
+
+def test_weight_roms_move_when_a_resource_runs_short(tmp_path):
+    # At 5% of the device the LUTs run short: the search puts the weight ROMs, which
+    # synthesis would build from logic, in block RAM, and the generated Verilog says so.
+    graph = random_mlp(3, (64, 32, 10), (4, 2))
+    design = compile_design(graph, device="xc7z020", clock_mhz=100, utilization=0.05)
+    assert design.rom_styles == {"fc1": "block", "fc2": "block"}
+    capacity = design.device.capacity()
+    assert all(getattr(design.total, k) <= 0.05 * capacity[k] for k in capacity)
+    left_alone = estimate(graph, design.folding, "xc7z020", 100, lut_lanes=design.lut_lanes)
+    assert left_alone.total.lut > design.total.lut
+    assert left_alone.total.bram18 < design.total.bram18
+    meta = generate(graph, tmp_path, **design.build_options)
+    assert meta["cycles_per_frame"] == design.cycles_per_frame
+    assert [layer["rom_style"] for layer in meta["layers"] if "rom_style" in layer] == \
+        ["block", "block"]
+    # One weight ROM per precision group and input element: fc1 2 x 2, fc2 2 x 1.
+    assert (tmp_path / "top.v").read_text().count('(* rom_style = "block" *)') == 6
 
 
 def test_greedy_folding_meets_its_target_layer_by_layer():

@@ -146,10 +146,19 @@ def test_collisions_that_need_no_care_are_not_emulated():
     assert map_memory(16, 96, "ecp5", rom=False, no_rw_check=True).bram18 == 1
 
 
+def test_a_memory_style_overrides_the_cheapest_placement():
+    assert map_memory(32, 256, "xc7", rom=True).kind == "logic"
+    assert map_memory(32, 256, "xc7", rom=True, style="block").bram18 == 1
+    assert map_memory(2, 4, "xcup", rom=True, style="block").bram18 == 1
+    assert map_memory(48, 1024, "xc7", rom=True, style="logic").kind == "logic"
+    with pytest.raises(ValueError, match=r"style must be None, 'block' or 'logic', not 'bram'"):
+        map_memory(8, 8, "xc7", rom=True, style="bram")
+
+
 # Blocks ---------------------------------------------------------------------------------------
 
 def _matvec(family, seed=0, in_features=32, out_features=16, pe=4, simd=4, bits=4, in_bits=5,
-            lut_lanes=None, high=0):
+            lut_lanes=None, high=0, rom_style=None):
     rng = np.random.default_rng(seed)
     lane_bits = np.array([8] * high + [bits] * (pe - high))
     weight_bits = np.tile(lane_bits, out_features // pe)
@@ -157,7 +166,18 @@ def _matvec(family, seed=0, in_features=32, out_features=16, pe=4, simd=4, bits=
     weight = rng.integers(-hi[:, None], hi[:, None] + 1, (out_features, in_features))
     return MatVecUnit(weight=weight, bias=rng.integers(-99, 99, out_features),
                       weight_bits=weight_bits, in_bits=in_bits, in_signed=False, pe=pe,
-                      simd=simd, multiplier=family, lut_lanes=lut_lanes)
+                      simd=simd, multiplier=family, lut_lanes=lut_lanes, rom_style=rom_style)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_weight_roms_go_where_the_style_says(family):
+    auto, block, logic = (block_cost(_matvec(family, rom_style=style), family)
+                          for style in (None, "block", "logic"))
+    assert auto.bram18 == logic.bram18 == 0 < block.bram18
+    assert block.lut < logic.lut and auto == logic
+    with pytest.raises(ValueError, match=r"layer 'dense': rom_style must be one of None, "
+                                         r"'block', 'logic', not 'ultra'"):
+        _matvec(family, rom_style="ultra")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -277,11 +297,12 @@ def test_layer_errors():
 @pytest.mark.synth
 @pytest.mark.parametrize("family", ["xc7", "xcup"])
 def test_estimates_against_synthesis(family):
-    """Three small blocks: DSP and block RAM exactly; LUT, FF and LUT RAM within 30%."""
+    """Four small blocks: DSP and block RAM exactly; LUT, FF and LUT RAM within 30%."""
     from hwgen.synth import synthesize
     rng = np.random.default_rng(3)
     blocks = [
         _matvec(family, in_features=32, out_features=8, pe=4, simd=4),
+        _matvec(family, in_features=32, out_features=8, pe=4, simd=4, rom_style="block"),
         StreamFifo(shape=unsigned(8), lanes=4, depth=600),
         DepthwiseUnit(weight=rng.integers(-7, 8, (8, 1, 5)), bias=rng.integers(-50, 50, 8),
                       weight_bits=np.full(8, 4), in_bits=5, in_signed=False, simd=2),
