@@ -51,6 +51,8 @@ def _simulate(graph, design, frames, work):
     result = sim.simulate(graph, x, out_dir=work / "sim", design=meta, progress=False)
     return {"cycles_per_frame_model": meta["cycles_per_frame"],
             "cycles_per_frame_measured": result.cycles_per_frame,
+            "latency_model": meta["latency"], "latency_measured": result.frame_latency,
+            "latency_model_is_estimate": meta["latency_is_estimate"],
             "mismatches": result.mismatches, "dsp_predicted": meta["dsp"]}
 
 

@@ -57,6 +57,10 @@ def main():
                 design = compile_design(graph, device=part_name, clock_mhz=clock)
                 row |= {"fits": True, "fps": round(design.fps, 2),
                         "cycles_per_frame": design.cycles_per_frame,
+                        "latency_cycles": design.latency,
+                        "latency_is_estimate": design.latency_is_estimate,
+                        **({"latency_note": design.latency_note}
+                           if design.latency_note else {}),
                         "total": design.total.as_dict(),
                         "utilization": {k: round(v, 4) for k, v in
                                         design.utilization().items()},
@@ -65,7 +69,8 @@ def main():
                 row |= {"fits": False, "reason": str(error)}
                 # What holding the whole network would take at about one frame per second.
                 target = int(clock * 1e6)
-                needed = estimate(graph, greedy_folding(graph, target), part_name, clock)
+                needed = estimate(graph, greedy_folding(graph, target), part_name, clock,
+                                  latency=False)
                 row["needs_at_1_fps"] = {"cycles_per_frame": needed.cycles_per_frame,
                                          "total": needed.total.as_dict(),
                                          "utilization": {k: round(v, 3) for k, v in

@@ -45,6 +45,37 @@ def _parse_folding(text):
     return folding
 
 
+def _build_options(args):
+    """``generate`` keyword arguments from ``--folding``/``--device`` or from ``--design``, an
+    estimate report (``hwgen estimate``): its folding, LUT lanes, ROM placement and the
+    device family its lanes were packed for."""
+    if args.design is None:
+        return {"folding": _parse_folding(args.folding),
+                "device": _device(args.device or "xc7")}
+    if args.folding is not None:
+        raise ValueError("--design gives the folding; leave out --folding")
+    try:
+        with open(args.design) as f:
+            report = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"design report {args.design} does not exist") from None
+    except ValueError as e:
+        raise ValueError(f"{args.design} is not a JSON estimate report ({e})") from None
+    missing = [k for k in ("folding", "lut_lanes", "rom_styles", "device")
+               if not isinstance(report, dict) or k not in report]
+    if missing:
+        raise ValueError(f"{args.design} is not an estimate report of `hwgen estimate`: it has "
+                         f"no {', '.join(missing)}")
+    family = report["device"]["family"]
+    if args.device is not None and args.device != family:
+        raise ValueError(f"--device {args.device} differs from the family the design was "
+                         f"estimated for ({family} of {report['device']['name']})")
+    return {"folding": {k: tuple(v) for k, v in report["folding"].items()},
+            "lut_lanes": {k: {int(b): n for b, n in v.items()}
+                          for k, v in report["lut_lanes"].items()},
+            "rom_styles": report["rom_styles"], "device": family}
+
+
 def cmd_inspect(args):
     graph = _load(args.model)
     shapes, ranges, macs = graph.shapes(), graph.ranges(), graph.macs()
@@ -77,8 +108,7 @@ def cmd_inspect(args):
 def cmd_generate(args):
     from .generate import generate
     graph = _load(args.model)
-    meta = generate(graph, args.out, folding=_parse_folding(args.folding),
-                    mac_budget=args.mac_budget, device=_device(args.device))
+    meta = generate(graph, args.out, mac_budget=args.mac_budget, **_build_options(args))
     print(meta["verilog"])
     print(str(Path(args.out) / "metadata.json"))
     print(f"cycles per frame (model): {meta['cycles_per_frame']}", file=sys.stderr)
@@ -99,8 +129,7 @@ def cmd_simulate(args):
     if not inputs.size or inputs.ndim == 0:
         raise ValueError(f"{args.inputs} holds no inputs")
     quant.golden.check_inputs(graph, inputs)  # bad inputs fail before any hardware is built
-    design = hwgen.generate(graph, Path(args.out) / "rtl", folding=_parse_folding(args.folding),
-                            device=_device(args.device))
+    design = hwgen.generate(graph, Path(args.out) / "rtl", **_build_options(args))
     result = sim.simulate(graph, inputs, out_dir=Path(args.out), simulator=args.sim,
                           backpressure=args.backpressure, seed=args.seed, design=design)
     np.save(Path(args.out) / "outputs.npy", result.outputs)
@@ -210,6 +239,13 @@ def _add_folding_option(p):
                    help="NAME=PExSIMD,... or a JSON file (default: automatic)")
 
 
+def _add_design_options(p):
+    _add_folding_option(p)
+    p.add_argument("--design", metavar="REPORT.json",
+                   help="build the design of an estimate report (`hwgen estimate`): its "
+                        "folding, LUT lanes, ROM placement and multiplier family")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="hwgen", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -234,10 +270,10 @@ def build_parser():
     p = sub.add_parser("generate", help="write top.v and metadata.json for a model")
     p.add_argument("model", metavar="MODEL.qgraph")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
-    _add_folding_option(p)
-    p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
+    _add_design_options(p)
+    p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default=None,
                    help="multiplier family MAC lanes are packed onto; none: LUTs only "
-                        "(default: %(default)s)")
+                        "(default: xc7, or the --design report's)")
     p.add_argument("--mac-budget", type=int, default=64, metavar="N",
                    help="MACs per cycle of the largest layer when folding automatically "
                         "(default: %(default)s)")
@@ -250,9 +286,10 @@ def build_parser():
     p.add_argument("-o", "--out", default="build/simulate", metavar="DIR",
                    help="output folder (default: %(default)s)")
     _add_sim_options(p)
-    _add_folding_option(p)
-    p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default="xc7",
-                   help="multiplier family MAC lanes are packed onto (default: %(default)s)")
+    _add_design_options(p)
+    p.add_argument("--device", choices=["xc7", "xcup", "ecp5", "none"], default=None,
+                   help="multiplier family MAC lanes are packed onto (default: xc7, or the "
+                        "--design report's)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("estimate", help="fold a model for a device: resources, cycles, FPS")

@@ -30,6 +30,12 @@ def table(design):
                             (("lut", 8), ("ff", 8), ("dsp", 5), ("bram18", 7), ("lutram", 7))))
     lines.append(f"{design.fps:,.1f} frames/s at {design.clock_mhz:g} MHz "
                  f"({design.cycles_per_frame:,} cycles per frame)")
+    if design.latency is not None:
+        about = "about " if design.latency_is_estimate else ""
+        lines.append(f"latency {about}{design.latency:,} cycles "
+                     f"({design.latency / design.clock_mhz:,.1f} us)")
+    else:
+        lines.append(f"latency unknown: {design.latency_note}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,9 @@ no layer uses more LUTs or DSPs than its FINN-style folding for ``T`` does.
 at a time, until the layer meets the target.
 """
 
+import gc
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +25,7 @@ from quant import numerics
 
 from . import packing
 from .blocks._util import divisors
-from .errors import FoldingError
+from .errors import FoldingError, UnsupportedLayerError
 from .folding import FILTER_OPS, _Layer, fixed_order_filters, is_depthwise, lane_bits
 from .model import Layer, Resources, device as get_device
 from .model.layers import layer_cost
@@ -68,6 +70,10 @@ class Design:
     total : Resources
     explored : list of dict
         The designs tried on the way: ``cycles_per_frame``, ``fps``, ``total`` (dict), ``fits``.
+    latency : int or None
+        Cycles from a frame's first input beat to its last output beat, from the built
+        accelerator's model (an estimate with line buffers: ``latency_is_estimate``); None
+        when the hardware cannot build the model (``latency_note`` says why).
     """
 
     device: object
@@ -79,6 +85,9 @@ class Design:
     rows: list
     total: Resources
     explored: list = field(default_factory=list)
+    latency: int = None
+    latency_is_estimate: bool = False
+    latency_note: str = None
 
     @property
     def fps(self):
@@ -92,12 +101,16 @@ class Design:
         """Keyword arguments that build this design: ``hwgen.generate(graph, out_dir,
         **design.build_options)``."""
         return {"folding": dict(self.folding), "lut_lanes": dict(self.lut_lanes),
-                "rom_styles": dict(self.rom_styles)}
+                "rom_styles": dict(self.rom_styles), "device": self.device.family}
 
     def as_dict(self):
         return {
             "device": self.device.as_dict(), "clock_mhz": self.clock_mhz,
             "cycles_per_frame": self.cycles_per_frame, "fps": round(self.fps, 3),
+            "latency_cycles": self.latency, "latency_is_estimate": self.latency_is_estimate,
+            "latency_us": None if self.latency is None else
+            round(self.latency / self.clock_mhz, 3),
+            **({"latency_note": self.latency_note} if self.latency_note else {}),
             "folding": {k: list(v) for k, v in self.folding.items()},
             "lut_lanes": {k: {str(b): n for b, n in v.items()} for k, v in self.lut_lanes.items()
                           if v},
@@ -515,7 +528,7 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
             best, hi = d, min(mid, d.cycles_per_frame)
     if target_fps is None:
         best.explored = explored
-        return best
+        return _with_latency(graph, best)
     target = math.floor(clock_mhz * 1e6 / target_fps)
     if target < best.cycles_per_frame:
         if why_fast is None or why_fast[1] == "cycles":
@@ -535,7 +548,7 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
     if d is None:
         d, _ = attempt(target)
     d.explored = explored
-    return d
+    return _with_latency(graph, d)
 
 
 def _over(total, capacity, utilization, kinds):
@@ -574,9 +587,10 @@ def greedy_folding(graph, target_cycles):
 
 
 def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
-             rom_styles=None):
+             rom_styles=None, latency=True):
     """The :class:`Design` of a given folding (all lanes packed unless ``lut_lanes``; weight
-    ROMs where synthesis puts them unless ``rom_styles``)."""
+    ROMs where synthesis puts them unless ``rom_styles``); ``latency=False`` skips building
+    the accelerator for its latency."""
     part = get_device(device)
     clock_mhz = part.check_clock(clock_mhz)
     search = _Search(graph, part, clock_mhz, 1.0)
@@ -587,4 +601,24 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
         pe, simd = folding[node.name]
         picks[node.name] = (pe, simd, dict((lut_lanes or {}).get(node.name, {})),
                             (rom_styles or {}).get(node.name), search.cycles(node, pe, simd))
-    return search.design(picks)
+    design = search.design(picks)
+    return _with_latency(graph, design) if latency else design
+
+
+def _with_latency(graph, design):
+    """``design`` with the latency of the accelerator it builds (elaborated no further)."""
+    from amaranth.hdl import UnusedElaboratable
+
+    from .generate import compile_graph
+    # The blocks are built for their timing models only: not elaborating them is on purpose.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        try:
+            acc = compile_graph(graph, **design.build_options)
+        except (UnsupportedLayerError, FoldingError) as error:
+            design.latency_note = f"not built in hardware: {error}"
+            return design
+        design.latency, design.latency_is_estimate = acc.latency, acc.has_windows
+        del acc
+        gc.collect()           # the unused blocks go while the warning is ignored
+    return design

@@ -122,7 +122,44 @@ def test_estimate_command_writes_the_report(tmp_path, capsys):
     assert "conv1" in out and "frames/s at 200 MHz" in out
     report = json.loads((tmp_path / "est" / "report.json").read_text())
     assert report["device"]["name"] == "xczu9eg" and report["fps"] > 0
+    assert report["latency_is_estimate"] and "latency about" in out     # line buffers
+    assert report["latency_cycles"] >= report["cycles_per_frame"]
     assert {row["name"] for row in report["layers"]} >= {"conv1", "conv2", "fc"}
     assert (tmp_path / "est" / "estimate.png").stat().st_size > 1000
     assert main(["estimate", str(path), "--device", "nope", "--out", str(tmp_path / "x")]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_generate_builds_the_design_of_an_estimate_report(tmp_path, capsys):
+    import quant
+    path = tmp_path / "mlp.qgraph"
+    quant.save(random_mlp(3, (64, 32, 10), (4, 2)), path)
+    assert main(["estimate", str(path), "--device", "xczu9eg", "--clock-mhz", "200",
+                 "--utilization", "0.02", "--out", str(tmp_path / "est")]) == 0
+    report_path = tmp_path / "est" / "report.json"
+    report = json.loads(report_path.read_text())
+    assert report["rom_styles"] and report["lut_lanes"]     # the search moved both
+    assert main(["generate", str(path), "-o", str(tmp_path / "rtl"), "--design",
+                 str(report_path)]) == 0
+    meta = json.loads((tmp_path / "rtl" / "metadata.json").read_text())
+    assert meta["cycles_per_frame"] == report["cycles_per_frame"]
+    units = {layer["name"]: layer for layer in meta["layers"] if "rom_style" in layer}
+    assert {name: [u["pe"], u["simd"]] for name, u in units.items()} == report["folding"]
+    assert {name: u["rom_style"] for name, u in units.items() if u["rom_style"]} == \
+        report["rom_styles"]
+    assert {name: u["lut_lanes"] for name, u in units.items() if u["lut_lanes"]} == \
+        {name: sum(lanes.values()) for name, lanes in report["lut_lanes"].items()}
+    capsys.readouterr()
+    for extra, message in (
+            (["--folding", "fc1=1x1"], "--design gives the folding; leave out --folding"),
+            (["--device", "xc7"], "--device xc7 differs from the family the design was "
+                                  "estimated for (xcup of xczu9eg)")):
+        assert main(["generate", str(path), "-o", str(tmp_path / "x"), "--design",
+                     str(report_path), *extra]) == 1
+        assert message in capsys.readouterr().err
+    (tmp_path / "other.json").write_text('{"fc1": [1, 1]}')
+    assert main(["generate", str(path), "-o", str(tmp_path / "x"), "--design",
+                 str(tmp_path / "other.json")]) == 1
+    assert "is not an estimate report of `hwgen estimate`: it has no folding, lut_lanes, " \
+           "rom_styles, device" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
