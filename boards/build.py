@@ -304,8 +304,8 @@ def _readme(board, flow):
 # -- the build ---------------------------------------------------------------------------------
 
 def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
-          mac_budget=64, clock_mhz=None, estimate=True, selftest_frames=4, seed=0,
-          log=_stderr):
+          lut_lanes=None, rom_styles=None, mac_budget=64, clock_mhz=None, estimate=True,
+          selftest_frames=4, seed=0, log=_stderr):
     """Write the build tree for ``graph`` on ``board`` into ``out_dir`` and run what can run.
 
     Parameters
@@ -320,6 +320,9 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
         Build the self-test top (always the case for boards without a processor).
     folding : dict, optional
         ``{layer: (pe, simd)}`` for :func:`hwgen.compile_graph`.
+    lut_lanes, rom_styles : dict, optional
+        LUT-multiplier lanes and weight ROM placement per layer, as
+        :func:`hwgen.compile_graph` takes them (an estimate's ``build_options``).
     clock_mhz : float, optional
         Clock of the design; by default the board's ``target_mhz`` (100 MHz).
     estimate : bool
@@ -357,7 +360,8 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
 
     _log(log, f"[1/4] compile the model for {board.name}")
     # MAC lanes are packed for the board's hardware multiplier (DSP48E1, DSP48E2, MULT18X18D).
-    acc = hwgen.compile_graph(graph, folding, mac_budget, device=board.family)
+    acc = hwgen.compile_graph(graph, folding, mac_budget, device=board.family,
+                              lut_lanes=lut_lanes, rom_styles=rom_styles)
     files = []
     quant.save(acc.graph, out / "model.qgraph")
     files.append("model.qgraph")
@@ -549,7 +553,7 @@ def cli_list():
 
 
 def cli_build(model, board, out=None, *, dry_run=False, selftest=False, folding=None,
-              log=_stderr):
+              lut_lanes=None, rom_styles=None, log=_stderr):
     """``hwgen build MODEL --board NAME``: load the model, build, return the summary text.
 
     ``out`` defaults to ``build/<model name>-<board>``.
@@ -559,5 +563,5 @@ def cli_build(model, board, out=None, *, dry_run=False, selftest=False, folding=
     if out is None:
         out = Path("build") / f"{model.stem}-{str(board).replace(':', '_')}"
     report = build(graph, board, out, dry_run=dry_run, selftest=selftest, folding=folding,
-                   log=log)
+                   lut_lanes=lut_lanes, rom_styles=rom_styles, log=log)
     return summary(report)

@@ -52,6 +52,16 @@ def _build_options(args):
     if args.design is None:
         return {"folding": _parse_folding(args.folding),
                 "device": _device(args.device or "xc7")}
+    options = _read_design(args)
+    if args.device is not None and args.device != options["device"]:
+        raise ValueError(f"--device {args.device} differs from the family the design was "
+                         f"estimated for ({options['device']} of {options['part']})")
+    del options["part"]
+    return options
+
+
+def _read_design(args):
+    """The build options of the ``--design`` estimate report, and the ``part`` it is for."""
     if args.folding is not None:
         raise ValueError("--design gives the folding; leave out --folding")
     try:
@@ -66,14 +76,11 @@ def _build_options(args):
     if missing:
         raise ValueError(f"{args.design} is not an estimate report of `hwgen estimate`: it has "
                          f"no {', '.join(missing)}")
-    family = report["device"]["family"]
-    if args.device is not None and args.device != family:
-        raise ValueError(f"--device {args.device} differs from the family the design was "
-                         f"estimated for ({family} of {report['device']['name']})")
     return {"folding": {k: tuple(v) for k, v in report["folding"].items()},
             "lut_lanes": {k: {int(b): n for b, n in v.items()}
                           for k, v in report["lut_lanes"].items()},
-            "rom_styles": report["rom_styles"], "device": family}
+            "rom_styles": report["rom_styles"], "device": report["device"]["family"],
+            "part": report["device"]["name"]}
 
 
 def cmd_inspect(args):
@@ -199,8 +206,17 @@ def cmd_boards(args):
 
 def cmd_build(args):
     import boards
+    options = {"folding": _parse_folding(args.folding)}
+    if args.design is not None:
+        options = _read_design(args)
+        family = boards.get_board(args.board).family
+        if options["device"] != family:
+            raise ValueError(f"--design was estimated for {options['part']} "
+                             f"({options['device']}); board {args.board} packs MAC lanes "
+                             f"for {family}: estimate for the board's part")
+        del options["device"], options["part"]
     print(boards.cli_build(args.model, args.board, args.out, dry_run=args.dry_run,
-                           selftest=args.selftest, folding=_parse_folding(args.folding)))
+                           selftest=args.selftest, **options))
     return 0
 
 
@@ -330,7 +346,7 @@ def build_parser():
                    help="write the build tree without running the vendor tools")
     p.add_argument("--selftest", action="store_true",
                    help="build the self-test top (vectors in ROM, LEDs show pass or fail)")
-    _add_folding_option(p)
+    _add_design_options(p)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("inspect", help="layers, shapes, MACs and per-filter precision")

@@ -359,3 +359,29 @@ def test_ulx3s_selftest_mnist_sized_reaches_100_mhz(tmp_path):
         graph, MNIST_FOLDING, device="ecp5").dsp_count
     assert util["design"]["BRAM"] > 0
     assert (tmp_path / "selftest.bit").is_file()
+
+
+def test_build_takes_an_estimates_design(tmp_path, capsys):
+    """An estimate's LUT lanes and ROM placement reach the board build; a design estimated
+    for another multiplier family is refused before anything is written."""
+    graph = random_mlp(3, (64, 32, 10), (4, 2))
+    design = hwgen.compile(graph, device="xczu9eg", clock_mhz=200, utilization=0.02)
+    options = dict(design.build_options)
+    assert options.pop("device") == "xcup" and options["rom_styles"] and options["lut_lanes"]
+    boards.build(graph, "zcu102", tmp_path / "zcu", dry_run=True, estimate=False, log=None,
+                 **options)
+    meta = json.loads((tmp_path / "zcu" / "metadata.json").read_text())
+    assert {layer["name"]: layer["rom_style"] for layer in meta["layers"]
+            if "rom_style" in layer} == design.rom_styles
+    assert meta["cycles_per_frame"] == design.cycles_per_frame
+
+    from hwgen.cli import main
+    model = tmp_path / "mlp.qgraph"
+    quant.save(graph, model)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(design.as_dict()))
+    assert main(["build", str(model), "--board", "pynq_z2", "--design", str(report),
+                 "--dry-run", "--out", str(tmp_path / "pynq")]) == 1
+    assert ("--design was estimated for xczu9eg (xcup); board pynq_z2 packs MAC lanes for "
+            "xc7: estimate for the board's part") in capsys.readouterr().err
+    assert not (tmp_path / "pynq").exists()
