@@ -39,7 +39,7 @@ from hwgen.blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUn
                           WidthConverter)
 from hwgen.generate import to_verilog
 from hwgen.model import Layer, block_cost, layer_cost, lutram_luts
-from hwgen.synth import find_yosys, synthesize
+from hwgen.synth import synthesize, yosys_version
 
 FAMILIES = ("xc7", "xcup")
 RESOURCES = ("lut", "ff", "dsp", "bram18", "lutram")
@@ -286,16 +286,6 @@ def summarize(rows):
     return summary
 
 
-def _yosys_version():
-    import subprocess
-    try:
-        out = subprocess.run([str(find_yosys()), "-V"], capture_output=True, text=True,
-                             timeout=300).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.splitlines()[-1] if out else None
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", metavar="PATH", default=str(Path(__file__).with_suffix(".json")),
@@ -357,7 +347,7 @@ def main(argv=None):
             "families": families, "blocks": len(sweep), "quick": args.quick, "only": args.only,
             "cached_results": cached, "fresh_results": len(rows) - cached,
             "cpus": os.cpu_count(), "python": platform.python_version(),
-            "yosys": _yosys_version(),
+            "yosys": yosys_version(),
             "load_average": {"start": round(load_start, 2),
                              "end": round(os.getloadavg()[0], 2)},
         },

@@ -30,7 +30,7 @@ from pathlib import Path
 from hwgen.blocks.packed import PackedMultiplier
 from hwgen.generate import to_verilog
 from hwgen.packing import MULTIPLIERS, finn_lanes, plan_lanes
-from hwgen.synth import synthesize
+from hwgen.synth import synthesize, yosys_version
 
 BITS = range(2, 9)
 FAMILIES = ("xc7", "xcup", "ecp5")
@@ -51,18 +51,6 @@ def _synth(family, w, a, scheme):
             "seconds": result["seconds"], "cells": result["cells"], "scheme": unit.scheme,
             "lanes": unit.lanes}
     return out
-
-
-def _yosys_version():
-    import subprocess
-
-    from hwgen.synth import find_yosys
-    try:
-        out = subprocess.run([str(find_yosys()), "-V"], capture_output=True, text=True,
-                             timeout=300).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.splitlines()[-1] if out else None
 
 
 def main(argv=None):
@@ -148,7 +136,7 @@ def main(argv=None):
             "component": "PackedMultiplier(registered=False), latency 1",
             "quick": args.quick, "borrow_subset": [f"W{w}A{a}" for w, a in BORROW_SUBSET],
             "jobs": args.jobs, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "yosys": _yosys_version(),
+            "yosys": yosys_version(),
             "load_average": {"start": round(load_start, 2),
                              "end": round(os.getloadavg()[0], 2)},
         },

@@ -371,18 +371,21 @@ class _Search:
             options[node.name] = self.options(node, target)
             if not options[node.name]:
                 return None, (node.name, "cycles")
-        styles = set()
+        styles, offered = set(), None
         for _ in range(12):
+            if offered is None:            # the options on offer change only with the styles
+                offered = {}
+                for node in nodes:
+                    offer = options[node.name] + self.restyled(node, options[node.name], styles)
+                    if reference is not None:
+                        offer = self.no_worse_than(node, offer, *reference[node.name], target)
+                    offered[node.name] = offer
             picks = {}
             for node in nodes:
-                offered = options[node.name] + self.restyled(node, options[node.name], styles)
-                if reference is not None:
-                    offered = self.no_worse_than(node, offered, *reference[node.name], target)
-
                 def price(option):
                     vector = self.combined(node, *option[:4])[1]
                     return float(weights @ vector), option[1] * option[0]
-                picks[node.name] = min(offered, key=price)
+                picks[node.name] = min(offered[node.name], key=price)
             total = sum((self.combined(n, *picks[n.name][:4])[0] for n in nodes),
                         Resources())
             over = [k for k in KINDS if getattr(total, k) > self.utilization * self.capacity[k]]
@@ -392,7 +395,10 @@ class _Search:
                 weights[KINDS.index(k)] *= 4.0
             # Weight ROMs go where synthesis puts them until a memory runs short: then the
             # search may move them to logic (block RAM short) or block RAM (LUTs short).
-            styles |= {_RESTYLE[k] for k in over if k in _RESTYLE}
+            more = {_RESTYLE[k] for k in over if k in _RESTYLE} - styles
+            if more:
+                styles |= more
+                offered = None
         every = {n.name: options[n.name] + self.restyled(n, options[n.name], _RESTYLE.values())
                  for n in nodes}
         return None, self._why_not(nodes, every, picks, over, total)

