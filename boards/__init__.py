@@ -7,6 +7,9 @@
   script, PYNQ driver, size estimate, ``report.json``); ECP5 bitstreams are built here.
 * :func:`cli_list` and :func:`cli_build`: what the ``hwgen boards`` and ``hwgen build``
   commands print.
+
+The self-test, the AXI top and the PYNQ driver pack tensors with the accelerator's
+:class:`quant.stream_format.StreamFormat` (:func:`boards.streams.formats`).
 """
 
 from .build import build, cli_build, cli_list, summary

@@ -3,8 +3,9 @@
 :class:`AXIAccelerator` wraps an :class:`hwgen.Accelerator`:
 
 * ``s_axis`` (AXI4-Stream slave) takes input beats. TDATA carries one accelerator input beat
-  in its low bits (element 0 lowest, the hardware contract of :mod:`sim.stream`), zero padded
-  to ``in_tdata_bits``; TLAST is expected on the last beat of every ``PACKET_FRAMES``-th frame
+  in its low bits (element 0 lowest, as :class:`quant.stream_format.StreamFormat` packs it;
+  :meth:`AXIAccelerator.description` gives each stream's format), zero padded to
+  ``in_tdata_bits``; TLAST is expected on the last beat of every ``PACKET_FRAMES``-th frame
   (every frame by default) and checked: a TLAST elsewhere, or a missing one, sets a sticky
   error flag. Frames are delimited by beat count, not by TLAST.
 * ``m_axis`` (AXI4-Stream master) sends output beats the same way, with TLAST on the last
@@ -24,6 +25,8 @@ import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
+
+from .streams import formats
 
 __all__ = ["MAGIC", "REGISTER_MAP_VERSION", "REGISTERS", "ERROR_BITS", "AXIStreamSignature",
            "AXILiteSignature", "AXIAccelerator", "design_id", "tdata_bits_for", "axi_verilog",
@@ -209,24 +212,24 @@ class AXIAccelerator(wiring.Component):
     design_id = property(lambda self: self._design_id)
 
     def description(self):
-        """What a host needs to drive this top: streams, widths, registers (JSON-ready)."""
+        """What a host needs to drive this top: streams, widths, registers (JSON-ready).
+
+        ``input`` and ``output`` are the streams' formats as
+        :meth:`quant.stream_format.StreamFormat.to_metadata` writes them (shape, order,
+        elements and beats, element type), with ``beat_bits`` and ``tdata_bits``.
+        """
         acc = self._acc
-        graph = acc.graph
-        out_shape = graph.shapes()[graph.output]
-        spec = graph.input
+        in_format, out_format = formats(acc)
         return {
             "design_id": self._design_id,
             "magic": MAGIC,
             "register_map_version": REGISTER_MAP_VERSION,
             "registers": dict(REGISTERS),
             "error_bits": dict(ERROR_BITS),
-            "input": {"shape": list(spec.shape), "bits": spec.bits, "signed": spec.signed,
-                      "elements_per_beat": acc.in_elements, "beats_per_frame": acc.in_beats,
-                      "beat_bits": self._in_beat_bits, "tdata_bits": self._in_tdata_bits},
-            "output": {"shape": list(out_shape), "bits": acc.out_bits,
-                       "signed": acc.out_signed, "elements_per_beat": acc.out_elements,
-                       "beats_per_frame": acc.out_beats, "beat_bits": self._out_beat_bits,
-                       "tdata_bits": self._out_tdata_bits},
+            "input": in_format.to_metadata() | {"beat_bits": in_format.beat_bits,
+                                                "tdata_bits": self._in_tdata_bits},
+            "output": out_format.to_metadata() | {"beat_bits": out_format.beat_bits,
+                                                  "tdata_bits": self._out_tdata_bits},
             "cycles_per_frame": acc.cycles_per_frame,
             "latency": acc.latency,
             "folding": {k: list(v) for k, v in acc.folding.items()},

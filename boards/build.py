@@ -202,21 +202,16 @@ def _tool(name):
 # -- build trees -------------------------------------------------------------------------------
 
 def _bundle_driver(out, files):
-    """``driver/``: the PYNQ driver with the project's stream packing beside it."""
-    import sim.stream
+    """``driver/``: the PYNQ driver and, beside it, the one module it packs with
+    (:mod:`quant.stream_format`, NumPy only)."""
+    import quant.stream_format
 
     from .drivers import pynq as driver
 
     folder = out / "driver"
     _write(folder / "hwgen_pynq.py", Path(driver.__file__).read_text(), files, out)
-    _write(folder / "sim" / "__init__.py",
-           '"""Stream packing of the hwgen project (sim.stream), bundled with the driver."""\n',
-           files, out)
-    _write(folder / "sim" / "stream.py", Path(sim.stream.__file__).read_text(), files, out)
-    _write(folder / "sim" / "errors.py",
-           '"""The one exception sim.stream raises (the project\'s sim.errors needs hwgen)."""\n'
-           '\n\nclass SimulationError(RuntimeError):\n    """A stream driver or monitor saw an '
-           'invalid value."""\n', files, out)
+    _write(folder / "stream_format.py", Path(quant.stream_format.__file__).read_text(), files,
+           out)
 
 
 def _zynq_tree(acc, board, out, clock_mhz, files):

@@ -24,6 +24,7 @@ from amaranth.lib.wiring import Out
 import quant
 
 from .errors import BoardError
+from .streams import formats
 
 __all__ = ["selftest_vectors", "SelfTest", "SelfTestTop", "ecp5_pll_params",
            "xilinx_mmcm_params", "LEDS"]
@@ -61,12 +62,16 @@ class SelfTest(wiring.Component):
     ----------
     accelerator : hwgen.Accelerator
     inputs : ndarray of int, shape (N, *input shape)
-        Test frames, baked into a ROM.
+        Test frames, baked into a ROM as the accelerator's input stream carries them
+        (``in_format``: feature maps pixel by pixel, see :func:`boards.streams.formats`).
     expected : ndarray of int, shape (N, *output shape)
-        The outputs the accelerator must produce (the golden's), baked into a ROM.
+        The outputs the accelerator must produce (the golden's), baked into a ROM in the
+        output stream's format (``out_format``).
     stall_limit : int, optional
         Cycles without an output beat, before all arrived, after which the test fails. By
         default four times (latency + cycles per frame) plus 256.
+
+    The ROMs hold ``in_words`` and ``out_words``, one payload word per beat.
 
     Members
     -------
@@ -90,7 +95,6 @@ class SelfTest(wiring.Component):
 
     def __init__(self, accelerator, inputs, expected, *, stall_limit=None):
         from hwgen import Accelerator
-        from sim.stream import pack_frames
 
         if not isinstance(accelerator, Accelerator):
             raise TypeError(f"accelerator must be an hwgen.Accelerator, not {accelerator!r}")
@@ -106,10 +110,9 @@ class SelfTest(wiring.Component):
                              f"{expected.shape}")
         self._acc = accelerator
         self._inputs, self._expected = inputs.copy(), expected.copy()
-        self._in_words = pack_frames(inputs, bits=graph.input.bits,
-                                     elements_per_beat=accelerator.in_elements)
-        self._out_words = pack_frames(expected, bits=accelerator.out_bits,
-                                      elements_per_beat=accelerator.out_elements)
+        self._in_format, self._out_format = formats(accelerator)
+        self._in_words = self._in_format.pack(inputs)
+        self._out_words = self._out_format.pack(expected)
         if stall_limit is None:
             stall_limit = 4 * (accelerator.latency + accelerator.cycles_per_frame) + 256
         if isinstance(stall_limit, bool) or not isinstance(stall_limit, int) or stall_limit < 1:
@@ -122,6 +125,10 @@ class SelfTest(wiring.Component):
     stall_limit = property(lambda self: self._stall_limit)
     inputs = property(lambda self: self._inputs.copy())
     expected = property(lambda self: self._expected.copy())
+    in_format = property(lambda self: self._in_format)
+    out_format = property(lambda self: self._out_format)
+    in_words = property(lambda self: list(self._in_words))
+    out_words = property(lambda self: list(self._out_words))
 
     @property
     def cycles(self):

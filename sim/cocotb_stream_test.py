@@ -7,10 +7,13 @@ JSON file whose path is in the environment variable ``SIM_STREAM_CONFIG``::
      "progress": "progress.txt", "backpressure": 0.0, "seed": 0, "max_cycles": 100000,
      "reset_cycles": 4, "clock_period_ns": 10}
 
-``results.npz`` holds ``outputs`` (int64, ``(N, *output.shape)``, complete frames only),
-``frame_cycles`` (cycle of each output frame's last beat), ``input_cycles`` (cycle of each
-input frame's first beat), ``cycles`` (cycles run) and ``status`` (``"ok"`` or the error).
-Cycle ``c`` is the ``c``-th rising clock edge after reset is released.
+Frames are packed into beats and unpacked by the streams'
+:class:`~quant.stream_format.StreamFormat` (``StreamFormat.from_metadata``), so in the order
+the metadata gives. ``results.npz`` holds ``outputs`` (int64, ``(N, *output.shape)``,
+complete frames only), ``frame_cycles`` (cycle of each output frame's last beat),
+``input_cycles`` (cycle of each input frame's first beat), ``cycles`` (cycles run) and
+``status`` (``"ok"`` or the error). Cycle ``c`` is the ``c``-th rising clock edge after reset
+is released.
 """
 
 import json
@@ -23,10 +26,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from quant.stream_format import StreamFormat
 from sim.errors import SimulationError
 from sim.runner import CONFIG_ENV
-from sim.stream import (StreamDriver, StreamMonitor, pack_frames, parse_pattern, run_cycles,
-                        run_lockstep, unpack_frames)
+from sim.stream import StreamDriver, StreamMonitor, parse_pattern, run_cycles, run_lockstep
 
 #: Cycles (beyond one output frame) watched after the last expected beat for surplus beats.
 DRAIN_CYCLES = 16
@@ -85,7 +88,7 @@ async def _stream_frames(dut, config):
     gap = backpressure if parse_pattern(backpressure)[0] == "random" else 0.0
     seed = int(config["seed"])
 
-    words = pack_frames(frames, bits=inp["bits"], elements_per_beat=inp["elements_per_beat"])
+    words = StreamFormat.from_metadata(inp, name="input").pack(frames)
     driver = StreamDriver(dut, words, beats_per_frame=inp["beats_per_frame"],
                           gap=gap, seed=seed)
     monitor = StreamMonitor(dut, n_frames * out["beats_per_frame"],
@@ -129,9 +132,7 @@ async def _stream_frames(dut, config):
 
     complete = min(len(monitor.words), n_frames * out["beats_per_frame"])
     complete -= complete % out["beats_per_frame"]
-    outputs = unpack_frames(monitor.words[:complete], bits=out["bits"],
-                            elements_per_beat=out["elements_per_beat"], signed=out["signed"],
-                            shape=out["shape"])
+    outputs = StreamFormat.from_metadata(out, name="output").unpack(monitor.words[:complete])
     _save(config["results"], outputs=outputs, frame_cycles=monitor.frame_end_cycles,
           input_cycles=driver.frame_start_cycles, cycles=cycles, wall=wall, status=status)
     if status != "ok":

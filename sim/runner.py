@@ -1,7 +1,8 @@
 """Build a design with a cocotb simulator and stream frames through it.
 
-The design is described by its metadata (the hardware contract, see :func:`load_design`).
-Each design is built once per simulator into ``<out_dir>/sim_build/<simulator>-<digest>``,
+The design is described by its metadata (the hardware contract, see :func:`load_design`);
+frames go in and come out as tensors of the metadata's shapes, packed into beats and unpacked
+by the streams' :class:`~quant.stream_format.StreamFormat` (so in their ``order``). Each design is built once per simulator into ``<out_dir>/sim_build/<simulator>-<digest>``,
 where the digest covers the Verilog text and the build flags; a later run with the same design
 reuses the build. Each run writes its configuration, inputs, results and simulator log into
 ``<out_dir>/sim_run/<simulator>-<digest>-bp<backpressure>-seed<seed>``.
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from quant.stream_format import StreamFormat
 
 from .errors import SimulationError, ToolchainError
 from .stream import Pattern, parse_pattern
@@ -75,7 +78,8 @@ class RunResult:
     Attributes
     ----------
     outputs : numpy.ndarray
-        ``(N, *output.shape)`` int64, the frames the design sent, in order.
+        ``(N, *output.shape)`` int64, the frames the design sent, in order (unpacked from
+        the output's stream order).
     frame_cycles : numpy.ndarray
         ``(N,)`` cycle at which each output frame's last beat transferred.
     input_cycles : numpy.ndarray
@@ -112,53 +116,19 @@ class RunResult:
 
 # -- design metadata -----------------------------------------------------------------------------
 
-_STREAM_KEYS = ("shape", "elements_per_beat", "beats_per_frame", "bits", "signed")
-
-
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _check_stream(name, spec, problems):
-    if not isinstance(spec, dict):
-        problems.append(f"metadata {name} must be a dict, not {spec!r}")
+    """The stream entry ``name`` as the metadata :meth:`StreamFormat.to_metadata` writes, or
+    ``None`` with its problems appended."""
+    try:
+        stream_format = StreamFormat.from_metadata(spec, name=f"metadata {name}")
+    except (TypeError, ValueError) as error:
+        problems.extend(str(error).splitlines())
         return None
-    missing = [key for key in _STREAM_KEYS if key not in spec]
-    if missing:
-        problems.append(f"metadata {name} is missing {', '.join(missing)}")
-        return None
-    shape, k, m = spec["shape"], spec["elements_per_beat"], spec["beats_per_frame"]
-    bits, signed = spec["bits"], spec["signed"]
-    ok = True
-    if (not isinstance(shape, (list, tuple)) or not shape
-            or not all(_is_int(d) and d >= 1 for d in shape)):
-        problems.append(f"metadata {name}.shape must be a list of positive integers, not "
-                        f"{shape!r}")
-        ok = False
-    for key, value in (("elements_per_beat", k), ("beats_per_frame", m)):
-        if not _is_int(value) or value < 1:
-            problems.append(f"metadata {name}.{key} must be a positive integer, not {value!r}")
-            ok = False
-    if not isinstance(signed, bool):
-        problems.append(f"metadata {name}.signed must be true or false, not {signed!r}")
-        ok = False
-    limit = 64 if signed is True else 63
-    if not _is_int(bits) or not 1 <= bits <= limit:
-        problems.append(f"metadata {name}.bits must be an integer in 1..{limit}, not {bits!r}")
-        ok = False
-    order = spec.get("order", "C")
-    if order not in ("C", "HWC"):
-        problems.append(f"metadata {name}.order must be \"C\" or \"HWC\", not {order!r}")
-        ok = False
-    if not ok:
-        return None
-    size = math.prod(int(d) for d in shape)
-    if size != k * m:
-        problems.append(f"metadata {name}: elements_per_beat {k} * beats_per_frame {m} = "
-                        f"{k * m} must equal the {size} elements of shape {tuple(shape)}")
-        return None
-    return {"shape": [int(d) for d in shape], "elements_per_beat": int(k),
-            "beats_per_frame": int(m), "bits": int(bits), "signed": signed, "order": order}
+    return stream_format.to_metadata()
 
 
 def load_design(design):
@@ -175,6 +145,10 @@ def load_design(design):
                    "bits": b, "signed": bool},
          "output": {same keys},
          "cycles_per_frame": n, "latency": l}
+
+    Each stream may also have ``"order"`` (``"HWC"`` or ``"C"``, the default) and
+    ``"map_shape"``; the streams are checked and returned as
+    :meth:`quant.stream_format.StreamFormat.to_metadata` writes them.
 
     Raises
     ------
@@ -390,7 +364,7 @@ def _check_frames(meta, frames):
     if len(frames) == 0:
         raise ValueError("frames must hold at least one frame")
     bits = spec["bits"]
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if spec["signed"] else (0, (1 << bits) - 1)
+    lo, hi = StreamFormat.from_metadata(spec).range
     if frames.min() < lo or frames.max() > hi:
         bad = tuple(int(i) for i in
                     np.unravel_index(np.argmax((frames < lo) | (frames > hi)), frames.shape))
@@ -459,7 +433,8 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
     design : dict or path
         The design's metadata (see :func:`load_design`).
     frames : array_like
-        ``(N, *input.shape)`` integers in the design's input range.
+        ``(N, *input.shape)`` integers in the design's input range; they are streamed in the
+        input's order (see :class:`~quant.stream_format.StreamFormat`).
     out_dir : path
         Where builds and runs go (see the module documentation).
     simulator : str

@@ -1,11 +1,10 @@
-"""Valid/ready streams: packing elements into beats, and a cocotb driver and monitor.
+"""Valid/ready streams in cocotb: a driver and a monitor with back-pressure, and beat packing.
 
-The packing helpers are plain Python/NumPy so that board drivers can reuse them; cocotb is
-imported only when a driver or monitor runs.
-
-Payload convention (the hardware contract): a beat carries ``elements_per_beat`` elements of
-``bits`` bits each, element 0 in the low bits, two's complement when signed. A frame is
-``beats_per_frame`` consecutive beats holding the frame's elements in C order.
+How a tensor travels on a stream (element order, elements per beat, packing into payload
+words) is :class:`quant.stream_format.StreamFormat`'s; the agents here move payload words.
+:func:`pack_beat` and :func:`unpack_beat` pack the elements of one beat (element 0 in the low
+bits, two's complement), for testbenches that drive a block beat by beat. cocotb is imported
+only when a driver or monitor runs.
 
 Clocking convention of the driver and monitor: both step in lock step with
 :func:`run_lockstep`. Right after a rising edge each agent drives the values for the next edge;
@@ -21,8 +20,8 @@ import numpy as np
 
 from .errors import SimulationError
 
-__all__ = ["pack_beat", "unpack_beat", "pack_frames", "unpack_frames", "Pattern",
-           "StreamDriver", "StreamMonitor", "run_lockstep", "run_cycles"]
+__all__ = ["pack_beat", "unpack_beat", "Pattern", "StreamDriver", "StreamMonitor",
+           "run_lockstep", "run_cycles"]
 
 
 def _check_bits(bits, signed):
@@ -89,77 +88,6 @@ def unpack_beat(word, bits, n, signed):
             v -= 1 << bits
         values.append(v)
     return np.array(values, dtype=np.int64)
-
-
-def pack_frames(frames, *, bits, elements_per_beat):
-    """Pack a batch of frames into payload words, ``beats_per_frame`` words per frame.
-
-    ``frames`` is ``(N, *shape)``; each frame is flattened in C order and cut into beats of
-    ``elements_per_beat`` elements, so its element count must be a multiple of it. Values obey
-    the rule of :func:`pack_beat`.
-
-    Returns
-    -------
-    list of int
-        ``N * beats_per_frame`` words, frame 0's beats first.
-    """
-    bits = _check_bits(bits, signed=True)
-    k = _check_count("elements_per_beat", elements_per_beat)
-    frames = np.asarray(frames)
-    if frames.ndim < 1 or not np.issubdtype(frames.dtype, np.integer):
-        raise ValueError(f"frames must be an integer array (N, ...), not {frames.dtype} of "
-                         f"shape {frames.shape}")
-    flat = frames.reshape(len(frames), -1).astype(np.int64)
-    if flat.shape[1] % k:
-        raise ValueError(f"a frame of {flat.shape[1]} elements is not a whole number of beats "
-                         f"of {k} elements")
-    lo, hi = -(1 << (bits - 1)), (1 << bits) - 1
-    if flat.size and (bits < 64 and (flat.min() < lo or flat.max() > hi)):
-        bad = np.argwhere((flat < lo) | (flat > hi))[0]
-        raise ValueError(f"frame {bad[0]} element {bad[1]} = {flat[tuple(bad)]} does not fit "
-                         f"in {bits} bits; elements must lie in {lo}..{hi}")
-    beats = flat.reshape(-1, k)
-    if bits == 64:
-        unsigned = beats.view(np.uint64)
-    else:
-        unsigned = beats & np.int64((1 << bits) - 1)
-    columns = unsigned.astype(object)
-    words = np.zeros(len(beats), dtype=object)
-    for i in range(k):
-        words = words + (columns[:, i] << (i * bits))
-    return [int(w) for w in words]
-
-
-def unpack_frames(words, *, bits, elements_per_beat, signed, shape):
-    """Unpack payload words into frames: the inverse of :func:`pack_frames`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(N, *shape)`` int64; ``len(words)`` must be a whole number of frames.
-    """
-    bits = _check_bits(bits, signed)
-    k = _check_count("elements_per_beat", elements_per_beat)
-    shape = tuple(int(d) for d in shape)
-    size = int(np.prod(shape, dtype=np.int64))
-    if size % k:
-        raise ValueError(f"a frame of shape {shape} is not a whole number of beats of {k} "
-                         f"elements")
-    beats_per_frame = size // k
-    words = np.array([int(w) for w in words], dtype=object).reshape(-1)
-    if len(words) % beats_per_frame:
-        raise ValueError(f"{len(words)} beats are not a whole number of frames of "
-                         f"{beats_per_frame} beats")
-    if len(words) and (min(words) < 0 or max(words) >= (1 << (k * bits))):
-        raise ValueError(f"words must lie in 0..2^{k * bits}-1 for {k} elements of {bits} bits")
-    mask = (1 << bits) - 1
-    out = np.empty((len(words), k), dtype=np.int64)
-    for i in range(k):
-        column = (words >> (i * bits)) & mask
-        if signed:
-            column = np.where(column >= (1 << (bits - 1)), column - (1 << bits), column)
-        out[:, i] = column.astype(np.int64)
-    return out.reshape(-1, *shape)
 
 
 def _random_source(seed, name):
@@ -252,6 +180,14 @@ def _ports(dut, prefix):
                                   f"{prefix}__payload, {prefix}__valid and {prefix}__ready") \
                 from None
     return ports
+
+
+def _unsigned(value):
+    """A port value as an unsigned integer: a 1-bit port reads as a single ``Logic``, a wider
+    one as a ``LogicArray``; both raise ``ValueError`` on X or Z bits."""
+    if hasattr(value, "to_unsigned"):
+        return value.to_unsigned()
+    return int(value)
 
 
 def _high(signal, name, cycle):
@@ -408,7 +344,7 @@ class StreamMonitor:
         if self._fire:
             value = self._payload.value
             try:
-                self._word = value.to_unsigned()
+                self._word = _unsigned(value)
             except ValueError:
                 raise SimulationError(f"{self.name}__payload is {value} (has X or Z bits) in "
                                       f"beat {len(self.words)}, cycle {cycle}") from None

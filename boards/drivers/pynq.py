@@ -5,11 +5,12 @@ streams frames from DDR into the accelerator (cell ``accel``) and its results ba
 accelerator's AXI4-Lite registers count frames and cycles. ``design.json`` (written beside
 the bitstream) says how frames are packed.
 
-Packing is the hardware contract of :mod:`sim.stream` (element 0 in the low bits of a beat,
-two's complement, C order), reused here through :func:`sim.stream.pack_frames` and
-:func:`sim.stream.unpack_frames`; each beat occupies ``tdata_bits / 8`` bytes of memory,
-little endian, as the DMA moves them. The packing functions need only NumPy; ``pynq`` is
-imported when an :class:`Overlay` is opened.
+Packing is the hardware contract of :class:`quant.stream_format.StreamFormat`, built from
+``design.json``'s ``input`` and ``output`` entries: feature maps stream pixel by pixel (HWC),
+element 0 of a beat in its low bits, two's complement. Each beat occupies ``tdata_bits / 8``
+bytes of memory, little endian, as the DMA moves them. The build puts ``stream_format.py``
+(that one module, NumPy only) beside this file; ``pynq`` is imported when an
+:class:`Overlay` is opened.
 
 On the board::
 
@@ -25,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    from sim.stream import pack_frames, unpack_frames
-except ImportError as e:  # pragma: no cover - only without the bundled copy
-    raise ImportError("the driver needs sim/stream.py from the project (bundled beside it in "
-                      "the build's driver/ folder)") from e
+try:  # on the board: the copy of quant/stream_format.py the build put beside this file
+    from stream_format import StreamFormat
+except ImportError:  # in the project
+    from quant.stream_format import StreamFormat
 
-__all__ = ["load_design", "input_nbytes", "output_nbytes", "pack_input", "unpack_output",
-           "Overlay"]
+__all__ = ["load_design", "stream_format", "input_nbytes", "output_nbytes", "pack_input",
+           "unpack_output", "Overlay"]
 
 #: Bytes one DMA transfer can move (the DMA's length register is 26 bits wide).
 DEFAULT_DMA_MAX_BYTES = (1 << 26) - 1
@@ -45,9 +45,15 @@ def load_design(design):
     return json.loads(Path(design).read_text())
 
 
+def stream_format(design, which):
+    """The :class:`StreamFormat` of the ``"input"`` or ``"output"`` stream of ``design``."""
+    return StreamFormat.from_metadata(load_design(design)[which], name=f"design {which}")
+
+
 def _stream(design, which):
-    spec = load_design(design)[which]
-    return spec, spec["tdata_bits"] // 8
+    """The stream's format and the bytes one beat takes in memory."""
+    design = load_design(design)
+    return stream_format(design, which), design[which]["tdata_bits"] // 8
 
 
 def _beats(words, nbytes):
@@ -60,14 +66,14 @@ def _beats(words, nbytes):
 
 def input_nbytes(frames, design):
     """Bytes of ``frames`` input frames in memory."""
-    spec, nbytes = _stream(design, "input")
-    return int(frames) * spec["beats_per_frame"] * nbytes
+    fmt, nbytes = _stream(design, "input")
+    return int(frames) * fmt.beats_per_frame * nbytes
 
 
 def output_nbytes(frames, design):
     """Bytes of ``frames`` output frames in memory."""
-    spec, nbytes = _stream(design, "output")
-    return int(frames) * spec["beats_per_frame"] * nbytes
+    fmt, nbytes = _stream(design, "output")
+    return int(frames) * fmt.beats_per_frame * nbytes
 
 
 def pack_input(frames, design):
@@ -75,24 +81,18 @@ def pack_input(frames, design):
 
     Raises
     ------
+    TypeError
+        When the frames are not integers.
     ValueError
-        When the frames have the wrong shape or values outside the input range.
+        When the frames have the wrong shape or values outside the input range (the message
+        names the first such frame and element).
     """
-    spec, nbytes = _stream(design, "input")
+    fmt, nbytes = _stream(design, "input")
     frames = np.asarray(frames)
-    shape = tuple(spec["shape"])
-    if frames.shape[1:] != shape:
-        raise ValueError(f"frames must have shape (N, {', '.join(map(str, shape))}), not "
+    if frames.ndim < 1 or frames.shape[1:] != fmt.shape:
+        raise ValueError(f"frames must have shape (N, {', '.join(map(str, fmt.shape))}), not "
                          f"{frames.shape}")
-    if not np.issubdtype(frames.dtype, np.integer):
-        raise ValueError(f"frames must be integers, not {frames.dtype}")
-    bits, is_signed = spec["bits"], spec["signed"]
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if is_signed else (0, (1 << bits) - 1)
-    if frames.size and (frames.min() < lo or frames.max() > hi):
-        kind = "signed" if is_signed else "unsigned"
-        raise ValueError(f"frames must lie in the {bits}-bit {kind} input range {lo}..{hi}")
-    words = pack_frames(frames, bits=bits, elements_per_beat=spec["elements_per_beat"])
-    return _beats(words, nbytes)
+    return _beats(fmt.pack(frames), nbytes)
 
 
 def unpack_output(data, design, frames=None):
@@ -100,15 +100,14 @@ def unpack_output(data, design, frames=None):
 
     ``frames`` (optional) checks that exactly that many frames are present.
     """
-    spec, nbytes = _stream(design, "output")
+    fmt, nbytes = _stream(design, "output")
     data = np.asarray(data, dtype=np.uint8).reshape(-1)
     if len(data) % nbytes:
         raise ValueError(f"{len(data)} bytes are not a whole number of {nbytes}-byte beats")
-    beat_mask = (1 << spec["beat_bits"]) - 1
+    beat_mask = (1 << fmt.beat_bits) - 1
     words = [int.from_bytes(data[i:i + nbytes].tobytes(), "little") & beat_mask
              for i in range(0, len(data), nbytes)]
-    out = unpack_frames(words, bits=spec["bits"], elements_per_beat=spec["elements_per_beat"],
-                        signed=spec["signed"], shape=spec["shape"])
+    out = fmt.unpack(words)
     if frames is not None and len(out) != frames:
         raise ValueError(f"expected {frames} output frames, got {len(out)}")
     return out

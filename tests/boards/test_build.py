@@ -17,6 +17,7 @@ from boards import BoardError, get_board
 from boards.build import check_fit, parse_nextpnr_log, summary
 from boards.drivers import pynq as driver
 from boards.vivado import DMA_STREAM_WIDTHS
+from quant import stream_format
 
 from ..hwgen.graphs import random_inputs, random_mlp
 
@@ -95,14 +96,19 @@ def test_zynq_dry_run_writes_a_complete_project(zynq_builds, name):
     script = (out / "build.sh").read_text()
     assert "vivado -mode batch" in script and "-source build.tcl" in script
     assert report["command"] == f"bash {out / 'build.sh'}"
-    # Driver, report.
+    # Driver (with the one module it packs with), report.
     assert (out / "driver" / "hwgen_pynq.py").read_text() == Path(driver.__file__).read_text()
+    assert (out / "driver" / "stream_format.py").read_text() == \
+        Path(stream_format.__file__).read_text()
+    assert sorted(p.name for p in (out / "driver").iterdir()) == ["hwgen_pynq.py",
+                                                                  "stream_format.py"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["board"]["part"] == board.part and saved["flow"] == "zynq-dma"
     assert saved["toolchain"] == {"ran": False} and saved["tcl"] == "build.tcl"
     assert set(saved["files"]) >= {"build.tcl", "build.sh", "design.json", "rtl/hwgen_axi.v",
                                    "rtl/hwgen_axi_core.v", "constraints/board.xdc",
-                                   "driver/hwgen_pynq.py", "model.qgraph", "metadata.json"}
+                                   "driver/hwgen_pynq.py", "driver/stream_format.py",
+                                   "model.qgraph", "metadata.json"}
 
 
 def _led_pins(board):
@@ -119,9 +125,11 @@ def test_bundled_driver_runs_without_the_project(zynq_builds, tmp_path):
     script = f"""
 import sys, json
 sys.path.insert(0, {str(out / 'driver')!r})
-import numpy as np, hwgen_pynq, sim
-assert sim.__file__.startswith({str(out / 'driver')!r}), sim.__file__
-assert "hwgen" not in sys.modules and "amaranth" not in sys.modules
+import numpy as np, hwgen_pynq, stream_format
+assert stream_format.__file__.startswith({str(out / 'driver')!r}), stream_format.__file__
+assert hwgen_pynq.StreamFormat is stream_format.StreamFormat
+for name in ("quant", "hwgen", "sim", "boards", "amaranth"):
+    assert name not in sys.modules, name
 design = hwgen_pynq.load_design({str(out / 'design.json')!r})
 x = np.load({str(tmp_path / 'x.npy')!r})
 data = hwgen_pynq.pack_input(x, design)
@@ -143,8 +151,7 @@ def test_driver_packing_round_trip(zynq_builds):
     x = random_inputs(graph, 5, seed=1)
     golden = quant.run(graph, x)[graph.output]
     spec = design["output"]
-    from sim.stream import pack_frames
-    words = pack_frames(golden, bits=spec["bits"], elements_per_beat=spec["elements_per_beat"])
+    words = stream_format.StreamFormat.from_metadata(spec).pack(golden)
     nbytes = spec["tdata_bits"] // 8
     data = np.frombuffer(b"".join(w.to_bytes(nbytes, "little") for w in words), np.uint8)
     assert len(data) == driver.output_nbytes(5, design)
@@ -153,8 +160,11 @@ def test_driver_packing_round_trip(zynq_builds):
         driver.unpack_output(data, design, 4)
     with pytest.raises(ValueError, match=r"frames must have shape \(N, 24\)"):
         driver.pack_input(x[:, :3], design)
-    with pytest.raises(ValueError, match=r"input range 0..255"):
+    with pytest.raises(ValueError, match=r"frame 0, element \(0,\) must lie in the 8-bit "
+                                         r"unsigned range 0\.\.255, not \d+"):
         driver.pack_input(x + 300, design)
+    with pytest.raises(TypeError, match=r"x must hold integers, not float64"):
+        driver.pack_input(x * 1.0, design)
 
 
 def test_xilinx_build_without_vivado_raises_toolchain_error(tmp_path, monkeypatch):

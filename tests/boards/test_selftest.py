@@ -11,9 +11,12 @@ import quant
 from boards.axi import platform_verilog
 from boards.errors import BoardError
 from boards.selftest import SelfTest, ecp5_pll_params, selftest_vectors, xilinx_mmcm_params
+from boards.streams import formats
 from hwgen.generate import to_verilog
+from quant.stream_format import StreamFormat
 
 from ..hwgen.graphs import random_mlp
+from ..hwgen.test_conv_accelerator import Builder
 from . import cocotb_bench
 
 FOLDING = {"fc1": (4, 6)}
@@ -21,6 +24,12 @@ FOLDING = {"fc1": (4, 6)}
 
 def _graph():
     return random_mlp(5, sizes=(24, 16, 8, 5), high=(4, 2, 1))
+
+
+def image_graph():
+    """A 3-channel 5x4 image through a 3x3 convolution 3 -> 4 and a requantize: feature maps
+    in and out, streamed pixel by pixel (HWC), not in the IR's CHW order."""
+    return Builder(21, (3, 5, 4)).conv("conv1", 4, 3, high=1).requantize("act1").graph
 
 
 #: Simulation model of the ECP5 multiplier primitive the ECP5 netlist instantiates.
@@ -103,6 +112,41 @@ def test_selftest_fails_on_a_flipped_weight_bit(tmp_path):
     assert held["done"] == 1 and held["failed"] == 1 and held["passed"] == 0, (where, verdict)
     assert held["mismatches"] == int(beats.sum()), (where, verdict)
     assert verdict["first_failed"] < verdict["done_at"]
+
+
+def test_selftest_passes_on_a_three_channel_image(tmp_path):
+    graph = image_graph()
+    inputs, expected = selftest_vectors(graph, count=4, seed=5)
+    acc = hwgen.compile_graph(graph)
+    assert (acc.in_order, acc.out_order, acc.in_elements) == ("HWC", "HWC", 3)
+    test = SelfTest(acc, inputs, expected)
+    verdict = _run_selftest(test, tmp_path)
+    assert verdict["held"] == {"done": 1, "passed": 1, "failed": 0, "mismatches": 0,
+                               "timed_out": 0}, verdict
+    assert verdict["done_at"] <= test.cycles, (verdict, test.cycles)
+
+
+def test_selftest_fails_on_chw_packed_vectors(tmp_path):
+    """The same accelerator with its vectors packed in CHW order (words made as if the
+    tensors streamed as they are): the self-test counts every output beat that differs."""
+    graph = image_graph()
+    inputs, expected = selftest_vectors(graph, count=4, seed=5)
+    acc = hwgen.compile_graph(graph)
+    in_format, out_format = formats(acc)
+    # Tensors whose HWC words are the CHW words of the vectors.
+    as_chw_in = in_format.from_stream(inputs.reshape(len(inputs), -1))
+    as_chw_expected = out_format.from_stream(expected.reshape(len(expected), -1))
+    test = SelfTest(acc, as_chw_in, as_chw_expected)
+    assert test.in_words == StreamFormat(in_format.shape, in_format.bits, in_format.signed,
+                                         in_format.elements_per_beat, order="C").pack(inputs)
+    # What the hardware sends for those input words, against what the words expect.
+    sent = out_format.pack(quant.run(graph, as_chw_in)[graph.output])
+    differ = sum(a != b for a, b in zip(sent, test.out_words))
+    assert differ > 0
+    verdict = _run_selftest(test, tmp_path)
+    held = verdict["held"]
+    assert held["done"] == 1 and held["failed"] == 1 and held["passed"] == 0, verdict
+    assert held["mismatches"] == differ, (differ, verdict)
 
 
 def test_selftest_times_out_when_outputs_do_not_come(tmp_path):

@@ -74,6 +74,17 @@ def test_unsigned_widening_single_beat(make_design, tmp_path):
     assert run.outputs.max() <= 18 and (run.outputs == 18).any()
 
 
+@pytest.mark.parametrize("element", [unsigned(1), signed(1)], ids=["u1", "s1"])
+def test_one_bit_ports(make_design, tmp_path, element):
+    """A 1-bit payload reads as a cocotb ``Logic``, not a ``LogicArray``: both the driver and
+    the monitor handle it."""
+    component, meta = make_design((6,), 1, element, addend=1, depth=1)
+    x = np.array([[0, 1, 1, 0, 0, 1], [1, 1, 1, 1, 1, 1]]) - (1 if element.signed else 0)
+    run = run_design(meta, x, out_dir=tmp_path, backpressure=0.3, seed=SEED)
+    assert run.outputs.tolist() == component.reference(x).tolist() == \
+        ((1 - x) if not element.signed else (-1 - x)).tolist()
+
+
 def test_measures_throttled_throughput(make_design, tmp_path):
     # One beat every 3 cycles, 2 beats per frame: a frame every 6 cycles.
     component, meta = make_design((2, 3), 3, signed(6), addend=-7, depth=3, interval=3)
@@ -167,6 +178,28 @@ def test_metadata_problems_are_listed(add5, tmp_path):
         "elements of shape (4, 3)",
         "metadata output.signed must be true or false, not 'yes'",
         "metadata latency must be a non-negative integer, not None",
+    ]
+
+
+def test_metadata_stream_orders(add5):
+    """Stream entries are checked and normalized by StreamFormat, the order and a flattened
+    map's shape included."""
+    _, meta = add5
+    hwc = meta | {"input": meta["input"] | {"shape": [3, 2, 2], "order": "HWC"},
+                  "output": meta["output"] | {"shape": [12], "order": "HWC",
+                                              "map_shape": [3, 2, 2]}}
+    loaded = load_design(hwc)
+    assert loaded["input"] == meta["input"] | {"shape": [3, 2, 2], "order": "HWC"}
+    assert loaded["output"]["map_shape"] == [3, 2, 2] and loaded["output"]["order"] == "HWC"
+    bad = hwc | {"input": hwc["input"] | {"shape": [12]},
+                 "output": hwc["output"] | {"map_shape": [2, 2, 2]}}
+    with pytest.raises(ValueError) as info:
+        load_design(bad)
+    assert str(info.value).splitlines() == [
+        "design metadata is invalid:",
+        "metadata input: map_shape must have a channel axis and at least one spatial axis "
+        "for order \"HWC\", not (12,)",
+        "metadata output: map_shape (2, 2, 2) must hold the 12 elements of shape (12,), not 8",
     ]
 
 

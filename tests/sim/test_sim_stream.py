@@ -1,9 +1,10 @@
-"""Packing elements into stream beats and back, without a simulator."""
+"""Packing the elements of one beat and back, without a simulator."""
 
 import numpy as np
 import pytest
 
-from sim.stream import pack_beat, pack_frames, unpack_beat, unpack_frames
+from quant.stream_format import StreamFormat
+from sim.stream import pack_beat, unpack_beat
 
 SEED = 20240611
 
@@ -57,26 +58,17 @@ def test_unsigned_and_signed_views_share_bits():
 
 @pytest.mark.parametrize("bits,is_signed,n", LAYOUTS,
                          ids=[f"{'s' if s else 'u'}{b}x{n}" for b, s, n in LAYOUTS])
-def test_frames_match_beats(bits, is_signed, n):
+def test_stream_format_words_are_beats(bits, is_signed, n):
+    """A frame's words are its beats as :func:`pack_beat` packs them, in stream order."""
     rng = np.random.default_rng(SEED + bits)
     beats_per_frame = 3
     frames = np.stack([_edge_values(bits, is_signed, n * beats_per_frame, rng)
                        for _ in range(5)]).reshape(5, beats_per_frame, n)
-    words = pack_frames(frames, bits=bits, elements_per_beat=n)
+    fmt = StreamFormat((beats_per_frame, n), bits, is_signed, n, order="C")
+    words = fmt.pack(frames)
     assert words == [pack_beat(beat, bits) for beat in frames.reshape(-1, n)]
-    back = unpack_frames(words, bits=bits, elements_per_beat=n, signed=is_signed,
-                         shape=(beats_per_frame, n))
-    assert back.shape == frames.shape
-    assert np.array_equal(back, frames), f"seed {SEED + bits}"
-
-
-def test_frames_are_cut_in_c_order():
-    frames = np.arange(12).reshape(1, 2, 6)  # one frame of shape (2, 6), 4 beats of 3
-    words = pack_frames(frames, bits=4, elements_per_beat=3)
-    assert words == [0 | 1 << 4 | 2 << 8, 3 | 4 << 4 | 5 << 8, 6 | 7 << 4 | 8 << 8,
-                     9 | 10 << 4 | 11 << 8]
-    assert unpack_frames(words, bits=4, elements_per_beat=3, signed=False,
-                         shape=(12,)).tolist() == [list(range(12))]
+    assert np.array_equal(np.stack([unpack_beat(w, bits, n, is_signed) for w in words]),
+                          frames.reshape(-1, n)), f"seed {SEED + bits}"
 
 
 @pytest.mark.parametrize("call,message", [
@@ -87,14 +79,6 @@ def test_frames_are_cut_in_c_order():
     (lambda: unpack_beat(1 << 12, 6, 2, True), r"word must lie in 0\.\.2\^12-1"),
     (lambda: unpack_beat(0, 64, 1, False), r"bits must be in 1\.\.63 for unsigned"),
     (lambda: unpack_beat(0, 8, 0, False), r"n must be at least 1, not 0"),
-    (lambda: pack_frames(np.zeros((2, 5), int), bits=4, elements_per_beat=3),
-     r"a frame of 5 elements is not a whole number of beats of 3 elements"),
-    (lambda: pack_frames(np.array([[0, 1, 99]]), bits=4, elements_per_beat=3),
-     r"frame 0 element 2 = 99 does not fit in 4 bits"),
-    (lambda: pack_frames(np.zeros((1, 3)), bits=4, elements_per_beat=3),
-     r"frames must be an integer array"),
-    (lambda: unpack_frames([0, 0, 0], bits=4, elements_per_beat=3, signed=False, shape=(6,)),
-     r"3 beats are not a whole number of frames of 2 beats"),
 ])
 def test_packing_errors(call, message):
     with pytest.raises(ValueError, match=message):
