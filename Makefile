@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(VENV)/bin/hwgen demo
 
+# The tests are independent: one worker per core.
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
 
 test-all: $(STAMP)
-	$(VENV)/bin/pytest -m ''
+	$(VENV)/bin/pytest -n auto -m ''
 
 setup: $(STAMP)
 

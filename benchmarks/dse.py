@@ -28,12 +28,12 @@ import numpy as np
 import quant
 import sim
 from hwgen import generate
+from hwgen.app.examples import EXAMPLES
 from hwgen.explore import compile as compile_design, estimate, greedy_folding
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE, CLOCK = "xc7z020", 100.0
 FRACTIONS = (0.05, 0.2, 0.5)
-EXAMPLES = ("mnist_mlp", "mnist_cnn", "resnet_mnist", "peaks")
 
 
 def _model(example):

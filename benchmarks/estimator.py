@@ -37,7 +37,7 @@ from amaranth.hdl import signed, unsigned
 from hwgen.blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
                           PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
                           WidthConverter)
-from hwgen.generate import to_verilog
+from hwgen.verilog import to_verilog
 from hwgen.model import Layer, block_cost, layer_cost, lutram_luts
 from hwgen.synth import synthesize, yosys_version
 

@@ -59,8 +59,6 @@ def main():
                         "cycles_per_frame": design.cycles_per_frame,
                         "latency_cycles": design.latency,
                         "latency_is_estimate": design.latency_is_estimate,
-                        **({"latency_note": design.latency_note}
-                           if design.latency_note else {}),
                         "total": design.total.as_dict(),
                         "utilization": {k: round(v, 4) for k, v in
                                         design.utilization().items()},

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from hwgen.blocks.packed import PackedMultiplier
-from hwgen.generate import to_verilog
+from hwgen.verilog import to_verilog
 from hwgen.packing import MULTIPLIERS, finn_lanes, plan_lanes
 from hwgen.synth import synthesize, yosys_version
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import quant
 import sim
 from hwgen import generate
-from hwgen.demo import EXAMPLES, train_example
+from hwgen.app.examples import EXAMPLES, train_example
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@
   commands print.
 
 The self-test, the AXI top and the PYNQ driver pack tensors with the accelerator's
-:class:`quant.stream_format.StreamFormat` (:func:`boards.streams.formats`).
+:class:`quant.stream_format.StreamFormat` (:attr:`hwgen.Accelerator.in_format`, ``out_format``).
 """
 
 from .build import build, cli_build, cli_list, summary

@@ -26,11 +26,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from .streams import formats
+from hwgen.verilog import to_verilog
 
 __all__ = ["MAGIC", "REGISTER_MAP_VERSION", "REGISTERS", "ERROR_BITS", "AXIStreamSignature",
-           "AXILiteSignature", "AXIAccelerator", "design_id", "tdata_bits_for", "axi_verilog",
-           "platform_verilog"]
+           "AXILiteSignature", "AXIAccelerator", "design_id", "tdata_bits_for", "axi_verilog"]
 
 #: Value of the ``ID`` register: "HWGA" in ASCII.
 MAGIC = 0x48574741
@@ -219,7 +218,7 @@ class AXIAccelerator(wiring.Component):
         elements and beats, element type), with ``beat_bits`` and ``tdata_bits``.
         """
         acc = self._acc
-        in_format, out_format = formats(acc)
+        in_format, out_format = acc.in_format, acc.out_format
         return {
             "design_id": self._design_id,
             "magic": MAGIC,
@@ -473,38 +472,21 @@ endmodule
 """
 
 
-def platform_verilog(component, name, platform):
-    """Verilog of ``component`` elaborated for ``platform`` (so with the vendor primitives its
-    blocks choose there, such as ECP5 multipliers), lowered like
-    :func:`hwgen.generate.to_verilog`: every combinational process a continuous assignment."""
-    from amaranth._toolchain.yosys import find_yosys
-    from amaranth.back import rtlil
-
-    text = rtlil.convert(component, name=name, platform=platform, emit_src=False)
-    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "memory_collect",
-                        "opt_clean", "write_verilog"])
-    return find_yosys(lambda version: version >= (0, 40)).run(["-q", "-"], script,
-                                                             ignore_warnings=True)
-
-
 def axi_verilog(top, name="hwgen_axi", *, platform=None):
     """Verilog for an :class:`AXIAccelerator`: ``{file name: text}`` for two files.
 
     ``<name>_core.v`` holds the design (module ``<name>_core`` and its submodules, every
     combinational process lowered to continuous assignments, see
-    :func:`hwgen.generate.to_verilog`), elaborated for ``platform`` if one is given;
+    :func:`hwgen.verilog.to_verilog`), elaborated for ``platform`` if one is given;
     ``<name>.v`` holds the wrapper module ``<name>`` with the Xilinx port names and interface
     attributes.
     """
-    from hwgen.generate import to_verilog
-
     if not isinstance(top, AXIAccelerator):
         raise TypeError(f"top must be an AXIAccelerator, not {top!r}")
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog module name, not {name!r}")
     core = f"{name}_core"
-    core_text = (to_verilog(top, name=core) if platform is None
-                 else platform_verilog(top, core, platform))
+    core_text = to_verilog(top, name=core, platform=platform)
     core_text = _plain_module_names(core_text, core)
     # The core is not the top of a design that includes it (Vivado reads this attribute).
     core_text = re.sub(r"^\(\* top = +1 +\*\)\n", "", core_text, flags=re.M)

@@ -8,13 +8,15 @@ Two kinds of top:
 * ``selftest`` (any board; the only top for boards without a processor): the self-test
   (:mod:`boards.selftest`) with test vectors and golden outputs in ROM, LEDs for the verdict.
 
-Xilinx builds are Vivado projects: ``bash <out>/build.sh`` runs them. They run here when
-``vivado`` is on PATH; otherwise the command to run on a Vivado machine is reported (and a
-non-dry run raises :class:`hwgen.ToolchainError` with it). ECP5 builds run yosys, nextpnr-ecp5
-and ecppack (the YoWASP wheels) here and report Fmax and utilization from nextpnr.
+Xilinx builds are Vivado projects: ``bash <out>/build.sh`` runs them. A non-dry build runs
+them here, so it needs ``vivado`` on PATH and looks for it before anything else (a
+:class:`hwgen.ToolchainError` otherwise); a dry run writes the project and reports the command
+to run on a Vivado machine. ECP5 builds run yosys, nextpnr-ecp5 and ecppack (the YoWASP
+wheels) here, also looked for first, and report Fmax and utilization from nextpnr.
 
-Before anything runs, the design's size is estimated with yosys (:func:`hwgen.synth.synthesize`)
-and checked against the part; a design that does not fit raises :class:`BoardError`.
+Before the vendor tools run, the design's size is estimated with yosys
+(:func:`hwgen.synth.synthesize`, minutes for a large design; ``estimate=False`` skips it) and
+checked against the part; a design that does not fit raises :class:`BoardError`.
 """
 
 import json
@@ -31,7 +33,7 @@ import numpy as np
 import hwgen
 import quant
 from hwgen.errors import ToolchainError
-from hwgen.generate import to_verilog
+from hwgen.verilog import to_verilog
 
 from . import vivado
 from .axi import AXIAccelerator, axi_verilog
@@ -310,7 +312,8 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
         A registered board name or ``"module:Class"`` (see :func:`boards.get_board`).
     out_dir : path
     dry_run : bool
-        Write everything, run no implementation tool (the estimate still runs).
+        Write everything, run no implementation tool (the estimate still runs unless
+        ``estimate`` is False).
     selftest : bool
         Build the self-test top (always the case for boards without a processor).
     folding : dict, optional
@@ -322,7 +325,7 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
         Clock of the design; by default the board's ``target_mhz`` (100 MHz).
     estimate : bool
         Run the yosys estimate and the fit check (skipped for a non-dry ECP5 build, where
-        nextpnr reports the real utilization).
+        nextpnr reports the real utilization). False skips it: ``hwgen build --no-synth``.
     selftest_frames, seed : int
         Test vectors of the self-test.
     log : callable, optional
@@ -338,8 +341,8 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
     BoardError
         Unknown board, or the design does not fit the part by the estimate.
     hwgen.ToolchainError
-        A non-dry Xilinx build without ``vivado`` on PATH (the message holds the command to
-        run on a Vivado machine), or missing ECP5 tools.
+        A non-dry Xilinx build without ``vivado`` on PATH, or a non-dry ECP5 build without its
+        tools; raised before anything is compiled or written.
     BuildError
         A tool failed, or the ECP5 design misses its clock.
     """
@@ -347,6 +350,7 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
     board = get_board(board)
     if not isinstance(graph, quant.QGraph):
         raise TypeError(f"graph must be a quant.QGraph, not {graph!r}")
+    tools = None if dry_run else _find_tools(board)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "report.json"
@@ -421,10 +425,6 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
     if board.toolchain == "vivado":
         if dry_run:
             _log(log, f"[4/4] dry run: on a Vivado machine run `{command}`")
-        elif shutil.which("vivado") is None:
-            raise ToolchainError(f"Vivado is not on PATH; the project for {board.name} is "
-                                 f"complete in {out}: run `{command}` on a machine with "
-                                 f"Vivado")
         else:
             _log(log, "[4/4] run Vivado")
             _run(["bash", str(out / "build.sh")], out, out / "build.log", "Vivado", report,
@@ -434,7 +434,7 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
         _log(log, f"[4/4] dry run: run `{command}` to build the bitstream")
     else:
         _log(log, "[4/4] run yosys, nextpnr-ecp5 and ecppack")
-        env = dict(os.environ, **{var: _tool(tool) for var, tool in ECP5_TOOLS.items()})
+        env = dict(os.environ, **tools)
         _run(["sh", str(out / "build.sh")], out, out / "build.log", "the ECP5 flow", report,
              save, env=env)
         _check_artifacts(out, report["artifacts"], "the ECP5 flow", out / "build.log")
@@ -450,6 +450,18 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
                              f"{out / 'selftest.tim'}")
     save()
     return report
+
+
+def _find_tools(board):
+    """The tools a non-dry build of ``board`` runs, looked for before any long step:
+    ``vivado`` on PATH, or the ECP5 flow's tools (``{environment variable: path}``)."""
+    if board.toolchain == "vivado":
+        if shutil.which("vivado") is None:
+            raise ToolchainError(f"Vivado is not on PATH; a build for {board.name} runs it. "
+                                 f"Add it to PATH, or make a dry run (hwgen build --dry-run) "
+                                 f"and run its build.sh on a machine with Vivado")
+        return {}
+    return {var: _tool(tool) for var, tool in ECP5_TOOLS.items()}
 
 
 def _run(cmd, cwd, log_path, what, report, save, env=None):

@@ -10,38 +10,12 @@ from dataclasses import dataclass, field
 
 from amaranth.vendor import LatticeECP5Platform, XilinxPlatform
 
+from hwgen.model.devices import find_device
+
 from .errors import BoardError
 from .platforms import PynqZ2Platform, ZCU102Platform
 
-__all__ = ["Board", "DEVICES", "DEFAULT_TARGET_MHZ", "list_boards", "get_board", "resource_units"]
-
-#: Resources of each device: LUTs (LUT6 on Xilinx, LUT4 on ECP5), flip-flops, multipliers
-#: (DSP48E1/DSP48E2 slices, ECP5 18x18 multipliers) and block RAM (36 Kb blocks on Xilinx,
-#: 18 Kb EBR on ECP5). From the vendors' family data sheets (DS190, DS180, DS890, DS891,
-#: Lattice FPGA-DS-02012).
-DEVICES = {
-    "xc7z007s": {"LUT": 14_400, "FF": 28_800, "DSP": 66, "BRAM": 50},
-    "xc7z010": {"LUT": 17_600, "FF": 35_200, "DSP": 80, "BRAM": 60},
-    "xc7z020": {"LUT": 53_200, "FF": 106_400, "DSP": 220, "BRAM": 140},
-    "xc7a35t": {"LUT": 20_800, "FF": 41_600, "DSP": 90, "BRAM": 50},
-    "xc7a100t": {"LUT": 63_400, "FF": 126_800, "DSP": 240, "BRAM": 135},
-    "xc7a200t": {"LUT": 133_800, "FF": 267_600, "DSP": 740, "BRAM": 365},
-    "xc7s25": {"LUT": 14_600, "FF": 29_200, "DSP": 80, "BRAM": 45},
-    "xc7s50": {"LUT": 32_600, "FF": 65_200, "DSP": 120, "BRAM": 75},
-    "xc7k325t": {"LUT": 203_800, "FF": 407_600, "DSP": 840, "BRAM": 445},
-    "xcku040": {"LUT": 242_400, "FF": 484_800, "DSP": 1_920, "BRAM": 600},
-    "xczu9eg": {"LUT": 274_080, "FF": 548_160, "DSP": 2_520, "BRAM": 912},
-    "lfe5u-12f": {"LUT": 12_096, "FF": 12_096, "DSP": 28, "BRAM": 32},
-    "lfe5u-25f": {"LUT": 24_288, "FF": 24_288, "DSP": 28, "BRAM": 56},
-    "lfe5u-45f": {"LUT": 43_848, "FF": 43_848, "DSP": 72, "BRAM": 108},
-    "lfe5u-85f": {"LUT": 83_640, "FF": 83_640, "DSP": 156, "BRAM": 208},
-}
-# Same fabric with SERDES (UM) or 5G SERDES (UM5G); industrial Artix parts ("i" suffix).
-for _size in ("25f", "45f", "85f"):
-    for _kind in ("lfe5um", "lfe5um5g"):
-        DEVICES[f"{_kind}-{_size}"] = DEVICES[f"lfe5u-{_size}"]
-for _part in ("xc7a35t", "xc7a100t"):
-    DEVICES[f"{_part}i"] = DEVICES[_part]
+__all__ = ["Board", "DEFAULT_TARGET_MHZ", "list_boards", "get_board", "resource_units"]
 
 #: Clock the self-test runs at on every board (made by a PLL or MMCM from the board clock), and
 #: the fabric clock of the Zynq block designs.
@@ -76,8 +50,12 @@ class Board:
         ``"ps7"`` (Zynq-7000) or ``"psu"`` (Zynq UltraScale+ MPSoC) when the board's flow
         feeds the accelerator from the processing system through an AXI DMA; ``None`` when
         the board runs the self-test top only.
+    device : hwgen.model.Device or None
+        The part in the estimator's table (:data:`hwgen.model.DEVICES`, the one table of
+        capacities), ``None`` for a part not in it.
     resources : dict or None
-        Device resources (see :data:`DEVICES`), ``None`` for a device not in the table.
+        What the build's fit check compares with (from ``device``): ``LUT``, ``FF``, ``DSP``
+        and ``BRAM`` (36 Kb blocks on Xilinx, 18 Kb EBR on ECP5); ``None`` for an unknown part.
     target_mhz : float
         Clock the design runs at (:data:`DEFAULT_TARGET_MHZ`): the self-test top makes it from
         the board clock with a PLL or MMCM; the Zynq block designs take it from the
@@ -92,6 +70,7 @@ class Board:
     toolchain: str
     family: str
     processor: str | None = None
+    device: object = field(default=None, compare=False)
     resources: dict | None = field(default=None, compare=False)
     target_mhz: float = 0.0
     description: str = ""
@@ -102,6 +81,7 @@ class Board:
                 "target_mhz": self.target_mhz, "toolchain": self.toolchain,
                 "family": self.family, "processor": self.processor,
                 "platform": f"{self.platform.__module__}:{self.platform.__qualname__}",
+                "device": None if self.device is None else self.device.name,
                 "resources": self.resources, "description": self.description}
 
 
@@ -125,11 +105,20 @@ def _describe(name, platform, *, processor=None, target_mhz=None, description=""
         raise BoardError(f"board {name!r}: platform {platform.__qualname__} has no default "
                          f"clock (default_clk); the self-test top needs one")
     clock_mhz = instance.default_clk_frequency / 1e6
-    resources = DEVICES.get(instance.device.lower())
+    device = find_device(instance.device)
     return Board(name=name, platform=platform, part=part, clock_mhz=clock_mhz,
-                 toolchain=toolchain, family=family, processor=processor,
-                 resources=None if resources is None else dict(resources),
+                 toolchain=toolchain, family=family, processor=processor, device=device,
+                 resources=_resources(device, family),
                  target_mhz=float(target_mhz or DEFAULT_TARGET_MHZ), description=description)
+
+
+def _resources(device, family):
+    """The fit check's view of ``device``: block RAM in the units synthesis counts it in
+    (RAMB36 on Xilinx, where a RAMB18 is half of one; 18 Kb EBR on ECP5)."""
+    if device is None:
+        return None
+    bram = device.bram18 if family == "ecp5" else device.bram18 // 2
+    return {"LUT": device.lut, "FF": device.ff, "DSP": device.dsp, "BRAM": bram}
 
 
 def _registry():

@@ -24,7 +24,6 @@ from amaranth.lib.wiring import Out
 import quant
 
 from .errors import BoardError
-from .streams import formats
 
 __all__ = ["selftest_vectors", "SelfTest", "SelfTestTop", "ecp5_pll_params",
            "xilinx_mmcm_params", "LEDS"]
@@ -63,7 +62,7 @@ class SelfTest(wiring.Component):
     accelerator : hwgen.Accelerator
     inputs : ndarray of int, shape (N, *input shape)
         Test frames, baked into a ROM as the accelerator's input stream carries them
-        (``in_format``: feature maps pixel by pixel, see :func:`boards.streams.formats`).
+        (``in_format``: feature maps pixel by pixel, see :attr:`hwgen.Accelerator.in_format`).
     expected : ndarray of int, shape (N, *output shape)
         The outputs the accelerator must produce (the golden's), baked into a ROM in the
         output stream's format (``out_format``).
@@ -110,7 +109,7 @@ class SelfTest(wiring.Component):
                              f"{expected.shape}")
         self._acc = accelerator
         self._inputs, self._expected = inputs.copy(), expected.copy()
-        self._in_format, self._out_format = formats(accelerator)
+        self._in_format, self._out_format = accelerator.in_format, accelerator.out_format
         self._in_words = self._in_format.pack(inputs)
         self._out_words = self._out_format.pack(expected)
         if stall_limit is None:

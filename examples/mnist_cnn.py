@@ -11,7 +11,7 @@ from pathlib import Path
 
 import quant
 from quant import export, train
-from quant.graph import hardware_support_problems
+from hwgen import hardware_problems
 
 
 def main():
@@ -40,7 +40,7 @@ def main():
 
     # 3. Hardware: every layer must be supported (residual joins get analytically sized
     #    FIFOs), then Verilog and a cocotb run with random back-pressure.
-    problems = hardware_support_problems(graph)
+    problems = hardware_problems(graph)
     print("hardware support:", "ok" if not problems else "\n  ".join(["", *problems]))
     import hwgen
     import sim

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import quant
 from quant import export, train
-from quant.graph import hardware_support_problems
+from hwgen import hardware_problems
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
         print(f"{name:<12} {r['f1']:6.4f} {r['precision']:9.4f} {r['recall']:6.4f} "
               f"{r['localization_error']:10.3f}")
     print(f"{sum(graph.macs().values()):,} MACs per signal, {results['seconds']:.0f} s")
-    problems = hardware_support_problems(graph)
+    problems = hardware_problems(graph)
     print("hardware support:", "ok" if not problems else "\n  ".join(["", *problems]))
 
     # The QNN in RTL: Verilog, then the first test signals in cocotb against the golden.

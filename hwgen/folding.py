@@ -5,14 +5,15 @@ import math
 
 import numpy as np
 
+from quant.graph import FILTER_OPS
+
 from .blocks._util import divisors
 from .errors import FoldingError
+from .ops import filter_views
 
-__all__ = ["check_folding", "choose_folding", "final_denses", "final_filters",
-           "fixed_order_filters", "filter_layers", "fold_order", "lane_bits", "layer_cycles",
-           "precision_counts", "stream_lanes", "widened_filters"]
-
-FILTER_OPS = ("dense", "conv1d", "conv2d")
+__all__ = ["check_folding", "choose_folding", "fixed_order_filters", "filter_layers",
+           "fold_order", "is_depthwise", "lane_bits", "layer_cycles", "precision_counts",
+           "stream_lanes", "widened_filters"]
 
 
 def is_depthwise(node):
@@ -55,49 +56,14 @@ def fixed_order_filters(graph):
     return {n.name for n in filter_layers(graph) if seen(n.name)}
 
 
-final_filters = final_denses = fixed_order_filters
-
-
 def precision_counts(node):
     bits, counts = np.unique(node.tensors["weight_bits"], return_counts=True)
     return dict(zip(bits.tolist(), counts.tolist()))
 
 
-class _Layer:
-    """What folding needs to know of one dense or convolution layer."""
-
-    def __init__(self, node, shapes):
-        w = node.tensors["weight"]
-        self.node, self.name = node, node.name
-        self.out = int(w.shape[0])
-        self.depthwise = is_depthwise(node)
-        if node.op == "dense":
-            self.in_count, self.in_name, self.out_name = int(w.shape[1]), "in_features", \
-                "out_features"
-            self.window, self.pixels = 1, 1
-        else:
-            self.in_count = int(shapes[node.inputs[0]][0])
-            self.in_name, self.out_name = "in_channels", "out_channels"
-            self.window = int(np.prod(w.shape[2:]))
-            self.pixels = int(np.prod(shapes[node.name][1:]))
-
-    def cycles(self, pe, simd):
-        """Clock cycles per frame of the layer's arithmetic unit."""
-        if self.depthwise:
-            return self.pixels * self.window * (self.in_count // simd)
-        return self.pixels * (self.out // pe) * (self.window * self.in_count // simd)
-
-    @property
-    def macs(self):
-        if self.depthwise:
-            return self.pixels * self.window * self.in_count
-        return self.pixels * self.out * self.window * self.in_count
-
-
 def layer_cycles(graph, folding):
     """``{layer: clock cycles per frame}`` of each dense and convolution layer's unit."""
-    shapes = graph.shapes()
-    return {n.name: _Layer(n, shapes).cycles(*folding[n.name]) for n in filter_layers(graph)}
+    return {v.name: v.cycles(*folding[v.name]) for v in filter_views(graph)}
 
 
 def fold_order(weight_bits, pe):
@@ -140,10 +106,6 @@ def widened_filters(node, pe, fixed):
     return int((np.tile(lane_bits(node, pe, fixed), bits.size // pe) > bits).sum())
 
 
-def _is_count(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
 def check_folding(graph, folding):
     """Raise one :class:`FoldingError` listing every problem of ``folding`` for ``graph``.
 
@@ -155,24 +117,11 @@ def check_folding(graph, folding):
     :func:`stream_lanes`).
     """
     problems = []
-    shapes = graph.shapes()
-    for node in filter_layers(graph):
-        if node.name not in folding:
-            problems.append(f"layer '{node.name}': folding gives no PE and SIMD")
+    for view in filter_views(graph):
+        if view.name not in folding:
+            problems.append(f"layer '{view.name}': folding gives no PE and SIMD")
             continue
-        pe, simd = folding[node.name]
-        layer = _Layer(node, shapes)
-        ok = True
-        for what, count, value, feature in (("PE", layer.out, pe, layer.out_name),
-                                            ("SIMD", layer.in_count, simd, layer.in_name)):
-            if not _is_count(value) or count % value:
-                problems.append(f"layer '{node.name}': {what} {value} does not divide {feature} "
-                                f"{count}; choose one of {', '.join(map(str, divisors(count)))}")
-                ok = False
-        if ok and layer.depthwise and pe != simd:
-            problems.append(f"layer '{node.name}': PE {pe} must equal SIMD {simd} in a "
-                            f"depthwise convolution (it outputs the channels it takes in)")
-            ok = False
+        problems += view.folding_problems(*folding[view.name])
     unknown = sorted(set(folding) - {n.name for n in filter_layers(graph)})
     if unknown:
         problems.append(f"folding names layers that are not dense layers of the model: "
@@ -196,12 +145,11 @@ def choose_folding(graph, mac_budget=64, fixed=None):
     fixed = fixed or {}
     if mac_budget < 1:
         raise ValueError(f"mac_budget must be at least 1, not {mac_budget}")
-    shapes = graph.shapes()
-    layers = [_Layer(n, shapes) for n in filter_layers(graph)]
+    layers = filter_views(graph)
     if not layers:
         return {}
     target = max(math.ceil(layer.macs / mac_budget) for layer in layers)
-    finals = final_filters(graph)
+    finals = fixed_order_filters(graph)
     folding = {}
     for layer in layers:
         if layer.name in fixed:
@@ -209,7 +157,7 @@ def choose_folding(graph, mac_budget=64, fixed=None):
             continue
         lanes = stream_lanes(graph, folding).get(layer.node.inputs[0])
         options, others = [], []
-        for pe in divisors(layer.out):
+        for pe in divisors(layer.out_channels):
             widened = widened_filters(layer.node, pe, layer.name in finals)
             for simd in divisors(layer.in_count):
                 if layer.depthwise and simd != pe:

@@ -6,50 +6,94 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from amaranth._toolchain.yosys import find_yosys
-from amaranth.back import rtlil
 
 import quant
 
-from .accelerator import Accelerator, check_hardware_support
-from .blocks.matvec import MatVecUnit
+from .accelerator import Accelerator
+from .blocks.matvec import ROM_STYLES, MatVecUnit
+from .errors import FoldingError
 from .folding import check_folding, choose_folding
+from .lowering import lower
+from .ops import filter_views
 from .passes import reorder_filters
+from .schedule import schedule
+from .support import check_hardware_support
+from .verilog import to_verilog
 
-__all__ = ["compile_graph", "generate", "metadata"]
+__all__ = ["compile_graph", "generate", "metadata", "plan"]
 
 
 def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None,
-                  rom_styles=None):
-    """Validate, fold and reorder ``graph``; return the :class:`Accelerator` for it.
+                  rom_styles=None, fifo_depths=None):
+    """Validate, fold, reorder, lower and schedule ``graph``; return its :class:`Accelerator`.
 
     ``folding`` maps layer names to ``(pe, simd)``; layers it leaves out are folded by
     :func:`choose_folding`. ``device`` picks the hardware multiplier that MAC lanes are packed
-    onto (``"xc7"``, ``"xcup"``, ``"ecp5"``, or None for LUT multipliers only); ``lut_lanes``
-    moves lanes of given precisions to LUTs, per layer (``{layer: {bits: lanes}}``);
-    ``rom_styles`` puts a layer's weight ROMs in block RAM or logic (``{layer: "block"}``). Every
-    check runs before any hardware is elaborated: graph rules, what the hardware supports,
-    then folding rules.
+    onto (``"xc7"``, ``"xcup"``, ``"ecp5"``, or None for LUT multipliers only; requantizers
+    then keep the xc7 geometry); ``lut_lanes`` moves lanes of given precisions to LUTs, per
+    layer (``{layer: {bits: lanes}}``); ``rom_styles`` puts a layer's weight ROMs in block RAM
+    or logic (``{layer: "block"}``); ``fifo_depths`` overrides the residual joins' FIFO depths
+    (``{fifo: depth}``, to study a design). Every check runs before any hardware is
+    elaborated: graph rules, what the hardware supports, then folding rules.
     """
+    netlist, timing = plan(graph, folding, mac_budget, device, lut_lanes, rom_styles,
+                           fifo_depths)
+    return Accelerator(netlist, timing)
+
+
+def plan(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None, rom_styles=None,
+         fifo_depths=None):
+    """``(netlist, schedule)`` of ``graph`` as :func:`compile_graph` builds it, without
+    building any block: what the search reads the latency from."""
     check_hardware_support(graph)
-    # Layers the user does not fold are folded automatically.
-    fixed = {name: tuple(int(v) for v in pe_simd) for name, pe_simd in (folding or {}).items()}
+    fixed = _user_folding(graph, folding)
     folding = choose_folding(graph, mac_budget=mac_budget, fixed=fixed) | fixed
     check_folding(graph, folding)
-    return Accelerator(reorder_filters(graph, folding), folding, device=device,
-                       lut_lanes=lut_lanes, rom_styles=rom_styles)
+    _check_rom_styles(graph, dict(rom_styles or {}))
+    netlist = lower(reorder_filters(graph, folding), folding, device, lut_lanes, rom_styles)
+    return netlist, schedule(netlist, fifo_depths)
 
 
-def _stream_info(shape, elements, bits, is_signed, order):
-    size = int(np.prod(shape))
-    return {"shape": list(shape), "order": order, "elements_per_beat": elements,
-            "beats_per_frame": size // elements, "bits": bits, "signed": is_signed}
+def _user_folding(graph, folding):
+    """The user's ``{layer: (pe, simd)}``, checked before anything is folded around it."""
+    fixed = {}
+    problems = []
+    for name, value in (folding or {}).items():
+        try:
+            pe, simd = value
+        except (TypeError, ValueError):
+            problems.append(f"layer '{name}': folding must be a (PE, SIMD) pair, not {value!r}")
+            continue
+        fixed[name] = (pe, simd)
+    views = {v.name: v for v in filter_views(graph)}
+    problems += [p for name, pair in fixed.items() if name in views
+                 for p in views[name].folding_problems(*pair)]
+    unknown = sorted(set(fixed) - set(views))
+    if unknown:
+        problems.append(f"folding names layers that are not dense layers of the model: "
+                        f"{', '.join(unknown)}; only dense layers and convolutions are folded")
+    if problems:
+        raise FoldingError("\n".join(problems))
+    return {name: (int(pe), int(simd)) for name, (pe, simd) in fixed.items()}
+
+
+def _check_rom_styles(graph, rom_styles):
+    """Every named layer has the weight ROMs of a matrix-vector unit (a dense layer or a
+    non-depthwise convolution), and every style is one a :class:`MatVecUnit` takes."""
+    layers = {v.name for v in filter_views(graph) if not v.depthwise}
+    problems = [f"layer '{name}': rom_styles names a layer that has no weight ROMs of a "
+                f"matrix-vector unit (dense layers and convolutions: "
+                f"{', '.join(sorted(layers))})" for name in rom_styles if name not in layers]
+    problems += [f"layer '{name}': rom_style must be one of "
+                 f"{', '.join(map(repr, ROM_STYLES))}, not {style!r}"
+                 for name, style in rom_styles.items() if style not in ROM_STYLES]
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def metadata(acc):
     """Ports, widths, folding per layer and the cycle model of an :class:`Accelerator`."""
     graph = acc.graph
-    shapes = graph.shapes()
     macs = graph.macs()
     cycles = acc.block_cycles()
     layers = []
@@ -78,13 +122,10 @@ def metadata(acc):
         if node is not None and name in macs and "macs" not in entry:
             entry["macs"] = macs[name]
         layers.append(entry)
-    spec = graph.input
     return {
         "top": "top",
-        "input": _stream_info(spec.shape, acc.in_elements, spec.bits, spec.signed,
-                              acc.in_order),
-        "output": _stream_info(shapes[graph.output], acc.out_elements, acc.out_bits,
-                               acc.out_signed, acc.out_order),
+        "input": acc.in_format.to_metadata(),
+        "output": acc.out_format.to_metadata(),
         "folding": {k: {"pe": pe, "simd": simd} for k, (pe, simd) in acc.folding.items()},
         "layers": layers,
         "cycles_per_frame": acc.cycles_per_frame,
@@ -100,22 +141,6 @@ def metadata(acc):
         "weight_bits_histogram": {str(k): v for k, v in graph.weight_bits_histogram().items()},
         "macs_per_frame": sum(graph.macs().values()),
     }
-
-
-def to_verilog(component, name="top"):
-    """Verilog for ``component`` in which every combinational signal is a continuous assign.
-
-    Amaranth's own Verilog keeps combinational processes as ``always @*`` blocks, which Icarus
-    does not run at time 0 when cocotb drives the ports, so signals computed only from
-    registers stay X until those registers change. Lowering the processes to multiplexers
-    (``proc``) before writing leaves no ``always @*`` blocks; the logic is the same. Amaranth's
-    bundled Yosys (the same one ``amaranth.back.verilog`` uses) does the work.
-    """
-    text = rtlil.convert(component, name=name, emit_src=False)
-    yosys = find_yosys(lambda version: version >= (0, 40))
-    script = "\n".join([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "memory_collect",
-                        "opt_clean", "write_verilog"])
-    return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
 def _write_atomic(path, text):

@@ -97,7 +97,7 @@ from quant import numerics
 __all__ = [
     "PackingError", "Multiplier", "as_multiplier", "DSP48E1", "DSP48E2", "MULT18X18D",
     "MULTIPLIERS", "SCHEMES",
-    "LanePlan", "plan_lanes", "finn_lanes", "lane_table", "pack_weights", "unpack_weights",
+    "LanePlan", "plan_lanes", "plan_group", "swapped", "finn_lanes", "lane_table", "pack_weights", "unpack_weights",
     "rom_word", "split_word", "multiply_packed", "extract_lanes", "packed_products",
 ]
 
@@ -463,6 +463,32 @@ def plan_lanes(multiplier, weight_bits, act_bits, act_signed=False, narrow=True,
     if not plans:
         raise errors[0]
     return max(plans, key=lambda p: (p.lanes, -p.lut_estimate))
+
+
+def swapped(multiplier):
+    """The same multiplier with its ports' roles exchanged: the weights on the narrow port and
+    the activation on the wide one (for activations too wide for the narrow port)."""
+    mult = as_multiplier(multiplier)
+    return Multiplier(f"{mult.name}/swapped", mult.b_bits, mult.a_bits, mult.p_bits,
+                      mult.post_adder)
+
+
+def plan_group(multiplier, weight_bits, act_bits, act_signed=False):
+    """The plan for one precision group of MAC lanes, or None when its products must be built
+    from LUTs.
+
+    The densest plan of :func:`plan_lanes`; when the activation does not fit the narrow ``B``
+    port (raw accumulators, global sums), a plan on the :func:`swapped` multiplier (one lane:
+    the activation on the wide port); when neither fits, None.
+    """
+    try:
+        return plan_lanes(multiplier, weight_bits, act_bits, act_signed=act_signed)
+    except PackingError:
+        pass
+    try:
+        return plan_lanes(swapped(multiplier), weight_bits, act_bits, act_signed=act_signed)
+    except PackingError:
+        return None
 
 
 def finn_lanes(multiplier, weight_bits, act_bits, narrow=True):

@@ -86,7 +86,7 @@ def classify_cells(cells):
 
 def _verilog_text(design, top):
     if hasattr(design, "elaborate"):
-        from .generate import to_verilog
+        from .verilog import to_verilog   # not at the top: verilog imports this module
         return to_verilog(design, name=top)
     if isinstance(design, os.PathLike) or (isinstance(design, str) and "\n" not in design
                                             and "module" not in design):

@@ -49,8 +49,7 @@ from .errors import GraphError, UnsupportedLayerError
 
 __all__ = ["SCHEMA_VERSION", "OPS", "ARITY", "FILTER_OPS", "InputSpec", "Node", "QGraph",
            "dense", "conv2d", "conv1d", "requantize", "flatten", "maxpool2d", "maxpool1d",
-           "avgpool2d", "avgpool1d", "global_avgpool", "add", "hardware_support_problems",
-           "load", "save"]
+           "avgpool2d", "avgpool1d", "global_avgpool", "add", "load", "save"]
 
 SCHEMA_VERSION = 1
 
@@ -83,10 +82,6 @@ WEIGHT_BITS_RANGE = (2, 8)
 MAX_SHIFT = 48
 MAX_MULTIPLIER_BITS = 24
 MAX_ACT_BITS = 16
-
-#: What the hardware generator builds (see :func:`hardware_support_problems`).
-HW_KERNEL_RANGE = (1, 7)
-HW_CONV_STRIDES = (1, 2)
 
 
 @dataclass
@@ -254,6 +249,64 @@ def _is_int_array(a):
     return isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.integer)
 
 
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_finite_positive(value):
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
+            and value > 0)
+
+
+def _short(value, limit=60):
+    """``repr(value)``, cut to ``limit`` characters for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _quoted(op):
+    return f"'{op}'" if isinstance(op, str) else _short(op)
+
+
+def _check_input(spec, problems):
+    """Check the input spec; return its shape as a tuple of ints, or None when it is bad."""
+    shape = spec.shape
+    good_shape = None
+    if not isinstance(shape, (list, tuple)) or not all(_is_int(d) for d in shape):
+        problems.append(f"input: shape must be a list of integers, not {_short(shape)}")
+    elif not shape or any(d < 1 for d in shape):
+        problems.append(f"input: shape must have positive sizes, not {tuple(shape)}")
+    else:
+        good_shape = tuple(int(d) for d in shape)
+    if not _is_int(spec.bits):
+        problems.append(f"input: bits must be an integer in 1..{MAX_ACT_BITS}, not "
+                        f"{_short(spec.bits)}")
+    elif not 1 <= spec.bits <= MAX_ACT_BITS:
+        problems.append(f"input: bits must be in 1..{MAX_ACT_BITS}, not {spec.bits}")
+    if not isinstance(spec.signed, (bool, np.bool_)):
+        problems.append(f"input: signed must be true or false, not {_short(spec.signed)}")
+    if not _is_finite_positive(spec.scale):
+        problems.append(f"input: scale must be a finite positive number, not "
+                        f"{_short(spec.scale)}")
+    return good_shape
+
+
+def _check_weight_scale(scale, out_channels, where, problems):
+    """One finite positive real scale per filter."""
+    if (not isinstance(scale, np.ndarray) or scale.shape != (out_channels,)
+            or not (np.issubdtype(scale.dtype, np.floating)
+                    or np.issubdtype(scale.dtype, np.integer))):
+        problems.append(f"{where}: weight_scale must be a number array of shape "
+                        f"({out_channels},), not {getattr(scale, 'dtype', type(scale))} "
+                        f"{np.shape(scale)}")
+        return
+    bad = np.flatnonzero(~np.isfinite(scale) | (scale <= 0))
+    if bad.size:
+        problems.append(f"{where}: weight_scale must be finite and positive; filter {bad[0]} "
+                        f"has {scale[bad[0]]}")
+
+
 class QGraph:
     """An integer network: an :class:`InputSpec` and nodes in execution order.
 
@@ -296,8 +349,9 @@ class QGraph:
         Unsupported operations raise :class:`UnsupportedLayerError` (listing all of them)
         before anything else is checked, since nothing else can be trusted around them.
         """
-        unsupported = [f"layer '{n.name}': operation '{n.op}' is not supported; supported "
-                       f"operations are {', '.join(OPS)}" for n in self.nodes if n.op not in OPS]
+        unsupported = [f"layer '{n.name}': operation {_quoted(n.op)} is not supported; "
+                       f"supported operations are {', '.join(OPS)}"
+                       for n in self.nodes if not isinstance(n.op, str) or n.op not in OPS]
         if unsupported:
             raise UnsupportedLayerError(unsupported)
         problems = []
@@ -308,19 +362,21 @@ class QGraph:
 
     def _walk(self, problems):
         """Check every node, appending messages to ``problems``; return the known shapes."""
-        spec = self.input
-        if not (1 <= spec.bits <= MAX_ACT_BITS):
-            problems.append(f"input: bits must be in 1..{MAX_ACT_BITS}, not {spec.bits}")
-        if not spec.shape or any(int(d) < 1 for d in spec.shape):
-            problems.append(f"input: shape must have positive sizes, not {tuple(spec.shape)}")
+        shape = _check_input(self.input, problems)
         if not self.nodes:
             problems.append("graph has no nodes")
         seen = {"input"}
-        shapes = {"input": tuple(int(d) for d in spec.shape)}
+        shapes = {} if shape is None else {"input": shape}
         for node in self.nodes:
             where = f"layer '{node.name}'"
             if node.name in seen:
                 problems.append(f"{where}: name is used twice")
+            if (not isinstance(node.inputs, (list, tuple))
+                    or not all(isinstance(src, str) for src in node.inputs)):
+                problems.append(f"{where}: inputs must be a list of layer names, not "
+                                f"{_short(node.inputs)}")
+                seen.add(node.name)
+                continue
             for src in node.inputs:
                 if src not in seen:
                     problems.append(f"{where}: input '{src}' is not an earlier layer")
@@ -425,6 +481,7 @@ def _check_filter_tensors(node, where, problems):
     if not _is_int_array(bias) or bias.shape != (out_channels,):
         problems.append(f"{where}: bias must be an integer array of shape ({out_channels},), "
                         f"not {getattr(bias, 'dtype', type(bias))} {np.shape(bias)}")
+    _check_weight_scale(t["weight_scale"], out_channels, where, problems)
     if not _is_int_array(bits) or bits.shape != (out_channels,):
         problems.append(f"{where}: weight_bits must be an integer array of shape "
                         f"({out_channels},), not {np.shape(bits)}")
@@ -594,11 +651,19 @@ def _check_requantize(node, where, in_shapes, problems):
     elif (mult < 1).any() or (mult >= (1 << MAX_MULTIPLIER_BITS)).any():
         problems.append(f"{where}: multiplier must be in 1..2^{MAX_MULTIPLIER_BITS}-1, not "
                         f"{int(mult.min())}..{int(mult.max())}")
-    if not (0 <= a.get("shift", -1) <= MAX_SHIFT):
-        problems.append(f"{where}: shift must be in 0..{MAX_SHIFT}, not {a.get('shift')}")
-    if not (1 <= a.get("out_bits", 0) <= MAX_ACT_BITS):
-        problems.append(f"{where}: out_bits must be in 1..{MAX_ACT_BITS}, not "
-                        f"{a.get('out_bits')}")
+    for name, lo, hi in (("shift", 0, MAX_SHIFT), ("out_bits", 1, MAX_ACT_BITS)):
+        value = a.get(name)
+        if not _is_int(value):
+            problems.append(f"{where}: {name} must be an integer in {lo}..{hi}, not "
+                            f"{_short(value)}")
+        elif not lo <= value <= hi:
+            problems.append(f"{where}: {name} must be in {lo}..{hi}, not {value}")
+    if not isinstance(a.get("out_signed"), (bool, np.bool_)):
+        problems.append(f"{where}: out_signed must be true or false, not "
+                        f"{_short(a.get('out_signed'))}")
+    if "scale" in a and not _is_finite_positive(a["scale"]):
+        problems.append(f"{where}: scale must be a finite positive number, not "
+                        f"{_short(a['scale'])}")
     return in_shape
 
 
@@ -621,60 +686,6 @@ def check_node(node, in_shapes, problems):
 def _fmt(sizes):
     """``(5, 5)`` as ``5x5``, ``(7,)`` as ``7``."""
     return "x".join(str(int(s)) for s in sizes)
-
-
-def hardware_support_problems(graph):
-    """What the hardware generator cannot build in a valid ``graph``, one message per problem.
-
-    The IR is general; the dataflow hardware supports, per spatial axis:
-
-    - convolutions: kernel 1..7, stride 1 or 2, padding 0 or ``kernel // 2`` for an odd
-      kernel ("same"), groups 1 or depthwise with ``out_channels == in_channels``;
-    - max and average pools: kernel 1..7, stride 1..kernel (windows without gaps), no
-      padding.
-
-    Returns an empty list when everything is supported. Raises :class:`GraphError` for an
-    invalid graph (call :meth:`QGraph.validate` first to see those problems).
-    """
-    graph.validate()
-    shapes = graph.shapes()
-    lo_k, hi_k = HW_KERNEL_RANGE
-    strides = " or ".join(map(str, HW_CONV_STRIDES))
-    problems = []
-    for node in graph.nodes:
-        where = f"layer '{node.name}'"
-        a = node.attrs
-        if node.op in ("conv1d", "conv2d"):
-            w = node.tensors["weight"]
-            kernel = tuple(int(k) for k in w.shape[2:])
-            if any(not lo_k <= k <= hi_k for k in kernel):
-                problems.append(f"{where}: kernel {_fmt(kernel)} is not supported by the "
-                                f"hardware; kernels must be {lo_k}..{hi_k} per axis")
-            if any(s not in HW_CONV_STRIDES for s in a["stride"]):
-                problems.append(f"{where}: stride {_fmt(a['stride'])} is not supported by the "
-                                f"hardware; strides must be {strides}")
-            if any(p != 0 and (k % 2 == 0 or p != k // 2) for k, p in zip(kernel, a["padding"])):
-                problems.append(f"{where}: padding {_fmt(a['padding'])} with kernel "
-                                f"{_fmt(kernel)} is not supported by the hardware; padding must "
-                                f"be 0, or kernel // 2 for an odd kernel ('same')")
-            in_channels = shapes[node.inputs[0]][0]
-            if a["groups"] > 1 and w.shape[0] != in_channels:
-                problems.append(f"{where}: a depthwise convolution with {w.shape[0]} filters on "
-                                f"{in_channels} channels is not supported by the hardware; "
-                                f"out_channels must equal in_channels")
-        elif node.op in ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d"):
-            kernel, stride = a["kernel"], a["stride"]
-            if any(not lo_k <= k <= hi_k for k in kernel):
-                problems.append(f"{where}: pool kernel {_fmt(kernel)} is not supported by the "
-                                f"hardware; kernels must be {lo_k}..{hi_k} per axis")
-            if any(s > k for k, s in zip(kernel, stride)):
-                problems.append(f"{where}: pool stride {_fmt(stride)} with kernel "
-                                f"{_fmt(kernel)} is not supported by the hardware; the stride "
-                                f"must not exceed the kernel")
-            if any(a.get("padding", ())):
-                problems.append(f"{where}: max pool padding {_fmt(a['padding'])} is not "
-                                f"supported by the hardware; pools must have padding 0")
-    return problems
 
 
 def save(graph, path):
@@ -702,7 +713,12 @@ def _write(graph, path):
 
 
 def load(path):
-    """Read and validate a ``.qgraph`` file; a missing or corrupt file raises a clear error."""
+    """Read and validate a ``.qgraph`` file; a missing or corrupt file raises a clear error.
+
+    A header whose structure is wrong (a field of the wrong JSON type, a tensor missing from
+    the archive) raises one :class:`GraphError` listing every such problem; the values are
+    then checked by :meth:`QGraph.validate`.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):
@@ -713,16 +729,68 @@ def load(path):
             tensors = {key: archive[key] for key in archive.files if key != "header"}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise GraphError(f"{path} is not a valid .qgraph file ({e})") from None
-    version = header.get("schema_version") if isinstance(header, dict) else None
-    if version != SCHEMA_VERSION:
-        raise GraphError(f"{path}: schema_version must be {SCHEMA_VERSION}, not {version}")
-    try:
-        spec = header["input"]
-        input = InputSpec(tuple(spec["shape"]), int(spec["bits"]), bool(spec["signed"]),
-                          float(spec.get("scale", 1.0)))
-        nodes = [Node(n["name"], n["op"], list(n["inputs"]), dict(n["attrs"]),
-                      {t: tensors[f"{n['name']}/{t}"] for t in n["tensors"]})
-                 for n in header["nodes"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise GraphError(f"{path} is not a valid .qgraph file (header: missing {e})") from None
-    return QGraph(input, nodes, header.get("metadata")).validate()
+    if not isinstance(header, dict):
+        raise GraphError(f"{path}: header must be a JSON object, not {_short(header)}")
+    version = header.get("schema_version")
+    if not _is_int(version) or version != SCHEMA_VERSION:
+        raise GraphError(f"{path}: schema_version must be {SCHEMA_VERSION}, not "
+                         f"{_short(version)}")
+    problems = []
+    input = _read_input(header.get("input"), problems)
+    nodes = _read_nodes(header.get("nodes"), tensors, problems)
+    metadata = header.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.append(f"header: metadata must be an object, not {_short(metadata)}")
+    if problems:
+        raise GraphError([f"{path}: {problem}" for problem in problems])
+    return QGraph(input, nodes, metadata).validate()
+
+
+def _read_input(spec, problems):
+    """The header's input spec as an :class:`InputSpec` (its values unchecked), or None."""
+    keys = ("shape", "bits", "signed")
+    if not isinstance(spec, dict) or any(k not in spec for k in keys):
+        problems.append(f"header: input must be an object with shape, bits, signed and "
+                        f"scale, not {_short(spec)}")
+        return None
+    shape = spec["shape"]
+    return InputSpec(tuple(shape) if isinstance(shape, list) else shape, spec["bits"],
+                     spec["signed"], spec.get("scale", 1.0))
+
+
+def _read_nodes(entries, tensors, problems):
+    """The header's nodes with their tensors from the archive (values unchecked)."""
+    if not isinstance(entries, list):
+        problems.append(f"header: nodes must be a list, not {_short(entries)}")
+        return []
+    nodes = []
+    # inputs are checked by QGraph.validate, as for a graph built in Python.
+    fields = {"name": str, "op": str, "attrs": dict, "tensors": list}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or any(k not in entry for k in (*fields, "inputs")):
+            problems.append(f"header: node {i} must be an object with name, op, inputs, attrs "
+                            f"and tensors, not {_short(entry)}")
+            continue
+        where = f"layer '{entry['name']}'" if isinstance(entry["name"], str) else f"node {i}"
+        bad = [f"{where}: {key} must be {_JSON_KINDS[kind]}, not {_short(entry[key])}"
+               for key, kind in fields.items() if not isinstance(entry[key], kind)]
+        if not bad and not all(isinstance(t, str) for t in entry["tensors"]):
+            bad.append(f"{where}: tensors must be a list of tensor names, not "
+                       f"{_short(entry['tensors'])}")
+        if bad:
+            problems.extend(bad)
+            continue
+        missing = [t for t in entry["tensors"] if f"{entry['name']}/{t}" not in tensors]
+        if missing:
+            problems.append(f"{where}: tensor {', '.join(missing)} is not in the archive "
+                            f"(no entry {', '.join(entry['name'] + '/' + t for t in missing)})")
+            continue
+        inputs = entry["inputs"]
+        nodes.append(Node(entry["name"], entry["op"],
+                          list(inputs) if isinstance(inputs, list) else inputs,
+                          dict(entry["attrs"]),
+                          {t: tensors[f"{entry['name']}/{t}"] for t in entry["tensors"]}))
+    return nodes
+
+
+_JSON_KINDS = {str: "a string", list: "a list", dict: "an object"}

@@ -7,9 +7,10 @@ from .fork import Broadcast
 from .matvec import MatVecUnit
 from .packed import PackedMultiplier
 from .pool import GlobalSumPool, MaxPool, SumPool
+from .reorder import Reorder
 from .requantizer import Requantizer
-from .stream import WidthConverter
+from .stream import AsSigned, WidthConverter
 from .window import SlidingWindow, im2col
 
-__all__ = ["Add", "Broadcast", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
-           "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WidthConverter", "im2col"]
+__all__ = ["AsSigned", "Add", "Broadcast", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
+           "Reorder", "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WidthConverter", "im2col"]

@@ -4,8 +4,8 @@ import numpy as np
 from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Shape, ShapeCastable, Signal, Value,
                           signed, unsigned)
 
-__all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "check_pair", "check_count",
-           "check_shape", "registered_product", "rom_attrs"]
+__all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "is_int", "check_int",
+           "check_pair", "check_count", "check_shape", "registered_product", "rom_attrs"]
 
 
 def element_shape(bits, is_signed):
@@ -59,10 +59,21 @@ def check_pair(name, value, minimum, layer):
     return tuple(int(v) for v in pair)
 
 
+def is_int(value):
+    """Whether ``value`` is an integer (a Python or NumPy int, not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_int(name, value, layer):
+    """``value`` as an int (any sign)."""
+    if not is_int(value):
+        raise TypeError(f"{_where(layer)}{name} must be an integer, not {value!r}")
+    return int(value)
+
+
 def check_count(name, value, layer, minimum=1):
     """``value`` as an int ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{_where(layer)}{name} must be an integer, not {value!r}")
+    value = check_int(name, value, layer)
     if value < minimum:
         raise ValueError(f"{_where(layer)}{name} must be at least {minimum}, not {value}")
     return int(value)

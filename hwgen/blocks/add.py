@@ -8,12 +8,13 @@ from amaranth.lib.wiring import In, Out
 from quant import numerics
 
 from ..errors import FoldingError
+from .timing import Join, Timed
 from ._util import check_count, check_shape, divisors, element_shape
 
 __all__ = ["Add"]
 
 
-class Add(wiring.Component):
+class Add(Timed, wiring.Component):
     """``y = x + skip`` element by element, exact, ``lanes`` elements per beat.
 
     The two inputs may have different element widths and signedness; the output is wide
@@ -48,9 +49,7 @@ class Add(wiring.Component):
             raise FoldingError(f"layer '{name}': lanes {lanes} does not divide elements "
                                f"{elements}; choose one of "
                                f"{', '.join(map(str, divisors(elements)))}")
-        lo_x, hi_x = numerics.int_range(shape.width, shape.signed)
-        lo_s, hi_s = numerics.int_range(skip_shape.width, skip_shape.signed)
-        self._out_shape = element_shape(*numerics.bits_for_range(lo_x + lo_s, hi_x + hi_s))
+        self._out_shape = self.out_shape_of(shape, skip_shape)
         self._elements, self._lanes, self._name = elements, lanes, name
         self._shape, self._skip_shape = shape, skip_shape
         super().__init__({
@@ -67,25 +66,21 @@ class Add(wiring.Component):
     out_bits = property(lambda self: self._out_shape.width)
     out_signed = property(lambda self: self._out_shape.signed)
     beats_per_frame = property(lambda self: self._elements // self._lanes)
-    latency = 1
 
-    @property
-    def cycles_per_frame(self):
-        """Steady-state cycles per frame: one per beat."""
-        return self.beats_per_frame
+    @staticmethod
+    def out_shape_of(shape, skip_shape):
+        """The element shape that holds every sum of elements of the two shapes."""
+        lo_x, hi_x = numerics.int_range(shape.width, shape.signed)
+        lo_s, hi_s = numerics.int_range(skip_shape.width, skip_shape.signed)
+        return element_shape(*numerics.bits_for_range(lo_x + lo_s, hi_x + hi_s))
 
-    def beat_times(self, times, skip_times=None):
-        """Output beat cycles, given the cycles each beat is offered on both inputs.
+    @classmethod
+    def timing_of(cls, *, elements, lanes, **_):
+        """A beat leaves one cycle after both its halves are there (and after the previous
+        beat); ``beat_times(times, skip_times)``, the skip input "always there" if omitted."""
+        return Join(elements // lanes)
 
-        A beat leaves one cycle after both its halves are there (and after the previous beat);
-        ``skip_times`` defaults to "always there".
-        """
-        out, last = [], -1
-        for k, t in enumerate(times):
-            start = max(t, skip_times[k] if skip_times is not None else t, last)
-            out.append(start + 1)
-            last = start + 1
-        return out
+    timing = property(lambda self: self.timing_of(elements=self._elements, lanes=self._lanes))
 
     def reference(self, x, skip):
         x, skip = np.asarray(x, dtype=np.int64), np.asarray(skip, dtype=np.int64)

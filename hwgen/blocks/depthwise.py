@@ -9,8 +9,9 @@ from amaranth.lib.wiring import In, Out
 from quant import numerics
 
 from ..errors import FoldingError
+from .timing import Gather, Timed
 from ._util import check_count, divisors, element_shape, pack_words
-from .matvec import accumulator_range
+from .matvec import accumulator_bits, accumulator_range
 from .pool import FoldPartials
 
 __all__ = ["DepthwiseUnit"]
@@ -19,7 +20,7 @@ __all__ = ["DepthwiseUnit"]
 PIPELINE_DEPTH = 3
 
 
-class DepthwiseUnit(wiring.Component):
+class DepthwiseUnit(Timed, wiring.Component):
     """``y[c] = b[c] + sum_k w[c, k] * window[k, c]``: a depthwise convolution's arithmetic.
 
     The input is the output of a :class:`~hwgen.blocks.window.SlidingWindow` with the same
@@ -107,8 +108,7 @@ class DepthwiseUnit(wiring.Component):
         x_lo, x_hi = numerics.int_range(in_bits, in_signed)
         self._acc_range = accumulator_range(weight.reshape(channels, -1), self._bias, x_lo,
                                             x_hi)
-        self._acc_bits, _ = numerics.bits_for_range(min(self._acc_range[0], -1),
-                                                     self._acc_range[1])
+        self._acc_bits = accumulator_bits(weight, self._bias, in_bits, in_signed)
         super().__init__({
             "i_stream": In(stream.Signature(
                 data.ArrayLayout(element_shape(in_bits, in_signed), simd))),
@@ -129,23 +129,33 @@ class DepthwiseUnit(wiring.Component):
     window_beats = property(lambda self: self.kernel[0] * self.kernel[1] * self.folds)
     in_beats = property(lambda self: self._pixels * self.window_beats)
     out_beats = property(lambda self: self._pixels * self.folds)
-    latency = PIPELINE_DEPTH
+
+    @classmethod
+    def timing_of(cls, *, weight, simd, pixels=1, **_):
+        """One input beat per cycle; each window's last beats leave :data:`PIPELINE_DEPTH`
+        cycles after they arrive."""
+        weight = np.asarray(weight)
+        count = int(np.prod(weight.shape[-2:]))
+        folds = weight.shape[0] // simd
+        return Gather(pixels * count * folds, count, folds, PIPELINE_DEPTH)
+
+    timing = property(lambda self: self.timing_of(weight=self._weight, simd=self._simd,
+                                                  pixels=self._pixels))
+
+    bias = property(lambda self: self._bias.copy())
+
+    @property
+    def weight_table(self):
+        """The weight ROM: word ``position * folds + fold`` holds the weights of channels
+        ``fold * simd ... fold * simd + simd - 1`` at window position ``position``."""
+        positions = self.kernel[0] * self.kernel[1]
+        table = self._weight.reshape(self.folds, self._simd, positions).transpose(2, 0, 1)
+        return table.reshape(positions * self.folds, self._simd)
 
     @property
     def lane_bits(self):
         """Multiplier width of each lane: the widest weights among the channels it serves."""
         return self._weight_bits.reshape(self.folds, self._simd).max(axis=0)
-
-    @property
-    def cycles_per_frame(self):
-        """Steady-state cycles per frame: one per input beat."""
-        return self.in_beats
-
-    def beat_times(self, times):
-        """Output beat cycles of one frame, given its input beat cycles (output always ready)."""
-        k = self.kernel[0] * self.kernel[1]
-        times = np.asarray(times, dtype=np.int64).reshape(-1, k, self.folds)
-        return (times[:, -1, :].ravel() + PIPELINE_DEPTH).tolist()
 
     def reference(self, windows):
         """``(..., kh*kw*channels)`` windows in ``(ky, kx, c)`` order to ``(..., channels)``."""
@@ -177,9 +187,7 @@ class DepthwiseUnit(wiring.Component):
                 m.d.sync += fold.eq(fold + 1)
 
         lane_bits = self.lane_bits
-        # Word (position, fold) holds the weights of channels fold*simd .. fold*simd+simd-1.
-        table = self._weight.reshape(folds, simd, positions).transpose(2, 0, 1)
-        table = table.reshape(positions * folds, simd)
+        table = self.weight_table
         weights = [None] * simd
         for bits in sorted(set(lane_bits.tolist())):
             lanes = np.flatnonzero(lane_bits == bits)

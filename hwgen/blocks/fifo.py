@@ -5,12 +5,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .timing import Pipe, Timed
 from ._util import check_count, check_shape
 
 __all__ = ["StreamFifo"]
 
 
-class StreamFifo(wiring.Component):
+class StreamFifo(Timed, wiring.Component):
     """Holds up to ``depth`` beats of a stream; ``depth == 0`` is a plain connection.
 
     With ``depth >= 1`` a beat taken in cycle ``t`` can leave in cycle ``t + 1`` (``latency``),
@@ -40,14 +41,13 @@ class StreamFifo(wiring.Component):
     depth = property(lambda self: self._depth)
     memory_depth = property(lambda self: max(0, self._depth - 1))
 
-    @property
-    def latency(self):
-        """Cycles from a beat entering the empty FIFO to its leaving (output taken)."""
-        return 1 if self._depth else 0
+    @classmethod
+    def timing_of(cls, *, depth, **_):
+        """A beat entering the empty FIFO leaves a cycle later (at once when ``depth`` is 0);
+        ``cycles_per_frame`` is not the FIFO's (it passes any frame), so it is 0."""
+        return Pipe(0, 1 if depth else 0)
 
-    def beat_times(self, times):
-        """Output beat cycles, given the input beat cycles (output always ready)."""
-        return [t + self.latency for t in times]
+    timing = property(lambda self: self.timing_of(depth=self._depth))
 
     def elaborate(self, platform):
         m = Module()

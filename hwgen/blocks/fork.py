@@ -4,12 +4,13 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .timing import Pipe, Timed
 from ._util import check_count, check_shape
 
 __all__ = ["Broadcast"]
 
 
-class Broadcast(wiring.Component):
+class Broadcast(Timed, wiring.Component):
     """Offers every beat of ``i_stream`` on each of ``outputs`` streams; no register.
 
     Each output takes the beat when it is ready, in the same cycle as the others or later; a
@@ -35,11 +36,14 @@ class Broadcast(wiring.Component):
         })
 
     outputs = property(lambda self: self._outputs)
-    latency = 0
 
-    def beat_times(self, times):
-        """Output beat cycles (the same on every output, all consumers ready)."""
-        return list(times)
+    @classmethod
+    def timing_of(cls, **_):
+        """No register: a beat is offered on every output in the cycle it arrives (the
+        scheduler delays it until every reader takes it)."""
+        return Pipe(0, 0)
+
+    timing = property(lambda self: self.timing_of())
 
     def elaborate(self, platform):
         m = Module()

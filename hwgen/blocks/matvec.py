@@ -11,10 +11,11 @@ from quant import numerics
 
 from .. import packing
 from ..errors import FoldingError
-from ._util import divisors, element_shape, pack_words, rom_attrs, tree_sum
+from .timing import MatVecTiming, Timed
+from ._util import check_count, divisors, element_shape, pack_words, rom_attrs, tree_sum
 from .packed import PackedMultiplier
 
-__all__ = ["MatVecUnit", "ROM_STYLES", "accumulator_range", "lut_multiply"]
+__all__ = ["MatVecUnit", "ROM_STYLES", "accumulator_bits", "accumulator_range", "lut_multiply"]
 
 #: Weight ROM placements: synthesis's choice, block RAM, logic.
 ROM_STYLES = (None, "block", "logic")
@@ -41,13 +42,22 @@ def accumulator_range(weight, bias, x_lo, x_hi):
             int(max(hi.max(), (hi - bias).max(), 0)))
 
 
+def accumulator_bits(weight, bias, in_bits, in_signed):
+    """Width of the signed accumulator of :func:`accumulator_range` for inputs of
+    ``in_bits`` (signed or not); ``weight`` is ``(filters, ...)``."""
+    weight = np.asarray(weight)
+    lo, hi = accumulator_range(weight.reshape(weight.shape[0], -1), bias,
+                               *numerics.int_range(in_bits, in_signed))
+    return numerics.bits_for_range(min(lo, -1), hi)[0]
+
+
 def lut_multiply(w, x, bits):
     """``w * x`` as shift-and-add, for a ``bits``-wide signed ``w``: LUTs, never a DSP."""
     terms = [Mux(w[b], x << b, 0) for b in range(bits - 1)]
     return tree_sum(terms) - Mux(w[bits - 1], x << (bits - 1), 0)
 
 
-class MatVecUnit(wiring.Component):
+class MatVecUnit(Timed, wiring.Component):
     """Integer matrix-vector product ``y = W x + b``, folded by ``pe`` x ``simd``.
 
     Each clock cycle the unit multiplies ``simd`` inputs by the weights of ``pe`` filters. The
@@ -84,6 +94,9 @@ class MatVecUnit(wiring.Component):
     rom_style : {None, "block", "logic"}
         Where the weight ROMs go (their ``rom_style`` attribute): block RAM, logic, or None
         for synthesis's choice.
+    vectors : int
+        Input vectors per frame (the output pixels of a convolution): sets the timing's
+        ``cycles_per_frame``; the hardware handles any number.
 
     Members
     -------
@@ -94,7 +107,7 @@ class MatVecUnit(wiring.Component):
     """
 
     def __init__(self, *, weight, bias, weight_bits, in_bits, in_signed, pe, simd,
-                 multiplier=None, lut_lanes=None, rom_style=None, name="dense"):
+                 multiplier=None, lut_lanes=None, rom_style=None, vectors=1, name="dense"):
         weight = np.asarray(weight)
         if not np.issubdtype(weight.dtype, np.integer) or weight.ndim != 2:
             raise TypeError(f"weight must be a 2-D integer array, not {weight.dtype} "
@@ -135,10 +148,10 @@ class MatVecUnit(wiring.Component):
         self._weight_bits = weight_bits
         self._in_bits, self._in_signed = in_bits, in_signed
         self._pe, self._simd = pe, simd
+        self._vectors = check_count("vectors", vectors, name)
         x_lo, x_hi = numerics.int_range(in_bits, in_signed)
         self._acc_range = accumulator_range(weight, bias, x_lo, x_hi)
-        self._acc_bits, _ = numerics.bits_for_range(min(self._acc_range[0], -1),
-                                                     self._acc_range[1])
+        self._acc_bits = accumulator_bits(weight, bias, in_bits, in_signed)
         super().__init__({
             "i_stream": In(stream.Signature(
                 data.ArrayLayout(element_shape(in_bits, in_signed), simd))),
@@ -172,9 +185,12 @@ class MatVecUnit(wiring.Component):
                 raise ValueError(f"layer '{name}': lut_lanes for {bits}-bit lanes must be in "
                                  f"0..{len(lanes)}, not {n_lut}")
             plan, packs = None, []
+            if n_lut < len(lanes):
+                # None when no port of the multiplier holds the activation: LUT lanes then.
+                plan = packing.plan_group(multiplier, bits, in_bits, in_signed)
+                n_lut = n_lut if plan is not None else len(lanes)
             dsp_lanes = lanes[:len(lanes) - n_lut]
             if dsp_lanes:
-                plan = packing.plan_lanes(multiplier, bits, in_bits, act_signed=in_signed)
                 packs = [dsp_lanes[i:i + plan.lanes]
                          for i in range(0, len(dsp_lanes), plan.lanes)]
             groups.append({"bits": bits, "lanes": lanes, "plan": plan, "packs": packs,
@@ -184,6 +200,32 @@ class MatVecUnit(wiring.Component):
     @property
     def multiplier(self):
         return self._multiplier
+
+    @property
+    def groups(self):
+        """Per lane precision: ``{"bits", "lanes", "plan", "packs", "lut"}``: its lanes, the
+        packing plan, the lanes of each packed multiplier, and the LUT lanes."""
+        return [dict(group) for group in self._groups]
+
+    @property
+    def bias(self):
+        return self._bias.copy()
+
+    def rom_fields(self, group, element):
+        """The fields of one weight ROM word, group ``group`` and input element ``element``:
+        ``[(width, values per (output fold, input fold) word), ...]``, the packed constant of
+        each pack of DSP lanes, then each LUT lane's weight."""
+        nf, sf, pe, simd = self.output_folds, self.input_folds, self._pe, self._simd
+        folds = self._weight.reshape(nf, pe, sf, simd)
+        g = self._groups[group]
+        plan, fields = g["plan"], []
+        for pack in g["packs"]:
+            w = folds[:, pack][..., element].transpose(0, 2, 1).reshape(nf * sf, len(pack))
+            w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
+            fields.append((plan.word_bits, [packing.rom_word(plan, row) for row in w]))
+        for lane in g["lut"]:
+            fields.append((g["bits"], folds[:, lane, :, element].reshape(-1).tolist()))
+        return fields
 
     @property
     def dsp_count(self):
@@ -200,26 +242,24 @@ class MatVecUnit(wiring.Component):
         """Weight bits of each of the ``pe`` lanes (the same in every fold)."""
         return self._weight_bits[:self._pe].copy()
 
-    @property
-    def cycles_per_frame(self):
-        """Steady-state clock cycles per input vector: one per (output fold, input fold)."""
-        return self.output_folds * self.input_folds
+    vectors = property(lambda self: self._vectors)
+
+    @classmethod
+    def timing_of(cls, *, weight, pe, simd, vectors=1, **_):
+        """A vector starts one cycle after its last beat arrives (or when the one before is
+        done); output fold ``f`` leaves ``input_folds * (f + 1) + PIPELINE_DEPTH`` cycles
+        after the start. ``cycles_per_frame``: one per (output fold, input fold) of each
+        vector."""
+        out_features, in_features = np.shape(weight)
+        return MatVecTiming(in_features // simd, out_features // pe, vectors, PIPELINE_DEPTH)
+
+    timing = property(lambda self: self.timing_of(weight=self._weight, pe=self._pe,
+                                                  simd=self._simd, vectors=self._vectors))
 
     @property
     def queue_depth(self):
         """Results the output queue holds: enough for all those in flight."""
         return -(-PIPELINE_DEPTH // self.input_folds) + 1
-
-    @property
-    def latency(self):
-        """Cycles from a frame's last input beat to its first output beat (output taken)."""
-        return self.input_folds + PIPELINE_DEPTH
-
-    def beat_times(self, times):
-        """Output beat cycles of one frame, given its input beat cycles (empty pipeline)."""
-        last = times[self.input_folds - 1]
-        return [last + self.input_folds * (f + 1) + PIPELINE_DEPTH
-                for f in range(self.output_folds)]
 
     def reference(self, x):
         return numerics.dense(x, self._weight, self._bias)
@@ -299,19 +339,11 @@ class MatVecUnit(wiring.Component):
         x = [vector.word_select(s, self._in_bits) for s in range(simd)]
         x = [v.as_signed() if self._in_signed else v for v in x]
         products = [[None] * simd for _ in range(pe)]
-        folds = self._weight.reshape(nf, pe, sf, simd)
-        for group in self._groups:
+        for index, group in enumerate(self._groups):
             bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
             for s in range(simd):
-                fields = []  # (width, values per (fold, in_fold) word) for every slice
-                for pack in packs:
-                    w = folds[:, pack][..., s].transpose(0, 2, 1).reshape(nf * sf, len(pack))
-                    w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
-                    fields.append((plan.word_bits, [packing.rom_word(plan, row) for row in w]))
-                for lane in lut:
-                    fields.append((bits, folds[:, lane, :, s].reshape(-1).tolist()))
                 init, offset, slices = [0] * (nf * sf), 0, []
-                for width, values in fields:
+                for width, values in self.rom_fields(index, s):
                     for i, v in enumerate(values):
                         init[i] |= (int(v) & ((1 << width) - 1)) << offset
                     slices.append((offset, width))
@@ -329,7 +361,7 @@ class MatVecUnit(wiring.Component):
                 words = iter(slices)
                 for j, pack in enumerate(packs):
                     start, width = next(words)
-                    unit = PackedMultiplier(multiplier=self._multiplier, weight_bits=bits,
+                    unit = PackedMultiplier(multiplier=plan.multiplier, weight_bits=bits,
                                             act_bits=self._in_bits, act_signed=self._in_signed,
                                             registered=True, pipelined=True)
                     m.submodules[f"dsp_w{bits}_{j}_{s}"] = unit

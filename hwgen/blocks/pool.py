@@ -10,6 +10,7 @@ from quant import numerics
 
 from ..errors import FoldingError
 from ._util import check_count, check_pair, check_shape, divisors, element_shape
+from .timing import Gather, Timed
 from .window import SlidingWindow, im2col
 
 __all__ = ["MaxPool", "SumPool", "GlobalSumPool"]
@@ -97,31 +98,27 @@ class _Reduce(wiring.Component):
         return m
 
 
-def _last_beats(times, count, folds):
-    """Cycles of the beats that end a group (the last pixel of each window), plus one."""
-    times = np.asarray(times, dtype=np.int64).reshape(-1, count, folds)
-    return (times[:, -1, :].ravel() + 1).tolist()
-
-
-class _WindowPool(wiring.Component):
-    """A SlidingWindow (no padding) followed by a per-channel reduction over each window."""
+class _WindowPool(Timed, wiring.Component):
+    """A SlidingWindow followed by a per-channel reduction over each window."""
 
     _op = None
 
-    def __init__(self, *, channels, height, width, kernel, stride=None, shape, simd=1,
-                 name="pool"):
+    def __init__(self, *, channels, height, width, kernel, stride=None, padding=0, shape,
+                 simd=1, buffer_rows=None, name="pool"):
         kernel = check_pair("kernel", kernel, 1, name)
         stride = kernel if stride is None else check_pair("stride", stride, 1, name)
+        padding = check_pair("padding", padding, 0, name)
+        shape = check_shape("shape", shape, name)
         self._window = SlidingWindow(channels=channels, height=height, width=width,
-                                     kernel=kernel, stride=stride, padding=0, shape=shape,
-                                     simd=simd, name=name)
+                                     kernel=kernel, stride=stride, padding=padding, shape=shape,
+                                     simd=simd, pad_value=self._pad_value(shape, padding, name),
+                                     buffer_rows=buffer_rows, name=name)
         self._name = name
-        in_shape = self._window.shape
-        self._out_shape = self._output_shape(in_shape, kernel[0] * kernel[1])
+        self._out_shape = self.out_shape_of(shape, kernel[0] * kernel[1])
         self._reduce = _Reduce(count=kernel[0] * kernel[1], folds=channels // simd, simd=simd,
-                               in_shape=in_shape, out_shape=self._out_shape, op=self._op)
+                               in_shape=shape, out_shape=self._out_shape, op=self._op)
         super().__init__({
-            "i_stream": In(stream.Signature(data.ArrayLayout(in_shape, simd))),
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, simd))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, simd))),
         })
 
@@ -130,6 +127,7 @@ class _WindowPool(wiring.Component):
     width = property(lambda self: self._window.width)
     kernel = property(lambda self: self._window.kernel)
     stride = property(lambda self: self._window.stride)
+    padding = property(lambda self: self._window.padding)
     simd = property(lambda self: self._window.simd)
     shape = property(lambda self: self._window.shape)
     out_height = property(lambda self: self._window.out_height)
@@ -146,20 +144,31 @@ class _WindowPool(wiring.Component):
     def out_beats(self):
         return self.out_height * self.out_width * self.channels // self.simd
 
-    @property
-    def cycles_per_frame(self):
-        """Steady-state cycles per frame: the window's, ``max(in_beats, windows * kh * kw *
-        channels / simd)`` (``in_beats`` when the windows do not overlap)."""
-        return self._window.cycles_per_frame
+    @classmethod
+    def timing_of(cls, *, channels, height, width, kernel, stride=None, padding=0, simd=1,
+                  buffer_rows=None, **_):
+        """The window's timing (its cycles per frame: ``max(in_beats, windows * kh * kw *
+        channels / simd)``), then each window's last beats one cycle later."""
+        window = SlidingWindow.timing_of(channels=channels, height=height, width=width,
+                                         kernel=kernel, stride=kernel if stride is None
+                                         else stride, padding=padding, simd=simd,
+                                         buffer_rows=buffer_rows)
+        g = window.geometry
+        return Gather(g.out_beats, g.kh * g.kw, g.folds, 1, inner=window)
 
-    def beat_times(self, times):
-        """Output beat cycles of one frame into the empty block, output always ready."""
-        k = self.kernel[0] * self.kernel[1]
-        return _last_beats(self._window.beat_times(times), k, self.channels // self.simd)
+    timing = property(lambda self: Gather(self._window.out_beats,
+                                          self.kernel[0] * self.kernel[1],
+                                          self.channels // self.simd, 1,
+                                          inner=self._window.timing))
 
     def _windows(self, x):
-        """``(..., C, out_h, out_w, kh * kw)`` windows of a ``(..., C, H, W)`` input."""
+        """``(..., C, out_h, out_w, kh * kw)`` windows of a ``(..., C, H, W)`` input, the
+        padding at :attr:`SlidingWindow.pad_value`."""
         x = np.asarray(x, dtype=np.int64)
+        ph, pw = self.padding
+        if ph or pw:
+            pad = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+            x = np.pad(x, pad, constant_values=self._window.pad_value)
         cols = im2col(x, self.kernel, self.stride, 0)               # (..., oh, ow, K*C)
         cols = cols.reshape(cols.shape[:-1] + (-1, self.channels))  # (..., oh, ow, K, C)
         return np.moveaxis(cols, -1, -4)
@@ -175,13 +184,15 @@ class _WindowPool(wiring.Component):
 
 
 class MaxPool(_WindowPool):
-    """Per-channel maximum over each ``kernel`` window (no padding, floor mode).
+    """Per-channel maximum over each ``kernel`` window (floor mode), with optional padding.
 
     A :class:`SlidingWindow` presents each window (``stride`` defaults to ``kernel``; the
     windows may overlap); a comparator per lane keeps one running maximum per channel fold.
-    The input is an HWC stream of ``simd`` channels per beat, and so is the output: one beat
-    per channel fold per output pixel. Elements keep their type, signed or unsigned. 1-D:
-    ``height=1, kernel=(1, k)``.
+    ``padding`` pixels (at most ``kernel // 2`` per axis, as PyTorch) hold the smallest
+    element value, so every window holds an input pixel and the padding never wins. The input
+    is an HWC stream of ``simd`` channels per beat, and so is the output: one beat per channel
+    fold per output pixel. Elements keep their type, signed or unsigned. 1-D: ``height=1,
+    kernel=(1, k)``.
 
     Members
     -------
@@ -192,7 +203,12 @@ class MaxPool(_WindowPool):
     _op = "max"
 
     @staticmethod
-    def _output_shape(shape, count):
+    def _pad_value(shape, padding, name):
+        return numerics.int_range(shape.width, shape.signed)[0]
+
+    @staticmethod
+    def out_shape_of(shape, count):
+        """Output element shape for inputs of ``shape`` and ``count`` pixels a window."""
         return shape
 
     def reference(self, x):
@@ -216,7 +232,15 @@ class SumPool(_WindowPool):
     _op = "sum"
 
     @staticmethod
-    def _output_shape(shape, count):
+    def _pad_value(shape, padding, name):
+        if any(padding):
+            raise ValueError(f"layer '{name}': a sum pool takes no padding, not "
+                             f"{padding[0]}x{padding[1]}")
+        return 0
+
+    @staticmethod
+    def out_shape_of(shape, count):
+        """Output element shape for inputs of ``shape`` and ``count`` pixels a window."""
         lo, hi = numerics.int_range(shape.width, shape.signed)
         return element_shape(*numerics.bits_for_range(count * lo, count * hi))
 
@@ -225,7 +249,7 @@ class SumPool(_WindowPool):
         return self._windows(x).sum(axis=-1)
 
 
-class GlobalSumPool(wiring.Component):
+class GlobalSumPool(Timed, wiring.Component):
     """Per-channel exact sum over all pixels of a frame (global average pooling, undivided).
 
     The input is an HWC stream (``simd`` channels per beat, ``height * width`` pixels); the
@@ -254,9 +278,7 @@ class GlobalSumPool(wiring.Component):
                                f"{', '.join(map(str, divisors(channels)))}")
         self._channels, self._height, self._width = channels, height, width
         self._shape, self._simd, self._name = shape, simd, name
-        lo, hi = numerics.int_range(shape.width, shape.signed)
-        pixels = height * width
-        self._out_shape = element_shape(*numerics.bits_for_range(pixels * lo, pixels * hi))
+        self._out_shape = SumPool.out_shape_of(shape, height * width)
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(shape, simd))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, simd))),
@@ -272,16 +294,15 @@ class GlobalSumPool(wiring.Component):
     out_signed = property(lambda self: self._out_shape.signed)
     in_beats = property(lambda self: self._height * self._width * self._channels // self._simd)
     out_beats = property(lambda self: self._channels // self._simd)
-    latency = 1
 
-    @property
-    def cycles_per_frame(self):
-        """Steady-state cycles per frame: one per input beat."""
-        return self.in_beats
+    @classmethod
+    def timing_of(cls, *, channels, height, width, simd=1, **_):
+        """One input beat per cycle; each channel fold's sum leaves a cycle after its last
+        pixel."""
+        return Gather(height * width * channels // simd, height * width, channels // simd, 1)
 
-    def beat_times(self, times):
-        """Output beat cycles of one frame, given its input beat cycles (output always ready)."""
-        return _last_beats(times, self._height * self._width, self._channels // self._simd)
+    timing = property(lambda self: self.timing_of(channels=self._channels, height=self._height,
+                                                  width=self._width, simd=self._simd))
 
     def reference(self, x):
         """``(..., C, H, W)`` to ``(..., C)``."""

@@ -10,12 +10,19 @@ from quant import numerics
 
 from .. import packing
 from ..errors import FoldingError
+from .timing import Pipe, Timed
 from ._util import divisors, element_shape, registered_product, tree_sum
 
-__all__ = ["Requantizer"]
+__all__ = ["Requantizer", "LATENCY", "QUEUE_DEPTH"]
 
 
-class Requantizer(wiring.Component):
+#: Cycles from taking a beat to offering its result: six stages and the queue's two.
+LATENCY = 8
+#: Beats the output queue holds: every beat in flight, so that one enters each cycle.
+QUEUE_DEPTH = LATENCY + 1
+
+
+class Requantizer(Timed, wiring.Component):
     """``y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` on ``lanes`` channels per beat.
 
     Channels arrive in order, ``lanes`` per beat, so beat ``k`` of a frame carries channels
@@ -69,17 +76,26 @@ class Requantizer(wiring.Component):
         })
 
     channels = property(lambda self: self._multiplier.size)
+    multiplier = property(lambda self: self._multiplier.copy())
+    in_bits = property(lambda self: self._in_bits)
+    geometry = property(lambda self: self._geometry)
     lanes = property(lambda self: self._lanes)
     shift = property(lambda self: self._shift)
     out_bits = property(lambda self: self._out_bits)
     out_signed = property(lambda self: self._out_signed)
     beats_per_frame = property(lambda self: self.channels // self._lanes)
-    #: Cycles from taking a beat to offering its result: six stages and the queue's two.
-    latency = 8
-    #: Beats the output queue holds: every beat in flight, so that one enters each cycle.
-    queue_depth = latency + 1
+    queue_depth = QUEUE_DEPTH
 
-    def _pieces(self, column):
+    @classmethod
+    def timing_of(cls, **_):
+        """Each beat leaves :data:`LATENCY` cycles after it is taken, one per cycle: a
+        requantizer runs at its stream's rate (its multipliers repeat, so it knows no frame
+        of its own; ``cycles_per_frame`` is 0)."""
+        return Pipe(0, LATENCY)
+
+    timing = property(lambda self: self.timing_of())
+
+    def pieces(self, column):
         """How lane ``acc * M`` is built: ``("shift", k)`` or ``("multiply", a, b)`` pieces.
 
         ``a`` pieces of the signed accumulator times ``b`` pieces of the unsigned multiplier;
@@ -99,13 +115,8 @@ class Requantizer(wiring.Component):
     def dsp_count(self):
         """Hardware multipliers used: one per accumulator piece x multiplier piece per lane."""
         mult = self._multiplier.reshape(self.beats_per_frame, self._lanes)
-        pieces = [self._pieces(mult[:, p].tolist()) for p in range(self._lanes)]
+        pieces = [self.pieces(mult[:, p].tolist()) for p in range(self._lanes)]
         return sum(p[1] * p[2] for p in pieces if p[0] == "multiply")
-
-    def beat_times(self, times):
-        """Output beat cycles of one frame, given its input beat cycles (output taken when
-        offered)."""
-        return [t + self.latency for t in times]
 
     def reference(self, acc):
         return numerics.requantize(acc, self._multiplier, self._shift, self._out_bits,
@@ -146,7 +157,7 @@ class Requantizer(wiring.Component):
             column = mult[:, p].tolist()
             # Stage 1: the accumulator in fabric.
             acc = delayed(self.i_stream.payload[p], 1, f"acc{p}")
-            pieces = self._pieces(column)
+            pieces = self.pieces(column)
             if pieces[0] == "shift":
                 # Stages 2 to 5: nothing to multiply; the accumulator keeps pace.
                 terms = [delayed(acc, 4, f"acc{p}_q") << pieces[1]]

@@ -1,15 +1,18 @@
-"""Stream helpers: width conversion between blocks with different beats."""
+"""Stream helpers: width conversion between blocks with different beats, and a
+reinterpretation of unsigned elements as signed ones."""
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import FoldingError
+from ._util import check_count, element_shape
+from .timing import ConverterTiming, Pipe, Timed
 
-__all__ = ["WidthConverter"]
+__all__ = ["WidthConverter", "AsSigned"]
 
 
-class WidthConverter(wiring.Component):
+class WidthConverter(Timed, wiring.Component):
     """Regroups a stream of ``in_count`` elements per beat into ``out_count`` per beat.
 
     One count must divide the other: gathering ``k`` beats into one or splitting one beat into
@@ -21,11 +24,12 @@ class WidthConverter(wiring.Component):
     o_stream : Out(stream.Signature(ArrayLayout(shape, out_count)))
     """
 
-    def __init__(self, *, shape, in_count, out_count, name="stream"):
+    def __init__(self, *, shape, in_count, out_count, elements=None, name="stream"):
         if max(in_count, out_count) % min(in_count, out_count):
             raise FoldingError(f"layer '{name}': a stream of {in_count} elements per beat cannot "
                                f"feed one of {out_count} per beat; one must divide the other")
         self._shape, self._in_count, self._out_count = shape, in_count, out_count
+        self._elements = elements
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(shape, in_count))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(shape, out_count))),
@@ -34,19 +38,17 @@ class WidthConverter(wiring.Component):
     in_count = property(lambda self: self._in_count)
     out_count = property(lambda self: self._out_count)
 
-    def beat_times(self, times):
-        """Output beat cycles of one frame, given its input beat cycles (output always taken)."""
-        if self._in_count == self._out_count:
-            return list(times)
-        if self._out_count > self._in_count:
-            k = self._out_count // self._in_count
-            return [t + 1 for t in times[k - 1::k]]
-        out = []
-        for t in times:
-            # A new beat is taken in the cycle the last part of the previous one leaves.
-            start = max(t, out[-1]) if out else t
-            out.extend(start + 1 + i for i in range(self._in_count // self._out_count))
-        return out
+    @classmethod
+    def timing_of(cls, *, in_count, out_count, elements=None, **_):
+        """One narrow beat per cycle: gathering sends a beat a cycle after its last part;
+        splitting takes a beat in the cycle the last part of the one before leaves.
+        ``elements`` per frame sets ``cycles_per_frame`` (one beat if not given)."""
+        return ConverterTiming(elements or max(in_count, out_count), in_count, out_count)
+
+    @property
+    def timing(self):
+        return self.timing_of(in_count=self._in_count, out_count=self._out_count,
+                              elements=self._elements)
 
     def elaborate(self, platform):
         m = Module()
@@ -89,4 +91,39 @@ class WidthConverter(wiring.Component):
                 m.d.sync += [index.eq(0), full.eq(0)]
         with m.If(i.valid & i.ready):
             m.d.sync += [held.eq(i.payload.as_value()), full.eq(1)]
+        return m
+
+
+class AsSigned(Timed, wiring.Component):
+    """Passes an unsigned stream on as signed elements one bit wider (wiring, no register).
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(unsigned(bits), lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(signed(bits + 1), lanes)))
+    """
+
+    def __init__(self, *, bits, lanes, name="signed"):
+        self._bits = check_count("bits", bits, name)
+        self._lanes = check_count("lanes", lanes, name)
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(element_shape(bits, False),
+                                                               lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(element_shape(bits + 1, True),
+                                                                lanes))),
+        })
+
+    @classmethod
+    def timing_of(cls, **_):
+        """Each beat passes in the cycle it arrives."""
+        return Pipe(0, 0)
+
+    timing = property(lambda self: self.timing_of())
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.o_stream.valid.eq(self.i_stream.valid),
+                     self.i_stream.ready.eq(self.o_stream.ready)]
+        for p in range(self._lanes):
+            m.d.comb += self.o_stream.payload[p].eq(self.i_stream.payload[p])
         return m

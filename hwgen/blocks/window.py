@@ -1,6 +1,7 @@
 """SlidingWindow: line buffers that turn a feature-map stream into convolution windows."""
 
 import bisect
+from functools import lru_cache
 
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, unsigned
@@ -9,7 +10,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..errors import FoldingError
-from ._util import check_count, check_pair, check_shape, divisors
+from quant.numerics import int_range
+
+from ._util import check_count, check_int, check_pair, check_shape, divisors, pack_words
+from .timing import Timed, WindowTiming
 
 __all__ = ["SlidingWindow", "im2col"]
 
@@ -170,14 +174,32 @@ class _Geometry:
         return int(ends[-1] - ends[-2]), np.diff(ends)
 
 
-class SlidingWindow(wiring.Component):
+@lru_cache(maxsize=None)   # a search per geometry; networks repeat geometries
+def _window_timing(height, width, folds, kernel, stride, padding, buffer_rows):
+    geometry = _Geometry(height, width, folds, kernel, stride, padding)
+    target = max(geometry.in_beats, geometry.out_beats)
+    if buffer_rows is None:
+        # The smallest ring whose steady-state frame interval is max(in, out), searched up to
+        # one frame plus one window.
+        for buffer_rows in range(geometry.window_rows,
+                                 geometry.window_rows + geometry.stored_rows + 1):
+            last, intervals = geometry.frame_interval(buffer_rows)
+            if (intervals[-2:] == target).all():
+                break
+    else:
+        last, _ = geometry.frame_interval(buffer_rows)
+    return WindowTiming(geometry, buffer_rows, last)
+
+
+class SlidingWindow(Timed, wiring.Component):
     """Convolution windows of a feature-map stream, from line buffers in on-chip memory.
 
     The input is an HWC stream: pixels in raster order (row ``y``, then column ``x``), each
     pixel as ``channels / simd`` beats of ``simd`` consecutive channels. The output gives, for
     each output pixel in raster order, its window in ``(ky, kx, c)`` order, ``simd`` elements
     per beat: ``kh * kw * channels / simd`` beats per output pixel, the rows of
-    :func:`im2col`. Zero padding is produced by the reader, never stored. A 1-D signal of
+    :func:`im2col`. Padding (``pad_value``, 0 by default) is produced by the reader, never
+    stored. A 1-D signal of
     length ``L`` is ``height=1, width=L, kernel=(1, k), padding=(0, p)``.
 
     The input is consumed once and written into a ring of ``buffer_rows`` rows, each
@@ -205,6 +227,9 @@ class SlidingWindow(wiring.Component):
         memory at the cost of throughput (see ``cycles_per_frame``); at least
         ``window_rows``.
 
+    pad_value : int
+        The value of padding elements: 0 for a convolution, the smallest element for a max
+        pool (so that padding never wins).
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
@@ -214,7 +239,7 @@ class SlidingWindow(wiring.Component):
     """
 
     def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape, simd=1,
-                 buffer_rows=None, name="window"):
+                 buffer_rows=None, pad_value=0, name="window"):
         channels = check_count("channels", channels, name)
         height = check_count("height", height, name)
         width = check_count("width", width, name)
@@ -235,28 +260,25 @@ class SlidingWindow(wiring.Component):
         if kernel[0] > padded[0] or kernel[1] > padded[1]:
             raise ValueError(f"layer '{name}': kernel {kernel[0]}x{kernel[1]} is larger than "
                              f"its padded input {padded[0]}x{padded[1]}")
-        geometry = _Geometry(height, width, channels // simd, kernel, stride, padding)
-        target = max(geometry.in_beats, geometry.out_beats)
-        if buffer_rows is None:
-            # The smallest ring whose steady-state frame interval is max(in, out), searched up
-            # to one frame plus one window.
-            for buffer_rows in range(geometry.window_rows,
-                                     geometry.window_rows + geometry.stored_rows + 1):
-                last, intervals = geometry.frame_interval(buffer_rows)
-                if (intervals[-2:] == target).all():
-                    break
-        else:
+        if buffer_rows is not None:
             buffer_rows = check_count("buffer_rows", buffer_rows, name)
-            if buffer_rows < geometry.window_rows:
-                raise ValueError(f"layer '{name}': buffer_rows must be at least "
-                                 f"{geometry.window_rows} (the rows one window spans), not "
-                                 f"{buffer_rows}")
-            last, _ = geometry.frame_interval(buffer_rows)
+            rows = _Geometry(height, width, channels // simd, kernel, stride, padding).window_rows
+            if buffer_rows < rows:
+                raise ValueError(f"layer '{name}': buffer_rows must be at least {rows} (the "
+                                 f"rows one window spans), not {buffer_rows}")
+        lo, hi = int_range(shape.width, shape.signed)
+        pad_value = check_int("pad_value", pad_value, name)
+        if not lo <= pad_value <= hi:
+            raise ValueError(f"layer '{name}': pad_value must be in the element range "
+                             f"{lo}..{hi}, not {pad_value}")
+        self._timing = self.timing_of(channels=channels, height=height, width=width,
+                                      kernel=kernel, stride=stride, padding=padding, simd=simd,
+                                      buffer_rows=buffer_rows)
         self._name = name
         self._channels, self._shape, self._simd = channels, shape, simd
-        self._geometry = geometry
-        self._buffer_rows = buffer_rows
-        self._cycles_per_frame = last
+        self._geometry = self._timing.geometry
+        self._buffer_rows = self._timing.buffer_rows
+        self._pad_value = pad_value
         layout = data.ArrayLayout(shape, simd)
         super().__init__({
             "i_stream": In(stream.Signature(layout)),
@@ -289,31 +311,19 @@ class SlidingWindow(wiring.Component):
         """Bits of the line buffer (``buffer_depth`` words of ``simd`` elements)."""
         return self.buffer_depth * self._simd * self._shape.width
 
-    @property
-    def cycles_per_frame(self):
-        """Steady-state cycles per frame with the input always offered and the output taken.
+    pad_value = property(lambda self: self._pad_value)
+    timing = property(lambda self: self._timing)
 
-        ``max(in_beats, out_beats)`` with the default ``buffer_rows``; with a smaller buffer,
-        what the exact cycle model gives.
-        """
-        return self._cycles_per_frame
-
-    def beat_times(self, times):
-        """Output beat cycles of one frame into the empty block, output always ready.
-
-        ``times[i]`` is the cycle input beat ``i`` is offered; a beat the block is not ready
-        for waits (the line buffer is full), and the beats after it wait in turn.
-        """
-        if len(times) != self.in_beats:
-            raise ValueError(f"layer '{self._name}': times must have {self.in_beats} entries "
-                             f"(one per input beat), not {len(times)}")
-        _, out = self._geometry.schedule(times, 1, self._buffer_rows)
-        return out.tolist()
-
-    def input_times(self, times):
-        """Cycles the input beats of one frame are taken, when offered at ``times``."""
-        taken, _ = self._geometry.schedule(times, 1, self._buffer_rows)
-        return taken.tolist()
+    @classmethod
+    def timing_of(cls, *, channels, height, width, kernel, stride=1, padding=0, simd=1,
+                  buffer_rows=None, **_):
+        """The exact cycle model of the line buffer (:class:`~hwgen.blocks.timing.
+        WindowTiming`): a beat offered while the buffer is full waits, and the beats after it
+        in turn. ``cycles_per_frame`` is ``max(in_beats, out_beats)`` with the default
+        ``buffer_rows``; with a smaller buffer, what the cycle model gives."""
+        pairs = [tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+                 for v in (kernel, stride, padding)]
+        return _window_timing(height, width, channels // simd, *pairs, buffer_rows)
 
     def reference(self, x):
         """Windows of ``(..., channels, height, width)`` inputs, as :func:`im2col`."""
@@ -417,7 +427,8 @@ class SlidingWindow(wiring.Component):
         pad1 = Signal()
         with m.If(~stall):
             m.d.sync += [o.valid.eq(issue), pad1.eq(pad)]
-        m.d.comb += o.payload.eq(Mux(pad1, 0, rd.data))
+        pad_word = pack_words([[self._pad_value] * self._simd], self._shape.width)[0]
+        m.d.comb += o.payload.eq(Mux(pad1, pad_word, rd.data))
 
         release = Signal(range(rows + 1))
         special = {}

@@ -1,15 +1,13 @@
 """Resource estimates of block instances: :func:`block_cost` reads a block's parameters and
 ROM contents and applies the formulas of :mod:`hwgen.model.costs`.
 
-The weights, biases and lane groups of a :class:`~hwgen.blocks.MatVecUnit` or
-:class:`~hwgen.blocks.DepthwiseUnit` and the multiplier pieces of a
-:class:`~hwgen.blocks.Requantizer` are read from the blocks' private attributes (they have no
-public accessor); the ROM words are rebuilt as the blocks build them.
+ROM contents come from the blocks themselves (:meth:`~hwgen.blocks.MatVecUnit.rom_fields`,
+:attr:`~hwgen.blocks.DepthwiseUnit.weight_table`, :meth:`~hwgen.blocks.Requantizer.pieces`),
+so the model counts exactly the words the hardware stores.
 """
 
 import numpy as np
 
-from .. import packing
 from ..blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
                       PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
                       WidthConverter)
@@ -81,12 +79,10 @@ def _depthwise(family, block):
     folds, simd = block.folds, block.simd
     positions = block.kernel[0] * block.kernel[1]
     lane_bits = block.lane_bits
-    # Word (position, fold) holds the weights of channels fold*simd .. fold*simd+simd-1.
-    table = block._weight.reshape(folds, simd, positions).transpose(2, 0, 1)
-    table = table.reshape(positions * folds, simd)
+    table = block.weight_table
     roms = [rom_columns(table[:, lane_bits == bits], int(bits))
             for bits in sorted(set(lane_bits.tolist()))]
-    bias = rom_columns(block._bias.reshape(folds, simd), block.acc_bits)
+    bias = rom_columns(block.bias.reshape(folds, simd), block.acc_bits)
     return costs.depthwise_cost(
         family, channels=block.channels, positions=positions, lanes=simd,
         lane_bits=[int(b) for b in lane_bits], in_bits=block.in_bits,
@@ -116,21 +112,13 @@ def _broadcast(family, block):
 def _matvec_groups(block):
     """Per precision group: ``(plan, packs, dsp_lanes, lut_lanes, bits)``, and the
     ``(non-constant, distinct)`` columns of its ROM for each input element."""
-    nf, sf, pe, simd = block.output_folds, block.input_folds, block.pe, block.simd
-    folds = block._weight.reshape(nf, pe, sf, simd)
     groups, roms = [], []
-    for group in block._groups:
+    for index, group in enumerate(block.groups):
         bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
         per_input = []
-        for s in range(simd):
-            fields = []
-            for pack in packs:
-                w = folds[:, pack][..., s].transpose(0, 2, 1).reshape(nf * sf, len(pack))
-                w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
-                fields.append(_bits([[packing.rom_word(plan, row)] for row in w],
-                                    plan.word_bits))
-            for lane in lut:
-                fields.append(_bits(folds[:, lane, :, s].reshape(-1, 1), bits))
+        for s in range(block.simd):
+            fields = [_bits(np.array(values, dtype=object if width > 62 else np.int64)[:, None],
+                            width) for width, values in block.rom_fields(index, s)]
             per_input.append(_count_columns(np.concatenate(fields, axis=1)))
         roms.append(per_input)
         groups.append((plan, len(packs), sum(map(len, packs)), len(lut), bits))
@@ -139,7 +127,7 @@ def _matvec_groups(block):
 
 def _matvec(family, block):
     groups, roms = _matvec_groups(block)
-    bias = rom_columns(block._bias.reshape(block.output_folds, block.pe), block.acc_bits)
+    bias = rom_columns(block.bias.reshape(block.output_folds, block.pe), block.acc_bits)
     return costs.matvec_cost(
         family, in_features=block.in_features, out_features=block.out_features, pe=block.pe,
         simd=block.simd, in_bits=block.in_bits, in_signed=block.in_signed,
@@ -149,11 +137,11 @@ def _matvec(family, block):
 
 
 def _requantizer(family, block):
-    mult = block._multiplier.reshape(block.beats_per_frame, block.lanes)
+    mult = block.multiplier.reshape(block.beats_per_frame, block.lanes)
     pieces, varying = [], []
     for p in range(block.lanes):
         column = mult[:, p].tolist()
-        piece = block._pieces(column)
+        piece = block.pieces(column)
         if piece[0] == "multiply":
             m_bits = max(int(max(column)).bit_length(), 1)
             piece = piece + (m_bits,)
@@ -161,9 +149,9 @@ def _requantizer(family, block):
                 varying.append(_bits(np.array(column)[:, None], m_bits))
         pieces.append(piece)
     factor_bits = _count_columns(np.concatenate(varying, axis=1))[1] if varying else 0
-    geometry = block._geometry
+    geometry = block.geometry
     return costs.requantizer_cost(
-        family, lanes=block.lanes, folds=block.beats_per_frame, in_bits=block._in_bits,
+        family, lanes=block.lanes, folds=block.beats_per_frame, in_bits=block.in_bits,
         out_bits=block.out_bits, shift=block.shift, pieces=pieces, factor_bits=factor_bits,
         a_port=geometry.a_bits, b_port=geometry.b_bits, stages=block.latency - 2,
         queue_depth=block.queue_depth)

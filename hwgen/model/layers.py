@@ -11,17 +11,17 @@ second (most of it finding the line-buffer depths of the large feature maps).
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from math import prod
+from math import lcm, prod
 
 import numpy as np
 
 from quant import numerics
 
 from .. import packing
-from ..blocks import Requantizer
+from ..blocks import requantizer
 from ..blocks import matvec as _matvec_module
 from ..blocks._util import divisors
-from ..blocks.window import _Geometry
+from ..blocks import SlidingWindow
 from ..errors import FoldingError
 from ..folding import fold_order
 from . import costs
@@ -29,7 +29,7 @@ from .devices import FAMILIES
 from .memory import pack_columns, random_rom_columns
 from .resources import Resources
 
-__all__ = ["Layer", "OPS", "layer_blocks", "layer_cost", "window_buffer_rows"]
+__all__ = ["Layer", "OPS", "layer_blocks", "layer_cost"]
 
 #: Layer kinds and the blocks they become.
 OPS = {
@@ -143,20 +143,6 @@ class Layer:
                                f"{count}; choose one of {', '.join(map(str, divisors(count)))}")
 
 
-@lru_cache(maxsize=None)
-def window_buffer_rows(height, width, folds, kernel, stride, padding):
-    """Rows of the line buffer a :class:`~hwgen.blocks.window.SlidingWindow` builds by default:
-    the smallest ring that keeps its input and output busy (the block's own search).
-    """
-    g = _Geometry(height, width, folds, kernel, stride, padding)
-    target = max(g.in_beats, g.out_beats)
-    for rows in range(g.window_rows, g.window_rows + g.stored_rows + 1):
-        _, intervals = g.frame_interval(rows)
-        if (intervals[-2:] == target).all():
-            return rows
-    return rows
-
-
 def _window(family, layer, padding):
     channels = layer.map_shape[0]
     layer._check("simd", channels, layer.simd)
@@ -167,13 +153,13 @@ def _window(family, layer, padding):
 @lru_cache(maxsize=None)   # the search prices one window under many lane and ROM choices
 def _window_cost(family, map_shape, simd, kernel, stride, padding, in_bits):
     channels, height, width = map_shape
-    folds = channels // simd
-    g = _Geometry(height, width, folds, kernel, stride, padding)
-    rows = window_buffer_rows(height, width, folds, kernel, stride, padding)
+    timing = SlidingWindow.timing_of(channels=channels, height=height, width=width,
+                                     kernel=kernel, stride=stride, padding=padding, simd=simd)
+    g = timing.geometry
     return costs.window_cost(
-        family, height=height, width=width, folds=folds, kernel=kernel, stride=stride,
+        family, height=height, width=width, folds=g.folds, kernel=kernel, stride=stride,
         padding=padding, out_height=g.out_h, out_width=g.out_w, element_bits=in_bits,
-        lanes=simd, buffer_rows=rows), g
+        lanes=simd, buffer_rows=timing.buffer_rows), g
 
 
 def _accumulator_bits(layer, weight_bits):
@@ -188,7 +174,7 @@ def _accumulator_bits(layer, weight_bits):
 
 
 def _pool(family, layer):
-    window, _ = _window(family, layer, (0, 0))
+    window, _ = _window(family, layer, layer.padding)
     kh, kw = layer.kernel
     count = kh * kw
     if layer.op == "maxpool":
@@ -283,11 +269,12 @@ def _lane_groups(layer, multiplier):
     for b in sorted(set(widths.tolist())):
         lanes = int((widths == b).sum())
         lut = lanes if multiplier is None else min(layer.lut_lanes.get(b, 0), lanes)
-        if lanes - lut:
-            plan = packing.plan_lanes(multiplier, b, layer.in_bits, act_signed=layer.in_signed)
+        plan = packing.plan_group(multiplier, b, layer.in_bits, layer.in_signed) \
+            if lanes - lut else None
+        if plan is not None:
             groups.append((plan, -(-(lanes - lut) // plan.lanes), lanes - lut, lut, b))
-        else:
-            groups.append((None, 0, 0, lut, b))
+        else:   # every lane in LUTs (by choice, or no multiplier port holds the activation)
+            groups.append((None, 0, 0, lanes, b))
     return groups
 
 
@@ -329,11 +316,12 @@ def _conv(family, layer):
 
 
 def _requantize(family, layer):
-    channels = layer.in_shape[0]
-    layer._check("simd", channels, layer.simd)
+    # The multipliers repeat every channel (or feature) and are taken a beat at a time: one
+    # period of the stream that is a whole number of beats (as the lowering gives them).
+    layer._check("simd", prod(layer.in_shape), layer.simd)
     geometry = packing.as_multiplier(family)
     a_port, b_port = geometry.a_bits, geometry.b_bits
-    folds = channels // layer.simd
+    folds = lcm(layer.in_shape[0], layer.simd) // layer.simd
     factor_bits = 0
     if layer.scale == "power_of_two":
         pieces = [("shift", 0)] * layer.simd
@@ -348,7 +336,7 @@ def _requantize(family, layer):
         family, lanes=layer.simd, folds=folds, in_bits=layer.in_bits,
         out_bits=layer.out_bits or 8, shift=layer.shift, pieces=pieces,
         factor_bits=factor_bits, a_port=a_port, b_port=b_port,
-        stages=Requantizer.latency - 2, queue_depth=Requantizer.queue_depth))]
+        stages=requantizer.LATENCY - 2, queue_depth=requantizer.QUEUE_DEPTH))]
 
 
 _BLOCKS = {

@@ -45,7 +45,9 @@ def _carry(graph, name, order, shapes, pixels):
     """Permute the channels of every layer that reads ``name``, as far as the order reaches."""
     for later in graph.consumers(name):
         if later.op == "requantize":
-            later.tensors["multiplier"] = later.tensors["multiplier"][order]
+            # One multiplier per channel, or per feature of a flattened map (channel-major).
+            m = later.tensors["multiplier"]
+            later.tensors["multiplier"] = m.reshape(order.size, -1)[order].reshape(-1)
             _carry(graph, later.name, order, shapes, pixels)
         elif later.op == "flatten":
             shape = shapes[later.inputs[0]]

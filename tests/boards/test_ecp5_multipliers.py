@@ -14,7 +14,7 @@ import pytest
 
 import hwgen
 import sim
-from boards.axi import platform_verilog
+from hwgen.verilog import to_verilog
 
 from ..hwgen.graphs import random_inputs, random_mlp
 from .test_selftest import MULT18X18D_MODEL
@@ -35,7 +35,7 @@ def ecp5_design(request, tmp_path_factory):
 
     graph, folding = CASES[request.param]
     acc = hwgen.compile_graph(graph, folding, device="ecp5")
-    text = platform_verilog(acc, "top", ULX3S_85F_Platform())
+    text = to_verilog(acc, "top", platform=ULX3S_85F_Platform())
     assert len(re.findall(r"^\s*MULT18X18D\b", text, re.M)) == acc.dsp_count > 0
     out = tmp_path_factory.mktemp(request.param)
     verilog = out / "top.v"

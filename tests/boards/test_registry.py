@@ -5,7 +5,8 @@ from amaranth.build import ResourceError
 
 from boards import BoardError, cli_list, get_board, list_boards
 from boards.platforms import PynqZ2Platform, ZCU102Platform
-from boards.registry import DEFAULT_TARGET_MHZ, DEVICES
+from boards.registry import DEFAULT_TARGET_MHZ
+from hwgen.model import DEVICES, device
 
 EXPECTED = {
     # name: (part, board clock MHz, toolchain, family, processor)
@@ -45,6 +46,19 @@ def test_every_registered_board_can_run_the_selftest():
         assert board.resources is not None, board.name
 
 
+def test_every_board_part_is_in_the_estimators_table():
+    """One table of capacities: each board's part, its family and the fit check's figures
+    come from :data:`hwgen.model.DEVICES`, and the board's name finds the part."""
+    for board in list_boards():
+        part = board.device
+        assert part is not None and part is device(board.name), board.name
+        assert part.family == board.family and board.name in part.boards
+        bram = part.bram18 if part.family == "ecp5" else part.bram18 // 2
+        assert board.resources == {"LUT": part.lut, "FF": part.ff, "DSP": part.dsp,
+                                   "BRAM": bram}
+        assert board.as_dict()["device"] == part.name
+
+
 def test_unknown_board_lists_the_known_ones():
     names = ", ".join(board.name for board in list_boards())
     with pytest.raises(BoardError, match=r"^unknown board 'pynq_z3'; known boards: "
@@ -55,7 +69,8 @@ def test_unknown_board_lists_the_known_ones():
 def test_board_as_module_and_class():
     board = get_board("amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_85FPlatform")
     assert board.part == "LFE5U-85F-8MG285" and board.family == "ecp5"
-    assert board.clock_mhz == 48 and board.resources == DEVICES["lfe5u-85f"]
+    assert board.clock_mhz == 48 and board.device is DEVICES["lfe5u-85f"]
+    assert board.resources == {"LUT": 83_640, "FF": 83_640, "DSP": 156, "BRAM": 208}
     assert get_board(board) is board
 
 
@@ -63,7 +78,7 @@ def test_board_as_module_and_class():
     ("no_such_module:Platform", r"module 'no_such_module' cannot be imported"),
     ("amaranth_boards.ulx3s:NoSuchPlatform", r"has no 'NoSuchPlatform'"),
     ("amaranth_boards.icestick:ICEStickPlatform", r"neither a Xilinx nor an ECP5 platform"),
-    ("boards.registry:DEVICES", r"'DEVICES' is not a platform class"),
+    ("boards.registry:DEFAULT_TARGET_MHZ", r"'DEFAULT_TARGET_MHZ' is not a platform class"),
     (":Platform", r"must be a registered name or 'module:Class'"),
 ], ids=["module", "class", "ice40", "not-a-class", "empty-module"])
 def test_bad_module_class(spec, message):

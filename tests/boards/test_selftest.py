@@ -8,11 +8,9 @@ import pytest
 
 import hwgen
 import quant
-from boards.axi import platform_verilog
 from boards.errors import BoardError
 from boards.selftest import SelfTest, ecp5_pll_params, selftest_vectors, xilinx_mmcm_params
-from boards.streams import formats
-from hwgen.generate import to_verilog
+from hwgen.verilog import to_verilog
 from quant.stream_format import StreamFormat
 
 from ..hwgen.graphs import random_mlp
@@ -87,7 +85,7 @@ def test_selftest_passes_with_ecp5_multipliers(tmp_path, folding):
     inputs, expected = selftest_vectors(graph, count=4, seed=3)
     acc = hwgen.compile_graph(graph, folding=folding, device="ecp5")
     test = SelfTest(acc, inputs, expected)
-    text = platform_verilog(test, "selftest", ULX3S_85F_Platform())
+    text = to_verilog(test, "selftest", platform=ULX3S_85F_Platform())
     assert len(re.findall(r"^\s*MULT18X18D\b", text, re.M)) == acc.dsp_count > 0
     behavioral = _run_selftest(test, tmp_path / "behavioral")
     verdict = _run_selftest(test, tmp_path / "ecp5", verilog=text)
@@ -132,7 +130,7 @@ def test_selftest_fails_on_chw_packed_vectors(tmp_path):
     graph = image_graph()
     inputs, expected = selftest_vectors(graph, count=4, seed=5)
     acc = hwgen.compile_graph(graph)
-    in_format, out_format = formats(acc)
+    in_format, out_format = acc.in_format, acc.out_format
     # Tensors whose HWC words are the CHW words of the vectors.
     as_chw_in = in_format.from_stream(inputs.reshape(len(inputs), -1))
     as_chw_expected = out_format.from_stream(expected.reshape(len(expected), -1))

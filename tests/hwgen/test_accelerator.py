@@ -130,14 +130,19 @@ def test_uneven_precisions_widen_lanes_and_stay_exact():
     np.testing.assert_array_equal(got.reshape(6, -1), quant.run(graph, x)[graph.output])
 
 
-def test_requantize_on_the_input_is_unsupported():
+@pytest.mark.parametrize("simd", [1, 2, 4])
+def test_a_requantize_on_the_input_rescales_it_per_feature(simd):
+    """A requantizer before the first weight layer: its multipliers follow the stream's beat,
+    and a width converter gives the dense layer its SIMD."""
+    rng = np.random.default_rng(simd)
     graph = quant.QGraph(quant.InputSpec((4,), 8, False),
-                         [g.requantize("scale", np.ones(4, np.int64), 1, 4),
-                          g.dense("fc", np.ones((2, 4), np.int64), np.zeros(2, np.int64),
+                         [g.requantize("scale", rng.integers(1, 40, 4), 6, 4),
+                          g.dense("fc", rng.integers(-7, 8, (2, 4)), np.zeros(2, np.int64),
                                   np.full(2, 4))])
-    with pytest.raises(UnsupportedLayerError, match=r"layer 'scale': requantize must follow a "
-                                                    r"dense layer"):
-        compile_graph(graph)
+    acc = compile_graph(graph, {"fc": (1, simd)})
+    x = rng.integers(0, 256, (6, 4))
+    got, _ = rtl_accelerator(acc, x, 0.3, simd)
+    np.testing.assert_array_equal(got, ref_accelerator(graph, x))
 
 
 def test_rom_styles_name_matrix_vector_layers_and_known_styles():

@@ -10,8 +10,10 @@ from amaranth.sim import Simulator
 from hwgen import FoldingError
 from hwgen.blocks.add import Add
 from hwgen.blocks.fifo import StreamFifo
+from hwgen.blocks.reorder import Reorder
 from sim.stream import pack_beat, unpack_beat
 
+from .amaranth_streams import run_stream
 from .test_window import assert_equal, stream_run
 
 
@@ -185,3 +187,25 @@ def test_fifo_rejects_bad_depth():
         StreamFifo(shape=unsigned(4), lanes=1, depth=-1, name="skip1")
     with pytest.raises(TypeError, match=r"layer 'skip1': depth must be an integer, not 2.0"):
         StreamFifo(shape=unsigned(4), lanes=1, depth=2.0, name="skip1")
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+def test_reorder_puts_each_frame_in_the_new_order(backpressure):
+    rng = np.random.default_rng(11)
+    order = rng.permutation(12)
+    block = Reorder(order=order, shape=signed(5))
+    frames = rng.integers(-16, 16, (5, 12))
+    got, when = run_stream(block, frames.reshape(-1, 1), frames.size, in_bits=5, out_bits=5,
+                           out_signed=True, out_count=1, backpressure=backpressure, seed=3)
+    np.testing.assert_array_equal(got.reshape(5, 12), block.reference(frames))
+    if backpressure == 0:
+        # Beat k of frame 0 is offered at cycle k and taken at once; run_stream records an
+        # output beat offered at cycle c as c + 1.
+        assert [w - 1 for w in when[:12]] == block.beat_times(list(range(12)))
+        assert when[12] - when[0] == block.cycles_per_frame == 12
+
+
+def test_reorder_needs_a_permutation():
+    with pytest.raises(ValueError, match=r"layer 'r': order must be a permutation of "
+                                         r"range\(elements\), not array\(\[0, 0\]\)"):
+        Reorder(order=[0, 0], shape=signed(3), name="r")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwgen import compile_graph, generate
-from hwgen.cli import main
+from hwgen.app.cli import main
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 
 from .test_conv_accelerator import cnn2d, residual
@@ -100,7 +100,9 @@ def test_greedy_folding_meets_its_target_layer_by_layer():
 
 def test_bad_requests_say_why():
     graph = cnn2d()
-    with pytest.raises(ValueError, match=r"device must be one of 'xc7z020' .*'xczu9eg' .*not 'xc7z021'"):
+    with pytest.raises(ValueError, match=r"device must be a part \(.*xc7z020, .*xczu9eg, .*\), "
+                                         r"a part number or a board of `hwgen boards`, "
+                                         r"not 'xc7z021'"):
         compile_design(graph, device="xc7z021")
     with pytest.raises(ValueError, match=r"clock_mhz must be within 4.69..464 MHz on xc7z020, "
                                          r"not 900"):

@@ -28,21 +28,37 @@ def test_devices_hold_the_design_numbers():
     assert (zcu.family, zcu.dsp, zcu.lut, zcu.ff, zcu.bram18) == ("xcup", 2_520, 274_080,
                                                                   548_160, 1_824)
     assert (ulx3s.family, ulx3s.dsp, ulx3s.lut, ulx3s.bram18) == ("ecp5", 156, 83_640, 208)
-    assert set(DEVICES) == {"xc7z020", "xczu9eg", "lfe5u-85f"}
+    arty = device("xc7a35t")
+    assert (arty.lut, arty.ff, arty.dsp, arty.bram18, arty.lutram) == (20_800, 41_600, 90, 100,
+                                                                       6_400)
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_every_part_is_complete(name):
+    d = DEVICES[name]
+    assert d.family in ("xc7", "xcup", "ecp5")
+    assert all(v > 0 for v in d.capacity().values()), d
+    assert d.lutram <= d.lut and d.dsp > 0
+    lo, hi = d.clock_mhz
+    assert 0 < lo < 10 and 300 <= hi <= 800
+    assert d.part.lower().startswith(d.name)
 
 
 @pytest.mark.parametrize("alias, name", [("XC7Z020", "xc7z020"), ("xc7z020clg400-1", "xc7z020"),
-                                         ("pynq-z2", "xc7z020"), ("zcu102", "xczu9eg"),
-                                         ("ulx3s-85f", "lfe5u-85f")])
+                                         ("pynq-z2", "xc7z020"), ("pynq_z2", "xc7z020"),
+                                         ("zcu102", "xczu9eg"), ("ulx3s-85f", "lfe5u-85f"),
+                                         ("xc7a35ti", "xc7a35t"), ("Arty_A7_35", "xc7a35t"),
+                                         ("versa_ecp5", "lfe5u-45f"), ("LFE5UM-45F", "lfe5u-45f"),
+                                         ("kcu105", "xcku040"), ("kc705", "xc7k325t")])
 def test_device_aliases(alias, name):
     assert device(alias).name == name
 
 
 def test_unknown_device_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"device must be one of 'xc7z020' \(xc7z020clg400-1; "
-                                         r"pynq-z2, arty-z7-20\), 'xczu9eg' .*, 'lfe5u-85f' "
-                                         r".*, not 'xc7a35t'"):
-        device("xc7a35t")
+    with pytest.raises(ValueError, match=r"^device must be a part \(xc7z010, xc7z020, .*, "
+                                         r"lfe5u-85f\), a part number or a board of `hwgen "
+                                         r"boards`, not 'xc7a75t'$"):
+        device("xc7a75t")
     with pytest.raises(TypeError, match=r"device must be a part name such as 'xc7z020', not 7"):
         device(7)
 

@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 
 from hwgen.blocks._util import element_shape
 from hwgen.blocks.packed import PackedMultiplier
-from hwgen.generate import to_verilog
+from hwgen.verilog import to_verilog
 from hwgen.packing import Multiplier, PackingError, plan_lanes
 
 SEED = 5
@@ -287,7 +287,6 @@ def _cocotb_id(case):
 def test_verilog_in_cocotb(case, tmp_path):
     from cocotb_tools.runner import get_runner
 
-    from boards.axi import platform_verilog
     from ..boards.test_selftest import MULT18X18D_MODEL
 
     mult, w_bits, a_bits, act_signed, scheme, registered, pipelined, ulx3s = case
@@ -306,7 +305,7 @@ def test_verilog_in_cocotb(case, tmp_path):
     if ulx3s:
         from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-        text = platform_verilog(dut, "top", ULX3S_85F_Platform())
+        text = to_verilog(dut, "top", platform=ULX3S_85F_Platform())
         assert "MULT18X18D #(" in text
         sources.append(MULT18X18D_MODEL)
     else:

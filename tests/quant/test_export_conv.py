@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from hwgen import hardware_problems
 from quant import GraphError, UnsupportedLayerError, golden, graph as qgraph
 from quant.export import export
 from quant.nn import (Add, QuantAdd, QuantConv1d, QuantConv2d, QuantInput, QuantLinear,
@@ -245,7 +246,7 @@ def test_conv1d_network_is_exact_in_power_of_two_mode():
     with torch.no_grad():
         got = model(x).double().numpy() / graph.metadata["output_scale"][0]
     assert np.array_equal(got, golden.run(graph, x_int)["head"])
-    assert qgraph.hardware_support_problems(graph) == []
+    assert hardware_problems(graph) == []
 
 
 def test_unsupported_modules_inside_residual_blocks_are_listed_by_path():

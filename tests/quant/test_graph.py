@@ -1,6 +1,7 @@
 """QGraph: building, validation (every problem at once), save/load, and the golden executor."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -190,3 +191,114 @@ def test_golden_rejects_out_of_range_inputs():
     with pytest.raises(ValueError, match=r"inputs must lie in the 4-bit unsigned range 0..15; "
                                          r"input 2 has 16 at \(5,\)"):
         golden.run(g, x)
+
+
+def _rewrite_header(tmp_path, edit, name="edited.qgraph"):
+    """``small_graph`` saved, its JSON header changed by ``edit``, written back."""
+    source = tmp_path / "source.qgraph"
+    qgraph.save(small_graph(), source)
+    with np.load(source) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+    edit(header)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def _set(*keys, value):
+    def edit(header):
+        target = header
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set("schema_version", value="1"), r"edited.qgraph: schema_version must be 1, not '1'$"),
+    (_set("schema_version", value=True), r"schema_version must be 1, not True$"),
+    (_set("input", "shape", value="784"),
+     r"^input: shape must be a list of integers, not '784'$"),
+    (_set("input", "bits", value="4"), r"^input: bits must be an integer in 1..16, not '4'$"),
+    (_set("input", "signed", value="no"), r"^input: signed must be true or false, not 'no'$"),
+    (_set("input", "scale", value=float("nan")),
+     r"^input: scale must be a finite positive number, not nan$"),
+    (_set("input", "scale", value=-0.5),
+     r"^input: scale must be a finite positive number, not -0.5$"),
+    (_set("input", value=[8, 4]),
+     r"^.*edited.qgraph: header: input must be an object with shape, bits, signed and scale, "
+     r"not \[8, 4\]$"),
+    (_set("nodes", value={"fc1": {}}),
+     r"^.*edited.qgraph: header: nodes must be a list, not \{'fc1': \{\}\}$"),
+    (_set("nodes", 1, value="act1"),
+     r"header: node 1 must be an object with name, op, inputs, attrs and tensors, not 'act1'$"),
+    (_set("nodes", 1, "inputs", value="fc1"),
+     r"^layer 'act1': inputs must be a list of layer names, not 'fc1'$"),
+    (_set("nodes", 1, "attrs", value=[20, 5]),
+     r"edited.qgraph: layer 'act1': attrs must be an object, not \[20, 5\]$"),
+    (_set("nodes", 0, "tensors", value=["weight", "bias", "weight_bits", "scales"]),
+     r"layer 'fc1': tensor scales is not in the archive \(no entry fc1/scales\)$"),
+    (_set("nodes", 1, "attrs", "out_bits", value="5"),
+     r"^layer 'act1': out_bits must be an integer in 1..16, not '5'$"),
+    (_set("nodes", 1, "attrs", "shift", value=2.5),
+     r"^layer 'act1': shift must be an integer in 0..48, not 2.5$"),
+    (_set("nodes", 1, "attrs", "out_signed", value=0),
+     r"^layer 'act1': out_signed must be true or false, not 0$"),
+    (_set("nodes", 1, "attrs", "scale", value=float("inf")),
+     r"^layer 'act1': scale must be a finite positive number, not inf$"),
+    (_set("nodes", 1, "op", value=["requantize"]),
+     r"layer 'act1': op must be a string, not \['requantize'\]$"),
+    (_set("metadata", value=[1]), r"header: metadata must be an object, not \[1\]$"),
+], ids=["version-string", "version-bool", "shape-string", "bits-string", "signed-string",
+        "scale-nan", "scale-negative", "input-list", "nodes-dict", "node-string",
+        "inputs-string", "attrs-list", "tensor-missing", "out-bits-string", "shift-float",
+        "out-signed-int", "requantize-scale-inf", "op-list", "metadata-list"])
+def test_load_names_each_header_problem(tmp_path, edit, message):
+    """One line per problem, naming the field and its value as the file holds it."""
+    path = _rewrite_header(tmp_path, edit)
+    with pytest.raises(GraphError) as info:
+        qgraph.load(path)
+    assert len(info.value.problems) == 1, info.value.problems
+    assert re.search(message, info.value.problems[0]), info.value.problems[0]
+
+
+def test_load_lists_every_header_problem_at_once(tmp_path):
+    def edit(header):
+        header["input"] = "x"
+        header["nodes"][0]["attrs"] = None
+        header["metadata"] = 3
+    with pytest.raises(GraphError) as info:
+        qgraph.load(_rewrite_header(tmp_path, edit))
+    assert [p.split(": ", 1)[1] for p in info.value.problems] == [
+        "header: input must be an object with shape, bits, signed and scale, not 'x'",
+        "layer 'fc1': attrs must be an object, not None",
+        "header: metadata must be an object, not 3"]
+
+
+@pytest.mark.parametrize("scale, shown", [(np.nan, "nan"), (0.0, "0.0"), (-1.0, "-1.0"),
+                                          (np.inf, "inf")])
+def test_weight_scale_must_be_finite_and_positive(scale, shown):
+    g = small_graph()
+    g["fc1"].tensors["weight_scale"][4] = scale
+    with pytest.raises(GraphError, match=rf"^layer 'fc1': weight_scale must be finite and "
+                                         rf"positive; filter 4 has {shown}$"):
+        g.validate()
+
+
+def test_weight_scale_needs_one_entry_per_filter():
+    g = small_graph()
+    g["fc2"].tensors["weight_scale"] = np.ones(2)
+    with pytest.raises(GraphError, match=r"^layer 'fc2': weight_scale must be a number array "
+                                         r"of shape \(3,\), not float64 \(2,\)$"):
+        g.validate()
+
+
+def test_non_string_op_is_unsupported_not_a_crash():
+    g = small_graph()
+    g.nodes[1].op = ["requantize"]
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'act1': operation \['requantize'\] "
+                                                    r"is not supported"):
+        g.validate()

@@ -283,15 +283,6 @@ def test_pool_kernel_larger_than_padded_input():
         g.validate()
 
 
-def test_maxpool_padding_is_not_supported_by_the_hardware():
-    g = qgraph.QGraph(qgraph.InputSpec((2, 9, 9), 4, False), [
-        qgraph.maxpool2d("stem_pool", 3, 2, 1),
-        qgraph.maxpool2d("unpadded", 2, 2, 0)])
-    assert qgraph.hardware_support_problems(g) == [
-        "layer 'stem_pool': max pool padding 1x1 is not supported by the hardware; pools must "
-        "have padding 0"]
-
-
 def test_add_needs_equal_shapes_and_two_inputs():
     rng = np.random.default_rng(4)
     spec = qgraph.InputSpec((8, 14, 14), 4, False)
@@ -381,54 +372,3 @@ def test_downstream_of_a_broken_node_is_not_checked_twice():
     with pytest.raises(GraphError) as info:
         g.validate()
     assert len(info.value.problems) == 1
-
-
-# -- hardware support -------------------------------------------------------------------------
-
-def test_supported_graphs_have_no_hardware_problems():
-    assert qgraph.hardware_support_problems(conv_graph()) == []
-    assert qgraph.hardware_support_problems(signal_graph()) == []
-
-
-def test_hardware_support_problems_lists_all():
-    rng = np.random.default_rng(6)
-    spec = qgraph.InputSpec((4, 32, 32), 4, False)
-
-    def conv(name, kernel, stride=1, padding=0, out=4, groups=1, inputs=None):
-        shape = (out, 4 // groups) + kernel
-        return qgraph.conv2d(name, rand_filters(rng, shape, [4] * out),
-                             np.zeros(out, np.int64), np.full(out, 4), stride=stride,
-                             padding=padding, groups=groups, inputs=inputs or ["input"])
-
-    g = qgraph.QGraph(spec, [
-        conv("big", (9, 9), padding=4),
-        conv("fast", (3, 3), stride=3, padding=1),
-        conv("pad", (3, 3), padding=2),
-        conv("even", (4, 4), padding=2),
-        conv("dw", (3, 3), padding=1, out=8, groups=4),
-        conv("same", (5, 3), stride=(2, 1), padding=(2, 1)),
-        qgraph.maxpool2d("gappy", 2, 3, inputs=["input"]),
-        qgraph.avgpool2d("wide", 8, inputs=["input"]),
-    ])
-    assert qgraph.hardware_support_problems(g) == [
-        "layer 'big': kernel 9x9 is not supported by the hardware; kernels must be 1..7 per "
-        "axis",
-        "layer 'fast': stride 3x3 is not supported by the hardware; strides must be 1 or 2",
-        "layer 'pad': padding 2x2 with kernel 3x3 is not supported by the hardware; padding "
-        "must be 0, or kernel // 2 for an odd kernel ('same')",
-        "layer 'even': padding 2x2 with kernel 4x4 is not supported by the hardware; padding "
-        "must be 0, or kernel // 2 for an odd kernel ('same')",
-        "layer 'dw': a depthwise convolution with 8 filters on 4 channels is not supported by "
-        "the hardware; out_channels must equal in_channels",
-        "layer 'gappy': pool stride 3x3 with kernel 2x2 is not supported by the hardware; the "
-        "stride must not exceed the kernel",
-        "layer 'wide': pool kernel 8x8 is not supported by the hardware; kernels must be 1..7 "
-        "per axis",
-    ]
-
-
-def test_hardware_support_problems_validates_first():
-    g = conv_graph()
-    g["fc"].tensors["weight"][0, 0] = 99
-    with pytest.raises(GraphError, match=r"weight\[0, 0\] = 99"):
-        qgraph.hardware_support_problems(g)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from hwgen import hardware_problems
 from quant import golden, graph as qgraph, numerics, zoo
 
 #: torchvision's weights tables (IMAGENET1K_V1): num_params, and GFLOPS (which count
@@ -158,15 +159,11 @@ def test_residual_joins_and_activations(network):
             assert (a["out_bits"], a["out_signed"]) == (zoo.ACT_BITS, signed), n.name
 
 
-def test_only_the_stem_max_pool_is_beyond_the_hardware(network):
+def test_the_hardware_builds_every_zoo_network(network):
     name, g = network
-    problems = qgraph.hardware_support_problems(g)
-    if name == "mobilenet_v2":
-        assert problems == []
-    else:
+    assert hardware_problems(g) == []
+    if name != "mobilenet_v2":
         assert g["maxpool"].attrs == {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1]}
-        assert problems == ["layer 'maxpool': max pool padding 1x1 is not supported by the "
-                            "hardware; pools must have padding 0"]
 
 
 @pytest.mark.parametrize("name", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow),

@@ -13,7 +13,7 @@ from amaranth import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.generate import to_verilog
+from hwgen.verilog import to_verilog
 
 __all__ = ["AddConstant", "Stuck", "write_design"]
 

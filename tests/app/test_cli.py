@@ -1,16 +1,28 @@
-"""The hwgen command: every bad input gets one clear line, exit code 1, and no output files."""
+"""The hwgen command: what each command prints and writes; model errors get one clear line,
+exit code 1, and no output files (more bad input in test_cli_errors.py)."""
 
+import importlib
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import boards
+import hwgen
 import quant
-from hwgen.cli import main
+from hwgen.app.cli import main
+from hwgen.synth import SynthesisError
 from quant import graph as g
+from tests.hwgen.graphs import random_mlp
+from tests.hwgen.test_conv_accelerator import cnn2d
 
-from .graphs import random_mlp
+ROOT = Path(__file__).resolve().parents[2]
+# The module (the package's `boards.build` is the function of the same name).
+BUILD = importlib.import_module("boards.build")
 
 
 @pytest.fixture
@@ -137,6 +149,7 @@ def test_packing_rejects_widths_the_port_cannot_hold(capsys):
 
 def test_inspect_lists_every_layer_the_hardware_cannot_build(tmp_path, capsys):
     graph = quant.QGraph(quant.InputSpec((2, 8, 8), 5, False), [
+        g.avgpool2d("gappy", 1, 2, inputs=["input"]),
         g.requantize("scale", np.ones(2, np.int64), 1, 4, inputs=["input"]),
         g.conv2d("conv1", np.ones((2, 2, 8, 8), np.int64), np.zeros(2, np.int64),
                  np.full(2, 4)),
@@ -146,7 +159,7 @@ def test_inspect_lists_every_layer_the_hardware_cannot_build(tmp_path, capsys):
     quant.save(graph, path)
     code, out, _ = run(["inspect", path], capsys)
     assert code == 1
-    assert "layer 'scale': requantize must follow a dense layer or a convolution" in out
+    assert "layer 'gappy': pool stride 2x2 with kernel 1x1 is not supported" in out
     assert "layer 'conv1': kernel 8x8" in out
 
 
@@ -159,3 +172,104 @@ def test_boards_lists_pynq_z2_and_zcu102(capsys):
 def test_build_for_an_unknown_board_lists_the_known_ones(model, tmp_path, capsys):
     code, _, err = run(["build", model, "--board", "pynq_z3", "--out", tmp_path / "b"], capsys)
     assert_clean_error(code, err, r"unknown board 'pynq_z3'; known boards: .*pynq_z2.*zcu102")
+
+
+def test_inspect_aligns_its_columns_and_shows_convolution_weight_bits(tmp_path, capsys):
+    path = tmp_path / "cnn.qgraph"
+    quant.save(cnn2d(), path)
+    code, out, _ = run(["inspect", path], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    header, rows = lines[1], lines[2:11]
+    assert [row.split()[0] for row in rows] == [n.name for n in cnn2d().nodes]
+    for name in ("op", "output", "range", "weight bits"):
+        start = header.index(name)
+        filled = [row for row in rows if len(row) > start]   # weight bits: filter layers
+        assert len(filled) == (3 if name == "weight bits" else len(rows))
+        assert all(row[start - 1] == " " and row[start] != " " for row in filled), name
+    end = header.index("MACs") + len("MACs")
+    assert all(row[end - 1].isdigit() and row[end] == " " for row in rows)
+    conv1 = next(row for row in rows if row.startswith("conv1 "))
+    assert "global_avgpool" in out and conv1.endswith("2 x 4-bit, 2 x 8-bit")
+    assert lines[-2] == "total: 4,554 MACs per frame; 7 filters of 4 bits, 6 filters of 8 bits"
+
+
+def test_boards_lists_the_estimators_device_of_each_board(capsys):
+    code, out, _ = run(["boards"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "PART", "DEVICE", "CLOCK", "TOOLCHAIN", "FAMILY", "TOPS"]
+    for board in boards.list_boards():
+        assert any(line.split()[:3] == [board.name, board.part, board.device.name]
+                   for line in lines), board.name
+
+
+def test_every_board_gets_an_estimate():
+    """Each board of `hwgen boards` names a part the estimator prices."""
+    graph = random_mlp(0)
+    for board in boards.list_boards():
+        design = hwgen.compile(graph, device=board.name, clock_mhz=50)
+        assert design.device is board.device and design.fps > 0, board.name
+
+
+def test_estimate_takes_a_board_name(model, tmp_path, capsys):
+    code, out, _ = run(["estimate", model, "--device", "arty_a7_35", "--out", tmp_path / "e"],
+                       capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["device"]["name"] == "xc7a35t" and report["device"]["lut"] == 20_800
+    assert "share of xc7a35t" in out
+
+
+def test_build_dry_run_without_synthesis(model, tmp_path, capsys):
+    code, out, _ = run(["build", model, "--board", "pynq_z2", "--dry-run", "--no-synth",
+                        "--out", tmp_path / "b", "--folding", "fc1=2x4,fc2=1x4"], capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["utilization"] is None and report["toolchain"] == {"ran": False}
+    assert (tmp_path / "b" / "build.tcl").is_file()
+    assert not (tmp_path / "b" / "INCOMPLETE").exists()
+    assert out.splitlines()[-1] == str((tmp_path / "b" / "report.json").resolve())
+
+
+def test_a_build_that_fails_is_marked_incomplete(model, tmp_path, capsys, monkeypatch):
+    """yosys stopped by its timeout: the tree has no report.json and says it is incomplete;
+    a build that then succeeds removes the mark."""
+    def timeout(*args, **kwargs):
+        raise SynthesisError("yosys did not finish in 900 s")
+    monkeypatch.setattr(BUILD, "estimate_utilization", timeout)
+    out = tmp_path / "b"
+    code, _, err = run(["build", model, "--board", "pynq_z2", "--dry-run", "--out", out],
+                       capsys)
+    assert code == 2 and err.splitlines()[-1] == "error: yosys did not finish in 900 s"
+    assert (out / "build.tcl").is_file() and not (out / "report.json").exists()
+    assert (out / "INCOMPLETE").read_text() == \
+        "hwgen build did not finish: yosys did not finish in 900 s\n"
+    code, _, _ = run(["build", model, "--board", "pynq_z2", "--dry-run", "--no-synth",
+                      "--out", out], capsys)
+    assert code == 0 and not (out / "INCOMPLETE").exists()
+    assert "complete" not in json.loads((out / "report.json").read_text())
+
+
+def test_a_build_that_does_not_fit_marks_its_report(model, tmp_path, capsys, monkeypatch):
+    def too_big(verilog, top, board, **kwargs):
+        total = {"LUT": 60_000, "FF": 10, "DSP": 1, "BRAM": 1}
+        return {"source": "test", "total": total, "design": total, "overhead": {},
+                "available": board.resources, "fits": False}
+    monkeypatch.setattr(BUILD, "estimate_utilization", too_big)
+    out = tmp_path / "b"
+    code, _, err = run(["build", model, "--board", "pynq_z2", "--dry-run", "--out", out],
+                       capsys)
+    assert code == 1 and "LUTs: 60,000 needed, 53,200 available" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] is False and "does not fit pynq_z2" in report["error"]
+    assert (out / "INCOMPLETE").read_text().startswith("hwgen build did not finish: the design "
+                                                       "does not fit pynq_z2")
+
+
+def test_python_m_runs_the_command():
+    run = subprocess.run([sys.executable, "-m", "hwgen.app.cli", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: hwgen ") and "exit status:" in run.stdout

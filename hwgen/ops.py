@@ -1,0 +1,262 @@
+"""One view per op: what the generator knows of a graph node, computed once from the node and
+the graph's shapes.
+
+Lowering, folding, hardware support, the cost model and the search all read a node through
+its view (:func:`op_views`), never through its op string: a view has the node's geometry with a
+1-D signal as a 2-D map of one row, its counts (channels, filters, pixels, MACs), and for a
+layer with weights the cycles a folding gives (:meth:`FilterView.cycles`).
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+from math import prod
+
+import numpy as np
+
+from quant import numerics
+
+from .blocks._util import divisors
+
+__all__ = ["Geometry", "OpView", "FilterView", "PoolView", "op_view", "op_views",
+           "filter_views"]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A window over a ``(channels, height, width)`` map; a 1-D signal is one row.
+
+    ``kernel``, ``stride`` and ``padding`` are ``(y, x)`` pairs; ``out_height`` and
+    ``out_width`` follow PyTorch's floor rule.
+    """
+    channels: int
+    height: int
+    width: int
+    kernel: tuple = (1, 1)
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+
+    @classmethod
+    def of_map(cls, shape, kernel=None, stride=None, padding=None):
+        """The geometry of a ``(C, H, W)`` or ``(C, L)`` map, with per-axis window attributes
+        as the IR stores them (one entry per spatial axis, ``None`` for the defaults)."""
+        shape = tuple(int(d) for d in shape)
+        channels, spatial = shape[0], shape[1:]
+
+        def pair(value, default):
+            value = (default,) * len(spatial) if value is None else tuple(int(v) for v in value)
+            return value if len(value) == 2 else (default, value[0])
+
+        height, width = spatial if len(spatial) == 2 else (1, spatial[0])
+        return cls(channels, height, width, pair(kernel, 1), pair(stride, 1), pair(padding, 0))
+
+    @property
+    def out_height(self):
+        return numerics.conv_output_size(self.height, self.kernel[0], self.stride[0],
+                                         self.padding[0])
+
+    @property
+    def out_width(self):
+        return numerics.conv_output_size(self.width, self.kernel[1], self.stride[1],
+                                         self.padding[1])
+
+    @property
+    def window(self):
+        """Pixels in one window (``kh * kw``)."""
+        return self.kernel[0] * self.kernel[1]
+
+    @property
+    def pixels(self):
+        """Input pixels (``height * width``)."""
+        return self.height * self.width
+
+    @property
+    def out_pixels(self):
+        return self.out_height * self.out_width
+
+
+class OpView:
+    """A node seen by the generator: its kind, shapes and geometry.
+
+    ``kind`` is one of ``"dense"``, ``"conv"``, ``"depthwise"``, ``"maxpool"``, ``"avgpool"``,
+    ``"global_avgpool"``, ``"requantize"``, ``"add"``, ``"flatten"``.
+    """
+
+    has_weights = False
+
+    def __init__(self, node, kind, in_shapes, out_shape):
+        self.node, self.kind, self.name = node, kind, node.name
+        self.in_shapes = tuple(tuple(int(d) for d in s) for s in in_shapes)
+        self.out_shape = tuple(int(d) for d in out_shape)
+
+    @property
+    def in_shape(self):
+        return self.in_shapes[0]
+
+    @property
+    def in_elements(self):
+        return prod(self.in_shape)
+
+    @property
+    def out_elements(self):
+        return prod(self.out_shape)
+
+    @property
+    def channels(self):
+        """Channels of the input (features of a vector)."""
+        return self.in_shape[0]
+
+    @cached_property
+    def geometry(self):
+        """The input map's :class:`Geometry` (with the node's window, if it has one)."""
+        return Geometry.of_map(self.in_shape)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r} {self.kind}>"
+
+
+class FilterView(OpView):
+    """A dense layer, a convolution or a depthwise convolution: filters with weights.
+
+    Folding: ``pe`` filters and ``simd`` inputs per cycle. ``in_count`` is what ``simd``
+    divides (``in_features``, or the input channels of a convolution, whose window brings
+    ``simd`` channels per beat).
+    """
+
+    has_weights = True
+
+    @property
+    def weight(self):
+        return self.node.tensors["weight"]
+
+    @property
+    def weight_bits(self):
+        return self.node.tensors["weight_bits"]
+
+    @property
+    def out_channels(self):
+        """Filters (output features or channels)."""
+        return int(self.weight.shape[0])
+
+    @property
+    def depthwise(self):
+        return self.kind == "depthwise"
+
+    @property
+    def in_count(self):
+        return self.in_shape[0]
+
+    @property
+    def in_name(self):
+        return "in_features" if self.kind == "dense" else "in_channels"
+
+    @property
+    def out_name(self):
+        return "out_features" if self.kind == "dense" else "out_channels"
+
+    @cached_property
+    def geometry(self):
+        if self.kind == "dense":
+            return Geometry(self.in_shape[0], 1, 1)
+        a = self.node.attrs
+        return Geometry.of_map(self.in_shape, self.weight.shape[2:], a["stride"], a["padding"])
+
+    @property
+    def window(self):
+        return self.geometry.window
+
+    @property
+    def pixels(self):
+        """Output pixels: dot products per filter per frame."""
+        return self.geometry.out_pixels
+
+    @property
+    def fan_in(self):
+        """Inputs of one dot product."""
+        return self.window if self.depthwise else self.window * self.in_count
+
+    @property
+    def macs(self):
+        """Multiply-accumulates per frame."""
+        return self.pixels * self.out_channels * self.fan_in
+
+    @cached_property
+    def matrix(self):
+        """Weights as ``(filters, fan_in)``, the window in ``(ky, kx, c)`` order (the order a
+        :class:`~hwgen.blocks.SlidingWindow` presents), or ``(channels, kh, kw)`` for a
+        depthwise convolution."""
+        w = self.weight
+        g = self.geometry
+        if self.kind == "dense":
+            return w
+        if self.depthwise:
+            return w.reshape(w.shape[0], *g.kernel)
+        w = w.reshape(w.shape[0], g.channels, *g.kernel)
+        return np.moveaxis(w, 1, -1).reshape(w.shape[0], -1)
+
+    def cycles(self, pe, simd):
+        """Clock cycles per frame of the layer's arithmetic folded ``pe`` x ``simd``."""
+        if self.depthwise:
+            return self.pixels * self.window * (self.in_count // simd)
+        return self.pixels * (self.out_channels // pe) * (self.window * self.in_count // simd)
+
+    def folding_problems(self, pe, simd):
+        """What is wrong with ``(pe, simd)`` for this layer, one message each."""
+        problems = []
+        for what, count, value, feature in (("PE", self.out_channels, pe, self.out_name),
+                                            ("SIMD", self.in_count, simd, self.in_name)):
+            if not _is_count(value) or count % value:
+                problems.append(f"layer '{self.name}': {what} {value} does not divide "
+                                f"{feature} {count}; choose one of "
+                                f"{', '.join(map(str, divisors(count)))}")
+        if not problems and self.depthwise and pe != simd:
+            problems.append(f"layer '{self.name}': PE {pe} must equal SIMD {simd} in a "
+                            f"depthwise convolution (it outputs the channels it takes in)")
+        return problems
+
+
+class PoolView(OpView):
+    """A windowed max or sum pool, or a global sum pool (the whole map is its window)."""
+
+    @cached_property
+    def geometry(self):
+        if self.kind == "global_avgpool":
+            g = Geometry.of_map(self.in_shape)
+            return Geometry(g.channels, g.height, g.width, (g.height, g.width),
+                            (g.height, g.width))
+        a = self.node.attrs
+        return Geometry.of_map(self.in_shape, a["kernel"], a["stride"], a.get("padding"))
+
+
+def _is_count(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+_KINDS = {"dense": "dense", "requantize": "requantize", "add": "add", "flatten": "flatten",
+          "maxpool1d": "maxpool", "maxpool2d": "maxpool", "avgpool1d": "avgpool",
+          "avgpool2d": "avgpool", "global_avgpool": "global_avgpool"}
+
+
+def op_view(node, shapes):
+    """The view of ``node`` in a graph whose value shapes are ``shapes``."""
+    in_shapes = [shapes[name] for name in node.inputs]
+    out_shape = shapes[node.name]
+    if node.op in ("conv1d", "conv2d"):
+        kind = "depthwise" if node.attrs.get("groups", 1) > 1 else "conv"
+        return FilterView(node, kind, in_shapes, out_shape)
+    kind = _KINDS[node.op]
+    if kind == "dense":
+        return FilterView(node, kind, in_shapes, out_shape)
+    if kind in ("maxpool", "avgpool", "global_avgpool"):
+        return PoolView(node, kind, in_shapes, out_shape)
+    return OpView(node, kind, in_shapes, out_shape)
+
+
+def op_views(graph):
+    """``{node name: view}`` of every node of a valid ``graph``, in order."""
+    shapes = graph.shapes()
+    return {node.name: op_view(node, shapes) for node in graph.nodes}
+
+
+def filter_views(graph):
+    """The views of the layers with weights, in order."""
+    return [v for v in op_views(graph).values() if v.has_weights]
