@@ -27,6 +27,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.verilog import to_verilog
+from quant.numerics import is_int
 
 __all__ = ["MAGIC", "REGISTER_MAP_VERSION", "REGISTERS", "ERROR_BITS", "AXIStreamSignature",
            "AXILiteSignature", "AXIAccelerator", "design_id", "tdata_bits_for", "axi_verilog"]
@@ -62,7 +63,7 @@ ERROR_BITS = {
 
 
 def _check_bits(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{name} must be an integer, not {value!r}")
     if value < minimum or value % 8:
         raise ValueError(f"{name} must be a multiple of 8 of at least {minimum}, not {value}")
@@ -100,7 +101,7 @@ class AXILiteSignature(wiring.Signature):
     """AXI4-Lite with 32-bit data, seen from the manager."""
 
     def __init__(self, addr_bits):
-        if isinstance(addr_bits, bool) or not isinstance(addr_bits, int) or addr_bits < 7:
+        if not is_int(addr_bits) or addr_bits < 7:
             raise ValueError(f"addr_bits must be an integer of at least 7 (the register map "
                              f"spans 0x00..0x3F), not {addr_bits!r}")
         self._addr_bits = addr_bits
@@ -188,7 +189,7 @@ class AXIAccelerator(wiring.Component):
                                            self._out_beat_bits)
         if frames_in_flight is None:
             frames_in_flight = 1 << (2 * len(accelerator.blocks) + 4 - 1).bit_length()
-        if isinstance(frames_in_flight, bool) or not isinstance(frames_in_flight, int) \
+        if not is_int(frames_in_flight) \
                 or frames_in_flight < 2:
             raise ValueError(f"frames_in_flight must be an integer of at least 2, not "
                              f"{frames_in_flight!r}")

@@ -151,7 +151,7 @@ def check_fit(utilization, board):
             utilization.get("overhead", {}).values()) else ""
         raise BoardError(f"the design does not fit {board.name} ({board.part}) by the yosys "
                          f"estimate{extra}:\n" + "\n".join(short) + "\nfold the layers further "
-                         f"(smaller pe/simd) or choose a larger board")
+                         "(smaller pe/simd) or choose a larger board")
 
 
 def _number(value):

@@ -22,6 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 import quant
+from quant.numerics import is_int
 
 from .errors import BoardError
 
@@ -43,7 +44,7 @@ def selftest_vectors(graph, count=4, seed=0):
     The first two frames are the ends of the input range (all minimum, all maximum); the rest
     are uniform random in the range, from ``seed``.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not is_int(count) or count < 1:
         raise ValueError(f"count must be a positive integer, not {count!r}")
     lo, hi = graph.input.range
     shape = tuple(graph.input.shape)
@@ -114,7 +115,7 @@ class SelfTest(wiring.Component):
         self._out_words = self._out_format.pack(expected)
         if stall_limit is None:
             stall_limit = 4 * (accelerator.latency + accelerator.cycles_per_frame) + 256
-        if isinstance(stall_limit, bool) or not isinstance(stall_limit, int) or stall_limit < 1:
+        if not is_int(stall_limit) or stall_limit < 1:
             raise ValueError(f"stall_limit must be a positive integer, not {stall_limit!r}")
         self._stall_limit = stall_limit
         super().__init__()

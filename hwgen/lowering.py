@@ -23,8 +23,7 @@ from quant import numerics
 from .blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit,
                      MaxPool, Reorder, Requantizer, SlidingWindow, StreamFifo, SumPool,
                      WidthConverter)
-from .blocks._util import element_shape
-from .blocks.matvec import accumulator_bits
+from .blocks._util import accumulator_bits, element_shape
 from .folding import fixed_order_filters, lane_bits, stream_lanes
 from .ops import op_views
 

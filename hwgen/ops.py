@@ -14,6 +14,7 @@ from math import prod
 import numpy as np
 
 from quant import numerics
+from quant.numerics import is_int
 
 from .blocks._util import divisors
 
@@ -204,7 +205,7 @@ class FilterView(OpView):
         problems = []
         for what, count, value, feature in (("PE", self.out_channels, pe, self.out_name),
                                             ("SIMD", self.in_count, simd, self.in_name)):
-            if not _is_count(value) or count % value:
+            if not is_int(value) or value < 1 or count % value:
                 problems.append(f"layer '{self.name}': {what} {value} does not divide "
                                 f"{feature} {count}; choose one of "
                                 f"{', '.join(map(str, divisors(count)))}")
@@ -225,10 +226,6 @@ class PoolView(OpView):
                             (g.height, g.width))
         a = self.node.attrs
         return Geometry.of_map(self.in_shape, a["kernel"], a["stride"], a.get("padding"))
-
-
-def _is_count(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 _KINDS = {"dense": "dense", "requantize": "requantize", "add": "add", "flatten": "flatten",

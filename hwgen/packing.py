@@ -6,6 +6,9 @@ lane planner :func:`plan_lanes` packs the weights of ``L`` filters into ``A`` an
 activation into ``B``, so one multiplication gives ``L`` products, one per lane, and recovers
 every lane *exactly*, for every input, with a little fabric logic.
 
+The module is long on purpose: the exactness proofs below sit beside the planner and the
+bit-level model they prove, so that a change to one is read against the others.
+
 Notation
 --------
 ``W`` weight bits, ``Aa`` activation bits, ``L`` lanes, ``k`` field width (bits per lane).
@@ -93,6 +96,7 @@ from functools import lru_cache
 import numpy as np
 
 from quant import numerics
+from quant.numerics import is_int
 
 __all__ = [
     "PackingError", "Multiplier", "as_multiplier", "DSP48E1", "DSP48E2", "MULT18X18D",
@@ -103,9 +107,6 @@ __all__ = [
 
 SCHEMES = ("borrow", "postadd")
 
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class PackingError(ValueError):
@@ -140,7 +141,7 @@ class Multiplier:
             raise TypeError(f"multiplier name must be a non-empty string, not {self.name!r}")
         for field in ("a_bits", "b_bits", "p_bits"):
             value = getattr(self, field)
-            if not _is_int(value) or value < 2:
+            if not is_int(value) or value < 2:
                 raise ValueError(f"multiplier {field} must be an integer of at least 2, "
                                  f"not {value!r}")
         if not isinstance(self.post_adder, bool):
@@ -441,7 +442,7 @@ def plan_lanes(multiplier, weight_bits, act_bits, act_signed=False, narrow=True,
     mult = as_multiplier(multiplier)
     for name, value, least in (("weight_bits", weight_bits, 2), ("act_bits", act_bits, 1),
                                ("depth", depth, 1)):
-        if not _is_int(value) or value < least:
+        if not is_int(value) or value < least:
             raise ValueError(f"{name} must be an integer of at least {least}, not {value!r}")
     for name, value in (("act_signed", act_signed), ("narrow", narrow)):
         if not isinstance(value, (bool, np.bool_)):

@@ -224,7 +224,7 @@ def _check_shape(input_shape):
         shape = tuple(shape)
     except TypeError:
         shape = None
-    if (not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1
+    if (not shape or any(not numerics.is_int(d) or d < 1
                          for d in shape)):
         raise ValueError(f"input_shape must be a tuple of positive integers (one input, no "
                          f"batch axis), not {input_shape!r}")

@@ -127,10 +127,10 @@ def _filters(weight, bias, weight_bits, weight_scale):
 def _spatial(value, dims):
     """An int or a sequence as a list with one entry per spatial axis (stored as given if it
     is neither, so that validation reports it)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if numerics.is_int(value):
         return [int(value)] * dims
     try:
-        return [int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v
+        return [int(v) if numerics.is_int(v) else v
                 for v in value]
     except TypeError:
         return value
@@ -249,9 +249,6 @@ def _is_int_array(a):
     return isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.integer)
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
 
 def _is_finite_positive(value):
     return (isinstance(value, (int, float, np.integer, np.floating))
@@ -273,13 +270,13 @@ def _check_input(spec, problems):
     """Check the input spec; return its shape as a tuple of ints, or None when it is bad."""
     shape = spec.shape
     good_shape = None
-    if not isinstance(shape, (list, tuple)) or not all(_is_int(d) for d in shape):
+    if not isinstance(shape, (list, tuple)) or not all(numerics.is_int(d) for d in shape):
         problems.append(f"input: shape must be a list of integers, not {_short(shape)}")
     elif not shape or any(d < 1 for d in shape):
         problems.append(f"input: shape must have positive sizes, not {tuple(shape)}")
     else:
         good_shape = tuple(int(d) for d in shape)
-    if not _is_int(spec.bits):
+    if not numerics.is_int(spec.bits):
         problems.append(f"input: bits must be an integer in 1..{MAX_ACT_BITS}, not "
                         f"{_short(spec.bits)}")
     elif not 1 <= spec.bits <= MAX_ACT_BITS:
@@ -523,7 +520,7 @@ def _check_dense(node, where, in_shapes, problems):
 def _spatial_attr(node, where, name, dims, minimum, problems):
     value = node.attrs.get(name)
     if (not isinstance(value, (list, tuple)) or len(value) != dims
-            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
+            or any(not numerics.is_int(v) or v < minimum
                    for v in value)):
         kind = "positive" if minimum == 1 else "non-negative"
         problems.append(f"{where}: {name} must be a list of {dims} {kind} integers (one per "
@@ -550,7 +547,7 @@ def _check_conv(node, where, in_shapes, problems):
     stride = _spatial_attr(node, where, "stride", dims, 1, problems)
     padding = _spatial_attr(node, where, "padding", dims, 0, problems)
     groups = node.attrs.get("groups")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+    if not numerics.is_int(groups) or groups < 1:
         problems.append(f"{where}: groups must be a positive integer, not {groups!r}")
         groups = None
     if not _is_int_array(w) or w.ndim != dims + 2:
@@ -653,7 +650,7 @@ def _check_requantize(node, where, in_shapes, problems):
                         f"{int(mult.min())}..{int(mult.max())}")
     for name, lo, hi in (("shift", 0, MAX_SHIFT), ("out_bits", 1, MAX_ACT_BITS)):
         value = a.get(name)
-        if not _is_int(value):
+        if not numerics.is_int(value):
             problems.append(f"{where}: {name} must be an integer in {lo}..{hi}, not "
                             f"{_short(value)}")
         elif not lo <= value <= hi:
@@ -732,7 +729,7 @@ def load(path):
     if not isinstance(header, dict):
         raise GraphError(f"{path}: header must be a JSON object, not {_short(header)}")
     version = header.get("schema_version")
-    if not _is_int(version) or version != SCHEMA_VERSION:
+    if not numerics.is_int(version) or version != SCHEMA_VERSION:
         raise GraphError(f"{path}: schema_version must be {SCHEMA_VERSION}, not "
                          f"{_short(version)}")
     problems = []

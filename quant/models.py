@@ -1,13 +1,13 @@
 """Ready-made quantization-aware models (PyTorch; import ``quant.models`` explicitly)."""
 
 from collections import OrderedDict
-import numbers
 
 
 from torch import nn
 
 from .nn import (QuantConv1d, QuantConv2d, QuantInput, QuantLinear, QuantSequential,
                  Requantizer, Residual)
+from .numerics import is_int
 
 __all__ = ["mnist_mlp", "mnist_cnn", "resnet_mnist", "peaks_cnn"]
 
@@ -45,7 +45,7 @@ def mnist_mlp(hidden=(128, 64), a_bits=5, low_bits=4, high_bits=8, *, power_of_t
         hidden = tuple(hidden)
     except TypeError:
         hidden = None
-    if hidden is None or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
+    if hidden is None or any(not is_int(h) or h < 1
                              for h in hidden):
         raise ValueError(f"hidden must be a sequence of positive integers, not {hidden!r}")
     if high_bits <= low_bits:
@@ -71,7 +71,7 @@ def _check_widths(name, values, count):
     except TypeError:
         values = None
     if (values is None or len(values) != count
-            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+            or any(not is_int(v) or v < 1
                    for v in values)):
         raise ValueError(f"{name} must be {count} positive integers, not {values!r}")
     return tuple(int(v) for v in values)

@@ -69,13 +69,13 @@ def _scale_from_log2(log2_scale, power_of_two):
 
 
 def _check_bits(name, bits, lo, hi):
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not lo <= bits <= hi:
+    if not numerics.is_int(bits) or not lo <= bits <= hi:
         raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {bits!r}")
     return int(bits)
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not numerics.is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
 
@@ -83,14 +83,14 @@ def _check_positive_int(name, value):
 def _spatial(name, value, dims, minimum):
     """An int or a tuple of ``dims`` ints as a tuple (kernel sizes, strides, paddings)."""
     given = value
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if numerics.is_int(value):
         value = (value,) * dims
     try:
         value = tuple(value)
     except TypeError:
         value = None
     if (value is None or len(value) != dims
-            or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum
+            or any(not numerics.is_int(v) or v < minimum
                    for v in value)):
         raise ValueError(f"{name} must be an integer >= {minimum} or a tuple of {dims}, "
                          f"not {given!r}")
@@ -189,7 +189,7 @@ class _FilterLayer(nn.Module):
         """Set the per-filter widths (an int or one int per filter) and, by default, re-derive
         the scales from the weights, since a scale fitted to 4 bits is wrong for 8."""
         filters = self.num_filters
-        if isinstance(weight_bits, numbers.Integral) and not isinstance(weight_bits, bool):
+        if numerics.is_int(weight_bits):
             bits = np.full(filters, int(weight_bits))
         else:
             bits = np.asarray(weight_bits.detach().cpu() if torch.is_tensor(weight_bits)

@@ -7,7 +7,7 @@ bit for bit, so each one is written the way the RTL computes it (floor shifts, e
 import numpy as np
 
 __all__ = [
-    "int_range", "weight_range", "bits_for_range", "round_half_up_shift",
+    "is_int", "int_range", "weight_range", "bits_for_range", "round_half_up_shift",
     "requantize", "dense", "dense_range", "requantize_range",
     "spatial_tuple", "conv_output_size", "im2col", "conv", "conv_range",
     "max_pool", "sum_pool", "global_sum_pool", "add", "interleaved_order",
@@ -15,6 +15,11 @@ __all__ = [
 
 #: Largest number of im2col elements built at once by :func:`conv` (bounds its memory).
 _CHUNK_ELEMENTS = 1 << 23
+
+
+def is_int(value):
+    """Whether ``value`` is an integer, Python's or NumPy's (a bool is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def int_range(bits, signed):
@@ -107,14 +112,14 @@ def requantize_range(acc_lo, acc_hi, multiplier, shift, out_bits, out_signed):
 def spatial_tuple(name, value, dims, *, minimum):
     """``value`` (an int, or one int per spatial axis) as a tuple of ``dims`` ints."""
     given = value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         value = (int(value),) * dims
     try:
         value = tuple(value)
     except TypeError:
         value = None
     if (value is None or len(value) != dims
-            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
+            or any(not is_int(v) or v < minimum
                    for v in value)):
         raise ValueError(f"{name} must be an integer >= {minimum} or {dims} of them (one per "
                          f"spatial axis), not {given!r}")
@@ -130,7 +135,7 @@ def conv_output_size(size, kernel, stride, padding):
 
 
 def _geometry(x, kernel, stride, padding):
-    if isinstance(kernel, (int, np.integer)) and not isinstance(kernel, bool):
+    if is_int(kernel):
         dims = 2
     else:
         try:

@@ -29,6 +29,8 @@ import itertools
 
 import numpy as np
 
+from .numerics import is_int
+
 __all__ = ["SIGNAL_LENGTH", "INPUT_SCALE", "CELL", "TOLERANCE", "generate", "dataset",
            "encode", "decode", "match", "detection_scores", "tune_threshold",
            "FindPeaksDetector", "CentroidDetector"]
@@ -44,7 +46,7 @@ TOLERANCE = 3.0
 
 
 def _check_count(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
     return int(value)
 
@@ -222,10 +224,6 @@ def tune_threshold(scores, true, thresholds, *, radius=2, scale=1.0, tolerance=T
 
 def _real(x):
     return np.asarray(x, dtype=np.float64) * INPUT_SCALE
-
-
-def _positions(values):
-    return np.asarray(values, dtype=np.float64)
 
 
 class FindPeaksDetector:

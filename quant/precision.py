@@ -55,7 +55,7 @@ def _check_fraction(high_fraction):
 
 
 def _check_granularity(granularity):
-    if (isinstance(granularity, bool) or not isinstance(granularity, numbers.Integral)
+    if (not numerics.is_int(granularity)
             or granularity < 1):
         raise ValueError(f"granularity must be a positive integer, not {granularity!r}")
     return int(granularity)
@@ -73,7 +73,7 @@ def high_precision_count(out_features, high_fraction, granularity=1):
     Examples: 128 filters, 5%, granularity 1 -> 6; granularity 4 -> 8; granularity 8 -> 8;
     10 filters, 5%, granularity 1 -> 1 (0.5 rounds up); granularity 16 -> 0 (no multiple fits).
     """
-    if (isinstance(out_features, bool) or not isinstance(out_features, numbers.Integral)
+    if (not numerics.is_int(out_features)
             or out_features < 1):
         raise ValueError(f"out_features must be a positive integer, not {out_features!r}")
     high_fraction = _check_fraction(high_fraction)
@@ -147,7 +147,7 @@ def assign_precision(weight, high_fraction=0.05, low_bits=4, high_bits=8, granul
     w = w.reshape(w.shape[0], -1)
     lo_b, hi_b = WEIGHT_BITS_RANGE
     for name, bits in (("low_bits", low_bits), ("high_bits", high_bits)):
-        if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) \
+        if not numerics.is_int(bits) \
                 or not lo_b <= bits <= hi_b:
             raise ValueError(f"{name} must be an integer in {lo_b}..{hi_b}, not {bits!r}")
     if high_bits <= low_bits:

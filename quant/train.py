@@ -27,6 +27,7 @@ from . import golden, peaks
 from .datasets import mnist
 from .export import export
 from .models import mnist_cnn, mnist_mlp, peaks_cnn, resnet_mnist
+from .numerics import is_int
 from .peaks import SIGNAL_LENGTH, decode, detection_scores, tune_threshold
 from .nn import (FILTER_LAYERS, Add, QuantConv1d, QuantConv2d, QuantInput, QuantLinear,
                  Requantizer, Residual, fold_batchnorms)
@@ -98,9 +99,9 @@ def train(model, x, y, *, epochs=10, lr=1e-3, batch_size=64, seed=0, progress=Tr
         ``augment(x_batch, generator)`` returns a transformed batch (e.g. random shifts),
         applied to every training batch; seeded by the same generator as the shuffling.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+    if not is_int(epochs) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, not {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, not {lr!r}")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from quant.numerics import is_int
 from quant.stream_format import StreamFormat
 
 from .errors import SimulationError, ToolchainError
@@ -116,9 +117,6 @@ class RunResult:
 
 # -- design metadata -----------------------------------------------------------------------------
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
 
 def _check_stream(name, spec, problems):
     """The stream entry ``name`` as the metadata :meth:`StreamFormat.to_metadata` writes, or
@@ -183,7 +181,7 @@ def load_design(design):
     streams = {name: _check_stream(name, meta.get(name), problems) for name in ("input", "output")}
     for key in ("cycles_per_frame", "latency"):
         value = meta.get(key)
-        if not _is_int(value) or value < 0:
+        if not is_int(value) or value < 0:
             problems.append(f"metadata {key} must be a non-negative integer, not {value!r}")
     if problems:
         raise ValueError("design metadata is invalid:\n" + "\n".join(problems))
@@ -471,7 +469,7 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
     meta = load_design(design)
     frames = _check_frames(meta, frames)
     backpressure = check_backpressure(backpressure)
-    if not _is_int(seed):
+    if not is_int(seed):
         raise TypeError(f"seed must be an integer, not {seed!r}")
     seed = int(seed)
     if max_cycles is None:

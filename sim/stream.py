@@ -18,6 +18,8 @@ import random
 
 import numpy as np
 
+from quant.numerics import is_int
+
 from .errors import SimulationError
 
 __all__ = ["pack_beat", "unpack_beat", "Pattern", "StreamDriver", "StreamMonitor",
@@ -25,7 +27,7 @@ __all__ = ["pack_beat", "unpack_beat", "Pattern", "StreamDriver", "StreamMonitor
 
 
 def _check_bits(bits, signed):
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
+    if not is_int(bits):
         raise TypeError(f"bits must be an integer, not {bits!r}")
     limit = 64 if signed else 63
     if not 1 <= bits <= limit:
@@ -36,7 +38,7 @@ def _check_bits(bits, signed):
 
 
 def _check_count(name, n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+    if not is_int(n):
         raise TypeError(f"{name} must be an integer, not {n!r}")
     if n < 1:
         raise ValueError(f"{name} must be at least 1, not {n}")

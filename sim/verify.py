@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quant.numerics import is_int
+
 from .errors import SimulationError
 from .runner import (SIMULATORS, backpressure_label, check_backpressure, load_design,
                      run_design)
@@ -226,7 +228,7 @@ def simulate(graph, inputs, *, out_dir, simulator="icarus", backpressure=0.0, se
         raise ValueError(f"simulator must be one of {', '.join(map(repr, SIMULATORS))}, not "
                          f"{simulator!r}")
     backpressure = check_backpressure(backpressure)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if not is_int(seed):
         raise TypeError(f"seed must be an integer, not {seed!r}")
     graph.validate()
     x = quant_golden.check_inputs(graph, inputs)

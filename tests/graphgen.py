@@ -20,7 +20,6 @@ import numpy as np
 
 import quant
 from quant import graph as g
-from quant import numerics
 
 __all__ = ["Case", "random_case", "random_graph", "random_options"]
 
@@ -217,7 +216,7 @@ def random_graph(rng):
     else:
         shape = (int(rng.integers(1, 5)), int(rng.integers(2, 8)), int(rng.integers(2, 8)))
     b = _Builder(rng, quant.InputSpec(shape, bits, signed))
-    value, filters, raw = "input", 0, 0
+    value, filters = "input", 0
     steps = int(rng.integers(1, 7))
     for step in range(steps):
         shape = b.shape(value)

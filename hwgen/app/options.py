@@ -8,10 +8,10 @@ the option, the rule and the value.
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 
+from quant.numerics import is_int
 from sim.runner import check_backpressure
 
 __all__ = ["check_design_fits", "check_number", "load_inputs", "parse_backpressure",
@@ -52,7 +52,7 @@ def parse_backpressure(text):
 def _pe_simd(where, value):
     """``(pe, simd)`` from ``[pe, simd]``: two positive integers."""
     if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+            or any(not is_int(v) or v < 1 for v in value)):
         raise ValueError(f"{where} must be [PE, SIMD], two positive integers, not "
                          f"{json.dumps(value)}")
     return tuple(value)

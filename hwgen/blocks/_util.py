@@ -1,11 +1,15 @@
 """Small helpers shared by the blocks."""
 
 import numpy as np
-from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Shape, ShapeCastable, Signal, Value,
-                          signed, unsigned)
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Mux, Shape, ShapeCastable, Signal,
+                          Value, signed, unsigned)
+
+from quant import numerics
+from quant.numerics import is_int
 
 __all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "is_int", "check_int",
-           "check_pair", "check_count", "check_shape", "registered_product", "rom_attrs"]
+           "check_pair", "check_count", "check_shape", "registered_product", "rom_attrs",
+           "accumulator_range", "accumulator_bits", "lut_multiply"]
 
 
 def element_shape(bits, is_signed):
@@ -44,24 +48,19 @@ def _where(layer):
 
 def check_pair(name, value, minimum, layer):
     """``value`` (an int or two ints) as a pair of ints ``>= minimum``."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         value = (value, value)
     try:
         pair = tuple(value)
     except TypeError:
         pair = None
     if (pair is None or len(pair) != 2 or any(
-            isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in pair)):
+            not is_int(v) for v in pair)):
         raise TypeError(f"{_where(layer)}{name} must be an integer or a pair of integers, "
                         f"not {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{_where(layer)}{name} must be at least {minimum}, not {value!r}")
     return tuple(int(v) for v in pair)
-
-
-def is_int(value):
-    """Whether ``value`` is an integer (a Python or NumPy int, not a bool)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def check_int(name, value, layer):
@@ -181,3 +180,31 @@ def registered_product(m, a, b, *, en, platform=None, name="product"):
     with m.If(en):
         m.d.sync += product.eq(operands[0] * operands[1])
     return product
+
+
+def accumulator_range(weight, bias, x_lo, x_hi):
+    """Bounds that every running sum of a folded dot product stays within.
+
+    The unit adds the bias first and then the products fold by fold; it also holds each fold's
+    partial dot product without the bias. Every product's range contains 0 (0 is a valid input),
+    so all those partial sums lie between the bounds of the bias-free and biased full sums.
+    """
+    lo, hi = numerics.dense_range(weight, bias, x_lo, x_hi)
+    bias = np.asarray(bias, dtype=np.int64)
+    return (int(min(lo.min(), (lo - bias).min(), 0)),
+            int(max(hi.max(), (hi - bias).max(), 0)))
+
+
+def accumulator_bits(weight, bias, in_bits, in_signed):
+    """Width of the signed accumulator of :func:`accumulator_range` for inputs of
+    ``in_bits`` (signed or not); ``weight`` is ``(filters, ...)``."""
+    weight = np.asarray(weight)
+    lo, hi = accumulator_range(weight.reshape(weight.shape[0], -1), bias,
+                               *numerics.int_range(in_bits, in_signed))
+    return numerics.bits_for_range(min(lo, -1), hi)[0]
+
+
+def lut_multiply(w, x, bits):
+    """``w * x`` as shift-and-add, for a ``bits``-wide signed ``w``: LUTs, never a DSP."""
+    terms = [Mux(w[b], x << b, 0) for b in range(bits - 1)]
+    return tree_sum(terms) - Mux(w[bits - 1], x << (bits - 1), 0)

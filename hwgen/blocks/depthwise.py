@@ -10,8 +10,8 @@ from quant import numerics
 
 from ..errors import FoldingError
 from .timing import Gather, Timed
-from ._util import check_count, divisors, element_shape, pack_words
-from .matvec import accumulator_bits, accumulator_range
+from ._util import (accumulator_bits, accumulator_range, check_count, divisors, element_shape,
+                    pack_words)
 from .pool import FoldPartials
 
 __all__ = ["DepthwiseUnit"]

@@ -1,4 +1,8 @@
-"""MatVecUnit: a streaming integer matrix-vector product folded by ``pe`` x ``simd``."""
+"""MatVecUnit: a streaming integer matrix-vector product folded by ``pe`` x ``simd``.
+
+One component in one module, over 400 lines: its weight ROM layout, multiplier pipeline and
+issue control are one design, each part sized by the others.
+"""
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -11,11 +15,12 @@ from quant import numerics
 
 from .. import packing
 from ..errors import FoldingError
-from .timing import MatVecTiming, Timed
-from ._util import check_count, divisors, element_shape, pack_words, rom_attrs, tree_sum
+from ._util import (accumulator_bits, accumulator_range, check_count, divisors, element_shape,
+                    lut_multiply, pack_words, rom_attrs, tree_sum)
 from .packed import PackedMultiplier
+from .timing import MatVecTiming, Timed
 
-__all__ = ["MatVecUnit", "ROM_STYLES", "accumulator_bits", "accumulator_range", "lut_multiply"]
+__all__ = ["MatVecUnit", "ROM_STYLES"]
 
 #: Weight ROM placements: synthesis's choice, block RAM, logic.
 ROM_STYLES = (None, "block", "logic")
@@ -27,34 +32,6 @@ ROM_STYLES = (None, "block", "logic")
 PIPELINE_DEPTH = 11
 # Stage whose registers feed the accumulator and the queue.
 _ACC_STAGE = PIPELINE_DEPTH - 2
-
-
-def accumulator_range(weight, bias, x_lo, x_hi):
-    """Bounds that every running sum of a folded dot product stays within.
-
-    The unit adds the bias first and then the products fold by fold; it also holds each fold's
-    partial dot product without the bias. Every product's range contains 0 (0 is a valid input),
-    so all those partial sums lie between the bounds of the bias-free and biased full sums.
-    """
-    lo, hi = numerics.dense_range(weight, bias, x_lo, x_hi)
-    bias = np.asarray(bias, dtype=np.int64)
-    return (int(min(lo.min(), (lo - bias).min(), 0)),
-            int(max(hi.max(), (hi - bias).max(), 0)))
-
-
-def accumulator_bits(weight, bias, in_bits, in_signed):
-    """Width of the signed accumulator of :func:`accumulator_range` for inputs of
-    ``in_bits`` (signed or not); ``weight`` is ``(filters, ...)``."""
-    weight = np.asarray(weight)
-    lo, hi = accumulator_range(weight.reshape(weight.shape[0], -1), bias,
-                               *numerics.int_range(in_bits, in_signed))
-    return numerics.bits_for_range(min(lo, -1), hi)[0]
-
-
-def lut_multiply(w, x, bits):
-    """``w * x`` as shift-and-add, for a ``bits``-wide signed ``w``: LUTs, never a DSP."""
-    terms = [Mux(w[b], x << b, 0) for b in range(bits - 1)]
-    return tree_sum(terms) - Mux(w[bits - 1], x << (bits - 1), 0)
 
 
 class MatVecUnit(Timed, wiring.Component):
@@ -267,7 +244,6 @@ class MatVecUnit(Timed, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         nf, sf, pe, simd = self.output_folds, self.input_folds, self._pe, self._simd
-        x_shape = element_shape(self._in_bits, self._in_signed)
 
         # Input vector: two banks of `sf` words, written by the loader, read by the folds.
         # The loader never writes the bank being read, so a read and a write of one address

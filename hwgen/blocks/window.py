@@ -1,194 +1,18 @@
 """SlidingWindow: line buffers that turn a feature-map stream into convolution windows."""
 
-import bisect
-from functools import lru_cache
-
-import numpy as np
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..errors import FoldingError
-from quant.numerics import int_range
+from quant.numerics import im2col, int_range
 
+from ..errors import FoldingError
 from ._util import check_count, check_int, check_pair, check_shape, divisors, pack_words
-from .timing import Timed, WindowTiming
+from .linebuffer import WindowGeometry, window_timing
+from .timing import Timed
 
 __all__ = ["SlidingWindow", "im2col"]
-
-
-def im2col(x_chw, kernel, stride=1, padding=0):
-    """Convolution windows of a ``(..., C, H, W)`` (or 1-D ``(..., C, L)``) integer array.
-
-    ``kernel``, ``stride`` and ``padding`` are an int (the same on each spatial axis) or one
-    int per spatial axis; a 1-D input needs a 1-element kernel or an int. Padding adds integer
-    zeros on both sides of each axis. The result has shape ``(..., H_out, W_out, kh*kw*C)``
-    (or ``(..., L_out, k*C)``): output pixels in raster order, and each window in
-    ``(ky, kx, c)`` order, the channel fastest. Element ``[..., oy, ox, (ky*kw + kx)*C + c]``
-    is ``x[..., c, oy*sh - ph + ky, ox*sw - pw + kx]`` (0 outside the input).
-    """
-    x = np.asarray(x_chw)
-    if not np.issubdtype(x.dtype, np.integer):
-        raise TypeError(f"im2col needs an integer array, not {x.dtype}")
-    if not isinstance(kernel, (int, np.integer)) and len(tuple(kernel)) == 1:
-        one = [v if isinstance(v, (int, np.integer)) else tuple(v)[0]
-               for v in (kernel, stride, padding)]
-        cols = im2col(x[..., None, :], (1, one[0]), (1, one[1]), (0, one[2]))
-        return cols[..., 0, :, :]
-    (kh, kw), (sh, sw), (ph, pw) = (check_pair(n, v, m, None) for n, v, m in (
-        ("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)))
-    if x.ndim < 3:
-        raise ValueError(f"im2col needs an input of shape (..., C, H, W), not {x.shape}")
-    channels, height, width = x.shape[-3:]
-    out_h = (height + 2 * ph - kh) // sh + 1
-    out_w = (width + 2 * pw - kw) // sw + 1
-    if out_h < 1 or out_w < 1:
-        raise ValueError(f"kernel {kh}x{kw} is larger than the padded input "
-                         f"{height + 2 * ph}x{width + 2 * pw}")
-    padded = np.zeros(x.shape[:-2] + (height + 2 * ph, width + 2 * pw), dtype=np.int64)
-    padded[..., ph:ph + height, pw:pw + width] = x
-    out = np.zeros(x.shape[:-3] + (out_h, out_w, kh, kw, channels), dtype=np.int64)
-    for oy in range(out_h):
-        for ox in range(out_w):
-            patch = padded[..., oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]   # (..., C, kh, kw)
-            out[..., oy, ox, :, :, :] = np.moveaxis(patch, -3, -1)
-    return out.reshape(x.shape[:-3] + (out_h, out_w, kh * kw * channels))
-
-
-class _Geometry:
-    """Window arithmetic shared by the hardware and its cycle model."""
-
-    def __init__(self, height, width, folds, kernel, stride, padding):
-        self.height, self.width, self.folds = height, width, folds
-        (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel, stride, padding
-        self.out_h = (height + 2 * self.ph - self.kh) // self.sh + 1
-        self.out_w = (width + 2 * self.pw - self.kw) // self.sw + 1
-        # Input rows that some window reads: they are the only rows written to the buffer.
-        self.last_row = min(height - 1, (self.out_h - 1) * self.sh - self.ph + self.kh - 1)
-        self.stored = np.array([y <= self.last_row and (y + self.ph) % self.sh < self.kh
-                                for y in range(height)])
-        self.stored_before = np.concatenate([[0], np.cumsum(self.stored)])
-        self.stored_rows = int(self.stored_before[-1])
-        # Stored rows given back after each output row: those the next row no longer reads
-        # (after the last output row, all rows of the frame).
-        firsts = [self.first_row(oy) for oy in range(self.out_h)] + [height]
-        self.release = [int(self.stored_before[firsts[oy + 1]] - self.stored_before[firsts[oy]])
-                        for oy in range(self.out_h)]
-        # Stored rows one window spans: the buffer must hold at least that many.
-        self.window_rows = max(
-            int(self.stored_before[min(height, oy * self.sh - self.ph + self.kh)]
-                - self.stored_before[self.first_row(oy)]) for oy in range(self.out_h))
-        self.in_beats = height * width * folds
-        self.window_beats = self.kh * self.kw * folds
-        self.out_beats = self.out_h * self.out_w * self.window_beats
-        # Input beat read by each output beat of output row 0 (row oy adds oy * sh rows), -1
-        # for padding.
-        ox, ky, kx, cf = np.meshgrid(np.arange(self.out_w), np.arange(self.kh),
-                                     np.arange(self.kw), np.arange(folds), indexing="ij")
-        self._row_ky, self._row_cf = ky.ravel(), cf.ravel()
-        self._row_ix = (ox * self.sw - self.pw + kx).ravel()
-
-    def first_row(self, oy):
-        return max(0, oy * self.sh - self.ph)
-
-    def sources(self, oy):
-        """Input beat index within the frame of each output beat of row ``oy`` (-1: padding)."""
-        iy = oy * self.sh - self.ph + self._row_ky
-        ix = self._row_ix
-        inside = (iy >= 0) & (iy < self.height) & (ix >= 0) & (ix < self.width)
-        return np.where(inside, (iy * self.width + ix) * self.folds + self._row_cf, -1)
-
-    def schedule(self, offers, frames, rows):
-        """Exact transfer cycles of the hardware with a ``rows``-row buffer, output always ready.
-
-        ``offers[i]`` is the first cycle input beat ``i`` (of ``frames`` frames back to back)
-        is offered; an offered beat waits until the block takes it. Returns the input and
-        output transfer cycles (int64 arrays).
-
-        The hardware rules, cycle by cycle:
-
-        - a beat written at cycle ``t`` can be read from cycle ``t + 1``;
-        - the reader issues one output beat per cycle, in order, once the input beat it reads
-          has been written (padding needs nothing), and the output shows it one cycle later;
-        - a frame's first output beat waits until the frame's first input beat is offered, so
-          padding at the top of a frame never runs ahead of the frame;
-        - the first beat of a stored row is taken only while fewer than ``rows`` stored rows
-          are held; the rows an output row gives back are free from the cycle after its last
-          beat is issued.
-        """
-        offers = np.asarray(offers, dtype=np.int64)
-        width_beats = self.width * self.folds
-        taken = np.full(len(offers), -1, dtype=np.int64)
-        next_row, last_take = 0, -1
-        released, released_at = [], []       # cumulative stored rows given back, and when
-
-        def take_rows(upto):                 # input rows [next_row, upto) in global numbering
-            nonlocal next_row, last_take
-            for row in range(next_row, upto):
-                frame, y = divmod(row, self.height)
-                span = slice(row * width_beats, (row + 1) * width_beats)
-                earliest = last_take + 1
-                if self.stored[y]:
-                    g = frame * self.stored_rows + int(self.stored_before[y])
-                    if g - rows + 1 > 0:
-                        k = bisect.bisect_left(released, g - rows + 1)
-                        if k == len(released):
-                            raise RuntimeError("the line buffer deadlocks")
-                        earliest = max(earliest, released_at[k] + 1)
-                index = np.arange(width_beats)
-                z = offers[span] - index
-                z[0] = max(z[0], earliest)
-                taken[span] = index + np.maximum.accumulate(z)
-                last_take = int(taken[span][-1])
-            next_row = max(next_row, upto)
-
-        out = []
-        last_issue, total = -1, 0
-        for frame in range(frames):
-            for oy in range(self.out_h):
-                take_rows(frame * self.height
-                          + min(self.height, oy * self.sh - self.ph + self.kh))
-                src = self.sources(oy)
-                ready = np.where(src >= 0, taken[np.maximum(src, 0) + frame * self.in_beats]
-                                 + 1, -1)
-                index = np.arange(len(src))
-                z = ready - index
-                z[0] = max(z[0], last_issue + 1)
-                if oy == 0:                  # a frame starts once its first beat is offered
-                    start = frame * self.in_beats
-                    z[0] = max(z[0], offers[start], taken[start - 1] + 1 if frame else 0)
-                issue = index + np.maximum.accumulate(z)
-                last_issue = int(issue[-1])
-                total += self.release[oy]
-                released.append(total)
-                released_at.append(last_issue)
-                out.append(issue + 1)
-        take_rows(frames * self.height)
-        return taken, np.concatenate(out)
-
-    def frame_interval(self, rows, frames=5):
-        """Steady-state cycles between frames with the input always offered."""
-        _, out = self.schedule(np.zeros(frames * self.in_beats, dtype=np.int64), frames, rows)
-        ends = out[self.out_beats - 1::self.out_beats]
-        return int(ends[-1] - ends[-2]), np.diff(ends)
-
-
-@lru_cache(maxsize=None)   # a search per geometry; networks repeat geometries
-def _window_timing(height, width, folds, kernel, stride, padding, buffer_rows):
-    geometry = _Geometry(height, width, folds, kernel, stride, padding)
-    target = max(geometry.in_beats, geometry.out_beats)
-    if buffer_rows is None:
-        # The smallest ring whose steady-state frame interval is max(in, out), searched up to
-        # one frame plus one window.
-        for buffer_rows in range(geometry.window_rows,
-                                 geometry.window_rows + geometry.stored_rows + 1):
-            last, intervals = geometry.frame_interval(buffer_rows)
-            if (intervals[-2:] == target).all():
-                break
-    else:
-        last, _ = geometry.frame_interval(buffer_rows)
-    return WindowTiming(geometry, buffer_rows, last)
 
 
 class SlidingWindow(Timed, wiring.Component):
@@ -262,7 +86,8 @@ class SlidingWindow(Timed, wiring.Component):
                              f"its padded input {padded[0]}x{padded[1]}")
         if buffer_rows is not None:
             buffer_rows = check_count("buffer_rows", buffer_rows, name)
-            rows = _Geometry(height, width, channels // simd, kernel, stride, padding).window_rows
+            rows = WindowGeometry(height, width, channels // simd, kernel, stride,
+                                  padding).window_rows
             if buffer_rows < rows:
                 raise ValueError(f"layer '{name}': buffer_rows must be at least {rows} (the "
                                  f"rows one window spans), not {buffer_rows}")
@@ -323,7 +148,7 @@ class SlidingWindow(Timed, wiring.Component):
         ``buffer_rows``; with a smaller buffer, what the cycle model gives."""
         pairs = [tuple(v) if isinstance(v, (tuple, list)) else (v, v)
                  for v in (kernel, stride, padding)]
-        return _window_timing(height, width, channels // simd, *pairs, buffer_rows)
+        return window_timing(height, width, channels // simd, *pairs, buffer_rows)
 
     def reference(self, x):
         """Windows of ``(..., channels, height, width)`` inputs, as :func:`im2col`."""

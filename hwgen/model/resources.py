@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
+from quant.numerics import is_int
+
 __all__ = ["KINDS", "Resources"]
 
 #: Resource names, in report order.
@@ -33,7 +35,7 @@ class Resources:
         return self.__add__(other)
 
     def __mul__(self, n):
-        if isinstance(n, bool) or not isinstance(n, int):
+        if not is_int(n):
             return NotImplemented
         return Resources(*(getattr(self, k) * n for k in KINDS))
 

@@ -4,22 +4,23 @@ import numpy as np
 import pytest
 
 import quant
-from hwgen import FoldingError, UnsupportedLayerError, check_folding, choose_folding
+from hwgen import FoldingError, check_folding, choose_folding
 from hwgen import compile_graph
 from hwgen.blocks import MatVecUnit
 from hwgen.folding import lane_bits, widened_filters
 from hwgen.passes import reorder_filters
 from quant import graph as g
 
-from .amaranth_streams import run_stream
+from .streams import run_stream
 from .graphs import random_inputs, random_mlp
 
 
 def rtl_accelerator(acc, x, backpressure, seed):
     beats = x.reshape(-1, acc.in_elements)
-    out, when = run_stream(acc, beats, len(x) * acc.out_beats, in_bits=acc.graph.input.bits,
-                           out_bits=acc.out_bits, out_signed=acc.out_signed,
-                           out_count=acc.out_elements, backpressure=backpressure, seed=seed)
+    out, _, _, when = run_stream(acc, beats, len(x) * acc.out_beats,
+                                 in_bits=acc.graph.input.bits, out_bits=acc.out_bits,
+                                 out_signed=acc.out_signed, out_count=acc.out_elements,
+                                 in_gaps=backpressure, out_stalls=backpressure, seed=seed)
     return out.reshape(len(x), -1), when
 
 
@@ -71,8 +72,7 @@ def test_accelerator_matches_golden(net, style, backpressure):
     if backpressure == 0:
         frame_ends = when[acc.out_beats - 1::acc.out_beats]
         assert list(np.diff(frame_ends[2:])) == [acc.cycles_per_frame] * (len(x) - 3)
-        # The first input beat transfers on cycle 1.
-        assert frame_ends[0] - 1 == acc.latency
+        assert frame_ends[0] == acc.latency   # the first input beat transfers in cycle 0
 
 
 def test_reorder_filters_keeps_golden_outputs():
@@ -124,9 +124,9 @@ def test_uneven_precisions_widen_lanes_and_stay_exact():
     units = {name: block for name, block in acc.blocks if isinstance(block, MatVecUnit)}
     assert units["fc1"].lane_bits.tolist() == [8, 4, 4, 4]
     x = np.random.default_rng(4).integers(0, 32, (6, 20))
-    got, _ = run_stream(acc, x.reshape(-1, acc.in_elements), 6 * acc.out_beats,
-                        in_bits=graph.input.bits, out_bits=acc.out_bits,
-                        out_signed=acc.out_signed, out_count=acc.out_elements)
+    got, *_ = run_stream(acc, x.reshape(-1, acc.in_elements), 6 * acc.out_beats,
+                         in_bits=graph.input.bits, out_bits=acc.out_bits,
+                         out_signed=acc.out_signed, out_count=acc.out_elements)
     np.testing.assert_array_equal(got.reshape(6, -1), quant.run(graph, x)[graph.output])
 
 

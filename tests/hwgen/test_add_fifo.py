@@ -1,7 +1,5 @@
 """Add (two inputs, independent back-pressure) and StreamFifo in the Amaranth simulator."""
 
-import random
-
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module, signed, unsigned
@@ -11,60 +9,24 @@ from hwgen import FoldingError
 from hwgen.blocks.add import Add
 from hwgen.blocks.fifo import StreamFifo
 from hwgen.blocks.reorder import Reorder
-from sim.stream import pack_beat, unpack_beat
 
-from .amaranth_streams import run_stream
-from .test_window import assert_equal, stream_run
+from .streams import run_stream, stream_bench
+from .test_window import assert_equal
 
 
 def rtl_add(add, x, skip, *, x_gaps=0.0, skip_gaps=0.0, out_stalls=0.0, seed=0):
     """Drive both inputs with their own random gaps; return outputs and all transfer cycles.
 
     Returns ``(outputs (beats, lanes), {port: offer cycles}, {port: transfer cycles}, output
-    cycles)``.
+    cycles)``, the ports named ``x`` and ``skip``.
     """
-    rng = random.Random(seed)
-    ports = {"x": (add.i_stream, x, add.shape, x_gaps),
-             "skip": (add.i_skip, skip, add.skip_shape, skip_gaps)}
-    offered = {name: [] for name in ports}
-    taken = {name: [] for name in ports}
-    outputs, when = [], []
-
-    async def bench(ctx):
-        cycle = 0
-        index = {name: 0 for name in ports}
-        pending = {name: False for name in ports}
-        while len(outputs) < len(x):
-            for name, (port, beats, shape, gaps) in ports.items():
-                k = index[name]
-                if k < len(beats) and not pending[name] and rng.random() >= gaps:
-                    pending[name] = True
-                    offered[name].append(cycle)
-                    ctx.set(port.payload.as_value(), pack_beat(beats[k], shape.width))
-                ctx.set(port.valid, pending[name])
-            ready = rng.random() >= out_stalls
-            ctx.set(add.o_stream.ready, ready)
-            for name, (port, *_) in ports.items():
-                if pending[name] and ctx.get(port.ready):
-                    taken[name].append(cycle)
-                    pending[name], index[name] = False, index[name] + 1
-            if ready and ctx.get(add.o_stream.valid):
-                word = ctx.get(add.o_stream.payload.as_value())
-                outputs.append(unpack_beat(word, add.out_bits, add.lanes, add.out_signed))
-                when.append(cycle)
-            await ctx.tick()
-            cycle += 1
-            if cycle > 100_000:
-                raise AssertionError(f"only {len(outputs)} of {len(x)} beats (seed {seed})")
-
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = add
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return np.array(outputs, dtype=np.int64).reshape(len(x), add.lanes), offered, taken, when
+    out, offered, taken, when = stream_bench(
+        add, {"i_stream": (x, add.shape.width), "i_skip": (skip, add.skip_shape.width)},
+        len(x), out_bits=add.out_bits, out_signed=add.out_signed, out_count=add.lanes,
+        gaps={"i_stream": x_gaps, "i_skip": skip_gaps}, out_stalls=out_stalls, seed=seed)
+    names = {"i_stream": "x", "i_skip": "skip"}
+    return (out, {names[k]: v for k, v in offered.items()},
+            {names[k]: v for k, v in taken.items()}, when)
 
 
 def random_beats(rng, beats, lanes, shape, extremes=True):
@@ -132,7 +94,7 @@ def test_add_rejects_bad_parameters():
 
 def rtl_fifo(fifo, beats, **kwargs):
     shape = fifo.shape
-    return stream_run(fifo, beats, len(beats), in_bits=shape.width, out_bits=shape.width,
+    return run_stream(fifo, beats, len(beats), in_bits=shape.width, out_bits=shape.width,
                       out_signed=shape.signed, out_count=fifo.lanes, **kwargs)
 
 
@@ -195,13 +157,13 @@ def test_reorder_puts_each_frame_in_the_new_order(backpressure):
     order = rng.permutation(12)
     block = Reorder(order=order, shape=signed(5))
     frames = rng.integers(-16, 16, (5, 12))
-    got, when = run_stream(block, frames.reshape(-1, 1), frames.size, in_bits=5, out_bits=5,
-                           out_signed=True, out_count=1, backpressure=backpressure, seed=3)
+    got, _, _, when = run_stream(block, frames.reshape(-1, 1), frames.size, in_bits=5,
+                                 out_bits=5, out_signed=True, out_count=1, in_gaps=backpressure,
+                                 out_stalls=backpressure, seed=3)
     np.testing.assert_array_equal(got.reshape(5, 12), block.reference(frames))
     if backpressure == 0:
-        # Beat k of frame 0 is offered at cycle k and taken at once; run_stream records an
-        # output beat offered at cycle c as c + 1.
-        assert [w - 1 for w in when[:12]] == block.beat_times(list(range(12)))
+        # Beat k of frame 0 is offered at cycle k and taken at once.
+        assert when[:12] == block.beat_times(list(range(12)))
         assert when[12] - when[0] == block.cycles_per_frame == 12
 
 

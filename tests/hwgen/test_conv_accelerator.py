@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import quant
-from hwgen import FoldingError, UnsupportedLayerError, check_folding, choose_folding
+from hwgen import FoldingError, check_folding, choose_folding
 from hwgen.blocks import Broadcast
 from hwgen.folding import fixed_order_filters
 from hwgen import compile_graph, metadata
@@ -12,7 +12,7 @@ from hwgen.blocks import DepthwiseUnit, MatVecUnit, SlidingWindow
 from hwgen.passes import reorder_filters
 from quant import graph as g
 
-from .amaranth_streams import run_stream
+from .streams import run_stream
 
 
 class Builder:
@@ -158,10 +158,10 @@ def from_stream(acc, beats, count):
 
 
 def rtl_accelerator(acc, x, backpressure, seed):
-    out, when = run_stream(acc, to_stream(acc, x), len(x) * acc.out_beats,
-                           in_bits=acc.graph.input.bits, out_bits=acc.out_bits,
-                           out_signed=acc.out_signed, out_count=acc.out_elements,
-                           backpressure=backpressure, seed=seed)
+    out, _, _, when = run_stream(acc, to_stream(acc, x), len(x) * acc.out_beats,
+                                 in_bits=acc.graph.input.bits, out_bits=acc.out_bits,
+                                 out_signed=acc.out_signed, out_count=acc.out_elements,
+                                 in_gaps=backpressure, out_stalls=backpressure, seed=seed)
     return from_stream(acc, out, len(x)), when
 
 
@@ -185,8 +185,7 @@ def test_conv_accelerator_matches_golden(net, backpressure):
         frame_ends = when[acc.out_beats - 1::acc.out_beats]
         assert frame_ends[-1] - frame_ends[-2] == acc.cycles_per_frame, (
             f"frame ends {frame_ends}, cycles_per_frame {acc.cycles_per_frame}")
-        # The first input beat transfers on cycle 1.
-        assert frame_ends[0] - 1 == acc.latency
+        assert frame_ends[0] == acc.latency   # the first input beat transfers in cycle 0
 
 
 def test_reorder_filters_through_pools_depthwise_and_flatten():

@@ -12,7 +12,8 @@ from hwgen.blocks.depthwise import DepthwiseUnit
 from hwgen.blocks.window import SlidingWindow, im2col
 from quant import numerics
 
-from .test_window import assert_equal, hwc_beats, stream_run
+from .streams import run_stream
+from .test_window import assert_equal, hwc_beats
 
 
 def random_depthwise(rng, channels, kernel, bits, extreme=False):
@@ -44,7 +45,7 @@ def ref_depthwise(x, weight, bias, stride, padding):
 
 def rtl_depthwise(unit, windows, *, backpressure=0.0, seed=0):
     """``(N, kh*kw*C)`` windows in, ``(N, C)`` accumulators out, plus the cycles."""
-    out, offered, taken, when = stream_run(
+    out, offered, taken, when = run_stream(
         unit, windows.reshape(-1, unit.simd), len(windows) * unit.folds, in_bits=unit.in_bits,
         out_bits=unit.acc_bits, out_signed=True, out_count=unit.simd, in_gaps=backpressure,
         out_stalls=backpressure, seed=seed)
@@ -148,7 +149,7 @@ def test_window_then_depthwise_is_a_depthwise_convolution(case):
                          pixels=window.out_height * window.out_width)
     layer = WindowThenDepthwise(window, unit)
     x = rng.integers(0, 32, (2, channels, height, width))
-    out, *_ = stream_run(layer, hwc_beats(x, simd), 2 * unit.out_beats, in_bits=5,
+    out, *_ = run_stream(layer, hwc_beats(x, simd), 2 * unit.out_beats, in_bits=5,
                          out_bits=unit.acc_bits, out_signed=True, out_count=simd,
                          in_gaps=0.3, out_stalls=0.3, seed=seed)
     got = np.moveaxis(out.reshape(2, window.out_height, window.out_width, channels), -1, 1)

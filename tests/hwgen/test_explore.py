@@ -3,7 +3,6 @@ accelerator's cycle model; bad requests fail with the reason."""
 
 import json
 
-import numpy as np
 import pytest
 
 from hwgen import compile_graph, generate

@@ -2,14 +2,16 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import Simulator
 
 from hwgen import FoldingError
 from hwgen.blocks import MatVecUnit, Requantizer, WidthConverter
 from hwgen.blocks._util import element_shape
 from quant import numerics
+from sim.stream import pack_beat, unpack_beat
 
-from .amaranth_streams import run_stream
-from .test_window import stream_run
+from .streams import run_stream, stream_put
 
 
 def random_layer(rng, out_features, in_features, bits, in_bits, in_signed, extreme=False):
@@ -33,9 +35,10 @@ def vectors(rng, count, in_features, in_bits, in_signed, extreme=False):
 
 def rtl_matvec(unit, x, backpressure, seed):
     beats = x.reshape(-1, unit.simd)
-    out, when = run_stream(unit, beats, len(x) * unit.output_folds, in_bits=unit.in_bits,
-                           out_bits=unit.acc_bits, out_signed=True, out_count=unit.pe,
-                           backpressure=backpressure, seed=seed)
+    out, _, _, when = run_stream(unit, beats, len(x) * unit.output_folds,
+                                 in_bits=unit.in_bits, out_bits=unit.acc_bits, out_signed=True,
+                                 out_count=unit.pe, in_gaps=backpressure,
+                                 out_stalls=backpressure, seed=seed)
     return out.reshape(len(x), -1), when
 
 
@@ -172,7 +175,7 @@ def test_matvec_beat_times_are_exact(device, in_gaps):
     unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=5,
                       in_signed=False, pe=3, simd=4, multiplier=device)
     x = vectors(rng, 1, 12, 5, False)
-    got, _, taken, when = stream_run(unit, x.reshape(-1, unit.simd), unit.output_folds,
+    got, _, taken, when = run_stream(unit, x.reshape(-1, unit.simd), unit.output_folds,
                                      in_bits=5, out_bits=unit.acc_bits, out_signed=True,
                                      out_count=unit.pe, in_gaps=in_gaps, seed=seed, drain=20)
     np.testing.assert_array_equal(got.reshape(1, -1), ref_matvec(weight, bias, x))
@@ -184,11 +187,6 @@ def rtl_after_reset(dut, before, after, *, in_bits, out_bits, out_signed, out_co
                     wait):
     """Send the beats ``before`` (stopping after ``reset_at`` of them), wait ``wait`` cycles,
     reset ``dut`` for two cycles, then send ``after``; return the outputs after the reset."""
-    from amaranth.hdl import ClockDomain, Module
-    from amaranth.sim import Simulator
-
-    from sim.stream import pack_beat, unpack_beat
-
     outputs = []
 
     async def bench(ctx):
@@ -197,10 +195,7 @@ def rtl_after_reset(dut, before, after, *, in_bits, out_bits, out_signed, out_co
             for k, beat in enumerate(beats):
                 if k == stop:
                     break
-                ctx.set(dut.i_stream.payload.as_value(), pack_beat(beat, in_bits))
-                ctx.set(dut.i_stream.valid, 1)
-                await ctx.tick().until(dut.i_stream.ready)
-            ctx.set(dut.i_stream.valid, 0)
+                await stream_put(ctx, dut.i_stream, pack_beat(beat, in_bits))
             if stop is not None:
                 await ctx.tick().repeat(wait)
                 outputs.clear()
@@ -270,9 +265,9 @@ def test_requantizer_matches_numerics(out_signed, backpressure, geometry, in_bit
     lo, hi = numerics.int_range(in_bits, True)
     acc = np.vstack([rng.integers(lo, hi + 1, (5, channels)), np.full(channels, lo),
                      np.full(channels, hi), np.zeros(channels, np.int64)])
-    out, _ = run_stream(block, acc.reshape(-1, lanes), acc.size // lanes, in_bits=in_bits,
-                        out_bits=5, out_signed=out_signed, out_count=lanes,
-                        backpressure=backpressure, seed=11)
+    out, *_ = run_stream(block, acc.reshape(-1, lanes), acc.size // lanes, in_bits=in_bits,
+                         out_bits=5, out_signed=out_signed, out_count=lanes,
+                         in_gaps=backpressure, out_stalls=backpressure, seed=11)
     np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
 
 
@@ -288,7 +283,7 @@ def test_requantizer_beat_times_are_exact(geometry, in_gaps):
     block = Requantizer(multiplier=multiplier, shift=12, in_bits=26, lanes=2, out_bits=5,
                         geometry=geometry)
     acc = rng.integers(-(1 << 25), 1 << 25, (5, 8))
-    out, _, taken, when = stream_run(block, acc.reshape(-1, 2), acc.size // 2, in_bits=26,
+    out, _, taken, when = run_stream(block, acc.reshape(-1, 2), acc.size // 2, in_bits=26,
                                      out_bits=5, out_signed=False, out_count=2,
                                      in_gaps=in_gaps, seed=seed, drain=10)
     np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
@@ -324,9 +319,9 @@ def test_width_converter_keeps_order(in_count, out_count):
     shape = element_shape(6, True)
     conv = WidthConverter(shape=shape, in_count=in_count, out_count=out_count)
     values = np.arange(-60, 60) % 64 - 32
-    out, when = run_stream(conv, values.reshape(-1, in_count), values.size // out_count,
-                           in_bits=6, out_bits=6, out_signed=True, out_count=out_count,
-                           backpressure=0.4, seed=2)
+    out, *_ = run_stream(conv, values.reshape(-1, in_count), values.size // out_count,
+                         in_bits=6, out_bits=6, out_signed=True, out_count=out_count,
+                         in_gaps=0.4, out_stalls=0.4, seed=2)
     np.testing.assert_array_equal(out.ravel(), values)
 
 

@@ -7,7 +7,7 @@ from amaranth.hdl import Shape, signed, unsigned
 
 from hwgen import FoldingError
 from hwgen.blocks import (Add, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
-                          PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
+                          PackedMultiplier, Requantizer, SlidingWindow, StreamFifo,
                           WidthConverter)
 from hwgen.model import (DEVICES, Layer, Resources, block_cost, device, layer_blocks,
                          layer_cost, lutram_luts, map_memory, rom_columns)

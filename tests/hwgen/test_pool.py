@@ -7,12 +7,13 @@ from amaranth.hdl import signed, unsigned
 from hwgen import FoldingError
 from hwgen.blocks.pool import GlobalSumPool, MaxPool, SumPool
 
-from .test_window import assert_equal, hwc_beats, random_frames, stream_run
+from .streams import run_stream
+from .test_window import assert_equal, hwc_beats, random_frames
 
 
 def rtl_pool(pool, x, *, in_gaps=0.0, out_stalls=0.0, seed=0):
     """Outputs as ``(frames, C, ...)`` arrays, plus offer and output cycles."""
-    out, offered, _, when = stream_run(
+    out, offered, _, when = run_stream(
         pool, hwc_beats(x, pool.simd), len(x) * pool.out_beats, in_bits=pool.shape.width,
         out_bits=pool.out_bits, out_signed=pool.out_signed, out_count=pool.simd,
         in_gaps=in_gaps, out_stalls=out_stalls, seed=seed)

@@ -1,71 +1,13 @@
 """SlidingWindow in the Amaranth simulator against im2col, with its exact cycle model."""
 
-import random
-
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module, signed, unsigned
-from amaranth.sim import Simulator
+from amaranth.hdl import signed, unsigned
 
 from hwgen import FoldingError
 from hwgen.blocks.window import SlidingWindow, im2col
-from sim.stream import pack_beat, unpack_beat
 
-
-def stream_run(dut, beats, out_beats, *, in_bits, out_bits, out_signed, out_count,
-               in_gaps=0.0, out_stalls=0.0, seed=0, drain=0, max_cycles=200_000):
-    """Drive ``beats`` into ``dut.i_stream`` and collect ``out_beats`` from ``dut.o_stream``.
-
-    One testbench does both sides, so all cycles share one count. An input beat is offered
-    after a random gap (probability ``in_gaps`` per cycle) and held until taken; the output is
-    not ready with probability ``out_stalls`` per cycle. Then, for ``drain`` more cycles with
-    the output ready, no further beat may come out.
-
-    Returns ``(outputs (out_beats, out_count) int64, offer cycles, input transfer cycles,
-    output transfer cycles)``.
-    """
-    rng = random.Random(seed)
-    outputs, offered, taken, when = [], [], [], []
-
-    async def bench(ctx):
-        cycle, k, pending = 0, 0, False
-        while len(outputs) < out_beats or k < len(beats):
-            if k < len(beats) and not pending and rng.random() >= in_gaps:
-                pending = True
-                offered.append(cycle)
-                ctx.set(dut.i_stream.payload.as_value(), pack_beat(beats[k], in_bits))
-            ctx.set(dut.i_stream.valid, pending)
-            ready = rng.random() >= out_stalls
-            ctx.set(dut.o_stream.ready, ready)
-            if pending and ctx.get(dut.i_stream.ready):
-                taken.append(cycle)
-                pending, k = False, k + 1
-            if ready and ctx.get(dut.o_stream.valid):
-                word = ctx.get(dut.o_stream.payload.as_value())
-                outputs.append(unpack_beat(word, out_bits, out_count, out_signed))
-                when.append(cycle)
-            await ctx.tick()
-            cycle += 1
-            if cycle > max_cycles:
-                raise AssertionError(f"only {len(outputs)} of {out_beats} output beats after "
-                                     f"{max_cycles} cycles (seed {seed})")
-        ctx.set(dut.i_stream.valid, 0)
-        ctx.set(dut.o_stream.ready, 1)
-        for _ in range(drain):
-            if ctx.get(dut.o_stream.valid):
-                raise AssertionError(f"an output beat beyond the {out_beats} expected "
-                                     f"(seed {seed})")
-            await ctx.tick()
-
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    out = np.array(outputs, dtype=np.int64).reshape(out_beats, out_count)
-    return out, offered, taken, when
+from .streams import run_stream
 
 
 def assert_equal(got, expected, seed, what="element"):
@@ -83,7 +25,7 @@ def hwc_beats(x_chw, simd):
 
 def rtl_window(window, x, *, in_gaps=0.0, out_stalls=0.0, seed=0, drain=0):
     bits, is_signed = window.shape.width, window.shape.signed
-    out, offered, taken, when = stream_run(
+    out, offered, taken, when = run_stream(
         window, hwc_beats(x, window.simd), len(x) * window.out_beats, in_bits=bits,
         out_bits=bits, out_signed=is_signed, out_count=window.simd, in_gaps=in_gaps,
         out_stalls=out_stalls, seed=seed, drain=drain)
@@ -274,5 +216,5 @@ def test_im2col_order():
                         inside = 0 <= y < 3 and 0 <= xx < 4
                         assert cols[oy, ox, (ky * 2 + kx) * 2 + c] == (x[c, y, xx] if inside
                                                                        else 0)
-    with pytest.raises(ValueError, match=r"kernel 3x3 is larger than the padded input 2x2"):
+    with pytest.raises(ValueError, match=r"kernel 3x3 is larger than its padded input 2x2"):
         im2col(np.zeros((1, 2, 2), np.int64), 3)

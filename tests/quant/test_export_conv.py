@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hwgen import hardware_problems
-from quant import GraphError, UnsupportedLayerError, golden, graph as qgraph
+from quant import GraphError, UnsupportedLayerError, golden
 from quant.export import export
 from quant.nn import (Add, QuantAdd, QuantConv1d, QuantConv2d, QuantInput, QuantLinear,
                       QuantSequential, Requantizer, Residual, fold_batchnorm)

@@ -1,0 +1,150 @@
+"""Prices of a graph's layers for the folding search: the cost model (:mod:`hwgen.model`)
+applied to each layer's view (:mod:`hwgen.ops`) under an option, and to the blocks streamed
+at its beat (requantizers, pools, joins)."""
+
+import math
+
+import numpy as np
+
+from quant import numerics
+
+from . import packing
+from .folding import fixed_order_filters, lane_bits
+from .model import Layer, Resources
+from .model.layers import layer_cost
+from .ops import op_views
+
+__all__ = ["Network"]
+
+
+def _type(lo, hi):
+    return numerics.bits_for_range(min(int(lo), 0), max(int(hi), 0))
+
+
+class Network:
+    """What the search needs of a graph: views, value types, elements, the values streamed at
+    each layer's beat, and the cost model applied to them."""
+
+    def __init__(self, graph, family):
+        graph.validate()
+        self.graph, self.family = graph, family
+        self.views = op_views(graph)
+        ranges = graph.ranges()
+        self.types = {"input": (graph.input.bits, graph.input.signed)}
+        for name, view in self.views.items():
+            a = view.node.attrs
+            self.types[name] = (a["out_bits"], a["out_signed"]) if view.kind == "requantize" \
+                else _type(*ranges[name])
+        self.fixed = fixed_order_filters(graph)
+        self.filters = [v for v in self.views.values() if v.has_weights]
+        self.elements = {"input": int(np.prod(graph.input.shape))}
+        self.elements |= {name: view.out_elements for name, view in self.views.items()}
+        # Values whose stream carries a filter layer's beat: through requantize, pools,
+        # flatten and adds (first operand).
+        self.stream_of = {}
+        for name, view in self.views.items():
+            self.stream_of[name] = name if view.has_weights else \
+                self.stream_of.get(view.node.inputs[0])
+        self.carried = {}   # filter layer: values streamed at its beat
+        for value, owner in self.stream_of.items():
+            if owner is not None:
+                self.carried.setdefault(owner, []).append(value)
+        self._followers = {}
+
+    def lane_pattern(self, view, pe):
+        """``{bits: lanes}`` of each fold (see :func:`~hwgen.folding.lane_bits`)."""
+        values, counts = np.unique(lane_bits(view.node, pe, view.name in self.fixed),
+                                   return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist()))
+
+    def layer(self, view, option):
+        """The :class:`~hwgen.model.Layer` of a layer with weights built as ``option``."""
+        in_bits, in_signed = self.types[view.node.inputs[0]]
+        bits = view.weight_bits
+        if view.depthwise:
+            hist = dict(zip(*[a.tolist() for a in np.unique(bits, return_counts=True)]))
+        else:
+            # Filters as the lanes hold them: one in a widened lane counts at the lane's bits.
+            folds = bits.size // option.pe
+            hist = {b: n * folds for b, n in self.lane_pattern(view, option.pe).items()}
+        g = view.geometry
+        in_shape = (view.in_elements,) if view.kind == "dense" else view.in_shape
+        return Layer(view.kind, in_shape, in_bits, in_signed, out_channels=view.out_channels,
+                     kernel=g.kernel, stride=g.stride, padding=g.padding, pe=option.pe,
+                     simd=option.simd, weight_bits=hist, lut_lanes=option.lut_lanes,
+                     multiplier=self.family, acc_bits=self.types[view.name][0],
+                     rom_style=option.style, name=view.name)
+
+    def follower_cost(self, view, lanes):
+        """Blocks streamed at the layer's beat: requantizers, pools and joins after it."""
+        key = (view.name, lanes)
+        if key not in self._followers:
+            self._followers[key] = sum(
+                (self.value_cost(self.views[v], lanes) for v in self.carried.get(view.name, [])
+                 if v != view.name), Resources())
+        return self._followers[key]
+
+    def value_cost(self, view, lanes):
+        """The cost of a node without weights streamed ``lanes`` elements per beat."""
+        in_bits, in_signed = self.types[view.node.inputs[0]]
+        a = view.node.attrs
+        common = dict(in_shape=view.in_shape, simd=lanes, name=view.name)
+        if view.kind == "requantize":
+            mult = view.node.tensors["multiplier"]
+            power = len(set(mult.tolist())) == 1 and (int(mult[0]) & (int(mult[0]) - 1)) == 0
+            layer = Layer("requantize", in_bits=in_bits, in_signed=True, out_bits=a["out_bits"],
+                          out_signed=a["out_signed"],
+                          scale="power_of_two" if power else "per_channel", **common)
+        elif view.kind in ("maxpool", "avgpool", "global_avgpool"):
+            g = view.geometry
+            layer = Layer(view.kind, in_bits=in_bits, in_signed=in_signed, kernel=g.kernel,
+                          stride=g.stride, padding=g.padding, **common)
+        elif view.kind == "add":
+            skip_bits, skip_signed = self.types[view.node.inputs[1]]
+            layer = Layer("add", in_bits=in_bits, in_signed=in_signed, skip_bits=skip_bits,
+                          skip_signed=skip_signed, fifo_depth=self.skip_depth(view, lanes),
+                          **common)
+        else:
+            return Resources()
+        return layer_cost(layer, self.family)
+
+    def skip_depth(self, view, lanes):
+        """Beats the skip operand of an add waits for the body: the pixels each window on
+        the body needs before its first output, plus a few per block (an estimate; the
+        scheduler sizes a built design's FIFOs exactly)."""
+        skip = view.node.inputs[1]
+        stop = set(self._ancestors(skip))
+        value, pixels = view.node.inputs[0], 0
+        while value not in stop and value != "input":
+            body = self.views[value]
+            if body.kind in ("conv", "depthwise"):
+                g = body.geometry
+                pixels += max(g.kernel[0] - g.padding[0] - 1, 0) * g.width \
+                    + max(g.kernel[1] - g.padding[1], 1) + 2
+            value = body.node.inputs[0]
+        shape = self.views[view.name].in_shapes[1]
+        channels = shape[0] if len(shape) > 1 else 1
+        return max(1, math.ceil(pixels * channels / lanes))
+
+    def _ancestors(self, value):
+        seen = [value]
+        while value != "input":
+            value = self.views[value].node.inputs[0]
+            seen.append(value)
+        return seen
+
+    def lut_choices(self, view, pe):
+        """LUT-lane choices for the lowest precision: none, half of its packs, all of its
+        lanes (as ``((bits, lanes),)`` tuples)."""
+        if view.depthwise:
+            return [()]
+        pattern = self.lane_pattern(view, pe)
+        low = min(pattern)
+        in_bits, in_signed = self.types[view.node.inputs[0]]
+        plan = packing.plan_group(self.family, low, in_bits, in_signed)
+        if plan is None:
+            return [((low, pattern[low]),)]
+        lanes = pattern[low]
+        packs = -(-lanes // plan.lanes)
+        counts = sorted({0, min(lanes, (packs // 2) * plan.lanes), lanes})
+        return [((low, n),) if n else () for n in counts]
