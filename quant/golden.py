@@ -39,7 +39,8 @@ def run(graph, x):
 
     Integer rules per operation (see :mod:`quant.numerics`): ``dense`` and ``conv1d``/``conv2d``
     are exact int64 sums plus the bias (convolutions through :func:`~quant.numerics.im2col`,
-    zero padding, groups); ``requantize`` rescales along the channel axis; ``maxpool*`` takes
+    zero padding, groups); ``requantize`` rescales along the channel axis (per-channel
+    multiplier and offset, then the shift with its rounding mode); ``maxpool*`` takes
     the per-channel maximum of each window (its padding never wins); ``avgpool*`` and
     ``global_avgpool`` give the exact per-channel SUM (the division lives in the next
     requantize's multiplier and shift); ``add`` is the exact sum of its two inputs;
@@ -56,7 +57,8 @@ def run(graph, x):
                                 a["groups"])
         elif node.op == "requantize":
             out = numerics.requantize(src, t["multiplier"], a["shift"], a["out_bits"],
-                                      a["out_signed"], axis=1)
+                                      a["out_signed"], axis=1, offset=t.get("offset"),
+                                      rounding=a.get("rounding", "half_up"))
         elif node.op == "flatten":
             out = src.reshape(len(src), -1)
         elif node.op in ("maxpool1d", "maxpool2d"):

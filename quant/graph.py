@@ -18,7 +18,9 @@ Operations (tensors | attributes):
   filter) | stride [sh, sw], padding [ph, pw], groups (1, or C for depthwise).
 - ``conv1d``: weight (O, C // groups, k), bias, weight_bits, weight_scale | stride [s],
   padding [p], groups.
-- ``requantize``: multiplier (C,) | shift, out_bits, out_signed, scale.
+- ``requantize``: multiplier (C,), optional offset (C,) | shift, out_bits, out_signed,
+  scale, optional rounding (``"half_up"`` when absent, or ``"half_even"``). Absent offsets
+  are zeros, so files written before offsets and rounding modes existed load unchanged.
 - ``maxpool2d`` / ``maxpool1d``: none | kernel, stride, optional padding (at most
   ``kernel // 2`` per axis, as PyTorch; absent means 0), floor mode.
 - ``avgpool2d`` / ``avgpool1d``: none | kernel, stride; the exact window SUM.
@@ -49,7 +51,8 @@ from .errors import GraphError, UnsupportedLayerError
 
 __all__ = ["SCHEMA_VERSION", "OPS", "ARITY", "FILTER_OPS", "InputSpec", "Node", "QGraph",
            "dense", "conv2d", "conv1d", "requantize", "flatten", "maxpool2d", "maxpool1d",
-           "avgpool2d", "avgpool1d", "global_avgpool", "add", "load", "save"]
+           "avgpool2d", "avgpool1d", "global_avgpool", "add", "requantize_offset",
+           "requantize_rounding", "load", "save"]
 
 SCHEMA_VERSION = 1
 
@@ -82,6 +85,11 @@ WEIGHT_BITS_RANGE = (2, 8)
 MAX_SHIFT = 48
 MAX_MULTIPLIER_BITS = 24
 MAX_ACT_BITS = 16
+#: Widest requantize output: a network's head may keep wide signed values (rescaled
+#: accumulators) for an argmax.
+MAX_OUT_BITS = 32
+#: Requantize offsets lie in ``±(2^OFFSET_BITS - 1)``.
+OFFSET_BITS = 48
 
 
 @dataclass
@@ -171,16 +179,37 @@ def conv1d(name, weight, bias, weight_bits, weight_scale=None, *, stride=1, padd
                 _filters(weight, bias, weight_bits, weight_scale))
 
 
-def requantize(name, multiplier, shift, out_bits, out_signed=False, scale=1.0, inputs=None):
-    """The Requantizer: ``clamp((acc * multiplier[c] + 2^(shift-1)) >> shift)`` to ``out_bits``.
+def requantize(name, multiplier, shift, out_bits, out_signed=False, scale=1.0, inputs=None,
+               *, offset=None, rounding="half_up"):
+    """The Requantizer: ``clamp(round((acc * multiplier[c] + offset[c]) / 2^shift))`` to
+    ``out_bits``.
 
     ``c`` is the channel: axis 0 of the input (the feature of a vector, the channel of a
-    ``(C, H, W)`` or ``(C, L)`` map).
+    ``(C, H, W)`` or ``(C, L)`` map). ``offset`` (integers, zeros when None) is added before
+    the shift; ``rounding`` decides ties, ``"half_up"`` or ``"half_even"`` (see
+    :func:`quant.numerics.requantize`). Both are stored only when they are not the default.
     """
-    return Node(name, "requantize", inputs,
-                {"shift": int(shift), "out_bits": int(out_bits), "out_signed": bool(out_signed),
-                 "scale": float(scale)},
-                {"multiplier": np.asarray(multiplier)})
+    attrs = {"shift": int(shift), "out_bits": int(out_bits), "out_signed": bool(out_signed),
+             "scale": float(scale)}
+    if rounding != "half_up":
+        attrs["rounding"] = rounding
+    tensors = {"multiplier": np.asarray(multiplier)}
+    if offset is not None:
+        tensors["offset"] = np.asarray(offset)
+    return Node(name, "requantize", inputs, attrs, tensors)
+
+
+def requantize_offset(node):
+    """A requantize node's offsets: its ``offset`` tensor, or zeros when it has none."""
+    offset = node.tensors.get("offset")
+    if offset is None:
+        return np.zeros(np.shape(node.tensors["multiplier"]), dtype=np.int64)
+    return np.asarray(offset, dtype=np.int64)
+
+
+def requantize_rounding(node):
+    """A requantize node's rounding mode (``"half_up"`` when the attribute is absent)."""
+    return node.attrs.get("rounding", "half_up")
 
 
 def flatten(name, inputs=None):
@@ -648,7 +677,20 @@ def _check_requantize(node, where, in_shapes, problems):
     elif (mult < 1).any() or (mult >= (1 << MAX_MULTIPLIER_BITS)).any():
         problems.append(f"{where}: multiplier must be in 1..2^{MAX_MULTIPLIER_BITS}-1, not "
                         f"{int(mult.min())}..{int(mult.max())}")
-    for name, lo, hi in (("shift", 0, MAX_SHIFT), ("out_bits", 1, MAX_ACT_BITS)):
+    offset = node.tensors.get("offset")
+    if offset is not None:
+        limit = (1 << OFFSET_BITS) - 1
+        if not _is_int_array(offset) or (in_shape is not None and offset.shape != (channels,)):
+            problems.append(f"{where}: offset must be an integer array with one entry per "
+                            f"channel ({channels}), not {np.shape(offset)}")
+        elif offset.size and (np.abs(offset) > limit).any():
+            problems.append(f"{where}: offset must be in ±(2^{OFFSET_BITS}-1), not "
+                            f"{int(offset.min())}..{int(offset.max())}")
+    rounding = a.get("rounding", "half_up")
+    if rounding not in numerics.ROUNDING:
+        problems.append(f"{where}: rounding must be one of {', '.join(numerics.ROUNDING)}, not "
+                        f"{_short(rounding)}")
+    for name, lo, hi in (("shift", 0, MAX_SHIFT), ("out_bits", 1, MAX_OUT_BITS)):
         value = a.get(name)
         if not numerics.is_int(value):
             problems.append(f"{where}: {name} must be an integer in {lo}..{hi}, not "

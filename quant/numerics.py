@@ -7,8 +7,9 @@ bit for bit, so each one is written the way the RTL computes it (floor shifts, e
 import numpy as np
 
 __all__ = [
-    "is_int", "int_range", "weight_range", "bits_for_range", "round_half_up_shift",
-    "requantize", "dense", "dense_range", "requantize_range",
+    "is_int", "int_range", "weight_range", "bits_for_range", "ROUNDING", "round_half_up_shift",
+    "round_half_even_shift", "rounding_shift", "requantize", "dense", "dense_range",
+    "requantize_range",
     "spatial_tuple", "conv_output_size", "im2col", "conv", "conv_range",
     "max_pool", "sum_pool", "global_sum_pool", "add", "interleaved_order",
 ]
@@ -54,6 +55,10 @@ def bits_for_range(lo, hi):
     return bits, True
 
 
+#: Rounding modes of :func:`requantize`: ties go up (toward +inf) or to the even neighbour.
+ROUNDING = ("half_up", "half_even")
+
+
 def round_half_up_shift(value, shift):
     """``floor((value + 2^(shift-1)) / 2^shift)``; a plain copy when ``shift`` is 0."""
     value = np.asarray(value, dtype=np.int64)
@@ -62,16 +67,48 @@ def round_half_up_shift(value, shift):
     return (value + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
 
 
-def requantize(acc, multiplier, shift, out_bits, out_signed=False, axis=-1):
-    """The Requantizer: ``clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` per channel ``c``.
+def round_half_even_shift(value, shift):
+    """``value / 2^shift`` rounded to the nearest integer, ties to the even one (as
+    ``numpy.round``); a plain copy when ``shift`` is 0.
 
-    ``multiplier`` has one entry per channel along ``axis`` of ``acc``.
+    Computed the way the hardware does it: ``floor((value + 2^(shift-1) - 1 + q0) / 2^shift)``
+    where ``q0`` is bit ``shift`` of ``value`` (the parity of ``floor(value / 2^shift)``): a
+    tie then rounds up exactly when the floor is odd.
+    """
+    value = np.asarray(value, dtype=np.int64)
+    if shift == 0:
+        return value.copy()
+    shift = np.int64(shift)
+    parity = (value >> shift) & np.int64(1)
+    return (value + (np.int64(1) << (shift - 1)) - 1 + parity) >> shift
+
+
+def rounding_shift(value, shift, rounding="half_up"):
+    """``value / 2^shift`` rounded as ``rounding`` says (one of :data:`ROUNDING`)."""
+    if rounding == "half_up":
+        return round_half_up_shift(value, shift)
+    if rounding == "half_even":
+        return round_half_even_shift(value, shift)
+    raise ValueError(f"rounding must be one of {', '.join(ROUNDING)}, not {rounding!r}")
+
+
+def requantize(acc, multiplier, shift, out_bits, out_signed=False, axis=-1, offset=None,
+               rounding="half_up"):
+    """The Requantizer: ``clamp(round((acc * M[c] + B[c]) / 2^S), lo, hi)`` per channel ``c``.
+
+    ``multiplier`` (and ``offset``, zeros when None) have one entry per channel along ``axis``
+    of ``acc``; the offset is added before the shift. ``rounding`` decides ties: ``"half_up"``
+    (``floor(x + 1/2)``, the default) or ``"half_even"`` (ties to the even integer, as QONNX's
+    ``Quant`` and ``numpy.round``).
     """
     acc = np.asarray(acc, dtype=np.int64)
     mult = np.asarray(multiplier, dtype=np.int64)
     shape = [1] * acc.ndim
     shape[axis] = mult.size
-    scaled = round_half_up_shift(acc * mult.reshape(shape), shift)
+    scaled = acc * mult.reshape(shape)
+    if offset is not None:
+        scaled = scaled + np.asarray(offset, dtype=np.int64).reshape(shape)
+    scaled = rounding_shift(scaled, shift, rounding)
     lo, hi = int_range(out_bits, out_signed)
     return np.clip(scaled, lo, hi)
 
@@ -95,10 +132,13 @@ def dense_range(weight, bias, x_lo, x_hi):
     return np.minimum(a, b).sum(axis=1) + bias, np.maximum(a, b).sum(axis=1) + bias
 
 
-def requantize_range(acc_lo, acc_hi, multiplier, shift, out_bits, out_signed):
+def requantize_range(acc_lo, acc_hi, multiplier, shift, out_bits, out_signed, offset=None,
+                     rounding="half_up"):
     """Inclusive bounds of :func:`requantize` outputs, given accumulator bounds."""
-    lo = requantize(np.atleast_1d(acc_lo), multiplier, shift, out_bits, out_signed)
-    hi = requantize(np.atleast_1d(acc_hi), multiplier, shift, out_bits, out_signed)
+    lo = requantize(np.atleast_1d(acc_lo), multiplier, shift, out_bits, out_signed,
+                    offset=offset, rounding=rounding)
+    hi = requantize(np.atleast_1d(acc_hi), multiplier, shift, out_bits, out_signed,
+                    offset=offset, rounding=rounding)
     return lo.min(), hi.max()
 
 

@@ -2,7 +2,8 @@
 
 :func:`random_case` draws a small valid graph over every operation of the IR (dense, 1-D and
 2-D convolutions with stride, padding and depthwise groups, max pools with padding, sum pools,
-global pools, requantize anywhere, flatten, residual adds with forks), weights of 2 to 8 bits
+global pools, requantize anywhere (ties up or to even, with or without per-channel
+offsets), flatten, residual adds with forks), weights of 2 to 8 bits
 per filter, and the options a user can give the generator: folding, multiplier family, LUT
 lanes, ROM placement, and a back-pressure pattern for the simulation. Everything comes from
 the seed, so a failing case is replayed from its seed alone::
@@ -59,7 +60,9 @@ class Case:
                     text += f" p{_fmt(node.attrs['padding'])}"
                 text += "]"
             elif node.op == "requantize":
-                text += f"[{node.attrs['out_bits']}{'s' if node.attrs['out_signed'] else 'u'}]"
+                text += f"[{node.attrs['out_bits']}{'s' if node.attrs['out_signed'] else 'u'}"
+                text += "e" if node.attrs.get("rounding") == "half_even" else ""
+                text += "+b]" if "offset" in node.tensors else "]"
             if node.inputs != [self._previous(node)]:
                 text += f"({','.join(node.inputs)})"
             layers.append(f"{node.name}={text}->{'x'.join(map(str, shapes[node.name]))}")
@@ -264,7 +267,26 @@ def random_graph(rng):
             value = b.conv(value, int(rng.integers(1, 5)), kernel, stride, padding)
     if rng.integers(2):
         value = b.requantize(value)
-    return b.graph().validate()
+    graph = b.graph()
+    # A child generator leaves the parent's stream as it was: the graphs and options of
+    # earlier seeds stay the same, their requantizers gain offsets and rounding modes.
+    _round_and_offset(rng.spawn(1)[0], graph)
+    return graph.validate()
+
+
+def _round_and_offset(rng, graph):
+    """Give about half the requantizers ties to even, and half per-channel offsets (up to
+    half the output range, in units before the shift, both signs)."""
+    for node in graph.nodes:
+        if node.op != "requantize":
+            continue
+        a = node.attrs
+        if rng.integers(2):
+            a["rounding"] = "half_even"
+        if rng.integers(2):
+            reach = 1 << (a["shift"] + a["out_bits"] - 1)
+            node.tensors["offset"] = rng.integers(-reach, reach + 1,
+                                                  node.tensors["multiplier"].size)
 
 
 def _residual(b, value):

@@ -19,6 +19,9 @@ from .examples import EXAMPLES
 
 __all__ = ["EXIT_CODES", "build_parser", "exit_code", "main"]
 
+#: What a MODEL argument takes.
+MODEL_HELP = "a .qgraph file, or a QONNX .onnx model (imported as `hwgen import` does)"
+
 EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_TOOL, EXIT_USAGE, EXIT_PIPE = 0, 1, 2, 3, 64, 141
 
 #: Exit status -> meaning, as ``hwgen --help`` and the README list them.
@@ -101,7 +104,7 @@ def _demo_parser(p):
 
 
 def _estimate_parser(p):
-    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--device", default="xc7z020", metavar="PART",
                    help="a part (xc7z020, xczu9eg, lfe5u-85f, ...), a part number, or a board "
                         "of `hwgen boards` (pynq_z2, arty_a7_35, ...) (default: %(default)s)")
@@ -119,7 +122,7 @@ def _estimate_parser(p):
 
 
 def _build_parser(p):
-    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--board", required=True, metavar="NAME",
                    help="a board from `hwgen boards`, or module:Class")
     p.add_argument("--out", metavar="DIR", help="output folder (default: build/MODEL-BOARD)")
@@ -157,12 +160,12 @@ def build_parser():
     command("demo", commands.demo, "train, export, generate and simulate a built-in example",
             _demo_parser)
     p = command("generate", commands.generate, "write top.v and metadata.json for a model")
-    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     _add_design_options(p)
     p = command("simulate", commands.simulate,
                 "simulate the RTL on inputs and compare with the golden")
-    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--inputs", required=True, metavar="X.npy",
                    help="integer inputs, shape (N, *input shape), a .npy file")
     p.add_argument("-o", "--out", default="build/simulate", metavar="DIR",
@@ -182,7 +185,18 @@ def build_parser():
     command("build", commands.build, "write (and where possible run) a board build",
             _build_parser)
     p = command("inspect", commands.inspect, "layers, shapes, MACs and per-filter precision")
-    p.add_argument("model", metavar="MODEL.qgraph")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p = command("import", commands.import_model,
+                "a QONNX model (Brevitas, QKeras) to a .qgraph, with per-layer agreement")
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("-o", "--out", required=True, metavar="MODEL.qgraph", help="the QGraph file")
+    p.add_argument("--inputs", metavar="X.npy",
+                   help="inputs to compare on: integers (the QGraph's) or floats (the model's, "
+                        "quantized by its input Quant) (default: random integers)")
+    p.add_argument("--images", type=int, default=100, metavar="N",
+                   help="random inputs when --inputs is not given (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the random inputs (default: %(default)s)")
     return parser
 
 

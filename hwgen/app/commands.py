@@ -26,11 +26,46 @@ from .options import (check_design_fits, check_number, load_inputs, parse_backpr
 from .report import clear_report, table, write_report
 from .tables import boards_table, layers_table
 
-__all__ = ["build", "boards_list", "demo", "estimate", "generate", "inspect", "packing",
-           "simulate"]
+__all__ = ["build", "boards_list", "demo", "estimate", "generate", "import_model", "inspect",
+           "load_model", "packing", "simulate"]
 
 #: The file a board build keeps in its folder until it finishes (see :func:`build`).
 INCOMPLETE = "INCOMPLETE"
+
+
+def load_model(path):
+    """A QGraph from a ``.qgraph`` file, or from a QONNX ``.onnx`` model (imported; every
+    construct the import cannot map is listed in one error)."""
+    if str(path).lower().endswith(".onnx"):
+        from quant import qonnx
+        return qonnx.load(path)
+    return quant.load(path)
+
+
+def import_model(args):
+    """``hwgen import``: a QONNX model to a ``.qgraph``, with the per-layer agreement of the
+    golden and qonnx's executor on ``--inputs`` (or random inputs)."""
+    from quant import qonnx
+    check_number("--images", args.images, integer=True)
+    imported = qonnx.import_model(args.model)
+    graph = imported.graph
+    if args.inputs is not None:
+        x = load_inputs(args.inputs)
+        if np.issubdtype(x.dtype, np.floating):
+            x = qonnx.quantize_inputs(imported, x)
+        x = quant.golden.check_inputs(graph, x)
+    else:
+        lo, hi = graph.input.range
+        x = np.random.default_rng(args.seed).integers(lo, hi + 1,
+                                                      (args.images, *graph.input.shape))
+    rows = qonnx.agreement(imported, x)
+    out = Path(args.out)
+    quant.save(graph, out)
+    follow_umask(out)
+    print(f"agreement of the golden with qonnx's executor on {len(x)} inputs:")
+    print("\n".join(qonnx.agreement_table(rows)))
+    print(str(out))
+    return 0
 
 
 def _device(text):
@@ -65,7 +100,7 @@ def _generate(graph, out_dir, options):
 
 def inspect(args):
     """``hwgen inspect``: layers, shapes, MACs, ranges, precisions, hardware support."""
-    graph = quant.load(args.model)
+    graph = load_model(args.model)
     spec = graph.input
     print(f"input: shape {'x'.join(map(str, spec.shape))}, {spec.bits}-bit "
           f"{'signed' if spec.signed else 'unsigned'}")
@@ -85,7 +120,7 @@ def inspect(args):
 
 def generate(args):
     """``hwgen generate``: ``top.v``, ``metadata.json`` and ``model.qgraph`` in ``--out``."""
-    graph = quant.load(args.model)
+    graph = load_model(args.model)
     options = _build_options(args)
     check_output_folder(args.out, "-o/--out")
     meta = _generate(graph, args.out, options)
@@ -98,7 +133,7 @@ def generate(args):
 def simulate(args):
     """``hwgen simulate``: the RTL on ``--inputs`` against the golden; ``outputs.npy`` and
     ``report.json`` in ``--out``."""
-    graph = quant.load(args.model)
+    graph = load_model(args.model)
     inputs = load_inputs(args.inputs)
     quant.golden.check_inputs(graph, inputs)  # bad inputs fail before any hardware is built
     backpressure = parse_backpressure(args.backpressure)
@@ -122,7 +157,7 @@ def simulate(args):
 
 def estimate(args):
     """``hwgen estimate``: fold the model for a part; table, ``report.json`` and PNG."""
-    graph = quant.load(args.model)
+    graph = load_model(args.model)
     check_number("--clock-mhz", args.clock_mhz)
     check_number("--utilization", args.utilization, high=1.0)
     if args.target_fps is not None:
@@ -205,7 +240,7 @@ def build(args):
     says why, and a ``report.json`` already written is marked ``"complete": false``.
     """
     board = boards.get_board(args.board)
-    graph = quant.load(args.model)
+    graph = load_model(args.model)
     options = _build_design(args, board)
     out = Path(args.out or Path("build") / f"{Path(args.model).stem}-"
                                            f"{str(args.board).replace(':', '_')}")

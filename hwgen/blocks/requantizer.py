@@ -23,14 +23,15 @@ QUEUE_DEPTH = LATENCY + 1
 
 
 class Requantizer(Timed, wiring.Component):
-    """``y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` on ``lanes`` channels per beat.
+    """``y = clamp(round((acc * M[c] + B[c]) / 2^S), lo, hi)`` on ``lanes`` channels per beat.
 
     Channels arrive in order, ``lanes`` per beat, so beat ``k`` of a frame carries channels
     ``k * lanes ... k * lanes + lanes - 1``. One beat per cycle through six register stages
     that never stall: the accumulator and the channel's multiplier in fabric, then in the
     hardware multipliers' operand registers, the product pieces (their result registers), the
     pieces twice again in fabric (routes to and from a DSP can cross the die, so each has a
-    clock cycle of its own), and the rounded and shifted sum; clamped, the results enter an
+    clock cycle of its own), and the rounded and shifted sum (with the channel's offset, which
+    keeps pace with its beat in a delay line); clamped, the results enter an
     output queue (two cycles). The queue has room for every beat in flight and the input is
     ready while a place is free, so back-pressure never stops the stages and
     ``i_stream.ready`` comes from a register, not from ``o_stream.ready``.
@@ -39,6 +40,11 @@ class Requantizer(Timed, wiring.Component):
     ----------
     multiplier : ndarray of int, shape (channels,)
     shift : int
+    offset : ndarray of int, shape (channels,), optional
+        Added to ``acc * M[c]`` before the shift (zeros when None).
+    rounding : {"half_up", "half_even"}
+        Ties go up, or to the even result: the rounding constant is then ``2^(S-1) - 1``
+        plus bit ``S`` of the sum (see :func:`quant.numerics.round_half_even_shift`).
     in_bits : int
         Width of the signed accumulators.
     lanes : int
@@ -56,7 +62,7 @@ class Requantizer(Timed, wiring.Component):
     """
 
     def __init__(self, *, multiplier, shift, in_bits, lanes, out_bits, out_signed=False,
-                 geometry="xc7", name="requantize"):
+                 offset=None, rounding="half_up", geometry="xc7", name="requantize"):
         self._geometry = packing.as_multiplier(geometry)
         multiplier = np.asarray(multiplier, dtype=np.int64)
         channels = multiplier.size
@@ -66,6 +72,15 @@ class Requantizer(Timed, wiring.Component):
         if (multiplier < 1).any():
             raise ValueError(f"layer '{name}': multiplier must be positive, not "
                              f"{int(multiplier.min())}")
+        offset = np.zeros(channels, np.int64) if offset is None else \
+            np.asarray(offset, dtype=np.int64)
+        if offset.shape != (channels,):
+            raise ValueError(f"layer '{name}': offset must have one entry per channel "
+                             f"({channels}), not shape {offset.shape}")
+        if rounding not in numerics.ROUNDING:
+            raise ValueError(f"layer '{name}': rounding must be one of "
+                             f"{', '.join(numerics.ROUNDING)}, not {rounding!r}")
+        self._offset, self._rounding = offset, rounding
         self._multiplier, self._shift = multiplier, int(shift)
         self._in_bits, self._lanes = in_bits, lanes
         self._out_bits, self._out_signed = out_bits, out_signed
@@ -77,6 +92,8 @@ class Requantizer(Timed, wiring.Component):
 
     channels = property(lambda self: self._multiplier.size)
     multiplier = property(lambda self: self._multiplier.copy())
+    offset = property(lambda self: self._offset.copy())
+    rounding = property(lambda self: self._rounding)
     in_bits = property(lambda self: self._in_bits)
     geometry = property(lambda self: self._geometry)
     lanes = property(lambda self: self._lanes)
@@ -120,7 +137,8 @@ class Requantizer(Timed, wiring.Component):
 
     def reference(self, acc):
         return numerics.requantize(acc, self._multiplier, self._shift, self._out_bits,
-                                   self._out_signed)
+                                   self._out_signed, offset=self._offset,
+                                   rounding=self._rounding)
 
     def elaborate(self, platform):
         m = Module()
@@ -130,6 +148,7 @@ class Requantizer(Timed, wiring.Component):
         lo, hi = numerics.int_range(self._out_bits, self._out_signed)
         out_shape = element_shape(self._out_bits, self._out_signed)
         mult = self._multiplier.reshape(folds, self._lanes)
+        offsets = self._offset.reshape(folds, self._lanes)
 
         # Beats in flight or queued; a beat is taken only while the queue has room for it.
         m.submodules.queue = queue = SyncFIFOBuffered(width=self._lanes * self._out_bits,
@@ -189,10 +208,18 @@ class Requantizer(Timed, wiring.Component):
                                                      platform=platform, name=f"prod{p}_{i}_{j}")
                         # Stages 4 and 5: the piece in fabric.
                         terms.append(delayed(product, 2, f"prod{p}_{i}_{j}") << (a0 + b0))
+            offset = self._lane_offset(m, offsets[:, p].tolist(), taken, next_fold, p)
+            if offset is not None:
+                terms.append(offset)
             # Stage 6: summed, rounded and shifted.
             scaled = tree_sum(terms)
             if self._shift:
-                scaled = (scaled + (1 << (self._shift - 1))) >> self._shift
+                half = 1 << (self._shift - 1)
+                if self._rounding == "half_even":
+                    # A tie rounds up only when the floor is odd: bit S of the sum.
+                    scaled = (scaled + (half - 1) + scaled[self._shift]) >> self._shift
+                else:
+                    scaled = (scaled + half) >> self._shift
             y = delayed(scaled, 1, f"scaled{p}")
             # Clamped into the queue.
             result = Signal(out_shape, name=f"result{p}")
@@ -206,3 +233,22 @@ class Requantizer(Timed, wiring.Component):
             queue.r_en.eq(self.o_stream.ready),
         ]
         return m
+
+    def _lane_offset(self, m, column, taken, next_fold, p):
+        """Lane ``p``'s offset at stage 5, beside its beat's product pieces: None when it is
+        0 in every fold, a constant when it never changes, else selected with the fold (as the
+        multiplier is) and delayed with the beat."""
+        if not any(column):
+            return None
+        bits = numerics.bits_for_range(min(min(column), -1), max(max(column), 0))[0]
+        if len(set(column)) == 1:
+            return Const(column[0], signed(bits))
+        select = Signal(signed(bits), name=f"b{p}", init=column[0])
+        with m.If(taken):
+            m.d.sync += select.eq(Array(Const(v, signed(bits)) for v in column)[next_fold])
+        value = select
+        for i in range(5):
+            register = Signal(signed(bits), name=f"b{p}_d{i}", reset_less=True)
+            m.d.sync += register.eq(value)
+            value = register
+        return value

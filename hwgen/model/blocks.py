@@ -8,6 +8,8 @@ so the model counts exactly the words the hardware stores.
 
 import numpy as np
 
+from quant import numerics
+
 from ..blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
                       PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
                       WidthConverter)
@@ -149,12 +151,16 @@ def _requantizer(family, block):
                 varying.append(_bits(np.array(column)[:, None], m_bits))
         pieces.append(piece)
     factor_bits = _count_columns(np.concatenate(varying, axis=1))[1] if varying else 0
+    offset = block.offset.reshape(block.beats_per_frame, block.lanes)
+    offsets = [(0, False) if not column.any() else
+               (numerics.bits_for_range(min(column.min(), -1), max(column.max(), 0))[0],
+                len(set(column.tolist())) > 1) for column in offset.T]
     geometry = block.geometry
     return costs.requantizer_cost(
         family, lanes=block.lanes, folds=block.beats_per_frame, in_bits=block.in_bits,
         out_bits=block.out_bits, shift=block.shift, pieces=pieces, factor_bits=factor_bits,
         a_port=geometry.a_bits, b_port=geometry.b_bits, stages=block.latency - 2,
-        queue_depth=block.queue_depth)
+        queue_depth=block.queue_depth, offsets=offsets)
 
 
 def _packed(family, block):

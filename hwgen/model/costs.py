@@ -225,19 +225,22 @@ def packed_cost(family, plan, *, registered, pipelined):
 
 
 def requantizer_cost(family, *, lanes, folds, in_bits, out_bits, shift, pieces, factor_bits,
-                     a_port, b_port, stages, queue_depth):
+                     a_port, b_port, stages, queue_depth, offsets=None):
     """:class:`~hwgen.blocks.requantizer.Requantizer`: per lane the accumulator registered, a
-    shift or products of accumulator and multiplier pieces, their sum rounded and shifted (a
-    register), a clamp, and the output queue.
+    shift or products of accumulator and multiplier pieces, their sum with the offset rounded
+    and shifted (a register), a clamp, and the output queue.
 
     ``pieces`` lists each lane's ``("shift", k)`` or ``("multiply", a, b, m_bits)``: ``a * b``
     hardware multipliers of the accumulator and an ``m_bits`` multiplier. ``factor_bits``
     counts the distinct multiplier bit columns that change between folds over all lanes.
+    ``offsets`` lists each lane's ``(bits, varying)`` (``bits`` 0: no offset; a varying one
+    is selected by the fold and delayed with its beat); None means no offsets.
     ``stages`` is the
     length of the valid pipeline. A piece is registered as operands, product and twice more;
     on xc7 the slices take the accumulator and operand registers (A1, A2, B), the product (M)
     and the first delay (P); elsewhere they are fabric, the product and its delays a shift
-    register. Product bits below the rounding bit vanish.
+    register. Product bits below the rounding bit vanish. Ties to even cost nothing: the
+    parity bit is the rounding constant's carry in.
     """
     parts = sync_fifo_cost(family, width=lanes * out_bits, depth=queue_depth)
     fold = counter_bits(folds) if factor_bits else 0    # the fold only selects multipliers
@@ -247,7 +250,7 @@ def requantizer_cost(family, *, lanes, folds, in_bits, out_bits, shift, pieces, 
     ff = counter_bits(queue_depth + 1) + stages + fold + (3 if fabric else 2) * factor_bits
     lut = counter_luts(queue_depth + 1) + 4 + fold + factor_bits * max(1, ceil(folds / 64))
     dsp = 0
-    for piece in pieces:
+    for piece, (o_bits, varying) in zip(pieces, offsets or [(0, False)] * len(pieces)):
         if piece[0] == "shift":
             # The accumulator and four delays (bits below the rounding bit are unused).
             parts += delay_cost(family, in_bits - max(shift - 1 - piece[1], 0), 5)
@@ -270,6 +273,12 @@ def requantizer_cost(family, *, lanes, folds, in_bits, out_bits, shift, pieces, 
                         parts += delay_cost(family, used, 3)
                     else:
                         ff += used
+        if o_bits:
+            # One more term; a varying offset: its selector and five delays, a mux per bit.
+            terms += 1
+            if varying:
+                ff += 6 * o_bits
+                lut += o_bits * max(1, ceil(folds / 64))
         width = max(scaled - shift, 1) + 1
         ff += width
         # Adders of the pieces (a single term is rounded on the carry chain alone), then the

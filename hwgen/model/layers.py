@@ -86,6 +86,9 @@ class Layer:
         Requantizer multipliers: one per channel (hardware multipliers) or a shift.
     multiplier_bits, shift : int
         Width of a requantizer's per-channel multipliers, and its right shift.
+    offset_bits : int
+        Width of a requantizer's per-channel offsets (0: none); they change from channel to
+        channel, so a lane selects its offset by the fold when it serves several channels.
     skip_bits, skip_signed, fifo_depth : int, bool, int
         Second input of an add and the depth of the FIFO on its skip path.
     name : str
@@ -111,6 +114,7 @@ class Layer:
     scale: str = "per_channel"
     multiplier_bits: int = 16
     shift: int = 16
+    offset_bits: int = 0
     skip_bits: int = None
     skip_signed: bool = None
     fifo_depth: int = 0
@@ -336,7 +340,8 @@ def _requantize(family, layer):
         family, lanes=layer.simd, folds=folds, in_bits=layer.in_bits,
         out_bits=layer.out_bits or 8, shift=layer.shift, pieces=pieces,
         factor_bits=factor_bits, a_port=a_port, b_port=b_port,
-        stages=requantizer.LATENCY - 2, queue_depth=requantizer.QUEUE_DEPTH))]
+        stages=requantizer.LATENCY - 2, queue_depth=requantizer.QUEUE_DEPTH,
+        offsets=[(layer.offset_bits, folds > 1)] * layer.simd))]
 
 
 _BLOCKS = {

@@ -19,10 +19,10 @@ def reorder_filters(graph, folding):
     """Permute the filters of each hidden dense or convolution layer into fold order.
 
     The consumers are permuted to match, so the graph computes exactly the same outputs and
-    the hardware needs no run-time reordering: requantize multipliers; pools (channel-wise,
-    order-preserving) pass the permutation on; a depthwise convolution permutes its channels
-    and passes it on; a flatten of a ``(C, *spatial)`` map permutes the next dense layer's
-    columns in blocks of one channel (C-order index ``c * pixels + p``); the next dense layer's
+    the hardware needs no run-time reordering: requantize multipliers and offsets; pools
+    (channel-wise, order-preserving) pass the permutation on; a depthwise convolution permutes
+    its channels and passes it on; a flatten of a ``(C, *spatial)`` map permutes the next
+    dense layer's columns in blocks of one channel (C-order index ``c * pixels + p``); the next dense layer's
     columns or the next convolution's input channels end it; a fork passes it on along every
     branch. Layers whose order is seen at the output or at a residual add (see
     :func:`~hwgen.folding.fixed_order_filters`) keep the user's order, and depthwise layers
@@ -46,8 +46,10 @@ def _carry(graph, name, order, shapes, pixels):
     for later in graph.consumers(name):
         if later.op == "requantize":
             # One multiplier per channel, or per feature of a flattened map (channel-major).
-            m = later.tensors["multiplier"]
-            later.tensors["multiplier"] = m.reshape(order.size, -1)[order].reshape(-1)
+            for key in ("multiplier", "offset"):
+                if key in later.tensors:
+                    m = later.tensors[key]
+                    later.tensors[key] = m.reshape(order.size, -1)[order].reshape(-1)
             _carry(graph, later.name, order, shapes, pixels)
         elif later.op == "flatten":
             shape = shapes[later.inputs[0]]

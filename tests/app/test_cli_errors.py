@@ -201,7 +201,7 @@ CASES = [
     ("model-inputs-text", "inspect inputs_text.qgraph", 1,
      r"layer 'act1': inputs must be a list of layer names, not 'fc1'", []),
     ("model-out-bits-text", "estimate out_bits_text.qgraph --out e", 1,
-     r"layer 'act1': out_bits must be an integer in 1..16, not '5'", ["e"]),
+     r"layer 'act1': out_bits must be an integer in 1..32, not '5'", ["e"]),
     ("model-nodes-object", "inspect nodes_object.qgraph", 1,
      r"nodes_object.qgraph: header: nodes must be a list, not \{'fc1': \{\}\}", []),
     ("model-no-input", "inspect no_input.qgraph", 1,

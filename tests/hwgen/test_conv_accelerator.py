@@ -65,13 +65,20 @@ class Builder:
         fan_in = self.graph.shapes()[self._reads()][0]
         return self._append(g.dense(name, **self._filters((out, fan_in), high)))
 
-    def requantize(self, name, out_bits=4):
+    def requantize(self, name, out_bits=4, offset=False):
+        """With ``offset``, per-channel offsets (up to a quarter of the output range either
+        way) and ties to even."""
         values = quant.run(self.graph, self.x)[self._reads()]
         channels = values.shape[1]
         peak = max(int(np.abs(values).max()), 1)
         multiplier = self.rng.integers(16, 64, channels)
         shift = max(0, int(np.ceil(np.log2(peak * 64 / (1 << out_bits)))))
-        return self._append(g.requantize(name, multiplier, shift, out_bits))
+        if not offset:
+            return self._append(g.requantize(name, multiplier, shift, out_bits))
+        reach = 1 << (shift + out_bits - 2)
+        return self._append(g.requantize(name, multiplier, shift, out_bits,
+                                         offset=self.rng.integers(-reach, reach + 1, channels),
+                                         rounding="half_even"))
 
     def then(self, node):
         return self._append(node)
@@ -131,15 +138,27 @@ def residual1d():
     return b.join("join1", "act1").graph
 
 
+def offsets():
+    """Requantizers with offsets and ties to even: per channel of a map, and per feature of a
+    flattened map (taken in the stream's HWC order)."""
+    b = Builder(11, (2, 5, 5))
+    b.conv("conv1", 4, 3, high=2, padding=1).requantize("act1", offset=True)
+    b.conv("conv2", 3, 3, high=1).requantize("act2")
+    b.then(g.flatten("flat")).requantize("act3", out_bits=5, offset=True)
+    return b.dense("fc", 3, high=1).graph
+
+
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
-            "map_output": map_output, "residual": residual, "residual1d": residual1d}
+            "map_output": map_output, "residual": residual, "residual1d": residual1d,
+            "offsets": offsets}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
             "depthwise1d": None, "map_output": {"conv1": (4, 2)},
             # Operands of 2 and 3 channels per beat meet through a 1-channel stream.
             "residual": {"conv1": (4, 2), "body1": (4, 4), "body2": (2, 4), "short2": (3, 2),
                          "fc": (3, 3)},
-            "residual1d": {"conv1": (4, 1), "body1": (2, 2)}}
+            "residual1d": {"conv1": (4, 1), "body1": (2, 2)},
+            "offsets": {"conv1": (2, 2), "conv2": (3, 4), "fc": (3, 3)}}
 
 
 def to_stream(acc, x):
@@ -201,6 +220,19 @@ def test_reorder_filters_through_pools_depthwise_and_flatten():
         np.testing.assert_array_equal(after[graph.output], before[graph.output])
         np.testing.assert_array_equal(reordered["fc"].tensors["weight_bits"],
                                       graph["fc"].tensors["weight_bits"])
+
+
+def test_reorder_filters_carries_requantize_offsets():
+    graph = offsets()
+    reordered = reorder_filters(graph, FOLDINGS["offsets"])
+    order = [graph["conv1"].tensors["weight"].tolist().index(w)
+             for w in reordered["conv1"].tensors["weight"].tolist()]
+    assert order != sorted(order)
+    for key in ("multiplier", "offset"):
+        np.testing.assert_array_equal(reordered["act1"].tensors[key],
+                                      graph["act1"].tensors[key][order])
+    x = np.random.default_rng(7).integers(0, 16, (20, *graph.input.shape))
+    np.testing.assert_array_equal(quant.run(reordered, x)["fc"], quant.run(graph, x)["fc"])
 
 
 def test_a_dense_after_a_flatten_reads_the_hwc_stream_as_the_golden_reads_chw():

@@ -271,6 +271,67 @@ def test_requantizer_matches_numerics(out_signed, backpressure, geometry, in_bit
     np.testing.assert_array_equal(out.reshape(acc.shape), block.reference(acc))
 
 
+OFFSET_CASES = [
+    # geometry, in_bits, shift, out_bits, out_signed, rounding
+    ("xc7", 14, 3, 5, False, "half_even"),
+    ("xc7", 30, 12, 8, True, "half_even"),
+    ("ecp5", 20, 1, 4, True, "half_even"),      # shift 1: every odd sum is a tie
+    ("xcup", 16, 0, 32, True, "half_even"),     # no shift (no rounding), a 32-bit head
+    ("xc7", 18, 6, 5, False, "half_up"),
+]
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("case", OFFSET_CASES, ids=lambda c: "{}_i{}_s{}_o{}{}_{}".format(
+    c[0], c[1], c[2], c[3], "s" if c[4] else "u", c[5]))
+def test_requantizer_offsets_and_rounding_match_numerics(case, backpressure):
+    """Per-channel offsets (constant, zero and varying lanes) and both rounding modes, with
+    ties, extreme accumulators and offsets at both ends of their range."""
+    geometry, in_bits, shift, out_bits, out_signed, rounding = case
+    seed = 29 + in_bits + shift
+    rng = np.random.default_rng(seed)
+    channels, lanes = 12, 4
+    multiplier = rng.integers(1, 1 << 10, channels)
+    multiplier[[1, 5, 9]] = 2          # lane 1: a shift
+    reach = 1 << (shift + out_bits + 2)
+    offset = rng.integers(-reach, reach + 1, channels)
+    offset[[0, 4, 8]] = 0              # lane 0: no offset
+    offset[[3, 7, 11]] = -reach        # lane 3: one constant
+    offset[2], offset[6] = reach, -reach
+    block = Requantizer(multiplier=multiplier, shift=shift, in_bits=in_bits, lanes=lanes,
+                        out_bits=out_bits, out_signed=out_signed, offset=offset,
+                        rounding=rounding, geometry=geometry)
+    assert block.rounding == rounding and (block.offset == offset).all()
+    lo, hi = numerics.int_range(in_bits, True)
+    acc = [rng.integers(lo, hi + 1, (4, channels)), np.full((1, channels), lo),
+           np.full((1, channels), hi), np.zeros((1, channels), np.int64)]
+    if shift:
+        # Sums exactly halfway between two results, both parities, where they fit.
+        half = 1 << (shift - 1)
+        q = rng.integers(-8, 9, (3, channels))
+        ties = (q * (1 << shift) + half - offset) // multiplier
+        exact = ties * multiplier + offset == q * (1 << shift) + half
+        acc.append(np.where(exact & (ties >= lo) & (ties <= hi), ties, 0))
+    acc = np.vstack(acc)
+    out, *_ = run_stream(block, acc.reshape(-1, lanes), acc.size // lanes, in_bits=in_bits,
+                         out_bits=out_bits, out_signed=out_signed, out_count=lanes,
+                         in_gaps=backpressure, out_stalls=backpressure, seed=seed)
+    expected = numerics.requantize(acc, multiplier, shift, out_bits, out_signed,
+                                   offset=offset, rounding=rounding)
+    np.testing.assert_array_equal(out.reshape(acc.shape), expected, err_msg=f"seed {seed}")
+
+
+def test_requantizer_rejects_bad_offsets_and_rounding():
+    common = {"multiplier": np.array([3, 5]), "shift": 2, "in_bits": 10, "lanes": 1,
+              "out_bits": 4}
+    with pytest.raises(ValueError, match=r"offset must have one entry per channel \(2\), "
+                                         r"not shape \(3,\)"):
+        Requantizer(offset=np.array([1, 2, 3]), **common)
+    with pytest.raises(ValueError, match=r"rounding must be one of half_up, half_even, not "
+                                         r"'floor'"):
+        Requantizer(rounding="floor", **common)
+
+
 @pytest.mark.parametrize("in_gaps", [0.0, 0.5], ids=["flow", "gaps"])
 @pytest.mark.parametrize("geometry", ["ecp5", "xc7"])
 def test_requantizer_beat_times_are_exact(geometry, in_gaps):

@@ -216,6 +216,27 @@ def test_requantizer_dsps_equal_the_blocks_count(family, pow2, in_bits):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_requantizer_offsets_cost_logic_and_registers_not_dsps(family):
+    """A constant offset is one more term of each lane's sum; an offset that changes between
+    folds also has its selector and delay line. Ties to even cost the same as ties up."""
+    multiplier = np.arange(1, 17) * 37
+    common = dict(multiplier=multiplier, shift=10, in_bits=18, lanes=4, out_bits=5,
+                  geometry=family)
+    plain = block_cost(Requantizer(**common), family)
+    even = block_cost(Requantizer(rounding="half_even", **common), family)
+    constant = block_cost(Requantizer(offset=np.full(16, -700), **common), family)
+    varying = block_cost(Requantizer(offset=np.arange(16) * 100 - 700, **common), family)
+    assert even == plain
+    assert plain.dsp == constant.dsp == varying.dsp
+    assert plain.lut < constant.lut < varying.lut
+    assert plain.ff == constant.ff < varying.ff
+    layer = layer_cost(Layer("requantize", (16,), 18, True, simd=4, out_bits=5, shift=10,
+                             offset_bits=12), family)
+    assert layer.lut > layer_cost(Layer("requantize", (16,), 18, True, simd=4, out_bits=5,
+                                        shift=10), family).lut
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_packed_multiplier_is_one_dsp(family):
     assert block_cost(PackedMultiplier(multiplier=family, weight_bits=4, act_bits=5),
                       family).dsp == 1

@@ -110,19 +110,25 @@ def _global_pool(x, node):
 def _requantize(x, node):
     a = node.attrs
     mult = node.tensors["multiplier"].tolist()
+    offset = node.tensors["offset"].tolist() if "offset" in node.tensors else [0] * len(mult)
     bits, signed, shift = a["out_bits"], a["out_signed"], a["shift"]
+    even = a.get("rounding", "half_up") == "half_even"
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
-    def one(value, m):
-        scaled = value * m
+    def one(value, m, b):
+        scaled = value * m + b
         if shift:
-            scaled = (scaled + (1 << (shift - 1))) // (1 << shift)   # floor, half up
+            step = 1 << shift
+            floor, rest = scaled // step, scaled % step
+            if 2 * rest > step or (2 * rest == step and (not even or floor % 2 == 1)):
+                floor += 1                       # above half, or a tie rounded up
+            scaled = floor
         return _pad(scaled, lo, hi)
 
-    def apply(item, m):
-        return [apply(v, m) for v in item] if isinstance(item, list) else one(item, m)
+    def apply(item, m, b):
+        return [apply(v, m, b) for v in item] if isinstance(item, list) else one(item, m, b)
 
-    return [apply(channel, mult[c]) for c, channel in enumerate(x)]
+    return [apply(channel, mult[c], offset[c]) for c, channel in enumerate(x)]
 
 
 def _add(x, y):

@@ -73,6 +73,55 @@ def test_save_load_round_trip(tmp_path):
     assert np.array_equal(golden.run(g, x)["fc2"], golden.run(h, x)["fc2"])
 
 
+def _with_offset(g, rounding="half_even"):
+    a = g["act1"]
+    g.nodes[1] = qgraph.requantize("act1", a.tensors["multiplier"], a.attrs["shift"],
+                                   a.attrs["out_bits"], scale=a.attrs["scale"],
+                                   offset=np.arange(-3, 3) << 18, rounding=rounding,
+                                   inputs=a.inputs)
+    return g
+
+
+def test_requantize_offset_and_rounding_round_trip(tmp_path):
+    g = _with_offset(small_graph())
+    assert g["act1"].attrs["rounding"] == "half_even"
+    qgraph.save(g, tmp_path / "net.qgraph")
+    h = qgraph.load(tmp_path / "net.qgraph")
+    assert h["act1"].attrs == g["act1"].attrs
+    np.testing.assert_array_equal(h["act1"].tensors["offset"], g["act1"].tensors["offset"])
+    x = np.random.default_rng(8).integers(0, 16, size=(50, 8))
+    out = golden.run(h, x)
+    a = g["act1"]
+    want = np.round((out["fc1"] * a.tensors["multiplier"] + a.tensors["offset"]) / 2.0 ** 20)
+    np.testing.assert_array_equal(out["act1"], np.clip(want, 0, 31))
+    assert not np.array_equal(out["act1"], golden.run(small_graph(), x)["act1"])
+
+
+def test_requantize_defaults_are_not_stored():
+    """A graph without offsets or ties to even writes the same header as before they
+    existed, so files of either kind load (absent means zeros and half up)."""
+    node = small_graph()["act1"]
+    assert "rounding" not in node.attrs and "offset" not in node.tensors
+    assert qgraph.requantize_rounding(node) == "half_up"
+    assert qgraph.requantize_offset(node).tolist() == [0] * 6
+
+
+def test_requantize_offset_and_rounding_are_checked():
+    g = _with_offset(small_graph(), rounding="nearest")
+    g["act1"].tensors["offset"] = np.array([1, 2, 3])
+    g.nodes[1].tensors["offset"] = np.array([1, 2, 3])
+    with pytest.raises(GraphError) as info:
+        g.validate()
+    assert str(info.value).splitlines() == [
+        "layer 'act1': offset must be an integer array with one entry per channel (6), not (3,)",
+        "layer 'act1': rounding must be one of half_up, half_even, not 'nearest'"]
+    g["act1"].tensors["offset"] = np.full(6, 1 << 48)
+    g["act1"].attrs["rounding"] = "half_up"
+    with pytest.raises(GraphError, match=r"^layer 'act1': offset must be in ±\(2\^48-1\), not "
+                                         r"281474976710656..281474976710656$"):
+        g.validate()
+
+
 def test_validate_lists_every_problem_at_once():
     g = small_graph()
     g["fc1"].tensors["weight"][1, 2] = 9                     # outside ±7 for a 4-bit filter
@@ -242,7 +291,7 @@ def _set(*keys, value):
     (_set("nodes", 0, "tensors", value=["weight", "bias", "weight_bits", "scales"]),
      r"layer 'fc1': tensor scales is not in the archive \(no entry fc1/scales\)$"),
     (_set("nodes", 1, "attrs", "out_bits", value="5"),
-     r"^layer 'act1': out_bits must be an integer in 1..16, not '5'$"),
+     r"^layer 'act1': out_bits must be an integer in 1..32, not '5'$"),
     (_set("nodes", 1, "attrs", "shift", value=2.5),
      r"^layer 'act1': shift must be an integer in 0..48, not 2.5$"),
     (_set("nodes", 1, "attrs", "out_signed", value=0),

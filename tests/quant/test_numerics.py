@@ -70,6 +70,38 @@ def test_round_half_up_shift_ties_go_up():
     assert numerics.round_half_up_shift([-3, -1, 1, 3], 1).tolist() == [-1, 0, 1, 2]
 
 
+def test_round_half_even_shift_matches_numpy_round():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.integers(-10**9, 10**9, 500), np.arange(-40, 41)])
+    for shift in range(0, 12):
+        got = numerics.round_half_even_shift(values, shift)
+        want = np.round(values / float(2 ** shift)).astype(np.int64)   # exact in float64
+        assert got.tolist() == want.tolist(), f"shift {shift}"
+
+
+def test_round_half_even_shift_ties_go_to_even():
+    assert numerics.round_half_even_shift([-5, -3, -1, 1, 3, 5], 1).tolist() == \
+        [-2, -2, 0, 0, 2, 2]
+    assert numerics.rounding_shift([-6, -2, 2, 6], 2, "half_even").tolist() == [-2, 0, 0, 2]
+    with pytest.raises(ValueError, match=r"rounding must be one of half_up, half_even, not "
+                                         r"'floor'"):
+        numerics.rounding_shift([1], 1, "floor")
+
+
+@pytest.mark.parametrize("rounding", numerics.ROUNDING)
+def test_requantize_adds_the_offset_before_the_shift(rounding):
+    rng = np.random.default_rng(4)
+    acc = rng.integers(-5000, 5000, size=(60, 3))
+    mult, offset, shift = np.array([3, 7, 1]), np.array([-1000, 0, 333]), 6
+    got = numerics.requantize(acc, mult, shift, 8, True, offset=offset, rounding=rounding)
+    for (n, c), value in np.ndenumerate(got):
+        exact = Fraction(int(acc[n, c]) * int(mult[c]) + int(offset[c]), 2 ** shift)
+        rounded = math.floor(exact + Fraction(1, 2))
+        if rounding == "half_even" and exact - math.floor(exact) == Fraction(1, 2):
+            rounded = round(exact)        # Python rounds a Fraction's ties to even
+        assert value == min(max(rounded, -128), 127), f"acc[{n}, {c}] = {acc[n, c]}"
+
+
 @pytest.mark.parametrize("out_bits, out_signed", [(5, False), (4, True), (8, False)])
 def test_requantize_matches_exact_reference(out_bits, out_signed):
     rng = np.random.default_rng(2)
