@@ -26,6 +26,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.axi import AXILiteSignature
 from hwgen.verilog import to_verilog
 from quant.numerics import is_int
 
@@ -95,31 +96,6 @@ class AXIStreamSignature(wiring.Signature):
 
     def __repr__(self):
         return f"AXIStreamSignature({self._data_bits})"
-
-
-class AXILiteSignature(wiring.Signature):
-    """AXI4-Lite with 32-bit data, seen from the manager."""
-
-    def __init__(self, addr_bits):
-        if not is_int(addr_bits) or addr_bits < 7:
-            raise ValueError(f"addr_bits must be an integer of at least 7 (the register map "
-                             f"spans 0x00..0x3F), not {addr_bits!r}")
-        self._addr_bits = addr_bits
-        super().__init__({
-            "awaddr": Out(addr_bits), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
-            "wdata": Out(32), "wstrb": Out(4), "wvalid": Out(1), "wready": In(1),
-            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
-            "araddr": Out(addr_bits), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
-            "rdata": In(32), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
-        })
-
-    addr_bits = property(lambda self: self._addr_bits)
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.addr_bits == self.addr_bits
-
-    def __repr__(self):
-        return f"AXILiteSignature({self._addr_bits})"
 
 
 def _tensor_bytes(tensor):

@@ -1,0 +1,224 @@
+"""The engine's loader: a layer's input rows, parameters and weights from DRAM into its buffers.
+
+For each band of output rows: the input rows the band reads (and, for an add, the same rows of
+the second operand) are read and unpacked into an input-buffer bank; then, for each fold,
+that fold's parameters go to a parameter bank and its weights, one k-step a word, to a
+weight-buffer bank. Each bank is filled only while its flag says it is free, and flagged full
+when its last word is in. Commands go out while the data of the ones before still arrives.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .dma import command_signature
+from .gearbox import Unpacker
+from .program import ADD, DESCRIPTOR_LAYOUT
+
+__all__ = ["Loader", "band_rows"]
+
+
+def band_rows(d, band):
+    """``(first output row, output rows, first input row, input rows end)`` of ``band`` of the
+    layer of descriptor ``d`` (Amaranth values)."""
+    oy0 = band * d.band_rows
+    rows = Mux(d.out_height - oy0 < d.band_rows, d.out_height - oy0, d.band_rows)
+    top = oy0 * d.stride_h - d.pad_h
+    r0 = Mux(top < 0, 0, top)
+    bottom = (oy0 + rows - 1) * d.stride_h - d.pad_h + d.kernel_h
+    r1 = Mux(bottom > d.in_height, d.in_height, bottom)
+    return oy0, rows, r0, r1
+
+
+class Loader(wiring.Component):
+    """Fills the input-buffer, parameter and weight-buffer banks of one layer.
+
+    Members
+    -------
+    desc : In(DESCRIPTOR_LAYOUT)
+    go : In(1)
+        The layer starts (``desc`` holds its descriptor from now on).
+    done : Out(1)
+        Every band and fold of the layer is loaded.
+    o_cmd : Out(command stream)
+        Reads (to the read master).
+    i_data : In(stream of {word, last})
+        The words read, in order.
+    ibuf_full, wbuf_full : In(2)
+    ibuf_set, wbuf_set : Out(2)
+        One-cycle pulses as a bank is filled.
+    ibuf_addr, ibuf_data, ibuf_en : Out
+    wbuf_addr, wbuf_data, wbuf_en : Out
+    params : Out(ArrayLayout(param_bits, 2))
+        Each parameter bank's words (word 0 in the low bits).
+    """
+
+    def __init__(self, config, *, element_bits, param_words, weight_bits):
+        self._config = config
+        c = config
+        self._element_bits = element_bits
+        self._param_words = param_words
+        self._weight_bits = weight_bits
+        self._kstep_words_max = -(-weight_bits // c.data_bits)
+        super().__init__({
+            "desc": In(DESCRIPTOR_LAYOUT),
+            "go": In(1),
+            "done": Out(1),
+            "o_cmd": Out(command_signature(c.addr_bits)),
+            "i_data": In(stream.Signature(data.StructLayout({"word": c.data_bits,
+                                                              "last": 1}))),
+            "ibuf_full": In(2), "ibuf_set": Out(2),
+            "wbuf_full": In(2), "wbuf_set": Out(2),
+            "ibuf_addr": Out(range(2 * c.input_words)),
+            "ibuf_data": Out(c.tn * element_bits), "ibuf_en": Out(1),
+            "wbuf_addr": Out(range(2 * c.weight_words)),
+            "wbuf_data": Out(weight_bits), "wbuf_en": Out(1),
+            "params": Out(data.ArrayLayout(param_words * c.data_bits, 2)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c, d = self._config, self.desc
+        db = c.data_bits
+        shift = (db // 8 - 1).bit_length()
+        half = c.input_words // 2
+        m.submodules.unpacker = unpacker = Unpacker(data_bits=db, lanes=c.tn,
+                                                    element_bits=self._element_bits)
+
+        band, fold = Signal(16), Signal(16)
+        bank = Signal()                      # the next fold's weight bank
+        in_bank = band[0]
+        oy0, rows_out, r0, r1 = band_rows(d, band)
+        # Issuing: rows of the first operand, then (an add) of the second.
+        row, second_cmd = Signal(16), Signal()
+        address = Signal(c.addr_bits)
+        issued = Signal()
+        # Taking: groups written into the input buffer, for each operand.
+        written, second_data = Signal(24), Signal()
+        operand_words = Signal(24)
+        param_address = Signal(c.addr_bits)
+        fold_bytes = Signal(32)
+        words = Signal(24)                   # words of this fold taken
+        kstep_sr = Signal(self._kstep_words_max * db)
+        kstep_count = Signal(range(self._kstep_words_max + 1))
+        pending = Signal()                   # a k-step is assembled: write it
+        weight_addr = Signal(range(c.weight_words + 1))
+        steps = Signal(24)                   # k-steps of this fold's weights
+        row_bytes = d.in_row_words << shift
+        row2_bytes = d.in2_row_words << shift
+
+        # The unpacker reads the current operand's rows.
+        m.d.comb += [
+            unpacker.bits.eq(Mux(second_data, d.in2_bits, d.in_bits)),
+            unpacker.is_signed.eq(Mux(second_data, d.in2_signed, d.in_signed)),
+            unpacker.row_groups.eq(d.in_width * d.in_groups),
+            unpacker.row_words.eq(Mux(second_data, d.in2_row_words, d.in_row_words)),
+            self.ibuf_addr.eq(Mux(in_bank, c.input_words, 0) + Mux(second_data, half, 0)
+                              + written),
+            self.ibuf_data.eq(unpacker.o_groups.payload.as_value()),
+        ]
+
+        # An assembled k-step is written the cycle after its last word (before the FSM, so
+        # that a k-step completed in the same cycle sets ``pending`` again).
+        m.d.comb += [self.wbuf_en.eq(pending),
+                     self.wbuf_addr.eq(Mux(bank, c.weight_words, 0) + weight_addr),
+                     self.wbuf_data.eq(kstep_sr[:self._weight_bits])]
+        with m.If(pending):
+            m.d.sync += [pending.eq(0), weight_addr.eq(weight_addr + 1)]
+
+        with m.FSM(name="loader"):
+            with m.State("IDLE"):
+                with m.If(self.go):
+                    m.d.sync += [band.eq(0), bank.eq(0)]
+                    m.next = "BAND"
+            with m.State("BAND"):
+                with m.If(band == d.bands):
+                    m.next = "DONE"
+                with m.Elif(~self.ibuf_full.bit_select(in_bank, 1)):
+                    m.d.sync += [row.eq(r0), second_cmd.eq(0), issued.eq(0),
+                                 address.eq(d.in_addr + r0 * row_bytes),
+                                 written.eq(0), second_data.eq(0),
+                                 operand_words.eq((r1 - r0) * d.in_width * d.in_groups)]
+                    m.next = "INPUT"
+            with m.State("INPUT"):
+                # Commands: one per row.
+                with m.If(~issued):
+                    m.d.comb += [self.o_cmd.valid.eq(1),
+                                 self.o_cmd.payload.address.eq(address),
+                                 self.o_cmd.payload.words.eq(
+                                     Mux(second_cmd, d.in2_row_words, d.in_row_words))]
+                    with m.If(self.o_cmd.ready):
+                        with m.If(row == r1 - 1):
+                            with m.If((d.op == ADD) & ~second_cmd):
+                                m.d.sync += [second_cmd.eq(1), row.eq(r0),
+                                             address.eq(d.in2_addr + r0 * row2_bytes)]
+                            with m.Else():
+                                m.d.sync += issued.eq(1)
+                        with m.Else():
+                            m.d.sync += [row.eq(row + 1),
+                                         address.eq(address + Mux(second_cmd, row2_bytes,
+                                                                  row_bytes))]
+                # Data: through the unpacker into the buffer.
+                m.d.comb += [unpacker.i_words.valid.eq(self.i_data.valid),
+                             unpacker.i_words.payload.eq(self.i_data.payload.word),
+                             self.i_data.ready.eq(unpacker.i_words.ready),
+                             unpacker.o_groups.ready.eq(1),
+                             self.ibuf_en.eq(unpacker.o_groups.valid)]
+                with m.If(unpacker.o_groups.valid):
+                    with m.If(written == operand_words - 1):
+                        with m.If((d.op == ADD) & ~second_data):
+                            m.d.sync += [second_data.eq(1), written.eq(0)]
+                        with m.Else():
+                            m.d.comb += self.ibuf_set.bit_select(in_bank, 1).eq(1)
+                            m.d.sync += [fold.eq(0), param_address.eq(d.param_addr),
+                                         fold_bytes.eq((d.fold_words + d.passes * d.ksteps
+                                                        * d.kstep_words) << shift),
+                                         steps.eq(d.passes * d.ksteps)]
+                            m.next = "FOLD"
+                    with m.Else():
+                        m.d.sync += written.eq(written + 1)
+            with m.State("FOLD"):
+                with m.If(fold == d.folds):
+                    m.d.sync += band.eq(band + 1)
+                    m.next = "BAND"
+                with m.Elif(~self.wbuf_full.bit_select(bank, 1)):
+                    m.d.sync += [words.eq(0), kstep_count.eq(0), issued.eq(0),
+                                 weight_addr.eq(0)]
+                    m.next = "WEIGHTS"
+            with m.State("WEIGHTS"):
+                total = d.fold_words + steps * d.kstep_words
+                with m.If(~issued):
+                    m.d.comb += [self.o_cmd.valid.eq(1),
+                                 self.o_cmd.payload.address.eq(param_address),
+                                 self.o_cmd.payload.words.eq(total)]
+                    with m.If(self.o_cmd.ready):
+                        m.d.sync += issued.eq(1)
+                m.d.comb += self.i_data.ready.eq(1)
+                take = self.i_data.valid
+                word = self.i_data.payload.word
+                with m.If(take):
+                    m.d.sync += words.eq(words + 1)
+                    with m.If(words < d.fold_words):
+                        for b in range(2):
+                            with m.If(bank == b):
+                                m.d.sync += self.params[b].word_select(words[:16], db).eq(word)
+                    with m.Else():
+                        m.d.sync += kstep_sr.word_select(kstep_count, db).eq(word)
+                        with m.If(kstep_count == d.kstep_words - 1):
+                            m.d.sync += [kstep_count.eq(0), pending.eq(1)]
+                        with m.Else():
+                            m.d.sync += kstep_count.eq(kstep_count + 1)
+                fold_done = Signal()
+                m.d.comb += fold_done.eq(
+                    (words == total) & ~pending & issued)
+                with m.If(fold_done):
+                    m.d.comb += self.wbuf_set.bit_select(bank, 1).eq(1)
+                    m.d.sync += [bank.eq(~bank), fold.eq(fold + 1),
+                                 param_address.eq(param_address + fold_bytes)]
+                    m.next = "FOLD"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                with m.If(self.go):
+                    m.d.sync += [band.eq(0), bank.eq(0)]
+                    m.next = "BAND"
+        return m

@@ -1,0 +1,188 @@
+"""The engine's output path and vector lanes.
+
+:class:`OutputPath` turns a vector of sums into stored values: the requantizer
+``clamp(round((sum * M[c] + B[c]) / 2^S), lo, hi)`` with per-channel multipliers and offsets
+and a per-layer shift, rounding mode and range, all given at run time (or the sums as they
+are). :class:`VectorLanes` are the
+per-channel reductions of the ops the MAC array does not do: maximum and sum over a window,
+depthwise multiply-accumulate, and the elementwise add of two tensors.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import MULTIPLIER_BITS, OFFSET_BITS
+
+__all__ = ["OutputPath", "VectorLanes", "VECTOR_OPS"]
+
+#: Operations of :class:`VectorLanes` (its ``op`` input).
+VECTOR_OPS = {"max": 0, "sum": 1, "mac": 2, "add": 3}
+
+
+class OutputPath(wiring.Component):
+    """``lanes`` sums in, ``lanes`` stored values out, ``latency`` cycles later, one vector a
+    cycle.
+
+    Members
+    -------
+    valid : In(1)
+    values : In(ArrayLayout(signed(acc_bits), lanes))
+    mult : In(ArrayLayout(unsigned(24), lanes))
+    offset : In(ArrayLayout(signed(49), lanes))
+    tag : In(tag_bits)
+    requant : In(1)
+        Requantize; otherwise pass the sums on (they fit ``out_bits`` by the compiler).
+    half_even : In(1)
+        Round ties to even rather than up.
+    shift : In(6)
+    lo, hi : In(signed(34))
+        The output range.
+    o_valid : Out(1)
+    o_values : Out(ArrayLayout(unsigned(out_bits), lanes))
+        The low ``out_bits`` bits of each value (two's complement).
+    o_tag : Out(tag_bits)
+    """
+
+    latency = 5
+
+    def __init__(self, *, lanes, acc_bits=32, out_bits=32, tag_bits=1):
+        self._lanes, self._acc_bits, self._out_bits = lanes, acc_bits, out_bits
+        super().__init__({
+            "valid": In(1),
+            "values": In(data.ArrayLayout(signed(acc_bits), lanes)),
+            "mult": In(data.ArrayLayout(unsigned(MULTIPLIER_BITS), lanes)),
+            "offset": In(data.ArrayLayout(signed(OFFSET_BITS + 1), lanes)),
+            "tag": In(tag_bits),
+            "requant": In(1), "half_even": In(1), "shift": In(6),
+            "lo": In(signed(34)), "hi": In(signed(34)),
+            "o_valid": Out(1),
+            "o_values": Out(data.ArrayLayout(unsigned(out_bits), lanes)),
+            "o_tag": Out(tag_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        stages = self.latency
+
+        def delayed(value, cycles, name):
+            for n in range(cycles):
+                register = Signal.like(value, name=f"{name}{n}")
+                m.d.sync += register.eq(value)
+                value = register
+            return value
+
+        requant = [self.requant] + [delayed(self.requant, n, f"rq{n}_")
+                                    for n in range(1, stages)]
+        shift = [self.shift] + [delayed(self.shift, n, f"sh{n}_") for n in range(1, stages)]
+        half_even = delayed(self.half_even, 3, "half_even")
+        lo = delayed(self.lo, stages - 1, "lo")
+        hi = delayed(self.hi, stages - 1, "hi")
+        m.d.comb += [self.o_valid.eq(delayed(self.valid, stages, "valid")),
+                     self.o_tag.eq(delayed(self.tag, stages, "tag"))]
+        product_shape = signed(max(self._acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2)
+        for p in range(self._lanes):
+            # 0: operands registered (a DSP's A, B and C registers); 1: the product plus the
+            # offset; 2: the rounding constant added, and whether the value was a tie; 3: the
+            # shift, a tie rounded down to even; 4: the clamp.
+            value = Signal(signed(self._acc_bits), name=f"value{p}")
+            mult = Signal(unsigned(MULTIPLIER_BITS), name=f"mult{p}")
+            offset = Signal(signed(OFFSET_BITS + 1), name=f"offset{p}")
+            m.d.sync += [value.eq(self.values[p]), mult.eq(self.mult[p]),
+                         offset.eq(self.offset[p])]
+            product = Signal(product_shape, name=f"product{p}")
+            m.d.sync += product.eq(Mux(requant[1], value * mult + offset, value))
+            rounded = Signal(product_shape, name=f"rounded{p}")
+            tie = Signal(name=f"tie{p}")
+            half = Mux(shift[2] == 0, 0, (1 << shift[2]) >> 1)
+            fraction = product & ((Const(1, product_shape.width) << shift[2]) - 1)
+            m.d.sync += [rounded.eq(Mux(requant[2], product + half, product)),
+                         tie.eq((shift[2] != 0) & (fraction == half))]
+            shifted = Signal(product_shape, name=f"shifted{p}")
+            quotient = rounded >> shift[3]
+            # A tie rounded up to an odd quotient goes down to the even one below it.
+            down = half_even & tie & quotient[0]
+            m.d.sync += shifted.eq(Mux(requant[3], quotient - down, rounded))
+            out = Signal(signed(34), name=f"out{p}")
+            with m.If(requant[4] & (shifted < lo)):
+                m.d.sync += out.eq(lo)
+            with m.Elif(requant[4] & (shifted > hi)):
+                m.d.sync += out.eq(hi)
+            with m.Else():
+                m.d.sync += out.eq(shifted)
+            m.d.comb += self.o_values[p].eq(out[:self._out_bits])
+        return m
+
+
+class VectorLanes(wiring.Component):
+    """Per-lane reductions over the k-steps of one output: ``op`` ``max`` (of ``x``),
+    ``sum`` (of ``x``), ``mac`` (``bias`` plus the sum of ``w * x``) or ``add`` (``x + y``,
+    one k-step). The first k-step starts the reduction, the last sends it, ``latency`` cycles
+    later, with its tag.
+
+    Members
+    -------
+    valid, first, last : In(1)
+    op : In(2)
+    x, y : In(ArrayLayout(signed(element_bits), lanes))
+    w : In(ArrayLayout(signed(weight_bits), lanes))
+    bias : In(ArrayLayout(signed(acc_bits), lanes))
+    tag : In(tag_bits)
+    o_valid : Out(1)
+    sums : Out(ArrayLayout(signed(acc_bits), lanes))
+    o_tag : Out(tag_bits)
+    """
+
+    latency = 2
+
+    def __init__(self, *, lanes, element_bits=17, weight_bits=8, acc_bits=32, tag_bits=1):
+        self._lanes, self._acc_bits = lanes, acc_bits
+        super().__init__({
+            "valid": In(1), "first": In(1), "last": In(1), "op": In(2),
+            "x": In(data.ArrayLayout(signed(element_bits), lanes)),
+            "y": In(data.ArrayLayout(signed(element_bits), lanes)),
+            "w": In(data.ArrayLayout(signed(weight_bits), lanes)),
+            "bias": In(data.ArrayLayout(signed(acc_bits), lanes)),
+            "tag": In(tag_bits),
+            "o_valid": Out(1),
+            "sums": Out(data.ArrayLayout(signed(acc_bits), lanes)),
+            "o_tag": Out(tag_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc_shape = signed(self._acc_bits)
+        # Stage 1: the term of each lane (the product for mac), registered with the control.
+        valid1, first1, last1 = Signal(), Signal(), Signal()
+        op1 = Signal(2)
+        tag1 = Signal.like(self.tag)
+        m.d.sync += [valid1.eq(self.valid), first1.eq(self.first), last1.eq(self.last),
+                     op1.eq(self.op), tag1.eq(self.tag)]
+        m.d.sync += self.o_valid.eq(valid1 & last1)
+        with m.If(valid1 & last1):
+            m.d.sync += self.o_tag.eq(tag1)
+        for p in range(self._lanes):
+            term = Signal(acc_shape, name=f"term{p}")
+            start = Signal(acc_shape, name=f"start{p}")
+            m.d.sync += [
+                term.eq(Mux(self.op == VECTOR_OPS["mac"], self.w[p] * self.x[p],
+                            Mux(self.op == VECTOR_OPS["add"], self.x[p] + self.y[p],
+                                self.x[p]))),
+                start.eq(Mux(self.op == VECTOR_OPS["mac"], self.bias[p], 0)),
+            ]
+            acc = Signal(acc_shape, name=f"acc{p}")
+            combined = Signal(acc_shape, name=f"combined{p}")
+            with m.Switch(op1):
+                with m.Case(VECTOR_OPS["max"]):
+                    m.d.comb += combined.eq(Mux(first1 | (term > acc), term, acc))
+                with m.Case(VECTOR_OPS["sum"]):
+                    m.d.comb += combined.eq(Mux(first1, term, acc + term))
+                with m.Case(VECTOR_OPS["mac"]):
+                    m.d.comb += combined.eq(Mux(first1, start, acc) + term)
+                with m.Default():
+                    m.d.comb += combined.eq(term)
+            with m.If(valid1):
+                m.d.sync += acc.eq(combined)
+            with m.If(valid1 & last1):
+                m.d.sync += self.sums[p].eq(combined)
+        return m

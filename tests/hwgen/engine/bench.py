@@ -1,0 +1,75 @@
+"""Run an engine program in the Amaranth simulator against the AXI memory model."""
+
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import Simulator
+
+from hwgen.engine.control import REGISTERS
+from hwgen.engine.core import Engine
+
+from .axi_memory import AxiMemory
+
+
+async def axil_write(ctx, bus, address, value):
+    ctx.set(bus.awaddr, address)
+    ctx.set(bus.wdata, value)
+    ctx.set(bus.wstrb, 0xF)
+    ctx.set(bus.awvalid, 1)
+    ctx.set(bus.wvalid, 1)
+    ctx.set(bus.bready, 1)
+    await ctx.tick().until(bus.awready)
+    ctx.set(bus.awvalid, 0)
+    ctx.set(bus.wvalid, 0)
+    await ctx.tick().until(bus.bvalid)
+    ctx.set(bus.bready, 0)
+
+
+async def axil_read(ctx, bus, address):
+    ctx.set(bus.araddr, address)
+    ctx.set(bus.arvalid, 1)
+    ctx.set(bus.rready, 1)
+    await ctx.tick().until(bus.arready)
+    ctx.set(bus.arvalid, 0)
+    value, = await ctx.tick().sample(bus.rdata).until(bus.rvalid)
+    ctx.set(bus.rready, 0)
+    return value
+
+
+def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
+               max_cycles=500_000):
+    """Run the program at ``program`` on ``memory`` (changed in place); returns the cycles of
+    each layer (from start to its ``layer_done``) and the registers read at the end."""
+    dut = Engine(config)
+    axi = AxiMemory(dut.m_axi, memory, data_bits=config.data_bits, stall=stall,
+                    latency=latency, seed=seed)
+    result = {"layers": []}
+
+    async def bench(ctx):
+        await axil_write(ctx, dut.s_axil, REGISTERS["PROGRAM_LO"], program)
+        await axil_write(ctx, dut.s_axil, REGISTERS["CTRL"], 1)
+        start = None
+        for cycle in range(max_cycles):
+            _, _, busy, layer_done = await ctx.tick().sample(dut.busy, dut.layer_done)
+            if start is None and busy:
+                start = cycle
+            if layer_done:
+                result["layers"].append(cycle - start)
+            if start is not None and not busy:
+                break
+        else:
+            raise AssertionError(f"the engine did not finish in {max_cycles} cycles "
+                                 f"({len(result['layers'])} layers done)")
+        result["status"] = await axil_read(ctx, dut.s_axil, REGISTERS["STATUS"])
+        result["layers_register"] = await axil_read(ctx, dut.s_axil, REGISTERS["LAYERS"])
+        result["cycles"] = await axil_read(ctx, dut.s_axil, REGISTERS["CYCLES_LO"])
+        result["id"] = await axil_read(ctx, dut.s_axil, REGISTERS["ID"])
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(axi.read, background=True)
+    sim.add_testbench(axi.write, background=True)
+    sim.add_testbench(bench)
+    sim.run()
+    return result

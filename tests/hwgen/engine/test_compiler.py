@@ -1,0 +1,153 @@
+"""The engine compiler: its program, run by the engine's reference, equals the golden on every
+tensor it writes; filter placement; descriptors and parameters round-trip; and every layer it
+cannot run is named up front."""
+
+import numpy as np
+import pytest
+
+import quant
+from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
+from hwgen.engine.compiler import place_filters
+from hwgen.engine.params import MAX_PASSES, decode_params, encode_params
+from hwgen.errors import UnsupportedLayerError
+from quant import graph as g
+from quant.export import export
+from quant.models import mnist_cnn, resnet_mnist
+from quant.nn import fold_batchnorms
+from tests.graphgen import random_case, random_inputs
+
+SMALL = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=512, output_words=256,
+                     weight_words=256, addr_bits=20)
+
+
+def assert_every_tensor_equal(graph, config, frames):
+    program = compile_program(graph, config)
+    for x in frames:
+        image = run_image(program.load_input(bytearray(program.image), x), config)
+        golden = quant.run(graph, x[None])
+        for layer in program.layers:
+            want = golden[layer.output][0]
+            got = program.read(image, layer.output).reshape(want.shape)
+            assert np.array_equal(got, want), (layer.name, x)
+    return program
+
+
+@pytest.mark.parametrize("model", [mnist_cnn, resnet_mnist])
+def test_mnist_examples_equal_the_golden(model):
+    graph = export(fold_batchnorms(model().eval()), (1, 28, 28))
+    config = EngineConfig(tm=16, tn=16, addr_bits=24)
+    frames = np.random.default_rng(1).integers(0, 256, (2, 1, 28, 28))
+    program = assert_every_tensor_equal(graph, config, frames)
+    assert program.output[0] > program.input[0]
+
+
+def test_random_graphs_equal_the_golden():
+    compiled = 0
+    for seed in range(60):
+        graph = random_case(seed).graph
+        try:
+            compile_program(graph, SMALL)
+        except UnsupportedLayerError:
+            continue
+        assert_every_tensor_equal(graph, SMALL, random_inputs(graph, 3, seed))
+        compiled += 1
+    assert compiled >= 25          # the others read activations wider than the multipliers
+
+
+def test_filters_go_widest_first_to_the_narrowest_lane_that_holds_them():
+    lanes = (4, 4, 4, 8)
+    assert place_filters(lanes, [4, 8, 4, 4]) == [{3: 1, 0: 0, 1: 2, 2: 3}]
+    # Two 8-bit filters and one 8-bit lane: two passes.
+    assert place_filters(lanes, [8, 4, 8, 2]) == [{3: 0, 0: 1, 1: 3}, {3: 2}]
+    with pytest.raises(ValueError, match="a 9-bit filter fits no lane"):
+        place_filters(lanes, [9])
+
+
+def test_random_placements_put_every_filter_once_on_a_lane_that_holds_it():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lanes = tuple(int(b) for b in rng.choice([2, 4, 8], 8))
+        bits = [int(b) for b in rng.integers(1, max(lanes) + 1, int(rng.integers(1, 9)))]
+        passes = place_filters(lanes, bits)
+        placed = [f for p in passes for f in p.values()]
+        assert sorted(placed) == list(range(len(bits)))
+        assert all(lanes[lane] >= bits[f] for p in passes for lane, f in p.items())
+
+
+def test_descriptors_and_parameters_round_trip():
+    d = Descriptor(op=1, last=1, requant=1, rounding=1, in_addr=0xDEADBEE0, kernel_h=7,
+                   pad_value=0xFFFFFFC0, in2_row_words=513)
+    assert Descriptor.decode(d.encode()) == d
+    with pytest.raises(ValueError, match="descriptor field stride_h must fit 4 bits, not 16"):
+        Descriptor(stride_h=16).encode()
+    rng = np.random.default_rng(2)
+    mult = rng.integers(0, 1 << 24, 4).tolist()
+    offset = rng.integers(-(1 << 48) + 1, 1 << 48, 4).tolist()
+    bias = rng.integers(-(1 << 31), 1 << 31, (MAX_PASSES, 4)).tolist()
+    source = [[(int(a), int(b)) for a, b in rng.integers(0, 2, (4, 2)) * [3, 1]]
+              for _ in range(MAX_PASSES)]
+    raw = encode_params(SMALL, mult=mult, offset=offset, bias=bias, source=source)
+    assert len(raw) % SMALL.data_bytes == 0
+    assert decode_params(SMALL, raw) == (mult, offset, bias, source)
+
+
+def _dense(name, inputs, outs, ins, bits=4, rng=np.random.default_rng(3)):
+    w = rng.integers(-7, 8, (outs, ins))
+    return g.dense(name, w, rng.integers(-9, 9, outs), np.full(outs, bits), inputs=inputs)
+
+
+def test_every_layer_it_cannot_run_is_named_at_once():
+    rng = np.random.default_rng(4)
+    wide = rng.integers(-100, 100, (4, 6))            # 8-bit filters
+    graph = quant.QGraph(quant.InputSpec((3, 40, 40), 8, False), [
+        g.conv2d("conv", rng.integers(-7, 8, (4, 3, 3, 3)), np.zeros(4, int), np.full(4, 4),
+                 padding=1),
+        g.requantize("act", np.full(4, 3), 10, 8, False),
+        g.flatten("flat"),
+        g.requantize("per_feature", np.full(6400, 3), 4, 8, False),
+        g.dense("fc", rng.integers(-7, 8, (6, 6400)), np.zeros(6, int), np.full(6, 4)),
+        g.requantize("act2", np.full(6, 3), 4, 8, False),
+        g.dense("wide", wide, np.zeros(4, int), np.full(4, 8)),
+    ])
+    config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 4), input_words=512,
+                          output_words=256, weight_words=256, addr_bits=20)
+    with pytest.raises(UnsupportedLayerError) as err:
+        compile_program(graph, config)
+    problems = err.value.problems
+    assert any(p.startswith("layer 'per_feature': a requantize with one multiplier per "
+                            "feature of a flattened map has no engine op") for p in problems)
+    assert any(p.startswith("layer 'wide': has 8-bit filters; the engine's widest lanes are "
+                            "4-bit") for p in problems)
+    assert any(p.startswith("layer 'fc': one output row needs") and "input buffer holds 512"
+               in p for p in problems), problems
+
+
+def test_an_image_beyond_the_address_space_is_refused():
+    graph = quant.QGraph(quant.InputSpec((64, 64, 64), 8, False), [
+        g.conv2d("conv", np.ones((4, 64, 1, 1), int), np.zeros(4, int), np.full(4, 4))])
+    config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), addr_bits=16)
+    with pytest.raises(UnsupportedLayerError, match=r"the DRAM image takes \d+ bytes, beyond "
+                                                    r"the engine's 16-bit address space"):
+        compile_program(graph, config)
+
+
+def test_a_fold_needing_more_passes_than_the_crossbar_holds_is_refused():
+    graph = quant.QGraph(quant.InputSpec((4,), 8, False),
+                         [_dense("fc", ["input"], 8, 4, bits=8)])
+    config = EngineConfig(tm=8, tn=8, lane_bits=(4,) * 7 + (8,))
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'fc': a fold of 8 filters needs 8 "
+                                                    r"passes over the lanes .* at most 4"):
+        compile_program(graph, config)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tm": 4, "tn": 8}, "engine tm must equal tn"),
+    ({"tm": 4, "tn": 4, "lane_bits": (4, 4, 9, 8)}, "engine lane_bits must be 4 widths in 2..8"),
+    ({"data_bits": 48}, "engine data_bits must be a power of two in 32..1024, not 48"),
+    ({"act_bits": 17}, "engine act_bits must be in 2..16, not 17"),
+    ({"family": "lut"}, "engine family must be one of 'xc7', 'xcup', 'ecp5', not 'lut'"),
+    ({"input_words": 0}, "engine input_words must be a positive integer, not 0"),
+])
+def test_configurations_it_cannot_build_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EngineConfig(**kwargs)

@@ -1,0 +1,95 @@
+"""The engine in the Amaranth simulator: every tensor it writes to DRAM equals the reference
+(which equals the golden, test_compiler), for each op, tiling and fold shape, with random
+stalls on every AXI channel; and its registers report what ran."""
+
+import numpy as np
+import pytest
+
+import quant
+from hwgen.engine import EngineConfig, compile_program, run_image
+from hwgen.engine.control import MAGIC
+from quant import graph as g
+from tests.graphgen import random_case, random_inputs
+
+from .bench import run_engine
+
+SMALL = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=512, output_words=256,
+                     weight_words=256, addr_bits=20)
+
+
+def run_and_compare(graph, config, x, *, stall=0.0, seed=0):
+    program = compile_program(graph, config)
+    image = program.load_input(bytearray(program.image), x)
+    want = run_image(bytearray(image), config)
+    memory = bytearray(1 << config.addr_bits)
+    memory[:len(image)] = image
+    result = run_engine(config, memory, stall=stall, seed=seed)
+    for layer in program.layers:
+        got, expected = program.read(memory, layer.output), program.read(want, layer.output)
+        assert np.array_equal(got, expected), (layer.name, np.argwhere(got != expected)[:5])
+    golden = quant.run(graph, x[None])[graph.output][0]
+    assert np.array_equal(program.read(memory, graph.output).reshape(golden.shape), golden)
+    assert len(result["layers"]) == len(program.layers) == result["layers_register"]
+    return program, result
+
+
+def _graph(shape, nodes, bits=8, signed=False):
+    return quant.QGraph(quant.InputSpec(shape, bits, signed), nodes)
+
+
+def _conv(name, rng, outs, ins, k, bits, **kwargs):
+    w = rng.integers(-7, 8, (outs, ins, k, k))
+    wide = np.flatnonzero(bits == 8)
+    w[wide] = rng.integers(-127, 128, (len(wide), ins, k, k))
+    return g.conv2d(name, w, rng.integers(-99, 99, outs), bits, **kwargs)
+
+
+def test_conv_with_passes_stride_padding_bands_and_a_requantizer():
+    rng = np.random.default_rng(0)
+    bits = np.array([8, 8, 4, 8, 4, 8, 4])              # 3 wide filters on one wide lane
+    graph = _graph((5, 9, 7), [
+        _conv("conv", rng, 7, 5, 3, bits, stride=[2, 1], padding=1),
+        g.requantize("act", rng.integers(1, 1 << 12, 7), 14, 5, False,
+                     offset=rng.integers(-5000, 5000, 7), rounding="half_even"),
+    ])
+    config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=60,
+                          output_words=24, weight_words=64, addr_bits=18)
+    x = rng.integers(0, 256, (5, 9, 7))
+    program, _ = run_and_compare(graph, config, x, stall=0.3, seed=1)
+    d = program.layers[0].descriptor
+    assert (d.passes, d.folds) == (3, 2) and d.bands > 1 and d.rounding == 1
+
+
+def test_pools_depthwise_add_and_dense_after_a_flatten():
+    # (A global pool is in the random graphs: seed 2.)
+    rng = np.random.default_rng(1)
+    dw = rng.integers(-7, 8, (6, 1, 3, 3))
+    graph = _graph((6, 8, 8), [
+        g.conv2d("dw", dw, rng.integers(-9, 9, 6), np.full(6, 4), padding=1, groups=6),
+        g.requantize("dw_act", np.full(6, 5), 6, 6, True),
+        g.maxpool2d("pool", 2, 2, padding=0, inputs=["dw_act"]),
+        g.avgpool2d("avg", 2, 1, inputs=["pool"]),
+        g.requantize("avg_act", np.full(6, 3), 3, 6, True),
+        g.add("sum", ["avg_act", "avg_act"]),
+        g.flatten("flat"),
+        g.dense("fc", rng.integers(-7, 8, (5, 54)), rng.integers(-9, 9, 5), np.full(5, 4)),
+    ], bits=6, signed=True)
+    x = rng.integers(-32, 32, (6, 8, 8))
+    program, _ = run_and_compare(graph, SMALL, x, stall=0.25, seed=2)
+    assert [layer.name for layer in program.layers][:2] == ["dw", "pool"]
+
+
+@pytest.mark.parametrize("seed", [2, 5, 9, 20])
+def test_random_graphs_with_stalls(seed):
+    graph = random_case(seed).graph
+    run_and_compare(graph, SMALL, random_inputs(graph, 3, seed)[2], stall=0.3, seed=seed)
+
+
+def test_registers_report_identity_layers_and_cycles():
+    rng = np.random.default_rng(3)
+    graph = _graph((6,), [g.dense("fc", rng.integers(-7, 8, (4, 6)), np.zeros(4, int),
+                                  np.full(4, 4))])
+    _, result = run_and_compare(graph, SMALL, rng.integers(0, 256, 6))
+    assert result["status"] == 0b10                       # done, not busy, no error
+    assert 0 < result["layers"][0] <= result["cycles"]
+    assert result["id"] == MAGIC

@@ -1,0 +1,80 @@
+"""The engine's MAC array against plain dot products, every lane width, random k-steps."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import Simulator
+
+from hwgen import packing
+from hwgen.blocks import PackedMultiplier
+from hwgen.engine import EngineConfig
+from hwgen.engine.macarray import MacArray
+
+
+def weight_word(config, w):
+    """The k-step word of weights ``w`` (tm x tn), as the compiler packs it."""
+    word, offset = 0, 0
+    for _, lanes, plan in config.groups:
+        for start in range(0, len(lanes), plan.lanes):
+            pack = lanes[start:start + plan.lanes]
+            for i in range(config.tn):
+                ws = [int(w[p, i]) for p in pack] + [0] * (plan.lanes - len(pack))
+                word |= packing.rom_word(plan, ws) << offset
+                offset += plan.word_bits
+    return word
+
+
+
+
+@pytest.mark.parametrize("family,lanes", [("xcup", (4, 4, 4, 8)), ("xc7", (2, 3, 5, 8)),
+                                          ("ecp5", (4, 6, 4, 8))])
+def test_mac_array_matches_dot_products(family, lanes):
+    config = EngineConfig(tm=4, tn=4, lane_bits=lanes, act_bits=9, family=family)
+    rng = np.random.default_rng(len(family))
+    dut = MacArray(config, tag_bits=4)
+    steps = [1, 3, 2, 1, 5]                     # k-steps of each dot product
+    hi = (1 << (np.array(lanes) - 1)) - 1
+    problems = []
+    for n, k in enumerate(steps):
+        w = rng.integers(-hi[:, None, None], hi[:, None, None] + 1, (4, k, 4))
+        w[:, 0] = np.where(rng.random((4, 4)) < 0.3, hi[:, None] * rng.choice([-1, 1]), w[:, 0])
+        x = rng.integers(-256, 256, (k, 4))
+        bias = rng.integers(-1000, 1000, 4)
+        problems.append((w, x, bias, (bias + np.einsum("pki,ki->p", w, x)).tolist()))
+    got = []
+
+    async def bench(ctx):
+        for n, (w, x, bias, _) in enumerate(problems):
+            for s in range(x.shape[0]):
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.first, s == 0)
+                ctx.set(dut.last, s == x.shape[0] - 1)
+                ctx.set(dut.tag, n)
+                for i in range(4):
+                    ctx.set(dut.x[i], int(x[s, i]))
+                ctx.set(dut.weights, weight_word(config, w[:, s]))
+                for p in range(4):
+                    ctx.set(dut.bias[p], int(bias[p]))
+                await ctx.tick()
+                if ctx.get(dut.o_valid):
+                    got.append((ctx.get(dut.o_tag), [ctx.get(dut.sums[p]) for p in range(4)]))
+        ctx.set(dut.valid, 0)
+        for _ in range(12):
+            await ctx.tick()
+            if ctx.get(dut.o_valid):
+                got.append((ctx.get(dut.o_tag), [ctx.get(dut.sums[p]) for p in range(4)]))
+
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [(n, expected) for n, (*_, expected) in enumerate(problems)]
+
+
+def test_multiplier_latency_is_the_arrays():
+    unit = PackedMultiplier(multiplier="xcup", weight_bits=4, act_bits=9, act_signed=True,
+                            registered=True, pipelined=True)
+    assert unit.latency == MacArray.MULTIPLY
