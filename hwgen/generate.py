@@ -11,6 +11,8 @@ import quant
 
 from .accelerator import Accelerator
 from .blocks.matvec import ROM_STYLES, MatVecUnit
+from .engine import EngineConfig, compile_program
+from .engine.core import Engine
 from .errors import FoldingError
 from .folding import check_folding, choose_folding
 from .lowering import lower
@@ -20,7 +22,7 @@ from .schedule import schedule
 from .support import check_hardware_support
 from .verilog import to_verilog
 
-__all__ = ["compile_graph", "generate", "metadata", "plan"]
+__all__ = ["ARCHITECTURES", "compile_graph", "generate", "metadata", "plan"]
 
 
 def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None,
@@ -123,6 +125,7 @@ def metadata(acc):
             entry["macs"] = macs[name]
         layers.append(entry)
     return {
+        "architecture": "dataflow",
         "top": "top",
         "input": acc.in_format.to_metadata(),
         "output": acc.out_format.to_metadata(),
@@ -143,29 +146,54 @@ def metadata(acc):
     }
 
 
-def _write_atomic(path, text):
+def _write_atomic(path, content):
     """Write via a temporary file and rename, so a failed run leaves no half file behind."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
+        f.write(content)
     os.replace(tmp, path)
 
 
+#: The architectures :func:`generate` builds.
+ARCHITECTURES = ("dataflow", "engine")
+
+
 def generate(graph, out_dir, folding=None, mac_budget=64, device="xc7", lut_lanes=None,
-             rom_styles=None):
+             rom_styles=None, *, arch="dataflow", engine=None):
     """Write ``top.v``, ``metadata.json`` and the compiled ``model.qgraph`` into ``out_dir``.
 
-    Returns the metadata with the paths of the written files under ``"verilog"`` and
-    ``"qgraph"``. Nothing is written unless the whole design elaborates.
+    ``arch`` is ``"dataflow"`` (one folded unit per layer, weights on chip; the other
+    arguments but ``engine`` apply) or ``"engine"`` (the layer-sequential engine built as
+    ``engine``, an :class:`~hwgen.engine.EngineConfig`, default the default configuration;
+    ``program.bin`` holds the DRAM image: program, parameters, weights, room for every
+    tensor). Returns the metadata with the paths of the written files under ``"verilog"``,
+    ``"qgraph"`` (and ``"image"``). Nothing is written unless the whole design elaborates.
     """
-    acc = compile_graph(graph, folding, mac_budget, device, lut_lanes, rom_styles)
-    text = to_verilog(acc)
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(map(repr, ARCHITECTURES))}, not "
+                         f"{arch!r}")
     out_dir = Path(out_dir)
+    files = {}
+    if arch == "engine":
+        config = EngineConfig() if engine is None else engine
+        program = compile_program(graph, config)
+        files["top.v"] = to_verilog(Engine(config))
+        files["program.bin"] = bytes(program.image)
+        meta = program.to_metadata()
+        meta["image"] = str(out_dir / "program.bin")
+        saved = graph
+    else:
+        if engine is not None:
+            raise ValueError("engine configures arch 'engine' only")
+        acc = compile_graph(graph, folding, mac_budget, device, lut_lanes, rom_styles)
+        files["top.v"] = to_verilog(acc)
+        meta = metadata(acc)
+        saved = acc.graph
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = metadata(acc)
     meta["verilog"] = str(out_dir / "top.v")
     meta["qgraph"] = str(out_dir / "model.qgraph")
-    quant.save(acc.graph, out_dir / "model.qgraph")
-    _write_atomic(out_dir / "top.v", text)
+    quant.save(saved, out_dir / "model.qgraph")
+    for name, content in files.items():
+        _write_atomic(out_dir / name, content)
     _write_atomic(out_dir / "metadata.json", json.dumps(meta, indent=2) + "\n")
     return meta

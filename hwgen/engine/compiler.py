@@ -17,7 +17,7 @@ tile beyond its buffers, an accumulator beyond its width, an image beyond its ad
 is reported up front, all at once, naming the layer, the limit and the numbers.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ..errors import UnsupportedLayerError
 from ..ops import op_views
 from .layout import TensorLayout, map_shape
 from .params import MAX_PASSES, MULTIPLIER_BITS, encode_params, param_words
-from .program import ADD, DEPTHWISE, MATMUL, POOL_MAX, POOL_SUM, ROUNDING, Descriptor
+from .program import ADD, DEPTHWISE, MATMUL, OPS, POOL_MAX, POOL_SUM, ROUNDING, Descriptor
 
 __all__ = ["EngineLayer", "Program", "compile_program", "place_filters", "VECTOR_WEIGHT_BITS",
            "VECTOR_IN_BITS"]
@@ -85,6 +85,25 @@ class Program:
         """The tensor of graph ``value`` stored in ``image``."""
         address, layout = self.tensors[value]
         return layout.unpack(image[address:address + layout.nbytes])
+
+    def to_metadata(self):
+        """What a testbench or a driver needs to run the program: the engine, where each
+        tensor lies and how it is stored, and each layer's descriptor."""
+        return {
+            "architecture": "engine",
+            "top": "top",
+            "engine": self.config.as_dict(),
+            "program_addr": self.program_addr,
+            "image_bytes": len(self.image),
+            "input": "input",
+            "output": self.graph.output,
+            "tensors": {value: {"address": address} | layout.to_metadata()
+                        for value, (address, layout) in self.tensors.items()},
+            "layers": [{"name": layer.name, "op": OPS[layer.op], "inputs": list(layer.inputs),
+                        "output": layer.output, "nodes": list(layer.nodes),
+                        "macs": layer.macs, "descriptor": asdict(layer.descriptor)}
+                       for layer in self.layers],
+        }
 
 
 def _bits_of(lo, hi):

@@ -40,6 +40,15 @@ class TensorLayout:
     def map(self):
         return map_shape(self.shape)
 
+    def to_metadata(self):
+        return {"shape": list(self.shape), "bits": self.bits, "signed": self.signed,
+                "group": self.group, "data_bits": self.data_bits, "nbytes": self.nbytes}
+
+    @classmethod
+    def from_metadata(cls, entry):
+        return cls(tuple(entry["shape"]), int(entry["bits"]), bool(entry["signed"]),
+                   int(entry["group"]), int(entry["data_bits"]))
+
     @property
     def channels(self):
         """Stored channels per pixel (``C`` rounded up to the group)."""
