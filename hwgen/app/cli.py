@@ -16,6 +16,7 @@ from sim.errors import SimulationError
 
 from . import commands
 from .examples import EXAMPLES
+from .options import ENGINE_FORM
 
 __all__ = ["EXIT_CODES", "build_parser", "exit_code", "main"]
 
@@ -69,6 +70,16 @@ def _add_sim_options(p):
                         "cycle S) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed (default: %(default)s)")
+
+
+def _add_arch_options(p):
+    p.add_argument("--arch", choices=["dataflow", "engine"], default="dataflow",
+                   help="dataflow: one folded unit per layer, weights on chip; engine: one "
+                        "layer-sequential engine, weights and maps in DRAM (default: "
+                        "%(default)s)")
+    p.add_argument("--engine", metavar="SPEC",
+                   help=f"the engine's configuration (--arch engine): {ENGINE_FORM} "
+                        f"(default: tm=16, tn=16, FILM-QNN lanes, 64-bit bus)")
 
 
 def _add_design_options(p, family=True):
@@ -162,6 +173,7 @@ def build_parser():
     p = command("generate", commands.generate, "write top.v and metadata.json for a model")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+    _add_arch_options(p)
     _add_design_options(p)
     p = command("simulate", commands.simulate,
                 "simulate the RTL on inputs and compare with the golden")

@@ -22,7 +22,7 @@ from hwgen.packing import lane_table, plan_lanes
 from .demo import run_demo
 from .files import atomic, check_output_folder, follow_umask, remove, write_text
 from .options import (check_design_fits, check_number, load_inputs, parse_backpressure,
-                      parse_folding, read_design)
+                      parse_engine, parse_folding, read_design)
 from .report import clear_report, table, write_report
 from .tables import boards_table, layers_table
 
@@ -73,9 +73,21 @@ def _device(text):
 
 
 def _build_options(args):
-    """``generate`` keyword arguments from ``--folding``/``--device`` or from ``--design``,
-    an estimate report: its folding, LUT lanes, ROM placement and the device family its lanes
-    were packed for."""
+    """``generate`` keyword arguments: for ``--arch engine`` the ``--engine`` configuration;
+    for the dataflow architecture ``--folding``/``--device`` or ``--design``, an estimate
+    report: its folding, LUT lanes, ROM placement and the device family its lanes were packed
+    for."""
+    arch, engine = getattr(args, "arch", "dataflow"), getattr(args, "engine", None)
+    if arch == "engine":
+        given = [option for option, value in (("--folding", args.folding),
+                                              ("--design", args.design),
+                                              ("--device", args.device)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} configure the dataflow architecture; with "
+                             f"--arch engine give --engine")
+        return {"arch": "engine", "engine": parse_engine(engine)}
+    if engine is not None:
+        raise ValueError("--engine configures --arch engine; add --arch engine")
     check_number("--mac-budget", args.mac_budget, integer=True)
     if args.design is None:
         return {"folding": parse_folding(args.folding),
@@ -94,7 +106,8 @@ def _build_options(args):
 def _generate(graph, out_dir, options):
     """:func:`hwgen.generate`, with the written files' modes following the umask."""
     meta = hwgen.generate(graph, out_dir, **options)
-    follow_umask(meta["verilog"], Path(out_dir) / "metadata.json")
+    follow_umask(meta["verilog"], Path(out_dir) / "metadata.json", *(
+        [meta["image"]] if "image" in meta else []))
     return meta
 
 
@@ -126,7 +139,12 @@ def generate(args):
     meta = _generate(graph, args.out, options)
     print(meta["verilog"])
     print(str(Path(args.out) / "metadata.json"))
-    print(f"cycles per frame (model): {meta['cycles_per_frame']}", file=sys.stderr)
+    if meta["architecture"] == "engine":
+        print(meta["image"])
+        print(f"{len(meta['layers'])} engine layers, DRAM image {meta['image_bytes']:,} bytes",
+              file=sys.stderr)
+    else:
+        print(f"cycles per frame (model): {meta['cycles_per_frame']}", file=sys.stderr)
     return 0
 
 

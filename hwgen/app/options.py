@@ -11,11 +11,17 @@ import re
 
 import numpy as np
 
+from hwgen.engine import EngineConfig
 from quant.numerics import is_int
 from sim.runner import check_backpressure
 
-__all__ = ["check_design_fits", "check_number", "load_inputs", "parse_backpressure",
-           "parse_folding", "read_design"]
+__all__ = ["ENGINE_FORM", "check_design_fits", "check_number", "load_inputs",
+           "parse_backpressure", "parse_engine", "parse_folding", "read_design"]
+
+#: What ``--engine`` takes.
+ENGINE_FORM = ("KEY=VALUE[,KEY=VALUE...] of tm, tn, lane_bits (widths joined by '/', as "
+               "4/4/4/8), act_bits, acc_bits, data_bits, addr_bits, input_words, "
+               "output_words, weight_words, channels, family")
 
 _FOLDING_FORM = "NAME=PExSIMD[,NAME=PExSIMD...] or a JSON file {\"NAME\": [PE, SIMD]}"
 _FOLDING_ITEM = re.compile(r"\s*([^=\s]+)\s*=\s*([+-]?\d+)\s*[xX]\s*([+-]?\d+)\s*")
@@ -90,6 +96,40 @@ def parse_folding(text):
             raise ValueError(f"--folding must name each layer once, not {name!r} twice")
         folding[name] = _pe_simd(f"--folding {name}", [int(pe), int(simd)])
     return folding
+
+
+def parse_engine(text):
+    """``--engine``: ``tm=16,tn=16,data_bits=128`` into an :class:`EngineConfig` (the keys
+    left out keep their defaults)."""
+    if text is None:
+        return EngineConfig()
+    fields = {}
+    names = set(EngineConfig.__dataclass_fields__)
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not value:
+            raise ValueError(f"--engine must look like {ENGINE_FORM}, not {text!r}")
+        if key not in names:
+            raise ValueError(f"--engine has no key {key!r}; the keys are "
+                             f"{', '.join(sorted(names))}")
+        if key in fields:
+            raise ValueError(f"--engine must give {key} once, not twice")
+        if key == "family":
+            fields[key] = value
+            continue
+        try:
+            numbers = [int(v) for v in value.split("/")]
+        except ValueError:
+            raise ValueError(f"--engine {key} must be an integer"
+                             f"{' or widths joined by /' if key == 'lane_bits' else ''}, "
+                             f"not {value!r}") from None
+        fields[key] = tuple(numbers) if key == "lane_bits" else numbers[0]
+        if key != "lane_bits" and len(numbers) != 1:
+            raise ValueError(f"--engine {key} must be one integer, not {value!r}")
+    try:
+        return EngineConfig(**fields)
+    except ValueError as error:
+        raise ValueError(f"--engine: {error}") from None
 
 
 def load_inputs(path):

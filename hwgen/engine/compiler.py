@@ -531,11 +531,14 @@ class _Builder:
                 break
             best = rows
         if best == 0:
-            need = min(d.in_height, d.kernel_h) * in_words_per_row
-            self.problems.append(f"layer '{name}': one output row needs {need} input words "
-                                 f"({d.kernel_h} rows of {d.in_width} pixels x "
-                                 f"{source.groups} groups); the engine's input buffer holds "
-                                 f"{c.input_words}")
+            rows = min(d.in_height, d.kernel_h)
+            need = rows * in_words_per_row
+            if need > c.input_words:
+                operands = " for each of its two operands" if plan["second"] else ""
+                self.problems.append(f"layer '{name}': one output row needs {need} input "
+                                     f"words ({rows} x {d.in_width} pixels of "
+                                     f"{source.groups} channel groups{operands}); the "
+                                     f"engine's input buffer holds {c.input_words}")
             best = 1
         d.band_rows = best
         d.bands = -(-d.out_height // best)

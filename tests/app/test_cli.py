@@ -60,6 +60,32 @@ def test_generate_writes_verilog_and_metadata(model, tmp_path, capsys):
     assert str(tmp_path / "rtl" / "metadata.json") in out
 
 
+def test_generate_an_engine_writes_its_image_and_program(model, tmp_path, capsys):
+    out_dir = tmp_path / "engine"
+    code, out, err = run(["generate", model, "-o", out_dir, "--arch", "engine", "--engine",
+                          "tm=4,tn=4,lane_bits=4/4/4/8,addr_bits=20,data_bits=32"], capsys)
+    assert code == 0, err
+    meta = json.loads((out_dir / "metadata.json").read_text())
+    assert meta["architecture"] == "engine"
+    assert meta["engine"]["lane_bits"] == [4, 4, 4, 8] and meta["engine"]["data_bits"] == 32
+    assert [layer["name"] for layer in meta["layers"]] == ["fc1", "fc2"]
+    assert (out_dir / "program.bin").stat().st_size == meta["image_bytes"]
+    assert "module top(" in (out_dir / "top.v").read_text()
+    assert str(out_dir / "program.bin") in out and "2 engine layers" in err
+
+
+def test_every_layer_beyond_the_engine_is_listed(model, tmp_path, capsys):
+    code, _, err = run(["generate", model, "-o", tmp_path / "r", "--arch", "engine",
+                        "--engine", "tm=4,tn=4,input_words=2"], capsys)
+    assert_clean_error(code, err, "")
+    assert err.splitlines() == [
+        "error: layer 'fc1': one output row needs 5 input words (1 x 1 pixels of 5 channel "
+        "groups); the engine's input buffer holds 2",
+        "layer 'fc2': one output row needs 4 input words (1 x 1 pixels of 4 channel groups); "
+        "the engine's input buffer holds 2"]
+    assert not (tmp_path / "r").exists()
+
+
 def test_missing_model_file(tmp_path, capsys):
     code, _, err = run(["inspect", tmp_path / "absent.qgraph"], capsys)
     assert_clean_error(code, err, r"model file .*absent.qgraph does not exist")

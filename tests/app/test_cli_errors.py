@@ -131,6 +131,29 @@ CASES = [
     ("generate-no-out", "generate m.qgraph", 64,
      r"hwgen generate: the following arguments are required: -o/--out \(see `hwgen "
      r"generate --help`\)", []),
+    # generate --arch engine
+    ("engine-tm-tn", "generate m.qgraph -o r --arch engine --engine tm=4,tn=8", 1,
+     r"--engine: engine tm must equal tn \(the matrix and vector paths share one output "
+     r"path\), not tm 4, tn 8", ["r"]),
+    ("engine-unknown-key", "generate m.qgraph -o r --arch engine --engine pe=4", 1,
+     r"--engine has no key 'pe'; the keys are acc_bits, act_bits, .*", ["r"]),
+    ("engine-not-a-number", "generate m.qgraph -o r --arch engine --engine tm=four", 1,
+     r"--engine tm must be an integer, not 'four'", ["r"]),
+    ("engine-lane-bits", "generate m.qgraph -o r --arch engine --engine tm=4,tn=4,"
+     "lane_bits=4/4/4", 1,
+     r"--engine: engine lane_bits must be 4 widths in 2..8, one per lane, not \(4, 4, 4\)",
+     ["r"]),
+    ("engine-form", "generate m.qgraph -o r --arch engine --engine tm", 1,
+     r"--engine must look like KEY=VALUE\[,KEY=VALUE...\] of .*, not 'tm'", ["r"]),
+    ("engine-without-arch", "generate m.qgraph -o r --engine tm=4", 1,
+     r"--engine configures --arch engine; add --arch engine", ["r"]),
+    ("engine-with-folding", "generate m.qgraph -o r --arch engine --folding fc1=1x1", 1,
+     r"--folding configure the dataflow architecture; with --arch engine give --engine",
+     ["r"]),
+    ("engine-address-space", "generate m.qgraph -o r --arch engine --engine addr_bits=12", 1,
+     r"--engine: engine addr_bits must be in 16..64, not 12", ["r"]),
+    ("arch-choice", "generate m.qgraph -o r --arch systolic", 64,
+     r"hwgen generate: argument --arch: invalid choice: 'systolic' .*", ["r"]),
     # simulate
     ("simulate-out-is-a-file", "simulate m.qgraph --inputs x.npy -o afile", 1,
      r"-o/--out must be a folder, not the existing file afile", []),
