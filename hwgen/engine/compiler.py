@@ -38,8 +38,6 @@ __all__ = ["EngineLayer", "Program", "compile_program", "place_filters", "VECTOR
 VECTOR_WEIGHT_BITS = 8
 #: Widest element the vector lanes read.
 VECTOR_IN_BITS = 16
-#: Where the program starts in the image.
-PROGRAM_ADDR = 0
 
 
 @dataclass
@@ -57,14 +55,14 @@ class EngineLayer:
 
 @dataclass
 class Program:
-    """A compiled network: the image to load at DRAM address 0, where each tensor lies, and
-    the layers in order."""
+    """A compiled network: the DRAM image (the program first; every address in it is an
+    offset into the image, so it may be loaded at any 64-byte aligned address, which the
+    ``PROGRAM`` register then gives), where each tensor lies in it, and the layers in order."""
     config: object
     graph: object
     layers: list
     tensors: dict          # graph value: (address, TensorLayout)
     image: bytearray = field(repr=False)
-    program_addr: int = PROGRAM_ADDR
 
     @property
     def input(self):
@@ -93,7 +91,6 @@ class Program:
             "architecture": "engine",
             "top": "top",
             "engine": self.config.as_dict(),
-            "program_addr": self.program_addr,
             "image_bytes": len(self.image),
             "input": "input",
             "output": self.graph.output,
@@ -562,7 +559,7 @@ class _Builder:
             return -(-n // align) * align
 
         program_bytes = len(self.layers) * 64
-        address = aligned(PROGRAM_ADDR + program_bytes)
+        address = aligned(program_bytes)
         param_addr = []
         for data in self.params:
             param_addr.append(address)
@@ -584,7 +581,7 @@ class _Builder:
                 d.in2_addr = places[layer.inputs[1]][0]
             d.out_addr = places[layer.output][0]
             d.last = int(i == len(self.layers) - 1)
-            image[PROGRAM_ADDR + 64 * i:PROGRAM_ADDR + 64 * (i + 1)] = d.encode()
+            image[64 * i:64 * (i + 1)] = d.encode()
             data = self.params[i]
             image[param_addr[i]:param_addr[i] + len(data)] = data
         return Program(c, self.graph, self.layers, places, image)

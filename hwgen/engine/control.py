@@ -23,7 +23,8 @@ ERRORS = {1: "a descriptor has an unknown op"}
 class Control(wiring.Component):
     """The register file behind ``s_axil``.
 
-    ``CTRL`` bit 0 written 1 starts the program at ``PROGRAM_HI:PROGRAM_LO``; ``STATUS`` bit 0
+    ``CTRL`` bit 0 written 1 starts the program of the image at ``PROGRAM_HI:PROGRAM_LO`` (a
+    64-byte aligned address; every address in the image is an offset from it); ``STATUS`` bit 0
     is busy, bit 1 done (until the next start), bit 2 error (``ERROR`` says which);
     ``CYCLES`` counts the cycles of the last run (held when it ends), ``LAYERS`` the layers
     it completed; ``CONFIG`` describes the engine (``tm`` in bits 7..0, ``tn`` in 15..8, bus

@@ -115,6 +115,10 @@ class Engine(wiring.Component):
         for unit in (loader, compute, store):
             m.d.comb += [unit.desc.eq(desc), unit.go.eq(go)]
 
+        # The image's base: descriptors hold offsets into the image, so it runs wherever it
+        # is loaded.
+        base = Signal(c.addr_bits)
+
         # -- buffers and their bank flags ------------------------------------------------------
         ibuf_full, ibuf_set, ibuf_clear = _flags(m, "ibuf")
         wbuf_full, wbuf_set, wbuf_clear = _flags(m, "wbuf")
@@ -147,7 +151,8 @@ class Engine(wiring.Component):
             compute.obuf_full.eq(obuf_full), obuf_set.eq(compute.obuf_set),
             store.obuf_full.eq(obuf_full), obuf_clear.eq(store.obuf_clear),
             writer.i_cmd.valid.eq(store.o_cmd.valid),
-            writer.i_cmd.payload.eq(store.o_cmd.payload),
+            writer.i_cmd.payload.words.eq(store.o_cmd.payload.words),
+            writer.i_cmd.payload.address.eq(base + store.o_cmd.payload.address),
             store.o_cmd.ready.eq(writer.i_cmd.ready),
             writer.i_data.valid.eq(store.o_words.valid),
             writer.i_data.payload.eq(store.o_words.payload),
@@ -167,7 +172,8 @@ class Engine(wiring.Component):
                      control.layers.eq(layers), self.busy.eq(running)]
         with m.If(control.start):
             m.d.sync += [running.eq(1), done.eq(0), error.eq(0), error_code.eq(0),
-                         layers.eq(0), program.eq(control.program), fetching.eq(1),
+                         layers.eq(0), program.eq(control.program),
+                         base.eq(control.program), fetching.eq(1),
                          issued.eq(0), words.eq(0)]
 
         # Read commands and data: the descriptor's while fetching, else the loader's.
@@ -191,7 +197,8 @@ class Engine(wiring.Component):
                     m.d.sync += [running.eq(0), error.eq(1), error_code.eq(1), done.eq(1)]
         with m.Else():
             m.d.comb += [reader.i_cmd.valid.eq(loader.o_cmd.valid),
-                         reader.i_cmd.payload.eq(loader.o_cmd.payload),
+                         reader.i_cmd.payload.words.eq(loader.o_cmd.payload.words),
+                         reader.i_cmd.payload.address.eq(base + loader.o_cmd.payload.address),
                          loader.o_cmd.ready.eq(reader.i_cmd.ready),
                          loader.i_data.valid.eq(reader.o_data.valid),
                          loader.i_data.payload.eq(reader.o_data.payload),
