@@ -103,6 +103,25 @@ class Program:
         }
 
 
+@dataclass
+class _Plan:
+    """One engine layer as the compiler plans it, before anything is laid out: its op, the
+    graph node and the requantizer fused into it, the value it writes, the stored values it
+    reads (``second``: an add's other operand) as ``(C, H, W)`` maps, its window, and a matrix
+    product's weights ``(O, C, kh, kw)``."""
+    kind: int
+    view: object
+    rq: object
+    output: str
+    source: str
+    in_map: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    second: str = None
+    weight: object = None
+
+
 def _bits_of(lo, hi):
     bits, signed = numerics.bits_for_range(min(int(lo), 0), max(int(hi), 0))
     return bits, signed
@@ -226,9 +245,8 @@ class _Compiler:
         self.check_accumulator(view, int(np.min(lo)), int(np.max(hi)))
         self.check_output(view, output)
         self.check_channels(view, weight.shape[0])
-        self.layers.append(dict(kind=MATMUL, view=view, rq=rq, output=output, source=source,
-                                in_map=in_map, weight=weight, kernel=kernel, stride=stride,
-                                padding=padding, second=None))
+        self.layers.append(_Plan(MATMUL, view, rq, output, source, in_map, kernel, stride,
+                                 padding, weight=weight))
 
     def vector(self, view, rq, output):
         node = view.node
@@ -269,9 +287,8 @@ class _Compiler:
                                      f"engine's vector lanes take at most {VECTOR_IN_BITS} bits")
         self.check_output(view, output)
         self.check_channels(view, in_map[0])
-        self.layers.append(dict(kind=op, view=view, rq=rq, output=output, source=source,
-                                in_map=in_map, kernel=kernel, stride=stride, padding=padding,
-                                second=second))
+        self.layers.append(_Plan(op, view, rq, output, source, in_map, kernel, stride, padding,
+                                 second=second))
 
 
 def _pack_bits(fields_):
@@ -352,17 +369,17 @@ class _Builder:
             self.graph.shapes()[value]
 
     def add(self, plan):
-        view, rq, output = plan["view"], plan["rq"], plan["output"]
+        view, rq, output = plan.view, plan.rq, plan.output
         name = view.name
-        source = self.tensors[plan["source"]]
+        source = self.tensors[plan.source]
         out_shape = self.shape(output)
         out = self.layout(output, out_shape, *self.compiler.types[output])
-        kh, kw = plan["kernel"]
-        sh, sw = plan["stride"]
-        ph, pw = plan["padding"]
-        _, in_h, in_w = plan["in_map"]
+        kh, kw = plan.kernel
+        sh, sw = plan.stride
+        ph, pw = plan.padding
+        _, in_h, in_w = plan.in_map
         _, out_h, out_w = out.map
-        d = Descriptor(op=plan["kind"], requant=int(rq is not None),
+        d = Descriptor(op=plan.kind, requant=int(rq is not None),
                        in_signed=int(source.signed), out_signed=int(out.signed),
                        in_height=in_h, in_width=in_w, out_height=out_h, out_width=out_w,
                        in_groups=source.groups, out_groups=out.groups, kernel_h=kh,
@@ -372,10 +389,10 @@ class _Builder:
         if rq is not None:
             d.shift = rq.attrs["shift"]
             d.rounding = ROUNDING[requantize_rounding(rq)]
-        if plan["kind"] == POOL_MAX:
+        if plan.kind == POOL_MAX:
             d.pad_value = numerics.int_range(source.bits, source.signed)[0] & 0xFFFFFFFF
-        if plan["second"] is not None:
-            second = self.tensors[plan["second"]]
+        if plan.second is not None:
+            second = self.tensors[plan.second]
             d.in2_bits, d.in2_signed = second.bits, int(second.signed)
             d.in2_row_words = second.row_words
         for field_, value in (("kernel_h", kh), ("kernel_w", kw), ("stride_h", sh),
@@ -384,14 +401,14 @@ class _Builder:
             if value >= limit:
                 self.problems.append(f"layer '{name}': {field_} {value} is beyond the "
                                      f"engine's {limit - 1}")
-        if plan["kind"] == MATMUL:
+        if plan.kind == MATMUL:
             params, macs = self.matmul_params(plan, d, out)
         else:
             params, macs = self.vector_params(plan, d, out)
         self.tile(plan, d, source, out)
         self.params.append(params)
-        self.layers.append(EngineLayer(name, plan["kind"],
-                                       tuple(v for v in (plan["source"], plan["second"]) if v),
+        self.layers.append(EngineLayer(name, plan.kind,
+                                       tuple(v for v in (plan.source, plan.second) if v),
                                        output, d, (name,) + ((rq.name,) if rq is not None and
                                                              rq.name != name else ()), macs))
 
@@ -411,8 +428,8 @@ class _Builder:
     def matmul_params(self, plan, d, out):
         c = self.config
         tm, tn = c.tm, c.tn
-        view = plan["view"]
-        weight = plan["weight"]                         # (O, C, kh, kw)
+        view = plan.view
+        weight = plan.weight                         # (O, C, kh, kw)
         outs, channels = weight.shape[:2]
         groups_in = -(-channels // tn)
         cp = groups_in * tn
@@ -424,7 +441,7 @@ class _Builder:
         folds = -(-outs // tm)
         bits = view.weight_bits
         bias = view.node.tensors["bias"]
-        mult, offset = self.requantizer(plan["rq"], folds * tm)
+        mult, offset = self.requantizer(plan.rq, folds * tm)
         lane_bits = c.lane_bits
         passes_of = []
         if int(bits.max()) > max(lane_bits):
@@ -478,15 +495,15 @@ class _Builder:
     def vector_params(self, plan, d, out):
         c = self.config
         tn = c.tn
-        view = plan["view"]
+        view = plan.view
         groups = out.groups
         channels = out.map[0]
-        mult, offset = self.requantizer(plan["rq"], groups * tn)
-        kh, kw = plan["kernel"]
+        mult, offset = self.requantizer(plan.rq, groups * tn)
+        kh, kw = plan.kernel
         data = bytearray()
         ksteps = 0
         kstep_words = 0
-        if plan["kind"] == DEPTHWISE:
+        if plan.kind == DEPTHWISE:
             weight = view.weight.reshape(channels, kh * kw)
             bias = view.node.tensors["bias"]
             if view.weight_bits.max() > VECTOR_WEIGHT_BITS:
@@ -496,7 +513,7 @@ class _Builder:
             _, kstep_words = _to_words(0, tn * VECTOR_WEIGHT_BITS, c.data_bits)
         fold_words = param_words(c)
         for g in range(groups):
-            biases = [[int(bias[g * tn + i]) if plan["kind"] == DEPTHWISE and
+            biases = [[int(bias[g * tn + i]) if plan.kind == DEPTHWISE and
                        g * tn + i < channels else 0 for i in range(tn)]]
             biases += [[0] * tn] * (MAX_PASSES - 1)
             data += encode_params(c, mult=mult[g * tn:(g + 1) * tn],
@@ -510,7 +527,7 @@ class _Builder:
         d.folds, d.passes, d.ksteps = groups, 1, ksteps
         d.kstep_words, d.fold_words = kstep_words, fold_words
         pixels = out.map[1] * out.map[2]
-        macs = pixels * channels * kh * kw if plan["kind"] == DEPTHWISE else 0
+        macs = pixels * channels * kh * kw if plan.kind == DEPTHWISE else 0
         return bytes(data), macs
 
     # -- tiling ------------------------------------------------------------------------------
@@ -518,9 +535,9 @@ class _Builder:
     def tile(self, plan, d, source, out):
         """Bands of output rows that fit the input buffer."""
         c = self.config
-        name = plan["view"].name
+        name = plan.view.name
         # An add's two operands share the input buffer, one in each half.
-        in_words_per_row = d.in_width * source.groups * (2 if plan["second"] else 1)
+        in_words_per_row = d.in_width * source.groups * (2 if plan.second else 1)
         best = 0
         for rows in range(1, d.out_height + 1):
             need = min(d.in_height, (rows - 1) * d.stride_h + d.kernel_h) * in_words_per_row
@@ -531,7 +548,7 @@ class _Builder:
             rows = min(d.in_height, d.kernel_h)
             need = rows * in_words_per_row
             if need > c.input_words:
-                operands = " for each of its two operands" if plan["second"] else ""
+                operands = " for each of its two operands" if plan.second else ""
                 self.problems.append(f"layer '{name}': one output row needs {need} input "
                                      f"words ({rows} x {d.in_width} pixels of "
                                      f"{source.groups} channel groups{operands}); the "
