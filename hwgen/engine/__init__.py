@@ -5,7 +5,8 @@ and feature maps in DRAM (FINN-R's memory-optimized architecture).
 program of layer descriptors and a DRAM image; :func:`run_image` is what the engine computes.
 """
 
-from .compiler import EngineLayer, Program, compile_program
+from .compiler import compile_program
+from .image import EngineLayer, Program
 from .config import EngineConfig, film_lanes
 from .layout import TensorLayout
 from .program import Descriptor

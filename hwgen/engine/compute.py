@@ -15,7 +15,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .compiler import VECTOR_WEIGHT_BITS
+from .params import VECTOR_WEIGHT_BITS
 from .params import MAX_PASSES, param_layout
 from .loader import band_rows
 from .macarray import MacArray

@@ -24,7 +24,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..axi import AXI4Signature, AXILiteSignature
-from .compiler import VECTOR_WEIGHT_BITS
+from .params import VECTOR_WEIGHT_BITS
 from .params import param_words
 from .compute import Compute
 from .control import Control

@@ -14,11 +14,15 @@ from amaranth.lib import data
 
 from quant.graph import OFFSET_BITS
 
-__all__ = ["MULTIPLIER_BITS", "OFFSET_BITS", "MAX_PASSES", "param_layout", "param_words",
+__all__ = ["MULTIPLIER_BITS", "OFFSET_BITS", "MAX_PASSES", "VECTOR_WEIGHT_BITS", "VECTOR_IN_BITS", "param_layout", "param_words",
            "encode_params", "decode_params"]
 
 #: Width of a requantizer multiplier.
 MULTIPLIER_BITS = 24
+#: Width of a depthwise weight in the vector unit's weight words.
+VECTOR_WEIGHT_BITS = 8
+#: Widest element the vector lanes read.
+VECTOR_IN_BITS = 16
 #: Passes a fold may take (the crossbar table has this many rows).
 MAX_PASSES = 4
 

@@ -12,7 +12,7 @@ import numpy as np
 from quant import numerics
 
 from .. import packing
-from .compiler import VECTOR_WEIGHT_BITS
+from .params import VECTOR_WEIGHT_BITS
 from .layout import TensorLayout
 from .params import decode_params
 from .program import DEPTHWISE, MATMUL, POOL_MAX, POOL_SUM, ROUNDING, Descriptor

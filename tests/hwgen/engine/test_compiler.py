@@ -7,7 +7,7 @@ import pytest
 
 import quant
 from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
-from hwgen.engine.compiler import place_filters
+from hwgen.engine.image import place_filters
 from hwgen.engine.params import MAX_PASSES, decode_params, encode_params
 from hwgen.errors import UnsupportedLayerError
 from quant import graph as g

@@ -1,0 +1,381 @@
+"""The DRAM image of a compiled network: tensors laid out, parameters encoded, descriptors
+written, and the :class:`Program` that says where everything lies.
+
+The compiler (:mod:`hwgen.engine.compiler`) decides what each layer is; the image builder here
+decides where it goes and encodes it in the formats the hardware reads
+(:mod:`hwgen.engine.program` for descriptors, :mod:`hwgen.engine.params` for fold parameters,
+:mod:`hwgen.packing` for packed weight words).
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from quant import numerics
+from quant.graph import requantize_offset, requantize_rounding
+
+from .. import packing
+from ..errors import UnsupportedLayerError
+from .layout import TensorLayout
+from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, encode_params,
+                     param_words)
+from .program import DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
+
+__all__ = ["EngineLayer", "Program", "ImageBuilder", "place_filters"]
+
+
+@dataclass
+class EngineLayer:
+    """One engine layer: its descriptor, the graph values it reads and writes, and what the
+    cycle model needs (pixels, k-steps, words moved)."""
+    name: str
+    op: int
+    inputs: tuple
+    output: str
+    descriptor: Descriptor
+    nodes: tuple
+    macs: int = 0
+
+
+@dataclass
+class Program:
+    """A compiled network: the DRAM image (the program first; every address in it is an
+    offset into the image, so it may be loaded at any 64-byte aligned address, which the
+    ``PROGRAM`` register then gives), where each tensor lies in it, and the layers in order."""
+    config: object
+    graph: object
+    layers: list
+    tensors: dict          # graph value: (address, TensorLayout)
+    image: bytearray = field(repr=False)
+
+    @property
+    def input(self):
+        return self.tensors["input"]
+
+    @property
+    def output(self):
+        return self.tensors[self.graph.output]
+
+    def load_input(self, image, x):
+        """``image`` with the input tensor ``x`` written in."""
+        address, layout = self.input
+        data = layout.pack(x)
+        image[address:address + len(data)] = data
+        return image
+
+    def read(self, image, value):
+        """The tensor of graph ``value`` stored in ``image``."""
+        address, layout = self.tensors[value]
+        return layout.unpack(image[address:address + layout.nbytes])
+
+    def to_metadata(self):
+        """What a testbench or a driver needs to run the program: the engine, where each
+        tensor lies and how it is stored, and each layer's descriptor."""
+        return {
+            "architecture": "engine",
+            "top": "top",
+            "engine": self.config.as_dict(),
+            "image_bytes": len(self.image),
+            "input": "input",
+            "output": self.graph.output,
+            "tensors": {value: {"address": address} | layout.to_metadata()
+                        for value, (address, layout) in self.tensors.items()},
+            "layers": [{"name": layer.name, "op": OPS[layer.op], "inputs": list(layer.inputs),
+                        "output": layer.output, "nodes": list(layer.nodes),
+                        "macs": layer.macs, "descriptor": asdict(layer.descriptor)}
+                       for layer in self.layers],
+        }
+
+
+def _pack_bits(fields_):
+    """``[(value, width), ...]`` as one integer, the first field in the low bits."""
+    word, offset = 0, 0
+    for value, width in fields_:
+        word |= (int(value) & ((1 << width) - 1)) << offset
+        offset += width
+    return word, offset
+
+
+def _to_words(value, bits, data_bits):
+    words = -(-bits // data_bits) if bits else 0
+    return value.to_bytes(words * data_bits // 8, "little"), words
+
+
+def place_filters(lane_bits, weight_bits):
+    """Lanes for the filters of one fold: a list of passes, each ``{lane: filter}`` (filters
+    are positions in the fold). Widest filters first, each on the narrowest free lane at least
+    as wide; a pass ends when a filter finds no lane."""
+    order = sorted(range(len(weight_bits)), key=lambda f: (-int(weight_bits[f]), f))
+    lanes = sorted(range(len(lane_bits)), key=lambda p: (lane_bits[p], p))
+    passes, left = [], list(order)
+    while left:
+        free, placed, rest = list(lanes), {}, []
+        for f in left:
+            lane = next((p for p in free if lane_bits[p] >= weight_bits[f]), None)
+            if lane is None:
+                rest.append(f)
+            else:
+                placed[lane] = f
+                free.remove(lane)
+        if not placed:
+            raise ValueError(f"a {max(weight_bits)}-bit filter fits no lane of {lane_bits}")
+        passes.append(placed)
+        left = rest
+    return passes
+
+
+class ImageBuilder:
+    """Lays out tensors, parameters and descriptors."""
+
+    def __init__(self, compiler, config):
+        self.compiler, self.config = compiler, config
+        self.graph = compiler.graph
+        self.problems = []
+        self.tensors = {}
+        self.params = []        # (layer index, bytes)
+        self.layers = []
+        self.layout("input", tuple(self.graph.input.shape), *compiler.types["input"])
+
+    def layout(self, value, shape, bits, signed):
+        self.tensors[value] = TensorLayout(tuple(shape), int(bits), bool(signed),
+                                           self.config.tn, self.config.data_bits)
+        return self.tensors[value]
+
+    def shape(self, value):
+        return tuple(self.graph.input.shape) if value == "input" else \
+            self.graph.shapes()[value]
+
+    def add(self, plan):
+        view, rq, output = plan.view, plan.rq, plan.output
+        name = view.name
+        source = self.tensors[plan.source]
+        out_shape = self.shape(output)
+        out = self.layout(output, out_shape, *self.compiler.types[output])
+        kh, kw = plan.kernel
+        sh, sw = plan.stride
+        ph, pw = plan.padding
+        _, in_h, in_w = plan.in_map
+        _, out_h, out_w = out.map
+        d = Descriptor(op=plan.kind, requant=int(rq is not None),
+                       in_signed=int(source.signed), out_signed=int(out.signed),
+                       in_height=in_h, in_width=in_w, out_height=out_h, out_width=out_w,
+                       in_groups=source.groups, out_groups=out.groups, kernel_h=kh,
+                       kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
+                       in_bits=source.bits, out_bits=out.bits,
+                       in_row_words=source.row_words, out_row_words=out.row_words)
+        if rq is not None:
+            d.shift = rq.attrs["shift"]
+            d.rounding = ROUNDING[requantize_rounding(rq)]
+        if plan.kind == POOL_MAX:
+            d.pad_value = numerics.int_range(source.bits, source.signed)[0] & 0xFFFFFFFF
+        if plan.second is not None:
+            second = self.tensors[plan.second]
+            d.in2_bits, d.in2_signed = second.bits, int(second.signed)
+            d.in2_row_words = second.row_words
+        for field_, value in (("kernel_h", kh), ("kernel_w", kw), ("stride_h", sh),
+                              ("stride_w", sw), ("pad_h", ph), ("pad_w", pw)):
+            limit = (1 << 8) if field_.startswith("kernel") else (1 << 4)
+            if value >= limit:
+                self.problems.append(f"layer '{name}': {field_} {value} is beyond the "
+                                     f"engine's {limit - 1}")
+        if plan.kind == MATMUL:
+            params, macs = self.matmul_params(plan, d, out)
+        else:
+            params, macs = self.vector_params(plan, d, out)
+        self.tile(plan, d, source, out)
+        self.params.append(params)
+        self.layers.append(EngineLayer(name, plan.kind,
+                                       tuple(v for v in (plan.source, plan.second) if v),
+                                       output, d, (name,) + ((rq.name,) if rq is not None and
+                                                             rq.name != name else ()), macs))
+
+    # -- parameters --------------------------------------------------------------------------
+
+    def requantizer(self, rq, channels):
+        """The multipliers and offsets of ``channels`` channels (zeros past the layer's)."""
+        if rq is None:
+            return np.zeros(channels, np.int64), np.zeros(channels, np.int64)
+        m = np.asarray(rq.tensors["multiplier"], dtype=np.int64)
+        if m.max(initial=0) >= (1 << MULTIPLIER_BITS):
+            self.problems.append(f"layer '{rq.name}': multipliers of more than "
+                                 f"{MULTIPLIER_BITS} bits do not fit the engine")
+        offset = requantize_offset(rq)
+        return np.pad(m, (0, channels - m.size)), np.pad(offset, (0, channels - offset.size))
+
+    def matmul_params(self, plan, d, out):
+        c = self.config
+        tm, tn = c.tm, c.tn
+        view = plan.view
+        weight = plan.weight                         # (O, C, kh, kw)
+        outs, channels = weight.shape[:2]
+        groups_in = -(-channels // tn)
+        cp = groups_in * tn
+        w = np.zeros((outs, cp) + weight.shape[2:], np.int64)
+        w[:, :channels] = weight
+        # Columns in k-step order (ky, kx, g) with the tn channels of a group inside.
+        w = np.moveaxis(w, 1, -1).reshape(outs, -1, tn)            # (O, K, tn)
+        ksteps = w.shape[1]
+        folds = -(-outs // tm)
+        bits = view.weight_bits
+        bias = view.node.tensors["bias"]
+        mult, offset = self.requantizer(plan.rq, folds * tm)
+        lane_bits = c.lane_bits
+        passes_of = []
+        if int(bits.max()) > max(lane_bits):
+            self.problems.append(f"layer '{view.name}': has {int(bits.max())}-bit filters; the "
+                                 f"engine's widest lanes are {max(lane_bits)}-bit")
+            return b"", 0
+        for f in range(folds):
+            fold_bits = [int(b) for b in bits[f * tm:(f + 1) * tm]]
+            passes_of.append(place_filters(lane_bits, fold_bits))
+        passes = max(len(p) for p in passes_of)
+        if passes > MAX_PASSES:
+            self.problems.append(f"layer '{view.name}': a fold of {tm} filters needs {passes} "
+                                 f"passes over the lanes {list(lane_bits)}; the engine runs at "
+                                 f"most {MAX_PASSES}")
+            return b"", 0
+        kstep_bits = sum(-(-len(lanes) // plan_.lanes) * plan_.word_bits
+                         for _, lanes, plan_ in c.groups) * tn
+        kstep_bytes, kstep_words = _to_words(0, kstep_bits, c.data_bits)
+        fold_words = param_words(c)
+        data = bytearray()
+        for f in range(folds):
+            placed = passes_of[f] + [{}] * (MAX_PASSES - len(passes_of[f]))
+            biases = [[int(bias[f * tm + j]) if (j := placed[q].get(p)) is not None else 0
+                       for p in range(tm)] for q in range(MAX_PASSES)]
+            sources = [[next(((p, 1) for p, j in placed[q].items() if j == position), (0, 0))
+                        for position in range(tm)] for q in range(MAX_PASSES)]
+            data += encode_params(c, mult=mult[f * tm:(f + 1) * tm],
+                                  offset=offset[f * tm:(f + 1) * tm], bias=biases,
+                                  source=sources)
+            for q in range(passes):
+                lanes_w = np.zeros((tm, ksteps, tn), np.int64)
+                for p, j in placed[q].items():
+                    lanes_w[p] = w[f * tm + j]
+                for k in range(ksteps):
+                    word_fields = []
+                    for _, lanes, lane_plan in c.groups:
+                        for start in range(0, len(lanes), lane_plan.lanes):
+                            pack = lanes[start:start + lane_plan.lanes]
+                            for i in range(tn):
+                                ws = [int(lanes_w[p, k, i]) for p in pack]
+                                ws += [0] * (lane_plan.lanes - len(ws))
+                                word_fields.append((packing.rom_word(lane_plan, ws),
+                                                    lane_plan.word_bits))
+                    value, _ = _pack_bits(word_fields)
+                    data += value.to_bytes(kstep_words * c.data_bytes, "little")
+        d.folds, d.passes, d.ksteps = folds, passes, ksteps
+        d.kstep_words, d.fold_words = kstep_words, fold_words
+        macs = out.map[1] * out.map[2] * outs * weight[0].size
+        return bytes(data), macs
+
+    def vector_params(self, plan, d, out):
+        c = self.config
+        tn = c.tn
+        view = plan.view
+        groups = out.groups
+        channels = out.map[0]
+        mult, offset = self.requantizer(plan.rq, groups * tn)
+        kh, kw = plan.kernel
+        data = bytearray()
+        ksteps = 0
+        kstep_words = 0
+        if plan.kind == DEPTHWISE:
+            weight = view.weight.reshape(channels, kh * kw)
+            bias = view.node.tensors["bias"]
+            if view.weight_bits.max() > VECTOR_WEIGHT_BITS:
+                self.problems.append(f"layer '{view.name}': depthwise weights wider than "
+                                     f"{VECTOR_WEIGHT_BITS} bits")
+            ksteps = kh * kw
+            _, kstep_words = _to_words(0, tn * VECTOR_WEIGHT_BITS, c.data_bits)
+        fold_words = param_words(c)
+        for g in range(groups):
+            biases = [[int(bias[g * tn + i]) if plan.kind == DEPTHWISE and
+                       g * tn + i < channels else 0 for i in range(tn)]]
+            biases += [[0] * tn] * (MAX_PASSES - 1)
+            data += encode_params(c, mult=mult[g * tn:(g + 1) * tn],
+                                  offset=offset[g * tn:(g + 1) * tn], bias=biases,
+                                  source=[[(0, 0)] * tn] * MAX_PASSES)
+            for k in range(ksteps):
+                ws = [(int(weight[g * tn + i, k]) if g * tn + i < channels else 0,
+                       VECTOR_WEIGHT_BITS) for i in range(tn)]
+                value, _ = _pack_bits(ws)
+                data += value.to_bytes(kstep_words * c.data_bytes, "little")
+        d.folds, d.passes, d.ksteps = groups, 1, ksteps
+        d.kstep_words, d.fold_words = kstep_words, fold_words
+        pixels = out.map[1] * out.map[2]
+        macs = pixels * channels * kh * kw if plan.kind == DEPTHWISE else 0
+        return bytes(data), macs
+
+    # -- tiling ------------------------------------------------------------------------------
+
+    def tile(self, plan, d, source, out):
+        """Bands of output rows that fit the input buffer."""
+        c = self.config
+        name = plan.view.name
+        # An add's two operands share the input buffer, one in each half.
+        in_words_per_row = d.in_width * source.groups * (2 if plan.second else 1)
+        best = 0
+        for rows in range(1, d.out_height + 1):
+            need = min(d.in_height, (rows - 1) * d.stride_h + d.kernel_h) * in_words_per_row
+            if need > c.input_words or rows * d.out_width * out.groups > c.output_words:
+                break
+            best = rows
+        if best == 0:
+            rows = min(d.in_height, d.kernel_h)
+            need = rows * in_words_per_row
+            if need > c.input_words:
+                operands = " for each of its two operands" if plan.second else ""
+                self.problems.append(f"layer '{name}': one output row needs {need} input "
+                                     f"words ({rows} x {d.in_width} pixels of "
+                                     f"{source.groups} channel groups{operands}); the "
+                                     f"engine's input buffer holds {c.input_words}")
+            best = 1
+        d.band_rows = best
+        d.bands = -(-d.out_height // best)
+        if d.op == MATMUL and d.passes * d.ksteps > c.weight_words:
+            self.problems.append(f"layer '{name}': a fold takes {d.passes * d.ksteps} weight "
+                                 f"words ({d.passes} passes x {d.ksteps} k-steps); the engine's "
+                                 f"weight buffer holds {c.weight_words}")
+        out_words = d.band_rows * d.out_width * out.groups
+        if out_words > c.output_words:
+            self.problems.append(f"layer '{name}': a band of {d.band_rows} output rows takes "
+                                 f"{out_words} output words; the engine's output buffer holds "
+                                 f"{c.output_words}")
+
+    # -- the image ---------------------------------------------------------------------------
+
+    def finish(self):
+        c = self.config
+        align = max(64, c.data_bytes)
+
+        def aligned(n):
+            return -(-n // align) * align
+
+        program_bytes = len(self.layers) * 64
+        address = aligned(program_bytes)
+        param_addr = []
+        for data in self.params:
+            param_addr.append(address)
+            address = aligned(address + len(data))
+        places = {}
+        for value, layout in self.tensors.items():
+            places[value] = (address, layout)
+            address = aligned(address + layout.nbytes)
+        if address > (1 << c.addr_bits):
+            self.problems.append(f"the DRAM image takes {address} bytes, beyond the engine's "
+                                 f"{c.addr_bits}-bit address space")
+            raise UnsupportedLayerError(self.problems)
+        image = bytearray(address)
+        for i, layer in enumerate(self.layers):
+            d = layer.descriptor
+            d.param_addr = param_addr[i]
+            d.in_addr = places[layer.inputs[0]][0]
+            if len(layer.inputs) > 1:
+                d.in2_addr = places[layer.inputs[1]][0]
+            d.out_addr = places[layer.output][0]
+            d.last = int(i == len(self.layers) - 1)
+            image[64 * i:64 * (i + 1)] = d.encode()
+            data = self.params[i]
+            image[param_addr[i]:param_addr[i] + len(data)] = data
+        return Program(c, self.graph, self.layers, places, image)
