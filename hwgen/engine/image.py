@@ -17,6 +17,7 @@ from quant.graph import requantize_offset, requantize_rounding
 from .. import packing
 from ..errors import UnsupportedLayerError
 from .layout import TensorLayout
+from .model import DEFAULT_LATENCY, program_cycles
 from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, encode_params,
                      param_words)
 from .program import DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
@@ -68,9 +69,12 @@ class Program:
         address, layout = self.tensors[value]
         return layout.unpack(image[address:address + layout.nbytes])
 
-    def to_metadata(self):
+    def to_metadata(self, *, latency=DEFAULT_LATENCY):
         """What a testbench or a driver needs to run the program: the engine, where each
-        tensor lies and how it is stored, and each layer's descriptor."""
+        tensor lies and how it is stored, and each layer's descriptor; and the cycles the
+        cycle model (:mod:`hwgen.engine.model`) gives each layer and the whole frame at a
+        DRAM read latency of ``latency`` cycles."""
+        cycles = program_cycles(self, latency=latency)
         return {
             "architecture": "engine",
             "top": "top",
@@ -82,8 +86,11 @@ class Program:
                         for value, (address, layout) in self.tensors.items()},
             "layers": [{"name": layer.name, "op": OPS[layer.op], "inputs": list(layer.inputs),
                         "output": layer.output, "nodes": list(layer.nodes),
-                        "macs": layer.macs, "descriptor": asdict(layer.descriptor)}
-                       for layer in self.layers],
+                        "macs": layer.macs, "cycles_model": modelled.total,
+                        "descriptor": asdict(layer.descriptor)}
+                       for layer, modelled in zip(self.layers, cycles.layers)],
+            "cycles_per_frame_model": cycles.total,
+            "cycles_model_latency": latency,
         }
 
 

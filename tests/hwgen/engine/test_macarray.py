@@ -1,4 +1,5 @@
-"""The engine's MAC array against plain dot products, every lane width, random k-steps."""
+"""The engine's MAC array against plain dot products, every lane width, random k-steps; and
+its multipliers after synthesis."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hwgen import packing
 from hwgen.blocks import PackedMultiplier
 from hwgen.engine import EngineConfig
 from hwgen.engine.macarray import MacArray
+from hwgen.synth import synthesize
 
 
 def weight_word(config, w):
@@ -22,8 +24,6 @@ def weight_word(config, w):
                 word |= packing.rom_word(plan, ws) << offset
                 offset += plan.word_bits
     return word
-
-
 
 
 @pytest.mark.parametrize("family,lanes", [("xcup", (4, 4, 4, 8)), ("xc7", (2, 3, 5, 8)),
@@ -78,3 +78,12 @@ def test_multiplier_latency_is_the_arrays():
     unit = PackedMultiplier(multiplier="xcup", weight_bits=4, act_bits=9, act_signed=True,
                             registered=True, pipelined=True)
     assert unit.latency == MacArray.MULTIPLY
+
+
+@pytest.mark.synth
+def test_mac_array_synthesizes_to_the_dsp_count_the_engine_reports():
+    # Three 4-bit lanes share a DSP48E2, the 8-bit lane takes one alone: 2 per input element.
+    config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), family="xcup")
+    result = synthesize(MacArray(config), "xcup")
+    assert config.dsp_count == 8
+    assert result["cells"].get("DSP48E2") == result["DSP"] == config.dsp_count, result["cells"]
