@@ -19,10 +19,16 @@ or signed ``-2^(Aa-1) .. 2^(Aa-1) - 1``), so each product ``p_i = w_i x`` lies i
 
 The packed operand (shared by both schemes)
 -------------------------------------------
-The weights of one lane group are stored pre-packed, one ROM constant per group::
+The weights of one lane group form one signed constant, with the plan's auxiliary bits beside
+it in one word (:func:`rom_word`)::
 
-    A = sum_i w_i 2^(k i)            (a signed integer; no pre-adder is needed)
+    A = sum_i w_i 2^(k i)
     P = x A = sum_i p_i 2^(k i)      (the exact product: it fits the multiplier's P port)
+
+The weights are stored at their own width and the word is formed as they are read
+(:class:`~hwgen.blocks.packer.WeightPacker`: ``A = D - S``, ``D`` the weights' fields without
+the lower lanes' sign bits and ``S`` those sign bits, a subtraction a DSP48's pre-adder can
+take), equal to :func:`rom_word` for every input.
 
 Lanes overlap in ``P`` (a negative lane borrows from the lanes above it), so the ``k``-bit field
 ``f_i = floor(P / 2^(k i)) mod 2^k`` is not ``p_i`` in general. Two exact ways to undo that:
@@ -503,7 +509,10 @@ def lane_table(multiplier, bits_range=range(2, 9), act_signed=False, narrow=True
     """Our lanes and FINN's for every ``(W, Aa)`` in ``bits_range`` x ``bits_range``.
 
     Returns a list of dicts with ``weight_bits``, ``act_bits``, ``lanes``, ``finn_lanes``,
-    ``field_bits`` and ``scheme`` (``lanes`` 0 and ``scheme`` None where nothing fits).
+    ``field_bits`` and ``scheme`` (``lanes`` 0 and ``scheme`` None where nothing fits), and the
+    ROM bits per weight: ``stored_bits_per_weight`` as the weights are stored (at their own
+    width, packed as they are read) and ``prepacked_bits_per_weight``, what a ROM of
+    :func:`rom_word` words would need (None where nothing fits).
     """
     rows = []
     for w in bits_range:
@@ -512,9 +521,11 @@ def lane_table(multiplier, bits_range=range(2, 9), act_signed=False, narrow=True
                 plan = plan_lanes(multiplier, w, a, act_signed=act_signed, narrow=narrow,
                                   scheme=scheme)
                 ours = {"lanes": plan.lanes, "field_bits": plan.field_bits,
-                        "scheme": plan.scheme}
+                        "scheme": plan.scheme, "stored_bits_per_weight": w,
+                        "prepacked_bits_per_weight": round(plan.word_bits / plan.lanes, 2)}
             except PackingError:
-                ours = {"lanes": 0, "field_bits": None, "scheme": None}
+                ours = {"lanes": 0, "field_bits": None, "scheme": None,
+                        "stored_bits_per_weight": w, "prepacked_bits_per_weight": None}
             rows.append({"weight_bits": w, "act_bits": a} | ours
                         | {"finn_lanes": finn_lanes(multiplier, w, a, narrow=narrow)})
     return rows

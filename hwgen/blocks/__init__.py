@@ -6,6 +6,7 @@ from .fifo import StreamFifo
 from .fork import Broadcast
 from .matvec import MatVecUnit
 from .packed import PackedMultiplier
+from .packer import WeightPacker
 from .pool import GlobalSumPool, MaxPool, SumPool
 from .reorder import Reorder
 from .requantizer import Requantizer
@@ -13,4 +14,5 @@ from .stream import AsSigned, WidthConverter
 from .window import SlidingWindow, im2col
 
 __all__ = ["AsSigned", "Add", "Broadcast", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
-           "Reorder", "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WidthConverter", "im2col"]
+           "Reorder", "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WeightPacker",
+           "WidthConverter", "im2col"]

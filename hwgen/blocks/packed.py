@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import packing
 from ._util import element_shape, registered_product
+from .packer import packed_word
 
 __all__ = ["PackedMultiplier"]
 
@@ -23,9 +24,12 @@ def _sign_extended(value, width, start, stop):
 class PackedMultiplier(wiring.Component):
     """Multiply one activation by the weights of ``lanes`` filters with one hardware multiplier.
 
-    The weights of a lane group come pre-packed from ROM (:func:`hwgen.packing.rom_word`): the
+    The weights of a lane group come as one ROM word (:func:`hwgen.packing.rom_word`): the
     packed constant ``A = sum_i w_i 2^(k i)`` in the low bits and the plan's auxiliary bits above
-    it. The multiplication is behavioral (``x * A``, plus the sign correction ``C`` for the
+    it; with ``raw``, as the lanes' own weights, from which the word is formed in front of the
+    operand registers (:func:`~hwgen.blocks.packer.packed_word`: a subtraction that a DSP48E1's
+    pre-adder takes, in one module with the multiplier so that synthesis can map it). The
+    multiplication is behavioral (``x * A``, plus the sign correction ``C`` for the
     ``"postadd"`` scheme), so a simulator runs it as written and synthesis maps it onto one
     DSP48 / MULT18X18D; the lane recovery is fabric logic (see :mod:`hwgen.packing` for why
     every lane is exact for every input).
@@ -59,22 +63,27 @@ class PackedMultiplier(wiring.Component):
         Register the operands and the result in the multiplier and the result twice again in
         fabric (latency 4 instead of 1), for clocks that a route to and from a distant DSP
         would not meet otherwise.
+    raw : bool
+        Take the lanes' weights (member ``weights``) instead of a ROM word (``word``).
 
     Members
     -------
     x : In(unsigned(act_bits) or signed(act_bits))
         The activation.
     word : In(unsigned(plan.word_bits))
-        One ROM word: the packed weight constant, then the auxiliary bits.
+        One ROM word: the packed weight constant, then the auxiliary bits (without ``raw``).
+    weights : In(data.ArrayLayout(signed(weight_bits), lanes))
+        The weights of the lanes, lane 0 first (with ``raw``).
     en : In(1, init=1)
         Clock enable of every register.
     products : Out(data.ArrayLayout(signed(product_bits), lanes))
-        ``products[i] = w_i * x``, ``latency`` enabled cycles after ``x`` and ``word``.
+        ``products[i] = w_i * x``, ``latency`` enabled cycles after ``x`` and the weights.
     """
 
     def __init__(self, *, multiplier, weight_bits, act_bits, act_signed=False, narrow=True,
-                 scheme=None, registered=False, pipelined=False):
-        for what, value in (("registered", registered), ("pipelined", pipelined)):
+                 scheme=None, registered=False, pipelined=False, raw=False):
+        for what, value in (("registered", registered), ("pipelined", pipelined),
+                            ("raw", raw)):
             if not isinstance(value, bool):
                 raise TypeError(f"{what} must be a bool, not {value!r}")
         plan = packing.plan_lanes(multiplier, weight_bits, act_bits, act_signed=act_signed,
@@ -82,9 +91,12 @@ class PackedMultiplier(wiring.Component):
         self._plan = plan
         self._registered = registered
         self._pipelined = pipelined
+        self._raw = raw
+        weights = ({"weights": In(data.ArrayLayout(signed(plan.weight_bits), plan.lanes))}
+                   if raw else {"word": In(plan.word_bits)})
         super().__init__({
             "x": In(element_shape(plan.act_bits, plan.act_signed)),
-            "word": In(plan.word_bits),
+            **weights,
             "en": In(1, init=1),
             "products": Out(data.ArrayLayout(signed(plan.product_bits), plan.lanes)),
         })
@@ -102,6 +114,7 @@ class PackedMultiplier(wiring.Component):
     word_bits = property(lambda self: self._plan.word_bits)
     registered = property(lambda self: self._registered)
     pipelined = property(lambda self: self._pipelined)
+    raw = property(lambda self: self._raw)
 
     @property
     def latency(self):
@@ -120,8 +133,10 @@ class PackedMultiplier(wiring.Component):
         m = Module()
         plan = self._plan
         k, L = plan.field_bits, plan.lanes
-        a = self.word[:plan.packed_bits].as_signed()
-        aux = self.word[plan.packed_bits:]
+        word = (packed_word(plan, [self.weights[i] for i in range(L)]) if self._raw
+                else self.word)
+        a = word[:plan.packed_bits].as_signed()
+        aux = word[plan.packed_bits:]
         x = self.x
         x_nonzero = Signal()
         x_negative = Signal()

@@ -63,6 +63,7 @@ class _Compiler:
         self.graph, self.config = graph, config
         self.views = op_views(graph)
         self.ranges = graph.ranges()
+        self.shapes = graph.shapes()         # once: each call walks and checks the graph
         self.problems = []
         self.layers = []
         self.types = {"input": (graph.input.bits, graph.input.signed)}
@@ -157,7 +158,7 @@ class _Compiler:
     def matmul(self, view, rq, output):
         config = self.config
         source = self.stored[view.node.inputs[0]]
-        in_map = map_shape(self.graph.shapes()[source] if source != "input"
+        in_map = map_shape(self.shapes[source] if source != "input"
                            else self.graph.input.shape)
         weight = view.weight
         if view.kind == "dense":
@@ -181,7 +182,7 @@ class _Compiler:
     def vector(self, view, rq, output):
         node = view.node
         source = self.stored[node.inputs[0]]
-        in_map = map_shape(self.graph.shapes()[source] if source != "input"
+        in_map = map_shape(self.shapes[source] if source != "input"
                            else self.graph.input.shape)
         second = None
         if view.kind == "flatten":
@@ -191,7 +192,7 @@ class _Compiler:
         elif view.kind == "add":
             op, kernel, stride, padding = ADD, (1, 1), (1, 1), (0, 0)
             second = self.stored[node.inputs[1]]
-            if map_shape(self.graph.shapes()[second] if second != "input"
+            if map_shape(self.shapes[second] if second != "input"
                          else self.graph.input.shape) != in_map:
                 self.problems.append(f"{self.where(view.name)}: adds tensors stored as "
                                      f"different maps; the engine adds maps pixel by pixel")

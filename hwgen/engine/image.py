@@ -4,7 +4,7 @@ written, and the :class:`Program` that says where everything lies.
 The compiler (:mod:`hwgen.engine.compiler`) decides what each layer is; the image builder here
 decides where it goes and encodes it in the formats the hardware reads
 (:mod:`hwgen.engine.program` for descriptors, :mod:`hwgen.engine.params` for fold parameters,
-:mod:`hwgen.packing` for packed weight words).
+:mod:`hwgen.engine.weights` for weight k-steps).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -14,13 +14,13 @@ import numpy as np
 from quant import numerics
 from quant.graph import requantize_offset, requantize_rounding
 
-from .. import packing
 from ..errors import UnsupportedLayerError
 from .layout import TensorLayout
 from .model import DEFAULT_LATENCY, program_cycles
 from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, encode_params,
                      param_words)
 from .program import DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
+from .weights import kstep_bits, kstep_widths, pack_fields
 
 __all__ = ["EngineLayer", "Program", "ImageBuilder", "place_filters"]
 
@@ -94,18 +94,9 @@ class Program:
         }
 
 
-def _pack_bits(fields_):
-    """``[(value, width), ...]`` as one integer, the first field in the low bits."""
-    word, offset = 0, 0
-    for value, width in fields_:
-        word |= (int(value) & ((1 << width) - 1)) << offset
-        offset += width
-    return word, offset
-
-
-def _to_words(value, bits, data_bits):
-    words = -(-bits // data_bits) if bits else 0
-    return value.to_bytes(words * data_bits // 8, "little"), words
+def _bus_words(bits, data_bits):
+    """Bus words that hold ``bits`` bits."""
+    return -(-bits // data_bits)
 
 
 def place_filters(lane_bits, weight_bits):
@@ -150,7 +141,7 @@ class ImageBuilder:
 
     def shape(self, value):
         return tuple(self.graph.input.shape) if value == "input" else \
-            self.graph.shapes()[value]
+            self.compiler.shapes[value]
 
     def add(self, plan):
         view, rq, output = plan.view, plan.rq, plan.output
@@ -241,10 +232,11 @@ class ImageBuilder:
                                  f"passes over the lanes {list(lane_bits)}; the engine runs at "
                                  f"most {MAX_PASSES}")
             return b"", 0
-        kstep_bits = sum(-(-len(lanes) // plan_.lanes) * plan_.word_bits
-                         for _, lanes, plan_ in c.groups) * tn
-        kstep_bytes, kstep_words = _to_words(0, kstep_bits, c.data_bits)
+        kstep_words = _bus_words(kstep_bits(c), c.data_bits)
+        widths = kstep_widths(c)
         fold_words = param_words(c)
+        # Filter ``outs`` is all zeros: the weights of a lane no filter of the pass is on.
+        w = np.concatenate([w, np.zeros((1,) + w.shape[1:], np.int64)])
         data = bytearray()
         for f in range(folds):
             placed = passes_of[f] + [{}] * (MAX_PASSES - len(passes_of[f]))
@@ -255,22 +247,13 @@ class ImageBuilder:
             data += encode_params(c, mult=mult[f * tm:(f + 1) * tm],
                                   offset=offset[f * tm:(f + 1) * tm], bias=biases,
                                   source=sources)
+            filters = np.full((passes, tm), outs)
             for q in range(passes):
-                lanes_w = np.zeros((tm, ksteps, tn), np.int64)
                 for p, j in placed[q].items():
-                    lanes_w[p] = w[f * tm + j]
-                for k in range(ksteps):
-                    word_fields = []
-                    for _, lanes, lane_plan in c.groups:
-                        for start in range(0, len(lanes), lane_plan.lanes):
-                            pack = lanes[start:start + lane_plan.lanes]
-                            for i in range(tn):
-                                ws = [int(lanes_w[p, k, i]) for p in pack]
-                                ws += [0] * (lane_plan.lanes - len(ws))
-                                word_fields.append((packing.rom_word(lane_plan, ws),
-                                                    lane_plan.word_bits))
-                    value, _ = _pack_bits(word_fields)
-                    data += value.to_bytes(kstep_words * c.data_bytes, "little")
+                    filters[q, p] = f * tm + j
+            # (passes, tm, K, tn) -> one row per k-step, lane-major within it.
+            steps = w[filters].transpose(0, 2, 1, 3).reshape(passes * ksteps, tm * tn)
+            data += pack_fields(steps, widths, kstep_words * c.data_bytes)
         d.folds, d.passes, d.ksteps = folds, passes, ksteps
         d.kstep_words, d.fold_words = kstep_words, fold_words
         macs = out.map[1] * out.map[2] * outs * weight[0].size
@@ -288,13 +271,16 @@ class ImageBuilder:
         ksteps = 0
         kstep_words = 0
         if plan.kind == DEPTHWISE:
-            weight = view.weight.reshape(channels, kh * kw)
+            weight = np.zeros((groups * tn, kh * kw), np.int64)
+            weight[:channels] = view.weight.reshape(channels, kh * kw)
             bias = view.node.tensors["bias"]
             if view.weight_bits.max() > VECTOR_WEIGHT_BITS:
                 self.problems.append(f"layer '{view.name}': depthwise weights wider than "
                                      f"{VECTOR_WEIGHT_BITS} bits")
+                return b"", 0
             ksteps = kh * kw
-            _, kstep_words = _to_words(0, tn * VECTOR_WEIGHT_BITS, c.data_bits)
+            kstep_words = _bus_words(tn * VECTOR_WEIGHT_BITS, c.data_bits)
+            widths = np.full(tn, VECTOR_WEIGHT_BITS)
         fold_words = param_words(c)
         for g in range(groups):
             biases = [[int(bias[g * tn + i]) if plan.kind == DEPTHWISE and
@@ -303,11 +289,9 @@ class ImageBuilder:
             data += encode_params(c, mult=mult[g * tn:(g + 1) * tn],
                                   offset=offset[g * tn:(g + 1) * tn], bias=biases,
                                   source=[[(0, 0)] * tn] * MAX_PASSES)
-            for k in range(ksteps):
-                ws = [(int(weight[g * tn + i, k]) if g * tn + i < channels else 0,
-                       VECTOR_WEIGHT_BITS) for i in range(tn)]
-                value, _ = _pack_bits(ws)
-                data += value.to_bytes(kstep_words * c.data_bytes, "little")
+            if ksteps:
+                data += pack_fields(weight[g * tn:(g + 1) * tn].T, widths,
+                                    kstep_words * c.data_bytes)
         d.folds, d.passes, d.ksteps = groups, 1, ksteps
         d.kstep_words, d.fold_words = kstep_words, fold_words
         pixels = out.map[1] * out.map[2]

@@ -3,9 +3,11 @@
 Lane ``p`` multiplies the ``tn`` activations by its ``tn`` weights of ``lane_bits[p]`` bits and
 adds the products; lanes of one width are packed several to a hardware multiplier per input
 element (:func:`hwgen.packing.plan_group`), so the array takes ``config.dsp_count``
-multipliers. A k-step's weights arrive as one word: for each lane width (narrowest first), for
-each pack of its lanes, for each input element, the pack's ROM word (packed constant and
-correction bits, :func:`hwgen.packing.rom_word`).
+multipliers. A k-step's weights arrive as one word, each at its lane's own width
+(:mod:`hwgen.engine.weights`: lane 0's ``tn`` weights first); each multiplier forms its pack's
+operand (packed constant and correction bits, equal to :func:`hwgen.packing.rom_word`) from
+them in front of its operand registers (:func:`hwgen.blocks.packer.packed_word`), so the
+weight buffer and DRAM hold every weight once at its lane's width.
 
 Each lane accumulates its sums over the k-steps of a dot product: the first k-step starts from
 the lane's bias, the last one sends the totals out. Control and tags travel with the data, so
@@ -18,14 +20,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..blocks import PackedMultiplier
 from ..blocks._util import tree_sum
+from .weights import kstep_bits, lane_field
 
 __all__ = ["MacArray", "weight_word_bits"]
 
 
 def weight_word_bits(config):
     """Bits of one k-step's weight word."""
-    return sum(-(-len(lanes) // plan.lanes) * plan.word_bits
-               for _, lanes, plan in config.groups) * config.tn
+    return kstep_bits(config)
 
 
 class MacArray(wiring.Component):
@@ -77,19 +79,19 @@ class MacArray(wiring.Component):
         c = self._config
         tm, tn = c.tm, c.tn
         products = [[None] * tn for _ in range(tm)]
-        offset = 0
         for bits, lanes, plan in c.groups:
             for start in range(0, len(lanes), plan.lanes):
                 pack = lanes[start:start + plan.lanes]
                 for i in range(tn):
                     unit = PackedMultiplier(multiplier=plan.multiplier, weight_bits=bits,
                                             act_bits=c.act_bits, act_signed=True,
-                                            registered=True, pipelined=True)
+                                            registered=True, pipelined=True, raw=True)
                     m.submodules[f"mul_w{bits}_{start}_{i}"] = unit
-                    m.d.comb += [unit.x.eq(self.x[i]),
-                                 unit.word.eq(self.weights[offset:offset + plan.word_bits])]
-                    offset += plan.word_bits
+                    m.d.comb += unit.x.eq(self.x[i])
+                    # A pack short of the plan's lanes multiplies zeros on the rest.
                     for n, lane in enumerate(pack):
+                        at, width = lane_field(c, lane, i)
+                        m.d.comb += unit.weights[n].eq(self.weights[at:at + width].as_signed())
                         products[lane][i] = unit.products[n]
 
         def delayed(value, cycles, name):

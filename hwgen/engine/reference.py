@@ -1,21 +1,21 @@
 """What the engine computes, layer by layer, on a DRAM image: the program's own reference.
 
 :func:`run_image` reads each descriptor from the image, its tensors and parameters exactly as
-the hardware does (weights unpacked from their packed words, biases, lanes and multipliers
-from the parameter words), computes the layer, and writes its output tensor back. It proves
-the compiler's image (layouts, packing, passes, crossbar tables) against the golden without a
-simulator, and it is the engine's answer that the RTL must equal.
+the hardware does (weights from their k-steps, each at its lane's width; biases, lanes and
+multipliers from the parameter words), computes the layer, and writes its output tensor back.
+It proves the compiler's image (layouts, weight k-steps, passes, crossbar tables) against the
+golden without a simulator, and it is the engine's answer that the RTL must equal.
 """
 
 import numpy as np
 
 from quant import numerics
 
-from .. import packing
 from .params import VECTOR_WEIGHT_BITS
 from .layout import TensorLayout
 from .params import decode_params
 from .program import DEPTHWISE, MATMUL, POOL_MAX, POOL_SUM, ROUNDING, Descriptor
+from .weights import kstep_widths, unpack_fields
 
 __all__ = ["run_image", "descriptors"]
 
@@ -29,20 +29,6 @@ def descriptors(image, address=0):
         if d.last or len(out) > 100_000:
             return out
         address += 64
-
-
-class _Fields:
-    """Reads consecutive little-endian bit fields from bytes."""
-
-    def __init__(self, data):
-        self.value, self.offset = int.from_bytes(bytes(data), "little"), 0
-
-    def take(self, width, signed=False):
-        v = (self.value >> self.offset) & ((1 << width) - 1)
-        self.offset += width
-        if signed and v >> (width - 1):
-            v -= 1 << width
-        return v
 
 
 def _params(image, address, d, config):
@@ -97,19 +83,13 @@ def _matmul(image, d, config):
         mult, offset, bias, sources = _params(image, address, d, config)
         address += d.fold_words * word_bytes
         fold = np.zeros((tm, oh * ow), np.int64)
+        rows = d.passes * d.ksteps
+        steps = unpack_fields(image[address:address + rows * d.kstep_words * word_bytes],
+                              kstep_widths(config), rows, d.kstep_words * word_bytes)
+        address += rows * d.kstep_words * word_bytes
+        weights = steps.reshape(d.passes, d.ksteps, tm, tn).transpose(0, 2, 1, 3)
         for q in range(d.passes):
-            w = np.zeros((tm, d.ksteps, tn), np.int64)
-            for step in range(d.ksteps):
-                fields = _Fields(image[address:address + d.kstep_words * word_bytes])
-                address += d.kstep_words * word_bytes
-                for _, lanes, plan in config.groups:
-                    for start in range(0, len(lanes), plan.lanes):
-                        pack = lanes[start:start + plan.lanes]
-                        for i in range(tn):
-                            packed, aux = packing.split_word(plan, fields.take(plan.word_bits))
-                            ws = packing.unpack_weights(plan, packed, aux)
-                            for p, weight in zip(pack, ws):
-                                w[p, step, i] = weight
+            w = weights[q]                                               # (tm, K, tn)
             acc = np.asarray(bias[q])[:, None] + w.reshape(tm, -1) @ cols.T
             for position, (lane, valid) in enumerate(sources[q]):
                 if valid:
@@ -134,12 +114,10 @@ def _vector(image, d, config):
         bias += group_bias[0]
         mult += group_mult
         offset += group_offset
-        group = []
-        for _ in range(d.ksteps):
-            fields = _Fields(image[address:address + d.kstep_words * word_bytes])
-            address += d.kstep_words * word_bytes
-            group.append([fields.take(VECTOR_WEIGHT_BITS, True) for _ in range(tn)])
-        weight.append(np.array(group).reshape(d.ksteps, tn))
+        weight.append(unpack_fields(image[address:address + d.ksteps * d.kstep_words
+                                          * word_bytes], np.full(tn, VECTOR_WEIGHT_BITS),
+                                    d.ksteps, d.kstep_words * word_bytes))
+        address += d.ksteps * d.kstep_words * word_bytes
     if d.op == POOL_MAX:
         acc = windows.max(axis=0)
     elif d.op == POOL_SUM:

@@ -29,7 +29,13 @@ def rtl_products(dut, x, weights, *, stall=0.0, seed=SEED):
     With ``stall`` > 0, ``en`` is dropped at random; on those cycles the inputs carry garbage
     and the outputs must hold.
     """
-    words = [dut.rom_word(w) for w in weights]
+    if dut.raw:       # the lanes' weights, lane 0 in the low bits
+        port, bits = dut.weights.as_value(), dut.weight_bits
+        words = [sum((int(v) & ((1 << bits) - 1)) << (bits * i) for i, v in enumerate(row))
+                 for row in weights]
+    else:
+        port, bits = dut.word, dut.word_bits
+        words = [dut.rom_word(w) for w in weights]
     rng = np.random.default_rng(seed)
     x_lo, x_hi = dut.plan.act_range
     out = []
@@ -41,10 +47,10 @@ def rtl_products(dut, x, weights, *, stall=0.0, seed=SEED):
             enable = stall == 0 or rng.random() >= stall
             if not enable:
                 ctx.set(dut.x, int(rng.integers(x_lo, x_hi + 1)))
-                ctx.set(dut.word, int(rng.integers(0, 1 << dut.word_bits)))
+                ctx.set(port, int(rng.integers(0, 1 << len(port))))
             elif i < len(x):
                 ctx.set(dut.x, int(x[i]))
-                ctx.set(dut.word, words[i])
+                ctx.set(port, words[i])
             ctx.set(dut.en, int(enable))
             before = [ctx.get(dut.products[lane]) for lane in range(dut.lanes)]
             await ctx.tick()
@@ -89,11 +95,13 @@ W4A5_CASES = [("xcup", 4, 5, False, "postadd"), ("xcup", 4, 5, False, "borrow"),
               ("xcup", 4, 5, True, "postadd"), ("xcup", 4, 5, True, "borrow")]
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["word", "raw"])
 @pytest.mark.parametrize("case", W4A5_CASES, ids=_id)
-def test_w4a5_dsp48e2_random_and_extremes(case):
+def test_w4a5_dsp48e2_random_and_extremes(case, raw):
+    """From a ROM word or from the raw weights (packed in front of the operand registers)."""
     mult, w_bits, a_bits, act_signed, scheme = case
     dut = PackedMultiplier(multiplier=mult, weight_bits=w_bits, act_bits=a_bits,
-                           act_signed=act_signed, scheme=scheme)
+                           act_signed=act_signed, scheme=scheme, raw=raw)
     plan = dut.plan
     seed = SEED + W4A5_CASES.index(case)
     rng = np.random.default_rng(seed)
@@ -111,13 +119,14 @@ SMALL_CASES = [(mult, w, w, act_signed, scheme)
                for mult, scheme in (("xc7", "postadd"), ("xcup", "borrow"), ("ecp5", "borrow"))]
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["word", "raw"])
 @pytest.mark.parametrize("case", SMALL_CASES, ids=_id)
-def test_small_precisions_all_activations(case):
+def test_small_precisions_all_activations(case, raw):
     """W2A2 and W3A3: every activation x 600 weight groups (random, plus lone and full
     extremes that make the longest borrow chains)."""
     mult, w_bits, a_bits, act_signed, scheme = case
     dut = PackedMultiplier(multiplier=mult, weight_bits=w_bits, act_bits=a_bits,
-                           act_signed=act_signed, scheme=scheme)
+                           act_signed=act_signed, scheme=scheme, raw=raw)
     plan = dut.plan
     seed = SEED + 100 + SMALL_CASES.index(case)
     rng = np.random.default_rng(seed)
@@ -148,7 +157,8 @@ def test_single_lane(scheme):
 @pytest.mark.parametrize("scheme", ["postadd", "borrow"])
 def test_enable_holds_the_pipeline(scheme, registered, pipelined):
     dut = PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, act_signed=True,
-                           scheme=scheme, registered=registered, pipelined=pipelined)
+                           scheme=scheme, registered=registered, pipelined=pipelined,
+                           raw=pipelined)
     assert dut.latency == 1 + registered + 3 * pipelined
     assert (dut.registered, dut.pipelined) == (registered, pipelined)
     seed = SEED + 7
@@ -259,6 +269,8 @@ def test_constructor_errors():
         PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, registered=1)
     with pytest.raises(TypeError, match=r"pipelined must be a bool, not 'yes'"):
         PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, pipelined="yes")
+    with pytest.raises(TypeError, match=r"raw must be a bool, not 1"):
+        PackedMultiplier(multiplier="xc7", weight_bits=4, act_bits=4, raw=1)
     with pytest.raises(PackingError, match=r"W8A18 needs an 18-bit unsigned activation in the "
                                            r"18-bit signed B port of DSP48E1"):
         PackedMultiplier(multiplier="xc7", weight_bits=8, act_bits=18)

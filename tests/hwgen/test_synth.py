@@ -27,6 +27,20 @@ def test_w4a5_is_one_dsp(family, scheme):
     assert result["RAMB"] == result["LUTRAM"] == 0
 
 
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_raw_weights_are_packed_in_front_of_one_dsp(family):
+    """Fed raw weights, the multiplier is still one DSP slice; on xc7 the subtraction that
+    forms the packed operand is the DSP48E1's pre-adder (no carry logic in fabric), on xcup
+    yosys puts it on the carry chain."""
+    dut = PackedMultiplier(multiplier=family, weight_bits=4, act_bits=5, raw=True,
+                           registered=True, pipelined=True)
+    result = synthesize(dut, family)
+    assert result["cells"].get(DSP_CELL[family]) == 1 and result["DSP"] == 1, result["cells"]
+    assert result["LUT"] <= 3 * dut.lanes, result["cells"]
+    assert (result["CARRY"] == 0) == (family == "xc7"), result["cells"]
+
+
 class ThreeMultipliers(wiring.Component):
     """Three independent packed multipliers side by side."""
 

@@ -9,6 +9,7 @@ import quant
 from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
 from hwgen.engine.image import place_filters
 from hwgen.engine.params import MAX_PASSES, decode_params, encode_params
+from hwgen.engine.weights import kstep_widths, unpack_fields
 from hwgen.errors import UnsupportedLayerError
 from quant import graph as g
 from quant.export import export
@@ -89,6 +90,32 @@ def test_descriptors_and_parameters_round_trip():
     raw = encode_params(SMALL, mult=mult, offset=offset, bias=bias, source=source)
     assert len(raw) % SMALL.data_bytes == 0
     assert decode_params(SMALL, raw) == (mult, offset, bias, source)
+
+
+def test_weights_are_stored_at_their_lanes_width():
+    # Four filters, two of them 8-bit, on the lanes (4, 4, 4, 8): two passes; six inputs, two
+    # k-steps of tn = 4.
+    rng = np.random.default_rng(5)
+    bits = np.array([4, 8, 4, 8])
+    w = np.where(bits[:, None] == 8, rng.integers(-100, 100, (4, 6)),
+                 rng.integers(-7, 8, (4, 6)))
+    graph = quant.QGraph(quant.InputSpec((6,), 8, False),
+                         [g.dense("fc", w, np.zeros(4, int), bits)])
+    program = compile_program(graph, SMALL)
+    d = program.layers[0].descriptor
+    assert (d.folds, d.passes, d.ksteps) == (1, 2, 2)
+    assert d.kstep_words == 2                   # (4 + 4 + 4 + 8) x 4 = 80 bits in two words
+    word = SMALL.data_bytes * d.kstep_words
+    data = program.image[d.param_addr + d.fold_words * SMALL.data_bytes:][:4 * word]
+    stored = unpack_fields(data, kstep_widths(SMALL), 4, word).reshape(2, 2, 4, 4)
+    padded = np.zeros((4, 8), int)
+    padded[:, :6] = w
+    placed = place_filters(SMALL.lane_bits, bits)
+    assert len(placed) == 2
+    for q, lanes in enumerate(placed):
+        for lane in range(4):
+            want = padded[lanes[lane]] if lane in lanes else np.zeros(8, int)
+            assert (stored[q, :, lane].reshape(-1) == want).all(), (q, lane)
 
 
 def _dense(name, inputs, outs, ins, bits=4, rng=np.random.default_rng(3)):

@@ -6,24 +6,38 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from hwgen import packing
 from hwgen.blocks import PackedMultiplier
 from hwgen.engine import EngineConfig
 from hwgen.engine.macarray import MacArray
+from hwgen.engine.weights import kstep_bits, kstep_widths, pack_fields, unpack_fields
 from hwgen.synth import synthesize
 
 
 def weight_word(config, w):
-    """The k-step word of weights ``w`` (tm x tn), as the compiler packs it."""
+    """The k-step word of weights ``w`` (tm x tn): each lane's weights at its own width, as
+    the compiler stores them."""
     word, offset = 0, 0
-    for _, lanes, plan in config.groups:
-        for start in range(0, len(lanes), plan.lanes):
-            pack = lanes[start:start + plan.lanes]
-            for i in range(config.tn):
-                ws = [int(w[p, i]) for p in pack] + [0] * (plan.lanes - len(pack))
-                word |= packing.rom_word(plan, ws) << offset
-                offset += plan.word_bits
+    for p in range(config.tm):
+        bits = config.lane_bits[p]
+        for i in range(config.tn):
+            word |= (int(w[p, i]) & ((1 << bits) - 1)) << offset
+            offset += bits
     return word
+
+
+def test_kstep_fields_round_trip_at_each_lanes_width():
+    config = EngineConfig(tm=4, tn=4, lane_bits=(2, 3, 5, 8), data_bits=32)
+    rng = np.random.default_rng(1)
+    lo = -(1 << (np.array(config.lane_bits) - 1))
+    w = rng.integers(lo[None, :, None], -lo[None, :, None], (6, 4, 4))
+    data = pack_fields(w.reshape(6, 16), kstep_widths(config), 12)
+    assert kstep_bits(config) == 72 and len(data) == 6 * 12
+    for step in range(6):
+        assert int.from_bytes(data[12 * step:12 * step + 12], "little") == \
+            weight_word(config, w[step])
+    assert (unpack_fields(data, kstep_widths(config), 6, 12).reshape(6, 4, 4) == w).all()
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_fields(np.full((1, 16), 2), kstep_widths(config), 12)
 
 
 @pytest.mark.parametrize("family,lanes", [("xcup", (4, 4, 4, 8)), ("xc7", (2, 3, 5, 8)),
@@ -76,7 +90,7 @@ def test_mac_array_matches_dot_products(family, lanes):
 
 def test_multiplier_latency_is_the_arrays():
     unit = PackedMultiplier(multiplier="xcup", weight_bits=4, act_bits=9, act_signed=True,
-                            registered=True, pipelined=True)
+                            registered=True, pipelined=True, raw=True)
     assert unit.latency == MacArray.MULTIPLY
 
 
