@@ -3,7 +3,9 @@
 The graphs have the exact layer shapes of the torchvision networks at a ``(3, 224, 224)``
 8-bit unsigned input, with batch normalization folded into each convolution (one bias per
 filter), and random weights: they are for cost estimates (MACs, weight storage, resources,
-cycles), not for accuracy.
+cycles), not for accuracy. ``input_size`` builds the same layers on a smaller (or larger)
+square image, for simulations that run a whole network in minutes; the global pool of the
+head then averages the final map the network really produces.
 
 Precisions follow FILM-QNN: every dense and convolution layer (the first and the last
 included) has per-filter weight bits, about 95% of the filters 4-bit and 5% 8-bit
@@ -34,9 +36,11 @@ from .graph import (MAX_SHIFT, InputSpec, QGraph, add, conv2d, dense, flatten, g
 from .precision import high_precision_count
 
 __all__ = ["resnet18", "resnet50", "mobilenet_v2", "NETWORKS", "filter_bits", "totals",
-           "INPUT_SHAPE", "ACT_BITS", "ADD_BITS", "LOW_BITS", "HIGH_BITS", "HIGH_FRACTION"]
+           "INPUT_SHAPE", "MIN_INPUT_SIZE", "ACT_BITS", "ADD_BITS", "LOW_BITS", "HIGH_BITS", "HIGH_FRACTION"]
 
 INPUT_SHAPE = (3, 224, 224)
+#: The networks halve their maps five times; a smaller input would leave nothing to pool.
+MIN_INPUT_SIZE = 32
 #: Activation width (each ReLU, and MobileNet-V2's linear bottlenecks, signed).
 ACT_BITS = 5
 #: Width of each operand of a residual add (signed), as ``quant.nn.QuantAdd``'s default.
@@ -77,9 +81,13 @@ class _Builder:
     """Appends nodes with seeded random weights, keeping each output's channel count and a
     rough magnitude (RMS, per channel for accumulators) to size biases and requantizers."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, input_size):
+        if not numerics.is_int(input_size) or input_size < MIN_INPUT_SIZE:
+            raise ValueError(f"input_size must be an integer of at least {MIN_INPUT_SIZE} (the "
+                             f"networks halve their maps five times), not {input_size!r}")
         self.rng = np.random.default_rng(seed)
-        self.input = InputSpec(INPUT_SHAPE, 8, False, 1 / 255)
+        self.input = InputSpec((INPUT_SHAPE[0], int(input_size), int(input_size)), 8, False,
+                               1 / 255)
         self.nodes = []
         self.channels = {"input": INPUT_SHAPE[0]}
         self.rms = {"input": 255 / math.sqrt(3)}     # uniform 8-bit pixels
@@ -150,8 +158,10 @@ class _Builder:
         return self._append(maxpool2d(name, kernel, stride, padding, inputs=[src]),
                             self.channels[src], self.rms[src])
 
-    def head(self, src, pixels, classes, name):
-        """Global average pool, requantize, flatten and the classifier."""
+    def head(self, src, classes, name):
+        """Global average pool over the final map, requantize, flatten and the classifier."""
+        _, height, width = QGraph(self.input, self.nodes).shapes()[src]
+        pixels = height * width
         pool = self._append(global_avgpool("avgpool", inputs=[src]), self.channels[src],
                             self.rms[src] * pixels)
         act = self.requantize("avgpool.requantize", pool)
@@ -163,8 +173,8 @@ class _Builder:
                                                "weights": "random"}).validate()
 
 
-def _resnet(network, bottleneck, blocks, seed):
-    b = _Builder(seed)
+def _resnet(network, bottleneck, blocks, seed, input_size):
+    b = _Builder(seed, input_size)
     x = b.requantize("relu", b.conv("conv1", "input", 64, 7, stride=2))
     x = b.maxpool("maxpool", x, 3, 2, 1)
     in_channels = 64
@@ -187,22 +197,23 @@ def _resnet(network, bottleneck, blocks, seed):
                 shortcut = b.conv(f"{block}.downsample", x, out_channels, 1, stride=stride)
             x = b.requantize(f"{block}.relu", b.residual(block, y, shortcut))
             in_channels = out_channels
-    b.head(x, 7 * 7, 1000, "fc")
+    b.head(x, 1000, "fc")
     return b.graph(network, seed)
 
 
-def resnet18(*, seed=0):
+def resnet18(*, seed=0, input_size=224):
     """ResNet-18 (torchvision): 7x7 stem, 3x3 max pool (stride 2, padding 1), four stages of
     two basic blocks (64, 128, 256, 512 channels; 1x1 stride-2 projection shortcuts), global
-    average pool, 1000-way classifier. 1.81 GMAC per frame."""
-    return _resnet("resnet18", False, (2, 2, 2, 2), seed)
+    average pool, 1000-way classifier. 1.81 GMAC per frame at the default ``input_size`` 224
+    (a ``(3, input_size, input_size)`` image; 32 gives a 1 x 1 final map)."""
+    return _resnet("resnet18", False, (2, 2, 2, 2), seed, input_size)
 
 
-def resnet50(*, seed=0):
+def resnet50(*, seed=0, input_size=224):
     """ResNet-50 (torchvision v1.5, stride on the 3x3 convolution): as :func:`resnet18` with
     3, 4, 6, 3 bottleneck blocks (1x1, 3x3, 1x1 with 4x expansion to 256..2048 channels).
-    4.09 GMAC per frame."""
-    return _resnet("resnet50", True, (3, 4, 6, 3), seed)
+    4.09 GMAC per frame at 224."""
+    return _resnet("resnet50", True, (3, 4, 6, 3), seed, input_size)
 
 
 #: MobileNet-V2 inverted residual stages: expansion t, output channels c, blocks n, stride s.
@@ -210,18 +221,19 @@ _MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 
                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
-def mobilenet_v2(*, seed=0):
+def mobilenet_v2(*, seed=0, input_size=224):
     """MobileNet-V2 (torchvision, width 1.0): 3x3 stride-2 stem to 32 channels, 17 inverted
     residual blocks (1x1 expansion by t unless t is 1, 3x3 depthwise, 1x1 linear projection;
     a residual add where the stride is 1 and the channels do not change), 1x1 convolution to
-    1280, global average pool, 1000-way classifier. 0.30 GMAC per frame.
+    1280, global average pool, 1000-way classifier. 0.30 GMAC per frame at the default
+    ``input_size`` 224.
 
     Nodes of block ``features.N``: ``.expand`` / ``.expand_relu``, ``.depthwise`` /
     ``.depthwise_relu``, ``.project``, then the join (``.requantize_body``,
     ``.requantize_shortcut``, ``.add``) where there is one, and ``.requantize`` (signed,
     the linear bottleneck's activation).
     """
-    b = _Builder(seed)
+    b = _Builder(seed, input_size)
     x = b.requantize("features.0.relu", b.conv("features.0", "input", 32, 3, stride=2))
     in_channels, index = 32, 1
     for t, c, n, s in _MOBILENET_V2_STAGES:
@@ -237,7 +249,7 @@ def mobilenet_v2(*, seed=0):
             x = b.requantize(f"{block}.requantize", y, signed=True)
             in_channels, index = c, index + 1
     x = b.requantize(f"features.{index}.relu", b.conv(f"features.{index}", x, 1280, 1))
-    b.head(x, 7 * 7, 1000, "classifier")
+    b.head(x, 1000, "classifier")
     return b.graph("mobilenet_v2", seed)
 
 

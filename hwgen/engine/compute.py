@@ -193,10 +193,14 @@ class Compute(wiring.Component):
                                         m.next = "FOLD"
             with m.State("FINISH"):
                 with m.If(bands_done == d.bands):
-                    m.d.comb += self.done.eq(1)
-                    with m.If(self.go):
-                        m.d.sync += [band.eq(0), bank.eq(0), bands_done.eq(0)]
-                        m.next = "BAND"
+                    m.next = "DONE"
+            with m.State("DONE"):
+                # Its own state: the next layer's descriptor replaces this one's (and its band
+                # count) before ``go``, so done cannot be judged from the descriptor here.
+                m.d.comb += self.done.eq(1)
+                with m.If(self.go):
+                    m.d.sync += [band.eq(0), bank.eq(0), bands_done.eq(0)]
+                    m.next = "BAND"
 
         # Stage 1: the buffers' data, with the k-step's control.
         tag = data.StructLayout({"obuf": range(2 * c.output_words), "pass": 4, "last_pass": 1,

@@ -193,3 +193,37 @@ def test_save_load_round_trip_keeps_the_padded_pool(tmp_path):
     assert [(n.name, n.attrs) for n in h.nodes] == [(n.name, n.attrs) for n in g.nodes]
     assert h["layer4.1.conv2"].tensors["weight"].dtype == np.int8
     assert zoo.totals(h) == zoo.totals(g)
+
+
+@pytest.mark.parametrize("name, size, final", [("resnet18", 32, (512, 1, 1)),
+                                               ("resnet50", 64, (2048, 2, 2)),
+                                               ("mobilenet_v2", 48, (1280, 2, 2))])
+def test_smaller_inputs_keep_the_layers_and_pool_the_real_final_map(name, size, final):
+    """The same layers and weights on a smaller image; the head's requantizer is scaled for
+    the final map the network really produces, so on a random image it is not stuck."""
+    small, full = zoo.NETWORKS[name](input_size=size), build(name)
+    assert small.input == qgraph.InputSpec((3, size, size), 8, False, 1 / 255)
+    assert [n.name for n in small.nodes] == [n.name for n in full.nodes]
+    for a, b in zip(small.nodes, full.nodes):
+        if a.op in qgraph.FILTER_OPS:
+            assert np.array_equal(a.tensors["weight"], b.tensors["weight"]), a.name
+    shapes = small.validate().shapes()
+    pooled = [n.inputs[0] for n in small.nodes if n.op == "global_avgpool"]
+    assert [shapes[p] for p in pooled] == [final]
+    # The pool sums final[1] * final[2] pixels: its multiplier (at the same shift) is the
+    # full-size one times 49 / pixels, up to rounding.
+    rq_small, rq_full = small["avgpool.requantize"], full["avgpool.requantize"]
+    ratio = (rq_small.tensors["multiplier"] / 2.0 ** rq_small.attrs["shift"]) / \
+        (rq_full.tensors["multiplier"] / 2.0 ** rq_full.attrs["shift"])
+    assert np.allclose(ratio, 49 / (final[1] * final[2]), rtol=0.01)
+    out = golden.run(small, np.random.default_rng(1).integers(0, 256, size=(1, 3, size, size)))
+    v = out["avgpool.requantize"]
+    hi = numerics.int_range(zoo.ACT_BITS, False)[1]
+    assert np.mean(v == hi) < 0.2 and v.std() > 1, (name, np.mean(v == hi), v.std())
+
+
+@pytest.mark.parametrize("size", [31, 0, 32.0, "32"])
+def test_input_size_is_checked(size):
+    with pytest.raises(ValueError, match=r"input_size must be an integer of at least 32 \(the "
+                                         r"networks halve their maps five times\), not"):
+        zoo.resnet18(input_size=size)

@@ -82,6 +82,22 @@ def test_pools_depthwise_add_and_dense_after_a_flatten():
     assert [layer.name for layer in program.layers][:2] == ["dw", "pool"]
 
 
+def test_a_layer_after_one_with_more_bands_starts():
+    """The compute unit's end of a layer does not hang on the band count of the next
+    descriptor, which replaces the finished layer's before the next start."""
+    rng = np.random.default_rng(4)
+    graph = _graph((4, 8, 8), [
+        g.conv2d("dw", rng.integers(-7, 8, (4, 1, 3, 3)), np.zeros(4, int), np.full(4, 4),
+                 padding=1, groups=4),
+        g.maxpool2d("pool", 2, 2, padding=0),
+    ], bits=6, signed=True)
+    config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=64,
+                          output_words=32, weight_words=128, addr_bits=18)
+    program, _ = run_and_compare(graph, config, rng.integers(-32, 32, (4, 8, 8)))
+    dw, pool = (layer.descriptor for layer in program.layers)
+    assert dw.bands > pool.bands                         # what this test is about
+
+
 @pytest.mark.parametrize("seed", [2, 5, 9, 20])
 def test_random_graphs_with_stalls(seed):
     graph = random_case(seed).graph
