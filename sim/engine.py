@@ -359,9 +359,12 @@ def _check_design_fits(graph, meta, values):
 
 # -- what the run may touch, and how long it may take ------------------------------------------
 
-def _parameter_bytes(d, data_bytes):
-    """Bytes of a layer's parameters: per fold, its parameter words and its weight words."""
-    return d["folds"] * (d["fold_words"] + d["passes"] * d["ksteps"] * d["kstep_words"]) \
+def _parameter_bytes(layer, data_bytes):
+    """Bytes of a layer's parameters: per fold, its parameter words and the weight words of
+    the passes it runs."""
+    d = layer["descriptor"]
+    passes = layer.get("fold_passes") or [d["passes"]] * d["folds"]
+    return sum(d["fold_words"] + p * d["ksteps"] * d["kstep_words"] for p in passes) \
         * data_bytes
 
 
@@ -385,7 +388,7 @@ def _regions(meta, base):
     return [{"name": layer["name"],
              "descriptor": [base + DESCRIPTOR_BYTES * i, DESCRIPTOR_BYTES],
              "parameters": [base + layer["descriptor"]["param_addr"],
-                            _parameter_bytes(layer["descriptor"], data_bytes)],
+                            _parameter_bytes(layer, data_bytes)],
              "reads": [region(v) for v in layer["inputs"]],
              "output": region(layer["output"])}
             for i, layer in enumerate(meta["layers"])]
@@ -399,7 +402,7 @@ def _layer_work(d, data_bytes):
     compute = pixels * d["folds"] * steps + d["bands"] * d["folds"] * 64
     rows = min(d["in_height"], (d["band_rows"] - 1) * d["stride_h"] + d["kernel_h"])
     words = (d["bands"] * rows * (d["in_row_words"] + d["in2_row_words"])
-             + _parameter_bytes(d, data_bytes) // data_bytes * d["bands"]
+             + _parameter_bytes({"descriptor": d}, data_bytes) // data_bytes * d["bands"]
              + d["out_height"] * d["out_row_words"] + DESCRIPTOR_BYTES // data_bytes)
     bursts = words // 8 + d["bands"] * (2 * rows + 2 * d["folds"]) + d["out_height"] + 4
     fold = d["band_rows"] * d["out_width"] * steps

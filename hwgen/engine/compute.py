@@ -3,12 +3,12 @@ lane sums put at their channels, the output path, and the output buffer.
 
 For each band (its input-buffer bank full and its output-buffer bank free) and each fold (its
 weight bank full), every output pixel of the band takes its k-steps one a cycle: a matrix
-product's window positions and input channel groups for each pass of the fold (weights from the
-weight buffer), or a vector op's window positions for one channel group. The sums of a pass go
-to the channels the fold's crossbar names; a pixel's finished channel group goes through the
-output path into the output buffer. A fold's weight bank is given back when its last output is
-in the output buffer; a band's input bank when its last k-step is issued; its output bank is
-flagged full when its last output is in.
+product's window positions and input channel groups for each of the fold's passes (its
+parameters give how many; weights from the weight buffer), or a vector op's window positions
+for one channel group. The sums of a pass go to the channels the fold's crossbar names; a
+pixel's finished channel group goes through the output path into the output buffer. A fold's
+weight bank is given back when its last output is in the output buffer; a band's input bank
+when its last k-step is issued; its output bank is flagged full when its last output is in.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
@@ -85,14 +85,12 @@ class Compute(wiring.Component):
         rowstride = Signal(24)
         sh_step, sw_step, pw_start = Signal(24), Signal(16), Signal(16)
         inner = Signal(16)                   # innermost loop: channel groups of a window
-        passes = Signal(4)
         with m.If(self.go):
             m.d.sync += [rowstride.eq(d.in_width * d.in_groups),
                          sh_step.eq(d.stride_h * d.in_width * d.in_groups),
                          sw_step.eq(d.stride_w * d.in_groups),
                          pw_start.eq(d.pad_w * d.in_groups),
-                         inner.eq(Mux(d.op == MATMUL, d.in_groups, 1)),
-                         passes.eq(Mux(d.op == MATMUL, d.passes, 1))]
+                         inner.eq(Mux(d.op == MATMUL, d.in_groups, 1))]
 
         band, fold = Signal(16), Signal(16)
         bank = Signal()                      # weight bank of the fold
@@ -106,6 +104,7 @@ class Compute(wiring.Component):
         wk = Signal(range(c.weight_words + 1))
         pixel_off = Signal(range(c.output_words + 1))
         bands_done = Signal(16)
+        passes = Signal(4)                   # the fold's passes
 
         iy, ix = iy_base + ky, ix_base + kx
         pad = Signal()
@@ -152,6 +151,8 @@ class Compute(wiring.Component):
                         ky_off.eq(0), kx_off.eq(0), pixel_off.eq(0),
                         iy_base.eq(top), ix_base.eq(-d.pad_w),
                         row_base.eq((top - r0) * rowstride), col_base.eq(-pw_start),
+                        passes.eq(Mux(is_matmul, Mux(bank, fields[1].passes, fields[0].passes),
+                                      1)),
                     ]
                     m.next = "RUN"
             with m.State("RUN"):

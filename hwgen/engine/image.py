@@ -17,8 +17,8 @@ from quant.graph import requantize_offset, requantize_rounding
 from ..errors import UnsupportedLayerError
 from .layout import TensorLayout
 from .model import DEFAULT_LATENCY, program_cycles
-from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, encode_params,
-                     param_words)
+from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, FoldParams,
+                     encode_params, param_words)
 from .program import DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
 from .weights import kstep_bits, kstep_widths, pack_fields
 
@@ -28,7 +28,8 @@ __all__ = ["EngineLayer", "Program", "ImageBuilder", "place_filters"]
 @dataclass
 class EngineLayer:
     """One engine layer: its descriptor, the graph values it reads and writes, and what the
-    cycle model needs (pixels, k-steps, words moved)."""
+    cycle model needs besides the descriptor: each fold's pass count (as its parameters give
+    it) and the useful MACs."""
     name: str
     op: int
     inputs: tuple
@@ -36,6 +37,7 @@ class EngineLayer:
     descriptor: Descriptor
     nodes: tuple
     macs: int = 0
+    fold_passes: tuple = ()
 
 
 @dataclass
@@ -87,7 +89,8 @@ class Program:
             "layers": [{"name": layer.name, "op": OPS[layer.op], "inputs": list(layer.inputs),
                         "output": layer.output, "nodes": list(layer.nodes),
                         "macs": layer.macs, "cycles_model": modelled.total,
-                        "descriptor": asdict(layer.descriptor)}
+                        "descriptor": asdict(layer.descriptor),
+                        "fold_passes": list(layer.fold_passes)}
                        for layer, modelled in zip(self.layers, cycles.layers)],
             "cycles_per_frame_model": cycles.total,
             "cycles_model_latency": latency,
@@ -177,15 +180,16 @@ class ImageBuilder:
                 self.problems.append(f"layer '{name}': {field_} {value} is beyond the "
                                      f"engine's {limit - 1}")
         if plan.kind == MATMUL:
-            params, macs = self.matmul_params(plan, d, out)
+            params, macs, fold_passes = self.matmul_params(plan, d, out)
         else:
-            params, macs = self.vector_params(plan, d, out)
+            params, macs, fold_passes = self.vector_params(plan, d, out)
         self.tile(plan, d, source, out)
         self.params.append(params)
         self.layers.append(EngineLayer(name, plan.kind,
                                        tuple(v for v in (plan.source, plan.second) if v),
                                        output, d, (name,) + ((rq.name,) if rq is not None and
-                                                             rq.name != name else ()), macs))
+                                                             rq.name != name else ()), macs,
+                                       tuple(fold_passes)))
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -222,7 +226,7 @@ class ImageBuilder:
         if int(bits.max()) > max(lane_bits):
             self.problems.append(f"layer '{view.name}': has {int(bits.max())}-bit filters; the "
                                  f"engine's widest lanes are {max(lane_bits)}-bit")
-            return b"", 0
+            return b"", 0, ()
         for f in range(folds):
             fold_bits = [int(b) for b in bits[f * tm:(f + 1) * tm]]
             passes_of.append(place_filters(lane_bits, fold_bits))
@@ -231,33 +235,39 @@ class ImageBuilder:
             self.problems.append(f"layer '{view.name}': a fold of {tm} filters needs {passes} "
                                  f"passes over the lanes {list(lane_bits)}; the engine runs at "
                                  f"most {MAX_PASSES}")
-            return b"", 0
+            return b"", 0, ()
         kstep_words = _bus_words(kstep_bits(c), c.data_bits)
         widths = kstep_widths(c)
         fold_words = param_words(c)
         # Filter ``outs`` is all zeros: the weights of a lane no filter of the pass is on.
         w = np.concatenate([w, np.zeros((1,) + w.shape[1:], np.int64)])
+        # Each fold stores and runs only the passes it needs. Its parameters name the next
+        # fold's count too (the last fold's, the first's: it follows in the next band), so the
+        # loader knows a fold's length before it reads it.
+        fold_passes = [len(p) for p in passes_of]
         data = bytearray()
         for f in range(folds):
-            placed = passes_of[f] + [{}] * (MAX_PASSES - len(passes_of[f]))
+            count = fold_passes[f]
+            placed = passes_of[f] + [{}] * (MAX_PASSES - count)
             biases = [[int(bias[f * tm + j]) if (j := placed[q].get(p)) is not None else 0
                        for p in range(tm)] for q in range(MAX_PASSES)]
             sources = [[next(((p, 1) for p, j in placed[q].items() if j == position), (0, 0))
                         for position in range(tm)] for q in range(MAX_PASSES)]
-            data += encode_params(c, mult=mult[f * tm:(f + 1) * tm],
-                                  offset=offset[f * tm:(f + 1) * tm], bias=biases,
-                                  source=sources)
-            filters = np.full((passes, tm), outs)
-            for q in range(passes):
+            data += encode_params(c, FoldParams(
+                passes=count, next_passes=fold_passes[(f + 1) % folds],
+                mult=mult[f * tm:(f + 1) * tm], offset=offset[f * tm:(f + 1) * tm],
+                bias=biases, source=sources))
+            filters = np.full((count, tm), outs)
+            for q in range(count):
                 for p, j in placed[q].items():
                     filters[q, p] = f * tm + j
             # (passes, tm, K, tn) -> one row per k-step, lane-major within it.
-            steps = w[filters].transpose(0, 2, 1, 3).reshape(passes * ksteps, tm * tn)
+            steps = w[filters].transpose(0, 2, 1, 3).reshape(count * ksteps, tm * tn)
             data += pack_fields(steps, widths, kstep_words * c.data_bytes)
-        d.folds, d.passes, d.ksteps = folds, passes, ksteps
+        d.folds, d.passes, d.first_passes, d.ksteps = folds, passes, fold_passes[0], ksteps
         d.kstep_words, d.fold_words = kstep_words, fold_words
         macs = out.map[1] * out.map[2] * outs * weight[0].size
-        return bytes(data), macs
+        return bytes(data), macs, fold_passes
 
     def vector_params(self, plan, d, out):
         c = self.config
@@ -286,17 +296,18 @@ class ImageBuilder:
             biases = [[int(bias[g * tn + i]) if plan.kind == DEPTHWISE and
                        g * tn + i < channels else 0 for i in range(tn)]]
             biases += [[0] * tn] * (MAX_PASSES - 1)
-            data += encode_params(c, mult=mult[g * tn:(g + 1) * tn],
-                                  offset=offset[g * tn:(g + 1) * tn], bias=biases,
-                                  source=[[(0, 0)] * tn] * MAX_PASSES)
+            data += encode_params(c, FoldParams(
+                passes=1, next_passes=1, mult=mult[g * tn:(g + 1) * tn],
+                offset=offset[g * tn:(g + 1) * tn], bias=biases,
+                source=[[(0, 0)] * tn] * MAX_PASSES))
             if ksteps:
                 data += pack_fields(weight[g * tn:(g + 1) * tn].T, widths,
                                     kstep_words * c.data_bytes)
-        d.folds, d.passes, d.ksteps = groups, 1, ksteps
+        d.folds, d.passes, d.first_passes, d.ksteps = groups, 1, 1, ksteps
         d.kstep_words, d.fold_words = kstep_words, fold_words
         pixels = out.map[1] * out.map[2]
         macs = pixels * channels * kh * kw if plan.kind == DEPTHWISE else 0
-        return bytes(data), macs
+        return bytes(data), macs, [1] * groups
 
     # -- tiling ------------------------------------------------------------------------------
 

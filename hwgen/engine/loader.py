@@ -3,8 +3,11 @@
 For each band of output rows: the input rows the band reads (and, for an add, the same rows of
 the second operand) are read and unpacked into an input-buffer bank; then, for each fold,
 that fold's parameters go to a parameter bank and its weights, one k-step a word, to a
-weight-buffer bank. Each bank is filled only while its flag says it is free, and flagged full
-when its last word is in. Commands go out while the data of the ones before still arrives.
+weight-buffer bank, in one read. The read's length needs the fold's pass count, which the
+parameters of the fold before give (the descriptor's ``first_passes`` for a band's first
+fold): so each fold is one command, without waiting for its own parameters. Each bank is
+filled only while its flag says it is free, and flagged full when its last word is in.
+Commands go out while the data of the ones before still arrives.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -13,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from .dma import command_signature
 from .gearbox import Unpacker
+from .params import PASS_COUNT_BITS, param_layout
 from .program import ADD, DESCRIPTOR_LAYOUT
 
 __all__ = ["Loader", "band_rows"]
@@ -97,7 +101,10 @@ class Loader(wiring.Component):
         written, second_data = Signal(24), Signal()
         operand_words = Signal(24)
         param_address = Signal(c.addr_bits)
-        fold_bytes = Signal(32)
+        passes = Signal(PASS_COUNT_BITS)     # the next fold's pass count
+        layout = param_layout(c)
+        next_passes = [data.View(layout, self.params[b][:layout.size]).next_passes
+                       for b in range(2)]
         words = Signal(24)                   # words of this fold taken
         kstep_sr = Signal(self._kstep_words_max * db)
         kstep_count = Signal(range(self._kstep_words_max + 1))
@@ -171,9 +178,7 @@ class Loader(wiring.Component):
                         with m.Else():
                             m.d.comb += self.ibuf_set.bit_select(in_bank, 1).eq(1)
                             m.d.sync += [fold.eq(0), param_address.eq(d.param_addr),
-                                         fold_bytes.eq((d.fold_words + d.passes * d.ksteps
-                                                        * d.kstep_words) << shift),
-                                         steps.eq(d.passes * d.ksteps)]
+                                         passes.eq(d.first_passes)]
                             m.next = "FOLD"
                     with m.Else():
                         m.d.sync += written.eq(written + 1)
@@ -183,7 +188,7 @@ class Loader(wiring.Component):
                     m.next = "BAND"
                 with m.Elif(~self.wbuf_full.bit_select(bank, 1)):
                     m.d.sync += [words.eq(0), kstep_count.eq(0), issued.eq(0),
-                                 weight_addr.eq(0)]
+                                 weight_addr.eq(0), steps.eq(passes * d.ksteps)]
                     m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
                 total = d.fold_words + steps * d.kstep_words
@@ -214,7 +219,8 @@ class Loader(wiring.Component):
                 with m.If(fold_done):
                     m.d.comb += self.wbuf_set.bit_select(bank, 1).eq(1)
                     m.d.sync += [bank.eq(~bank), fold.eq(fold + 1),
-                                 param_address.eq(param_address + fold_bytes)]
+                                 param_address.eq(param_address + (total << shift)),
+                                 passes.eq(Mux(bank, next_passes[1], next_passes[0]))]
                     m.next = "FOLD"
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)

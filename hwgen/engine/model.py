@@ -18,8 +18,8 @@ The model follows the engine's real schedule (:mod:`hwgen.engine.core`). A layer
      free;
    - the compute unit (:mod:`hwgen.engine.compute`): a band starts when its input bank is full
      and its output bank free; each fold when its weight bank is full, then issues its
-     k-steps one a cycle (``rows x out_width x passes x kernel x channel groups``; a vector
-     op's window alone); a state cycle before each fold, two more per band. A fold's weight
+     k-steps one a cycle (``rows x out_width x passes x kernel x channel groups``, with the
+     fold's own pass count; a vector op's window alone); a state cycle before each fold, two more per band. A fold's weight
      bank is given back when its last output leaves the output path
      (:data:`MATMUL_LATENCY` or :data:`VECTOR_LATENCY` cycles after its last k-step), the
      band's input bank the cycle after its last k-step, its output bank flagged full with its
@@ -148,10 +148,10 @@ def _band_rows(d, band):
     return rows, r0, r1
 
 
-def _steps_per_pixel(d):
-    """k-steps the compute unit issues for each output pixel of a fold."""
+def _steps_per_pixel(d, passes):
+    """k-steps the compute unit issues for each output pixel of a fold of ``passes`` passes."""
     if d.op == MATMUL:
-        return d.passes * d.kernel_h * d.kernel_w * d.in_groups
+        return passes * d.kernel_h * d.kernel_w * d.in_groups
     return d.kernel_h * d.kernel_w
 
 
@@ -428,17 +428,17 @@ class _Layer:
     """The three units of one layer as generators over the bank-flag events they wait for;
     :meth:`run` interleaves them."""
 
-    def __init__(self, d, config, latency):
+    def __init__(self, d, config, latency, fold_passes):
         self.d, self.config, self.latency = d, config, latency
         self.word_bytes = config.data_bytes
         self.events = {}
         self.read_cycles = self.write_cycles = 0
         self.bytes_read = self.bytes_written = 0
-        self.steps = _steps_per_pixel(d)
         self.out_latency = MATMUL_LATENCY if d.op == MATMUL else VECTOR_LATENCY
-        self.weight_steps = (d.passes if d.op == MATMUL else 1) * d.ksteps
-        self.fold_words = d.fold_words + self.weight_steps * d.kstep_words
-        self.fold_bytes = self.fold_words * self.word_bytes
+        # Per fold: k-steps per output pixel, weight k-steps, and words read.
+        self.steps = [_steps_per_pixel(d, passes) for passes in fold_passes]
+        self.weight_steps = [passes * d.ksteps for passes in fold_passes]
+        self.fold_words = [d.fold_words + steps * d.kstep_words for steps in self.weight_steps]
 
     # Bank events of negative bands and folds are long past.
     def _event(self, kind, index):
@@ -468,16 +468,16 @@ class _Layer:
             self.bytes_read += sum(words for _, words, _, _ in rows) * self.word_bytes
             t = self.events[("ibuf_set", band)] = end
             address = d.param_addr
-            for _ in range(d.folds):
+            for fold in range(d.folds):
                 free = yield ("wbuf_clear", n - 2)
                 t = max(t, free) + 1
-                last = _sink_read(t, _bursts(address, self.fold_words, self.word_bytes),
-                                  self.latency)
-                end = last + 1 + (self.weight_steps > 0)
+                words = self.fold_words[fold]
+                last = _sink_read(t, _bursts(address, words, self.word_bytes), self.latency)
+                end = last + 1 + (self.weight_steps[fold] > 0)
                 self.read_cycles += end - t
-                self.bytes_read += self.fold_bytes
+                self.bytes_read += words * self.word_bytes
                 t = self.events[("wbuf_set", n)] = end
-                address += self.fold_bytes
+                address += words * self.word_bytes
                 n += 1
             t += 1                                   # FOLD: the band's folds are loaded
         self.done["loader"] = t + 1                  # BAND: no band left; DONE
@@ -490,15 +490,16 @@ class _Layer:
             full = yield ("ibuf_set", band)
             free = yield ("obuf_clear", band - 2)
             rows, _, _ = _band_rows(d, band)
-            issue = rows * d.out_width * self.steps
             t = max(t, full, free) + 1               # BAND -> FOLD
-            for _ in range(d.folds):
+            for fold in range(d.folds):
                 full = yield ("wbuf_set", n)
+                issue = rows * d.out_width * self.steps[fold]
                 t = max(t, full) + 1                 # FOLD -> RUN
                 t += issue                           # the fold's k-steps; -> FOLD
                 out = self.events[("wbuf_clear", n)] = t + self.out_latency
                 n += 1
-            self.compute_cycles += 2 + d.folds * (1 + issue)
+                self.compute_cycles += 1 + issue
+            self.compute_cycles += 2
             t += 1                                   # FOLD: no fold left; -> BAND
             self.events[("ibuf_clear", band)] = t
             self.events[("obuf_set", band)] = out
@@ -574,18 +575,27 @@ def _fetch_cycles(config, latency):
     return 3 + latency + 512 // config.data_bits
 
 
-def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0, start=-2):
+def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0, start=-2,
+                 fold_passes=None):
     """The :class:`LayerCycles` of one layer (``descriptor``) on an engine built as
     ``config``, its descriptor fetch starting after the edge ``start`` (the end of the layer
-    before; ``-2`` for a program's first layer)."""
+    before; ``-2`` for a program's first layer). ``fold_passes`` is each fold's pass count, as
+    its parameters give it (by default every fold of a matrix product takes the descriptor's
+    ``passes``, the most any fold may; every fold of a vector op takes one)."""
     d = descriptor
     if d.op not in OPS:
         raise ValueError(f"descriptor op must be one of {sorted(OPS)}, not {d.op}")
     if not isinstance(latency, int) or latency < 0:
         raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
+    if fold_passes is None:
+        fold_passes = [d.passes if d.op == MATMUL else 1] * d.folds
+    elif len(fold_passes) != d.folds or not all(1 <= p <= max(d.passes, 1)
+                                                 for p in fold_passes):
+        raise ValueError(f"fold_passes must give each of the {d.folds} folds 1 to "
+                         f"{d.passes} passes, not {list(fold_passes)}")
     fetch = _fetch_cycles(config, latency)
     go = start + fetch
-    layer = _Layer(d, config, latency)
+    layer = _Layer(d, config, latency, fold_passes)
     end = layer.run(go)
     total = end - max(start, 0)
     tmtn = config.tm * config.tn
@@ -602,7 +612,8 @@ def program_cycles(program, *, latency=DEFAULT_LATENCY):
     layers, start = [], -2
     for layer in program.layers:
         cycles = layer_cycles(layer.descriptor, program.config, latency=latency,
-                              name=layer.name, macs=layer.macs, start=start)
+                              name=layer.name, macs=layer.macs, start=start,
+                              fold_passes=layer.fold_passes or None)
         layers.append(cycles)
         start = cycles.end
     total = layers[-1].end if layers else 0

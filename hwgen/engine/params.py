@@ -3,19 +3,24 @@ and the reference read them: one :class:`~amaranth.lib.data.StructLayout`, so th
 by construction.
 
 Each fold's parameters are ``param_words(config)`` bus words at the head of the fold: the
-requantizer's ``tm`` multipliers and offsets, then for each of :data:`MAX_PASSES` passes the
-``tm`` lane biases and, for each output position, the lane its sum comes from and whether it
-does (the fold's crossbar table). The offsets are fixed, so the hardware reads them without
-arithmetic.
+fold's pass count (the compute unit runs that many passes) and the next fold's (the loader
+reads that many passes of weights for it; the descriptor's ``first_passes`` gives the first
+fold's), the requantizer's ``tm`` multipliers and offsets, then for each of
+:data:`MAX_PASSES` passes the ``tm`` lane biases and, for each output position, the lane its
+sum comes from and whether it does (the fold's crossbar table). The offsets are fixed, so the
+hardware reads them without arithmetic.
 """
+
+from dataclasses import dataclass
 
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 from quant.graph import OFFSET_BITS
 
-__all__ = ["MULTIPLIER_BITS", "OFFSET_BITS", "MAX_PASSES", "VECTOR_WEIGHT_BITS", "VECTOR_IN_BITS", "param_layout", "param_words",
-           "encode_params", "decode_params"]
+__all__ = ["MULTIPLIER_BITS", "OFFSET_BITS", "MAX_PASSES", "PASS_COUNT_BITS", "VECTOR_WEIGHT_BITS",
+           "VECTOR_IN_BITS", "FoldParams", "param_layout", "param_words", "encode_params",
+           "decode_params"]
 
 #: Width of a requantizer multiplier.
 MULTIPLIER_BITS = 24
@@ -25,6 +30,21 @@ VECTOR_WEIGHT_BITS = 8
 VECTOR_IN_BITS = 16
 #: Passes a fold may take (the crossbar table has this many rows).
 MAX_PASSES = 4
+#: Width of a pass count (1 to :data:`MAX_PASSES`).
+PASS_COUNT_BITS = MAX_PASSES.bit_length()
+
+
+@dataclass
+class FoldParams:
+    """One fold's parameters: its pass count and the next fold's, ``tm`` multipliers and
+    offsets, :data:`MAX_PASSES` rows of ``tm`` lane biases and as many rows of ``tm``
+    ``(lane, valid)`` crossbar entries."""
+    passes: int
+    next_passes: int
+    mult: list
+    offset: list
+    bias: list
+    source: list
 
 
 def position_bits(config):
@@ -35,6 +55,8 @@ def param_layout(config):
     tm = config.tm
     source = data.StructLayout({"lane": unsigned(position_bits(config)), "valid": 1})
     return data.StructLayout({
+        "passes": unsigned(PASS_COUNT_BITS),
+        "next_passes": unsigned(PASS_COUNT_BITS),
         "mult": data.ArrayLayout(unsigned(MULTIPLIER_BITS), tm),
         "offset": data.ArrayLayout(signed(OFFSET_BITS + 1), tm),
         "bias": data.ArrayLayout(data.ArrayLayout(signed(config.acc_bits), tm), MAX_PASSES),
@@ -47,27 +69,27 @@ def param_words(config):
     return -(-param_layout(config).size // config.data_bits)
 
 
-def encode_params(config, *, mult, offset, bias, source):
-    """One fold's parameter bytes. ``mult`` and ``offset`` have ``tm`` entries, ``bias``
-    :data:`MAX_PASSES` rows of ``tm``, ``source`` as many rows of ``tm`` ``(lane, valid)``."""
+def encode_params(config, params):
+    """The bytes of one fold's :class:`FoldParams`."""
     layout = param_layout(config)
     value = layout.const({
-        "mult": [int(v) for v in mult], "offset": [int(v) for v in offset],
-        "bias": [[int(v) for v in row] for row in bias],
-        "source": [[{"lane": lane, "valid": valid} for lane, valid in row] for row in source],
+        "passes": int(params.passes), "next_passes": int(params.next_passes),
+        "mult": [int(v) for v in params.mult], "offset": [int(v) for v in params.offset],
+        "bias": [[int(v) for v in row] for row in params.bias],
+        "source": [[{"lane": lane, "valid": valid} for lane, valid in row]
+                   for row in params.source],
     }).as_bits()
     return value.to_bytes(param_words(config) * config.data_bytes, "little")
 
 
 def decode_params(config, raw):
-    """``(mult, offset, bias, source)`` of one fold's parameter bytes, as :func:`encode_params`
-    takes them."""
+    """The :class:`FoldParams` of one fold's parameter bytes."""
     tm = config.tm
     view = param_layout(config).from_bits(int.from_bytes(bytes(raw), "little")
                                           & ((1 << param_layout(config).size) - 1))
-    mult = [view.mult[j] for j in range(tm)]
-    offset = [view.offset[j] for j in range(tm)]
-    bias = [[view.bias[q][j] for j in range(tm)] for q in range(MAX_PASSES)]
-    source = [[(view.source[q][j].lane, view.source[q][j].valid) for j in range(tm)]
-              for q in range(MAX_PASSES)]
-    return mult, offset, bias, source
+    return FoldParams(
+        passes=int(view.passes), next_passes=int(view.next_passes),
+        mult=[view.mult[j] for j in range(tm)], offset=[view.offset[j] for j in range(tm)],
+        bias=[[view.bias[q][j] for j in range(tm)] for q in range(MAX_PASSES)],
+        source=[[(view.source[q][j].lane, view.source[q][j].valid) for j in range(tm)]
+                for q in range(MAX_PASSES)])

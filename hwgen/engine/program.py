@@ -54,7 +54,7 @@ FIELDS = {
     "folds": (12, 0, 12), "passes": (12, 12, 4), "ksteps": (12, 16, 16),
     "kstep_words": (13, 0, 16), "fold_words": (13, 16, 16),
     "pad_value": (14, 0, 32),
-    "in2_row_words": (15, 0, 16),
+    "in2_row_words": (15, 0, 16), "first_passes": (15, 16, 4),
 }
 
 #: The descriptor as the hardware holds it: a 512-bit word with the fields at their places.
@@ -69,10 +69,12 @@ class Descriptor:
     """One layer's descriptor (every field an unsigned integer; see :data:`FIELDS`).
 
     ``param_addr`` points at the layer's parameters: for each fold (MATMUL) or channel group
-    (the other ops), ``fold_words`` bus words of biases and multipliers, then ``passes *
-    ksteps`` weight words of ``kstep_words`` bus words each. ``pad_value`` is the value of
-    padding elements (two's complement, ``in_bits`` wide; a max pool pads with its smallest
-    element).
+    (the other ops), ``fold_words`` bus words of parameters (:mod:`hwgen.engine.params`),
+    then the fold's pass count times ``ksteps`` weight words of ``kstep_words`` bus words each.
+    A fold's parameters give its own pass count and the next fold's; ``first_passes`` is the
+    first fold's, and ``passes`` the most any fold has (1 for the other ops).
+    ``pad_value`` is the value of padding elements (two's complement, ``in_bits`` wide; a max
+    pool pads with its smallest element).
     """
     op: int = 0
     last: int = 0
@@ -112,6 +114,7 @@ class Descriptor:
     fold_words: int = 0
     pad_value: int = 0
     in2_row_words: int = 0
+    first_passes: int = 1
 
     def encode(self):
         """The descriptor's 64 bytes; a field too wide for its bits raises ValueError."""

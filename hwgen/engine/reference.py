@@ -32,7 +32,7 @@ def descriptors(image, address=0):
 
 
 def _params(image, address, d, config):
-    """``(mult, offset, bias, source)`` of the fold at ``address``."""
+    """The :class:`~hwgen.engine.params.FoldParams` of the fold at ``address``."""
     return decode_params(config, image[address:address + d.fold_words * config.data_bytes])
 
 
@@ -79,22 +79,31 @@ def _matmul(image, d, config):
     out = np.zeros((d.folds * tm, oh * ow), np.int64)
     address = d.param_addr
     word_bytes = config.data_bytes
+    # The loader reads as many passes as the fold before said (the descriptor, for the first);
+    # the compute unit runs as many as the fold's own parameters say.
+    read_passes = d.first_passes
     for f in range(d.folds):
-        mult, offset, bias, sources = _params(image, address, d, config)
+        params = _params(image, address, d, config)
+        if not 1 <= params.passes <= d.passes or params.passes != read_passes:
+            raise ValueError(f"fold {f} of the layer at parameter address {d.param_addr:#x} "
+                             f"has {params.passes} passes, where the fold before (or "
+                             f"first_passes) says {read_passes} and the layer at most "
+                             f"{d.passes}")
         address += d.fold_words * word_bytes
         fold = np.zeros((tm, oh * ow), np.int64)
-        rows = d.passes * d.ksteps
+        rows = params.passes * d.ksteps
         steps = unpack_fields(image[address:address + rows * d.kstep_words * word_bytes],
                               kstep_widths(config), rows, d.kstep_words * word_bytes)
         address += rows * d.kstep_words * word_bytes
-        weights = steps.reshape(d.passes, d.ksteps, tm, tn).transpose(0, 2, 1, 3)
-        for q in range(d.passes):
+        weights = steps.reshape(params.passes, d.ksteps, tm, tn).transpose(0, 2, 1, 3)
+        for q in range(params.passes):
             w = weights[q]                                               # (tm, K, tn)
-            acc = np.asarray(bias[q])[:, None] + w.reshape(tm, -1) @ cols.T
-            for position, (lane, valid) in enumerate(sources[q]):
+            acc = np.asarray(params.bias[q])[:, None] + w.reshape(tm, -1) @ cols.T
+            for position, (lane, valid) in enumerate(params.source[q]):
                 if valid:
                     fold[position] = acc[lane]
-        out[f * tm:(f + 1) * tm] = _requantize(fold, mult, offset, d)
+        out[f * tm:(f + 1) * tm] = _requantize(fold, params.mult, params.offset, d)
+        read_passes = params.next_passes
     return out.reshape(-1, oh, ow)
 
 
@@ -109,11 +118,11 @@ def _vector(image, d, config):
     address = d.param_addr
     bias, mult, offset, weight = [], [], [], []
     for g in range(d.folds):
-        group_mult, group_offset, group_bias, _ = _params(image, address, d, config)
+        params = _params(image, address, d, config)
         address += d.fold_words * word_bytes
-        bias += group_bias[0]
-        mult += group_mult
-        offset += group_offset
+        bias += params.bias[0]
+        mult += params.mult
+        offset += params.offset
         weight.append(unpack_fields(image[address:address + d.ksteps * d.kstep_words
                                           * word_bytes], np.full(tn, VECTOR_WEIGHT_BITS),
                                     d.ksteps, d.kstep_words * word_bytes))

@@ -8,7 +8,7 @@ import pytest
 import quant
 from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
 from hwgen.engine.image import place_filters
-from hwgen.engine.params import MAX_PASSES, decode_params, encode_params
+from hwgen.engine.params import MAX_PASSES, FoldParams, decode_params, encode_params
 from hwgen.engine.weights import kstep_widths, unpack_fields
 from hwgen.errors import UnsupportedLayerError
 from quant import graph as g
@@ -16,6 +16,8 @@ from quant.export import export
 from quant.models import mnist_cnn, resnet_mnist
 from quant.nn import fold_batchnorms
 from tests.graphgen import random_case, random_inputs
+
+from .test_engine import NARROW, uneven_passes
 
 SMALL = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=512, output_words=256,
                      weight_words=256, addr_bits=20)
@@ -77,7 +79,7 @@ def test_random_placements_put_every_filter_once_on_a_lane_that_holds_it():
 
 def test_descriptors_and_parameters_round_trip():
     d = Descriptor(op=1, last=1, requant=1, rounding=1, in_addr=0xDEADBEE0, kernel_h=7,
-                   pad_value=0xFFFFFFC0, in2_row_words=513)
+                   pad_value=0xFFFFFFC0, in2_row_words=513, passes=4, first_passes=3)
     assert Descriptor.decode(d.encode()) == d
     with pytest.raises(ValueError, match="descriptor field stride_h must fit 4 bits, not 16"):
         Descriptor(stride_h=16).encode()
@@ -87,9 +89,11 @@ def test_descriptors_and_parameters_round_trip():
     bias = rng.integers(-(1 << 31), 1 << 31, (MAX_PASSES, 4)).tolist()
     source = [[(int(a), int(b)) for a, b in rng.integers(0, 2, (4, 2)) * [3, 1]]
               for _ in range(MAX_PASSES)]
-    raw = encode_params(SMALL, mult=mult, offset=offset, bias=bias, source=source)
+    params = FoldParams(passes=3, next_passes=MAX_PASSES, mult=mult, offset=offset, bias=bias,
+                        source=source)
+    raw = encode_params(SMALL, params)
     assert len(raw) % SMALL.data_bytes == 0
-    assert decode_params(SMALL, raw) == (mult, offset, bias, source)
+    assert decode_params(SMALL, raw) == params
 
 
 def test_weights_are_stored_at_their_lanes_width():
@@ -178,3 +182,47 @@ def test_a_fold_needing_more_passes_than_the_crossbar_holds_is_refused():
 def test_configurations_it_cannot_build_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EngineConfig(**kwargs)
+
+
+def test_each_fold_stores_only_the_passes_it_needs():
+    rng = np.random.default_rng(6)
+    graph = uneven_passes(rng)
+    program = assert_every_tensor_equal(graph, NARROW, rng.integers(0, 256, (2, 5, 8, 6)))
+    layer = program.layers[0]
+    d, counts = layer.descriptor, (2, 1, 3)
+    assert layer.fold_passes == counts and (d.passes, d.first_passes) == (3, 2)
+    weight = graph.nodes[0].tensors["weight"]
+    bits = graph.nodes[0].tensors["weight_bits"]
+    padded = np.zeros((12, 8, 3, 3), int)                  # input channels to two groups
+    padded[:, :5] = weight
+    columns = np.moveaxis(padded, 1, -1).reshape(12, -1)   # k-step order (ky, kx, channel)
+    word = NARROW.data_bytes * d.kstep_words
+    address = d.param_addr
+    for f, count in enumerate(counts):
+        params = decode_params(NARROW, program.image[address:])
+        assert (params.passes, params.next_passes) == (count, counts[(f + 1) % 3])
+        address += d.fold_words * NARROW.data_bytes
+        # The fold's weights: its own passes, nothing more; the next fold's parameters follow.
+        rows = count * d.ksteps
+        stored = unpack_fields(program.image[address:address + rows * word],
+                               kstep_widths(NARROW), rows, word).reshape(count, d.ksteps, 4, 4)
+        placed = place_filters(NARROW.lane_bits, bits[4 * f:4 * f + 4])
+        assert len(placed) == count
+        for q, lanes in enumerate(placed):
+            for lane in range(4):
+                want = columns[4 * f + lanes[lane]] if lane in lanes else np.zeros(72, int)
+                assert (stored[q, :, lane].reshape(-1) == want).all(), (f, q, lane)
+        address += rows * word
+    assert address == d.param_addr + (3 * d.fold_words + 6 * d.ksteps * d.kstep_words) \
+        * NARROW.data_bytes
+
+
+def test_the_reference_refuses_a_fold_whose_pass_count_disagrees_with_the_fold_before():
+    rng = np.random.default_rng(6)
+    program = compile_program(uneven_passes(rng), NARROW)
+    d = program.layers[0].descriptor
+    image = bytearray(program.image)
+    image[:64] = Descriptor(**{**vars(d), "first_passes": 1}).encode()
+    with pytest.raises(ValueError, match="fold 0 of the layer at parameter address .* has 2 "
+                                         "passes, where the fold before .* says 1"):
+        run_image(image, NARROW)

@@ -63,6 +63,29 @@ def test_conv_with_passes_stride_padding_bands_and_a_requantizer():
     assert (d.passes, d.folds) == (3, 2) and d.bands > 1 and d.rounding == 1
 
 
+#: Buffers small enough for one output row a band.
+NARROW = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=60, output_words=24,
+                      weight_words=64, addr_bits=18)
+
+
+def uneven_passes(rng):
+    """A convolution whose three folds of four filters take 2, 1 and 3 passes over one 8-bit
+    lane, and its requantizer."""
+    bits = np.array([8, 4, 8, 4, 4, 4, 4, 4, 8, 8, 8, 4])
+    return _graph((5, 8, 6), [
+        _conv("conv", rng, 12, 5, 3, bits, padding=1),
+        g.requantize("act", rng.integers(1, 1 << 12, 12), 14, 6, True),
+    ])
+
+
+def test_folds_with_their_own_pass_counts():
+    rng = np.random.default_rng(6)
+    program, _ = run_and_compare(uneven_passes(rng), NARROW, rng.integers(0, 256, (5, 8, 6)),
+                                 stall=0.3, seed=3)
+    layer = program.layers[0]
+    assert layer.fold_passes == (2, 1, 3) and layer.descriptor.bands > 1
+
+
 def test_pools_depthwise_add_and_dense_after_a_flatten():
     # (A global pool is in the random graphs: seed 2.)
     rng = np.random.default_rng(1)

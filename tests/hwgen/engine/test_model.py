@@ -14,7 +14,7 @@ from quant import graph as g
 from tests.graphgen import random_case, random_inputs
 
 from .bench import run_engine
-from .test_engine import SMALL, _conv, _graph
+from .test_engine import NARROW, SMALL, _conv, _graph, uneven_passes
 
 
 def measured_and_model(graph, config, x, *, latency=DEFAULT_LATENCY, stall=0.0, seed=0):
@@ -86,6 +86,20 @@ def test_model_is_the_conv_schedule(latency):
     assert [layer.total for layer in model.layers] == measured
 
 
+@pytest.mark.parametrize("latency", [DEFAULT_LATENCY, 7])
+def test_model_is_the_schedule_of_folds_with_their_own_pass_counts(latency):
+    rng = np.random.default_rng(6)
+    program, measured, model = measured_and_model(uneven_passes(rng), NARROW,
+                                                  rng.integers(0, 256, (5, 8, 6)),
+                                                  latency=latency)
+    layer = program.layers[0]
+    assert layer.fold_passes == (2, 1, 3)
+    assert [cycles.total for cycles in model.layers] == measured
+    # Every fold at the layer's most passes would compute and read more.
+    widest = layer_cycles(layer.descriptor, NARROW, latency=latency)
+    assert widest.compute > model.layers[0].compute and widest.read > model.layers[0].read
+
+
 def test_model_is_the_schedule_of_every_layer_of_a_resnet18_shaped_network():
     rng = np.random.default_rng(4)
     graph = resnet18_shaped(rng)
@@ -154,6 +168,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r"descriptor op must be one of \[1, 2, 3, 4, 5\], "
                                          r"not 0"):
         layer_cycles(Descriptor(op=0), SMALL)
+    with pytest.raises(ValueError, match=r"fold_passes must give each of the 2 folds 1 to 3 "
+                                         r"passes, not \[1, 4\]"):
+        layer_cycles(Descriptor(op=1, folds=2, passes=3), SMALL, fold_passes=[1, 4])
 
 
 def test_metadata_carries_the_model():
