@@ -9,12 +9,15 @@ MLP from ``build/demo``) and several frame-rate targets on PYNQ-Z2 (xc7z020, 100
 
 Both designs are generated and simulated in cocotb (Icarus, a few frames, no back-pressure):
 the measured frame interval must meet the target, and the outputs must equal the golden.
+Each generation and simulation is a job of its own: here one after the other, or on
+``--workers N`` local worker processes or the Dask cluster at ``--cluster ADDRESS``.
 ``fits`` says whether a design stays within 80% of every resource of the device.
 Targets are fractions of the fastest design that fits.
 
 Usage::
 
     python benchmarks/dse.py [--out benchmarks/dse.json] [--examples A,B] [--frames N]
+                             [--workers N | --cluster ADDRESS]
 """
 
 import argparse
@@ -29,7 +32,9 @@ import quant
 import sim
 from hwgen import generate
 from hwgen.app.examples import EXAMPLES
+from hwgen.app.options import check_distribution
 from hwgen.explore import compile as compile_design, estimate, greedy_folding
+from sim.cluster import run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE, CLOCK = "xc7z020", 100.0
@@ -43,12 +48,15 @@ def _model(example):
     return quant.load(path)
 
 
-def _simulate(graph, design, frames, work):
-    meta = generate(graph, work / "rtl", **design.build_options)
-    rng = np.random.default_rng(0)
-    lo, hi = quant.numerics.int_range(graph.input.bits, graph.input.signed)
-    x = rng.integers(lo, hi + 1, (frames, *graph.input.shape))
-    result = sim.simulate(graph, x, out_dir=work / "sim", design=meta, progress=False)
+def _simulate(graph, build_options, frames):
+    """Generate one design and simulate ``frames`` random inputs, in a folder of its own."""
+    with tempfile.TemporaryDirectory(prefix="hwgen-dse-") as tmp:
+        work = Path(tmp)
+        meta = generate(graph, work / "rtl", **build_options)
+        rng = np.random.default_rng(0)
+        lo, hi = quant.numerics.int_range(graph.input.bits, graph.input.signed)
+        x = rng.integers(lo, hi + 1, (frames, *graph.input.shape))
+        result = sim.simulate(graph, x, out_dir=work / "sim", design=meta, progress=False)
     return {"cycles_per_frame_model": meta["cycles_per_frame"],
             "cycles_per_frame_measured": result.cycles_per_frame,
             "latency_model": meta["latency"], "latency_measured": result.frame_latency,
@@ -71,39 +79,44 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "dse.json"))
     parser.add_argument("--examples", default=",".join(EXAMPLES))
     parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="generate and simulate on N local worker processes")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="generate and simulate on the Dask cluster at ADDRESS")
     args = parser.parse_args()
-    cases = []
-    with tempfile.TemporaryDirectory(prefix="hwgen-dse-") as tmp:
-        for example in args.examples.split(","):
-            graph = _model(example)
-            fastest = compile_design(graph, device=DEVICE, clock_mhz=CLOCK)
-            for fraction in FRACTIONS:
-                target_fps = round(fastest.fps * fraction, 1)
-                start = time.perf_counter()
-                ours = compile_design(graph, device=DEVICE, clock_mhz=CLOCK,
-                                      target_fps=target_fps)
-                seconds = time.perf_counter() - start
-                target_cycles = int(CLOCK * 1e6 // target_fps)
-                greedy = estimate(graph, greedy_folding(graph, target_cycles), DEVICE, CLOCK)
-                case = {"example": example, "target_fps": target_fps,
-                        "target_cycles": target_cycles, "search_seconds": round(seconds, 2),
-                        "ours": _summary(ours), "greedy": _summary(greedy)}
-                for label, design in (("ours", ours), ("greedy", greedy)):
-                    work = Path(tmp) / f"{example}-{fraction}-{label}"
-                    case[label]["simulation"] = _simulate(graph, design, args.frames, work)
-                    measured = case[label]["simulation"]["cycles_per_frame_measured"]
-                    case[label]["meets_target"] = measured is not None and \
-                        measured <= target_cycles
-                o, g = ours.total, greedy.total
-                case["ours_no_more_dsp_and_lut"] = o.dsp <= g.dsp and o.lut <= g.lut
-                case["ours_strictly_fewer"] = (o.dsp < g.dsp or o.lut < g.lut) and \
-                    case["ours_no_more_dsp_and_lut"]
-                cases.append(case)
-                print(f"{example:<13} {target_fps:>9} fps  ours DSP {o.dsp:>4} LUT {o.lut:>7}  "
-                      f"greedy DSP {g.dsp:>4} LUT {g.lut:>7}  measured "
-                      f"{case['ours']['simulation']['cycles_per_frame_measured']} / "
-                      f"{case['greedy']['simulation']['cycles_per_frame_measured']} "
-                      f"<= {target_cycles}")
+    check_distribution(args.workers, args.cluster, None)
+    cases, jobs = [], []
+    for example in args.examples.split(","):
+        graph = _model(example)
+        fastest = compile_design(graph, device=DEVICE, clock_mhz=CLOCK)
+        for fraction in FRACTIONS:
+            target_fps = round(fastest.fps * fraction, 1)
+            start = time.perf_counter()
+            ours = compile_design(graph, device=DEVICE, clock_mhz=CLOCK, target_fps=target_fps)
+            seconds = time.perf_counter() - start
+            target_cycles = int(CLOCK * 1e6 // target_fps)
+            greedy = estimate(graph, greedy_folding(graph, target_cycles), DEVICE, CLOCK)
+            cases.append({"example": example, "target_fps": target_fps,
+                          "target_cycles": target_cycles, "search_seconds": round(seconds, 2),
+                          "ours": _summary(ours), "greedy": _summary(greedy)})
+            o, g = ours.total, greedy.total
+            cases[-1]["ours_no_more_dsp_and_lut"] = o.dsp <= g.dsp and o.lut <= g.lut
+            cases[-1]["ours_strictly_fewer"] = (o.dsp < g.dsp or o.lut < g.lut) and \
+                cases[-1]["ours_no_more_dsp_and_lut"]
+            jobs += [(graph, design.build_options, args.frames) for design in (ours, greedy)]
+    simulations = run_jobs(_simulate, jobs, workers=args.workers, client=args.cluster)
+    for k, case in enumerate(cases):
+        for label, simulation in zip(("ours", "greedy"), simulations[2 * k:2 * k + 2]):
+            case[label]["simulation"] = simulation
+            measured = simulation["cycles_per_frame_measured"]
+            case[label]["meets_target"] = measured is not None and \
+                measured <= case["target_cycles"]
+        o, g = case["ours"]["total"], case["greedy"]["total"]
+        print(f"{case['example']:<13} {case['target_fps']:>9} fps  ours DSP {o['dsp']:>4} LUT "
+              f"{o['lut']:>7}  greedy DSP {g['dsp']:>4} LUT {g['lut']:>7}  measured "
+              f"{case['ours']['simulation']['cycles_per_frame_measured']} / "
+              f"{case['greedy']['simulation']['cycles_per_frame_measured']} "
+              f"<= {case['target_cycles']}")
     report = {"device": DEVICE, "clock_mhz": CLOCK, "fractions_of_fastest": FRACTIONS,
               "cases": cases,
               "all_meet_target": all(c["ours"]["meets_target"] and c["greedy"]["meets_target"]

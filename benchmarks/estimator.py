@@ -14,11 +14,13 @@ Usage::
 
     python benchmarks/estimator.py [--out benchmarks/estimator.json] [--quick]
                                    [--families xc7,xcup] [--cache DIR | --no-cache]
+                                   [--workers N | --cluster ADDRESS]
 
-Synthesis runs one design at a time. Results are cached under ``--cache`` by a hash of the
-family and the Verilog, so an unchanged design is not synthesized twice; ``--no-cache``
-synthesizes everything afresh; the JSON's settings say how many results came from the
-cache. ``--quick`` keeps one block of each kind.
+Synthesis runs one design at a time, or one job per design on ``--workers N`` local worker
+processes or the Dask cluster at ``--cluster ADDRESS``. Results are cached under ``--cache``
+by a hash of the family and the Verilog, so an unchanged design is not synthesized twice;
+``--no-cache`` synthesizes everything afresh; the JSON's settings say how many results came
+from the cache. ``--quick`` keeps one block of each kind.
 """
 
 import argparse
@@ -40,6 +42,8 @@ from hwgen.blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUn
 from hwgen.verilog import to_verilog
 from hwgen.model import Layer, block_cost, layer_cost, lutram_luts
 from hwgen.synth import synthesize, yosys_version
+from hwgen.app.options import check_distribution
+from sim.cluster import run_jobs
 
 FAMILIES = ("xc7", "xcup")
 RESOURCES = ("lut", "ff", "dsp", "bram18", "lutram")
@@ -242,22 +246,45 @@ def build(spec, family):
     return builder(**kwargs)
 
 
-def synthesized(block, family, cache):
-    """Synthesis counts of ``block`` (``cache`` a directory, or None), and whether cached."""
-    text = to_verilog(block, name="top")
+def _cache_path(text, family, cache):
+    if cache is None:
+        return None
     key = hashlib.sha256(f"{family}\n{text}".encode()).hexdigest()[:32]
-    path = cache / f"{key}.json" if cache is not None else None
-    if path is not None and path.is_file():
-        return json.loads(path.read_text()), True
+    return cache / f"{key}.json"
+
+
+def synthesis_counts(text, family):
+    """Synthesis counts of one design's Verilog ``text`` for ``family`` (a job of its own)."""
     result = synthesize(text, family)
-    counts = {"lut": result["LUT"], "ff": result["FF"], "dsp": result["DSP"],
-              "bram18": sum(BRAM_UNITS.get(c, 0) * n for c, n in result["cells"].items()),
-              "lutram": lutram_luts(result["cells"]), "cells": result["cells"],
-              "seconds": result["seconds"]}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(counts))
-    return counts, False
+    return {"lut": result["LUT"], "ff": result["FF"], "dsp": result["DSP"],
+            "bram18": sum(BRAM_UNITS.get(c, 0) * n for c, n in result["cells"].items()),
+            "lutram": lutram_luts(result["cells"]), "cells": result["cells"],
+            "seconds": result["seconds"]}
+
+
+def synthesized(texts, cache, *, workers=None, cluster=None):
+    """Synthesis counts of ``texts`` (``(family, verilog)`` pairs) in order, and which came
+    from ``cache`` (a directory, or None). The others are synthesized one job each: here
+    one after the other, or on ``workers`` local processes or the Dask ``cluster``."""
+    paths = [_cache_path(text, family, cache) for family, text in texts]
+    counts = [json.loads(p.read_text()) if p is not None and p.is_file() else None
+              for p in paths]
+    hits = [c is not None for c in counts]
+    missing = [i for i, c in enumerate(counts) if c is None]
+
+    def done(k, result):
+        i = missing[k]
+        if paths[i] is not None:
+            paths[i].parent.mkdir(parents=True, exist_ok=True)
+            paths[i].write_text(json.dumps(result))
+        print(f"synthesized {k + 1}/{len(missing)} ({texts[i][0]}, {result['seconds']} s)",
+              file=sys.stderr)
+
+    fresh = run_jobs(synthesis_counts, [(texts[i][1], texts[i][0]) for i in missing],
+                     workers=workers, client=cluster, on_result=done)
+    for i, result in zip(missing, fresh):
+        counts[i] = result
+    return counts, hits
 
 
 def relative_error(estimate, measured):
@@ -299,7 +326,13 @@ def main(argv=None):
                         help="synthesis result cache (default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true",
                         help="synthesize every design afresh (and cache nothing)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="synthesize on N local worker processes (default: here, one "
+                             "design at a time)")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="synthesize on the Dask cluster whose scheduler is at ADDRESS")
     args = parser.parse_args(argv)
+    check_distribution(args.workers, args.cluster, None)
     families = args.families.split(",")
     cache = None if args.no_cache else Path(args.cache)
     sweep = [s for s in SWEEP if (not args.quick or s[0] in QUICK)
@@ -307,38 +340,39 @@ def main(argv=None):
 
     start = time.monotonic()
     load_start = os.getloadavg()[0]
-    rows, cached, estimate_seconds = [], 0, 0.0
-    total = len(sweep) * len(families)
+    plans, estimate_seconds = [], 0.0
     for family in families:
         for spec in sweep:
             block = build(spec, family)
             t0 = time.monotonic()
-            cost = block_cost(block, family)
-            estimate_seconds += time.monotonic() - t0
-            synth, hit = synthesized(block, family, cache)
-            cached += hit
-            estimate = cost.as_dict()
-            measured = {k: synth[k] for k in RESOURCES}
+            estimate = block_cost(block, family).as_dict()
             layer = layer_of(spec, block)
-            if layer is not None:
-                t0 = time.monotonic()
-                layer_estimate = layer_cost(layer, family).as_dict()
-                estimate_seconds += time.monotonic() - t0
-            rows.append({
-                "block": spec[0], "kind": type(block).__name__, "family": family,
-                "estimate": estimate, "synth": measured,
-                "error": {k: None if (e := relative_error(estimate[k], measured[k])) is None
-                          else round(e, 4) for k in RESOURCES},
-                "synth_seconds": synth["seconds"], "cells": synth["cells"],
-            })
-            if layer is not None:
-                rows[-1]["layer_estimate"] = layer_estimate
-                rows[-1]["layer_error"] = {
-                    k: None if (e := relative_error(layer_estimate[k], measured[k])) is None
-                    else round(e, 4) for k in RESOURCES}
-            print(f"[{len(rows)}/{total}] {family} {spec[0]}: " + ", ".join(
-                f"{k} {estimate[k]}/{measured[k]}" for k in RESOURCES)
-                + (" (cached)" if hit else f" ({synth['seconds']} s)"), file=sys.stderr)
+            layer_estimate = None if layer is None else layer_cost(layer, family).as_dict()
+            estimate_seconds += time.monotonic() - t0
+            plans.append((family, spec, block, estimate, layer_estimate,
+                          to_verilog(block, name="top")))
+    counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers,
+                               cluster=args.cluster)
+    cached = sum(hits)
+    rows = []
+    for (family, spec, block, estimate, layer_estimate, _), synth, hit in zip(plans, counts,
+                                                                            hits):
+        measured = {k: synth[k] for k in RESOURCES}
+        rows.append({
+            "block": spec[0], "kind": type(block).__name__, "family": family,
+            "estimate": estimate, "synth": measured,
+            "error": {k: None if (e := relative_error(estimate[k], measured[k])) is None
+                      else round(e, 4) for k in RESOURCES},
+            "synth_seconds": synth["seconds"], "cells": synth["cells"],
+        })
+        if layer_estimate is not None:
+            rows[-1]["layer_estimate"] = layer_estimate
+            rows[-1]["layer_error"] = {
+                k: None if (e := relative_error(layer_estimate[k], measured[k])) is None
+                else round(e, 4) for k in RESOURCES}
+        print(f"[{len(rows)}/{len(plans)}] {family} {spec[0]}: " + ", ".join(
+            f"{k} {estimate[k]}/{measured[k]}" for k in RESOURCES)
+            + (" (cached)" if hit else f" ({synth['seconds']} s)"), file=sys.stderr)
 
     report = {
         "benchmark": "benchmarks/estimator.py",
@@ -346,6 +380,7 @@ def main(argv=None):
         "settings": {
             "families": families, "blocks": len(sweep), "quick": args.quick, "only": args.only,
             "cached_results": cached, "fresh_results": len(rows) - cached,
+            "workers": args.workers, "cluster": args.cluster,
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "yosys": yosys_version(),
             "load_average": {"start": round(load_start, 2),
@@ -361,7 +396,8 @@ def main(argv=None):
             "-noclkbuf (hwgen.synth.synthesize); blocks that pack multipliers are built for "
             "the family they are synthesized for.",
             "estimate_seconds is the time of all cost-model calls (no synthesis); "
-            "wall_seconds includes synthesis, which runs one design at a time.",
+            "wall_seconds includes synthesis, which runs one design at a time unless "
+            "settings.workers or settings.cluster say otherwise.",
             "layer_estimate (matrix-vector units, requantizers, pools) is the estimate from a "
             "layer description without weights (hwgen.model.layer_cost): random ROM contents, "
             "worst-case accumulator width, 14-bit requantizer multipliers; layer_summary "

@@ -1,8 +1,9 @@
-"""Exceptions for simulation problems: a missing tool, or a run that fails or disagrees."""
+"""Exceptions for simulation problems: a missing tool, a run that fails or disagrees, or a
+cluster that cannot be reached."""
 
 from hwgen.errors import ToolchainError
 
-__all__ = ["SimulationError", "ToolchainError"]
+__all__ = ["ClusterError", "SimulationError", "ToolchainError"]
 
 
 class SimulationError(RuntimeError):
@@ -16,3 +17,7 @@ class SimulationError(RuntimeError):
         super().__init__(message)
         self.result = result
         self.log = log
+
+
+class ClusterError(ConnectionError):
+    """No Dask scheduler answers at the address given; nothing was run."""

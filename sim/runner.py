@@ -423,7 +423,7 @@ def backpressure_label(backpressure):
 
 
 def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0, seed=0,
-               max_cycles=None, verbose=False, progress=None):
+               max_cycles=None, verbose=False, progress=None, run_dir=None):
     """Stream ``frames`` through a design in a cocotb simulation and collect its outputs.
 
     Parameters
@@ -452,6 +452,9 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
         Show the build and simulator output on the console instead of writing log files.
     progress : bool, optional
         Show a progress bar on stderr; by default only when stderr is a terminal.
+    run_dir : path, optional
+        Where this run's files go instead of the folder under ``out_dir/sim_run`` named after
+        the design, back-pressure and seed (runs that share those need one each).
 
     Returns
     -------
@@ -477,9 +480,11 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
 
     build_dir, digest, build_seconds = build_design(meta, out_dir=out_dir, simulator=simulator,
                                                     verbose=verbose)
-    run_dir = (Path(out_dir).resolve() / "sim_run"
-               / f"{simulator}-{digest}-bp{backpressure_label(backpressure).replace(':', '-')}"
-                 f"-seed{seed}")
+    if run_dir is None:
+        run_dir = (Path(out_dir) / "sim_run"
+                   / f"{simulator}-{digest}-bp{backpressure_label(backpressure).replace(':', '-')}"
+                     f"-seed{seed}")
+    run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     inputs_path, results_path = run_dir / "inputs.npy", run_dir / "results.npz"
     progress_path, log = run_dir / "progress.txt", run_dir / "sim.log"

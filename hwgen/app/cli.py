@@ -70,6 +70,15 @@ def _add_sim_options(p):
                         "cycle S) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="split the inputs into shards and simulate them on N local worker "
+                        "processes (default: one simulator process, no shards)")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="simulate the shards on the Dask cluster whose scheduler is at "
+                        "ADDRESS (tcp://HOST:PORT); its workers need hwgen and the simulator")
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="shards of the inputs with --workers or --cluster (default: twice "
+                        "the worker threads)")
 
 
 def _add_arch_options(p):

@@ -5,6 +5,7 @@ Every command takes the parsed arguments and returns the exit status; problems a
 to standard output, progress to standard error.
 """
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,11 +19,12 @@ import sim
 from hwgen.support import check_hardware_support
 from hwgen.errors import UnsupportedLayerError
 from hwgen.packing import lane_table, plan_lanes
+from sim.cluster import open_client
 
 from .demo import run_demo
 from .files import atomic, check_output_folder, follow_umask, remove, write_text
-from .options import (check_design_fits, check_number, load_inputs, parse_backpressure,
-                      parse_engine, parse_folding, read_design)
+from .options import (check_design_fits, check_distribution, check_number, load_inputs,
+                      parse_backpressure, parse_engine, parse_folding, read_design)
 from .report import clear_report, table, write_report
 from .tables import boards_table, layers_table
 
@@ -111,6 +113,21 @@ def _generate(graph, out_dir, options):
     return meta
 
 
+def _cluster(args):
+    """The Dask client of ``--cluster`` for a ``with`` block (``None`` without it), connected
+    at once: an unreachable scheduler stops the command before any work."""
+    if args.cluster is None:
+        return contextlib.nullcontext()
+    return open_client(client=args.cluster)
+
+
+def _distribution_report(args, result):
+    """How a simulation was spread: workers, cluster, shards and retried shards."""
+    return {"workers": args.workers, "cluster": args.cluster,
+            "shards": 1 if result.shards is None else len(result.shards),
+            "retried_shards": result.retried_shards}
+
+
 def inspect(args):
     """``hwgen inspect``: layers, shapes, MACs, ranges, precisions, hardware support."""
     graph = load_model(args.model)
@@ -156,18 +173,23 @@ def simulate(args):
     quant.golden.check_inputs(graph, inputs)  # bad inputs fail before any hardware is built
     backpressure = parse_backpressure(args.backpressure)
     check_number("--seed", args.seed, integer=True, low_open=False)
+    check_distribution(args.workers, args.cluster, args.shards)
     options = _build_options(args)
     out = Path(args.out)
     check_output_folder(out, "-o/--out")
     remove(out / "report.json", out / "outputs.npy")
-    design = _generate(graph, out / "rtl", options)
-    result = sim.simulate(graph, inputs, out_dir=out, simulator=args.sim,
-                          backpressure=backpressure, seed=args.seed, design=design)
+    with _cluster(args) as client:
+        design = _generate(graph, out / "rtl", options)
+        result = sim.simulate(graph, inputs, out_dir=out, simulator=args.sim,
+                              backpressure=backpressure, seed=args.seed, design=design,
+                              workers=args.workers, client=client, shards=args.shards)
     with atomic(out / "outputs.npy", "wb") as f:
         np.save(f, result.outputs)
     report = {"images": len(result.outputs), "outputs_compared": result.outputs_compared,
               "mismatches": result.mismatches, "cycles_per_frame": result.cycles_per_frame,
-              "simulator": args.sim, "seed": args.seed, "backpressure": backpressure}
+              "frame_latency": result.frame_latency, "simulator": args.sim,
+              "seed": args.seed, "backpressure": backpressure,
+              **_distribution_report(args, result)}
     write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
     return 0
@@ -302,9 +324,12 @@ def demo(args):
         check_number("--epochs", args.epochs, integer=True)
     check_number("--seed", args.seed, integer=True, low_open=False)
     backpressure = parse_backpressure(args.backpressure)
+    check_distribution(args.workers, args.cluster, args.shards)
     if args.out is not None:
         check_output_folder(args.out, "--out")
-    run_demo(example=args.example, out_dir=args.out, images=args.images, epochs=args.epochs,
-             simulator=args.sim, backpressure=backpressure, seed=args.seed,
-             synth=not args.no_synth)
+    with _cluster(args) as client:
+        run_demo(example=args.example, out_dir=args.out, images=args.images,
+                 epochs=args.epochs, simulator=args.sim, backpressure=backpressure,
+                 seed=args.seed, synth=not args.no_synth, workers=args.workers,
+                 client=client, shards=args.shards)
     return 0

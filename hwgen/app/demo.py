@@ -43,10 +43,12 @@ def _measured(result):
 
 
 def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simulator="icarus",
-             backpressure=0.0, seed=0, synth=True, *, float_epochs=None):
+             backpressure=0.0, seed=0, synth=True, *, float_epochs=None, workers=None,
+             client=None, shards=None):
     """Run one example end to end and return the report (also written to ``report.json``).
 
-    ``images`` test inputs are simulated with ``backpressure`` (see :func:`sim.simulate`);
+    ``images`` test inputs are simulated with ``backpressure`` (see :func:`sim.simulate`),
+    in shards on ``workers`` local worker processes or a Dask ``client`` when given;
     when it is not 0 a second, short run without back-pressure measures the frame interval.
     With ``synth``, yosys synthesizes the Verilog for xc7 and xcup and the report compares
     the DSP counts with the packing planner's prediction. ``epochs`` and ``float_epochs``
@@ -85,7 +87,8 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     _log(f"[4/{steps}] simulate {images} test inputs in cocotb ({simulator}, back-pressure "
          f"{backpressure})")
     result = sim.simulate(graph, x_test[:images], out_dir=out_dir / "sim", simulator=simulator,
-                          backpressure=backpressure, seed=seed, design=meta)
+                          backpressure=backpressure, seed=seed, design=meta, workers=workers,
+                          client=client, shards=shards)
     flow = result
     if backpressure != 0:
         flow = sim.simulate(graph, x_test[:min(images, 6)], out_dir=out_dir / "sim_flow",
@@ -117,7 +120,9 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
         "example": example,
         metric: {k: round(v, 4) for k, v in measures.items()},
         "rtl_vs_golden": {"images": images, "outputs_compared": result.outputs_compared,
-                          "mismatches": result.mismatches},
+                          "mismatches": result.mismatches,
+                          "shards": 1 if result.shards is None else len(result.shards),
+                          "retried_shards": result.retried_shards},
         "dsp": dsp,
         "cycles_per_frame": {"model": meta["cycles_per_frame"], "measured": _measured(flow)},
         "latency": {"model": meta["latency"], "measured": flow.frame_latency,

@@ -13,10 +13,11 @@ import numpy as np
 
 from hwgen.engine import EngineConfig
 from quant.numerics import is_int
+from sim.cluster import check_address, check_workers
 from sim.runner import check_backpressure
 
-__all__ = ["ENGINE_FORM", "check_design_fits", "check_number", "load_inputs",
-           "parse_backpressure", "parse_engine", "parse_folding", "read_design"]
+__all__ = ["ENGINE_FORM", "check_design_fits", "check_distribution", "check_number",
+           "load_inputs", "parse_backpressure", "parse_engine", "parse_folding", "read_design"]
 
 #: What ``--engine`` takes.
 ENGINE_FORM = ("KEY=VALUE[,KEY=VALUE...] of tm, tn, lane_bits (widths joined by '/', as "
@@ -53,6 +54,22 @@ def parse_backpressure(text):
         return check_backpressure(value)
     except ValueError as error:
         raise ValueError(f"--backpressure: {error}") from None
+
+
+def check_distribution(workers, cluster, shards):
+    """``--workers``, ``--cluster`` and ``--shards``: a positive worker count or a scheduler
+    address (not both), and a positive shard count only with one of them."""
+    if workers is not None and cluster is not None:
+        raise ValueError("--cluster runs the shards on that cluster's workers; leave out "
+                         "--workers")
+    if workers is not None:
+        check_workers(workers, "--workers")
+    if cluster is not None:
+        check_address(cluster, "--cluster")
+    if shards is not None:
+        if workers is None and cluster is None:
+            raise ValueError("--shards needs --workers or --cluster")
+        check_workers(shards, "--shards")
 
 
 def _pe_simd(where, value):

@@ -17,7 +17,7 @@ import quant
 from hwgen.app.cli import main
 from hwgen.synth import SynthesisError
 from quant import graph as g
-from tests.hwgen.graphs import random_mlp
+from tests.hwgen.graphs import random_inputs, random_mlp
 from tests.hwgen.test_conv_accelerator import cnn2d
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +150,23 @@ def test_bad_inputs_are_rejected_before_simulation(model, tmp_path, capsys, bad,
     assert_clean_error(code, err, pattern)
     assert not (tmp_path / "sim" / "report.json").exists()
     assert not (tmp_path / "sim" / "outputs.npy").exists()
+
+
+@pytest.mark.parametrize("options, shards", [([], 1), (["--workers", "2", "--shards", "3"], 3)],
+                         ids=["one-process", "two-workers"])
+def test_simulate_writes_outputs_in_input_order(model, tmp_path, capsys, options, shards):
+    graph = quant.load(model)
+    x = random_inputs(graph, 9, seed=3)
+    np.save(tmp_path / "x.npy", x)
+    code, out, _ = run(["simulate", model, "--inputs", tmp_path / "x.npy", "-o",
+                        tmp_path / "sim", *options], capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "sim" / "report.json").read_text())
+    assert json.loads(out) == report
+    assert report["images"] == 9 and report["mismatches"] == 0
+    assert report["shards"] == shards and report["retried_shards"] == 0
+    outputs = np.load(tmp_path / "sim" / "outputs.npy")
+    np.testing.assert_array_equal(outputs, quant.run(graph, x)[graph.output])
 
 
 def test_missing_inputs_file(model, tmp_path, capsys):

@@ -178,6 +178,28 @@ CASES = [
      r"--seed must be an integer >= 0, not -1", ["s"]),
     ("simulator-choice", "simulate m.qgraph --inputs x.npy -o s --sim modelsim", 64,
      r"hwgen simulate: argument --sim: invalid choice: 'modelsim' .*", ["s"]),
+    ("workers-zero", "simulate m.qgraph --inputs x.npy -o s --workers 0", 1,
+     r"--workers must be a positive integer, not 0", ["s"]),
+    ("workers-negative", "simulate m.qgraph --inputs x.npy -o s --workers -3", 1,
+     r"--workers must be a positive integer, not -3", ["s"]),
+    ("workers-text", "simulate m.qgraph --inputs x.npy -o s --workers two", 64,
+     r"hwgen simulate: argument --workers: invalid int value: 'two' .*", ["s"]),
+    ("workers-and-cluster", "simulate m.qgraph --inputs x.npy -o s --workers 2 --cluster "
+     "127.0.0.1:8786", 1,
+     r"--cluster runs the shards on that cluster's workers; leave out --workers", ["s"]),
+    ("shards-alone", "simulate m.qgraph --inputs x.npy -o s --shards 4", 1,
+     r"--shards needs --workers or --cluster", ["s"]),
+    ("shards-zero", "simulate m.qgraph --inputs x.npy -o s --workers 2 --shards 0", 1,
+     r"--shards must be a positive integer, not 0", ["s"]),
+    ("cluster-no-port", "simulate m.qgraph --inputs x.npy -o s --cluster localhost", 1,
+     r"--cluster must be \[SCHEME://\]HOST:PORT with a port in 1\.\.65535, not 'localhost'",
+     ["s"]),
+    ("cluster-scheme", "simulate m.qgraph --inputs x.npy -o s --cluster http://h:80", 1,
+     r"--cluster must use one of the schemes .*, not 'http' in 'http://h:80'", ["s"]),
+    ("cluster-unreachable", "simulate m.qgraph --inputs x.npy -o s --cluster "
+     "tcp://127.0.0.1:1", 1,
+     r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1 \(Connection refused\); "
+     r"start one with `dask scheduler` or check the address", ["s"]),
     # estimate
     ("estimate-out-is-a-file", "estimate m.qgraph --out afile", 1,
      r"--out must be a folder, not the existing file afile", []),
@@ -260,6 +282,11 @@ CASES = [
      r"--out must be a folder, not the existing file afile", []),
     ("demo-example-choice", "demo --example cifar --out d", 64,
      r"hwgen demo: argument --example: invalid choice: 'cifar' .*", ["d"]),
+    ("demo-workers-zero", "demo --workers 0 --out d", 1,
+     r"--workers must be a positive integer, not 0", ["d"]),
+    ("demo-cluster-unreachable", "demo --cluster 127.0.0.1:1 --out d", 1,
+     r"cannot reach the Dask scheduler at 127\.0\.0\.1:1 \(Connection refused\); start one "
+     r"with `dask scheduler` or check the address", ["d"]),
     # the command line
     ("no-command", "", 64,
      r"hwgen: the following arguments are required: COMMAND \(see `hwgen --help`\)", []),

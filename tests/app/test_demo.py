@@ -25,7 +25,8 @@ def test_demo_report_survives_a_synthesis_that_fails(tmp_path, monkeypatch):
     assert acc["float"] >= 0.90
     assert abs(acc["golden"] - acc["float"]) <= 0.01
     assert acc["rtl"] == acc["golden_on_simulated"]
-    assert report["rtl_vs_golden"] == {"images": 24, "outputs_compared": 240, "mismatches": 0}
+    assert report["rtl_vs_golden"] == {"images": 24, "outputs_compared": 240, "mismatches": 0,
+                                       "shards": 1, "retried_shards": 0}
     assert set(report["weight_bits_histogram"]) == {"4", "8"}
     assert report["dsp"]["predicted"] > 0
     for path in report["artifacts"].values():
