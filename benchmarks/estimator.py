@@ -20,7 +20,10 @@ Synthesis runs one design at a time, or one job per design on ``--workers N`` lo
 processes or the Dask cluster at ``--cluster ADDRESS``. Results are cached under ``--cache``
 by a hash of the family and the Verilog, so an unchanged design is not synthesized twice;
 ``--no-cache`` synthesizes everything afresh; the JSON's settings say how many results came
-from the cache. ``--quick`` keeps one block of each kind.
+from the cache. ``--quick`` keeps one block of each kind. ``--update`` measures only the
+blocks ``--only`` selects and replaces their rows in the existing output, keeping the others
+(for a change that touches one kind of block); the summaries cover all rows, and the
+settings list the runs the rows come from.
 """
 
 import argparse
@@ -320,6 +323,9 @@ def main(argv=None):
     parser.add_argument("--families", metavar="LIST", default=",".join(FAMILIES),
                         help="comma-separated families (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="one block of each kind")
+    parser.add_argument("--update", action="store_true",
+                        help="replace the measured blocks' rows in the existing output and "
+                             "keep the others")
     parser.add_argument("--only", metavar="TEXT", default=None,
                         help="only blocks whose name contains TEXT")
     parser.add_argument("--cache", metavar="DIR", default="build/estimator-cache",
@@ -374,12 +380,22 @@ def main(argv=None):
             f"{k} {estimate[k]}/{measured[k]}" for k in RESOURCES)
             + (" (cached)" if hit else f" ({synth['seconds']} s)"), file=sys.stderr)
 
+    fresh = len(rows) - cached
+    out = Path(args.out)
+    runs, kept = [], []
+    if args.update and out.is_file():
+        old = json.loads(out.read_text())
+        measured = {(r["block"], r["family"]) for r in rows}
+        kept = [r for r in old["rows"] if (r["block"], r["family"]) not in measured]
+        runs = old.get("runs", [{"date": old["date"], "settings": old["settings"]}])
+        rows = kept + rows
+        families = sorted({r["family"] for r in rows}, key=FAMILIES.index)
     report = {
         "benchmark": "benchmarks/estimator.py",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {
             "families": families, "blocks": len(sweep), "quick": args.quick, "only": args.only,
-            "cached_results": cached, "fresh_results": len(rows) - cached,
+            "cached_results": cached, "fresh_results": fresh,
             "workers": args.workers, "cluster": args.cluster,
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "yosys": yosys_version(),
@@ -414,7 +430,9 @@ def main(argv=None):
         "wall_seconds": round(time.monotonic() - start, 1),
         "rows": rows,
     }
-    out = Path(args.out)
+    if args.update:
+        report["runs"] = runs + [{"date": report["date"], "settings": report["settings"],
+                                  "blocks": sorted({r["block"] for r in rows[len(kept):]})}]
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(out)
     return report

@@ -106,7 +106,8 @@ class Search:
             return []
         fewest = min(pe * simd for pe, simd, _ in out)
         # Wide shapes only pay off in memory: a PE that gathers a precision's filters into
-        # fewer lanes packs the weight ROMs better (up to 64 lanes are tried).
+        # fewer lanes widens fewer of them, and a wider word may fill its block RAMs better
+        # (up to 64 lanes are tried).
         return [Option(pe, simd, lut, None, cycles) for pe, simd, cycles in out
                 if pe * simd <= 2 * fewest or pe <= 64
                 for lut in self.network.lut_choices(view, pe)]

@@ -218,7 +218,8 @@ def estimate(args):
 
 
 def packing(args):
-    """``hwgen packing``: lanes per multiplier, ours against FINN's formula."""
+    """``hwgen packing``: lanes per multiplier, ours against FINN's formula, and the ROM bits
+    per weight."""
     if (args.weight_bits is None) != (args.act_bits is None):
         raise ValueError("--weight-bits and --act-bits go together; give both or neither")
     if args.weight_bits is not None:
@@ -226,7 +227,8 @@ def packing(args):
                           act_signed=args.act_signed)
         rows = [{"weight_bits": plan.weight_bits, "act_bits": plan.act_bits,
                  "lanes": plan.lanes, "field_bits": plan.field_bits, "scheme": plan.scheme,
-                 "finn_lanes": plan.finn_lanes}]
+                 "finn_lanes": plan.finn_lanes, "stored_bits_per_weight": plan.weight_bits,
+                 "prepacked_bits_per_weight": round(plan.word_bits / plan.lanes, 2)}]
     else:
         rows = lane_table(args.device, act_signed=args.act_signed)
     if args.json:
@@ -237,7 +239,8 @@ def packing(args):
         r = rows[0]
         print(f"W{r['weight_bits']}A{r['act_bits']} on {args.device}: {r['lanes']} lanes "
               f"(FINN formula {r['finn_lanes']}), {r['field_bits']}-bit fields, "
-              f"scheme {r['scheme']}")
+              f"scheme {r['scheme']}; ROM bits per weight: {r['stored_bits_per_weight']} "
+              f"stored (packed as read), {r['prepacked_bits_per_weight']} as a pre-packed word")
         return 0
     bits = sorted({r["weight_bits"] for r in rows})
     cells = {(r["weight_bits"], r["act_bits"]): r for r in rows}
@@ -246,6 +249,17 @@ def packing(args):
     for w in bits:
         print(f"{w:>4} " + "".join(f"{cells[w, a]['lanes']:>4}/{cells[w, a]['finn_lanes']:<2}"
                                    for a in bits))
+    print(f"\nROM bits per weight on {args.device}: stored (each weight at its own width, "
+          f"packed as read) / as a pre-packed word (rows W, columns A)")
+    print("W\\A " + "".join(f"{a:>9}" for a in bits))
+
+    def storage(row):
+        prepacked = row["prepacked_bits_per_weight"]
+        return f"{row['stored_bits_per_weight']:>4}/" + \
+            ("-" if prepacked is None else f"{prepacked:.1f}").ljust(4)
+
+    for w in bits:
+        print(f"{w:>4} " + "".join(storage(cells[w, a]) for a in bits))
     return 0
 
 

@@ -19,6 +19,7 @@ from ._util import (accumulator_bits, accumulator_range, check_count, divisors, 
                     lut_multiply, pack_words, rom_attrs, tree_sum)
 from .packed import PackedMultiplier
 from .timing import MatVecTiming, Timed
+from .weightrom import weight_layout
 
 __all__ = ["MatVecUnit", "ROM_STYLES"]
 
@@ -40,10 +41,13 @@ class MatVecUnit(Timed, wiring.Component):
     Each clock cycle the unit multiplies ``simd`` inputs by the weights of ``pe`` filters. The
     input vector arrives as ``in_features / simd`` beats and is written into one of two banks,
     so the next vector loads while the current one is reused for all ``out_features / pe``
-    output folds. Weights live in on-chip ROM, one ROM per precision group and input element,
-    each stored and multiplied at its own width. Lane ``p`` of every output beat computes filter
-    ``fold * pe + p``, so the filters of each precision must sit in the same lanes in every fold
-    (``reorder_filters`` arranges that).
+    output folds. Weights live in on-chip ROM, each at its lane's own width: one word per
+    (output fold, input fold) holds all ``pe`` x ``simd`` weights the fold pair multiplies,
+    split into memories shaped for the fewest block RAMs (:mod:`~hwgen.blocks.weightrom`),
+    and each pack of DSP lanes forms its packed multiplier operand from the raw weights as
+    they are read (:func:`~hwgen.blocks.packer.packed_word`). Lane ``p`` of every output
+    beat computes filter ``fold * pe + p``, so the filters of each precision must sit in the
+    same lanes in every fold (``reorder_filters`` arranges that).
 
     The pipeline (:data:`PIPELINE_DEPTH` cycles from issuing a fold to offering its result)
     never stalls: results enter an output queue, and the last input fold of an output fold is
@@ -129,6 +133,8 @@ class MatVecUnit(Timed, wiring.Component):
         x_lo, x_hi = numerics.int_range(in_bits, in_signed)
         self._acc_range = accumulator_range(weight, bias, x_lo, x_hi)
         self._acc_bits = accumulator_bits(weight, bias, in_bits, in_signed)
+        self._layout = weight_layout(weight_bits[:pe], simd, (out_features // pe) *
+                                     (in_features // simd))
         super().__init__({
             "i_stream": In(stream.Signature(
                 data.ArrayLayout(element_shape(in_bits, in_signed), simd))),
@@ -188,21 +194,16 @@ class MatVecUnit(Timed, wiring.Component):
     def bias(self):
         return self._bias.copy()
 
-    def rom_fields(self, group, element):
-        """The fields of one weight ROM word, group ``group`` and input element ``element``:
-        ``[(width, values per (output fold, input fold) word), ...]``, the packed constant of
-        each pack of DSP lanes, then each LUT lane's weight."""
-        nf, sf, pe, simd = self.output_folds, self.input_folds, self._pe, self._simd
-        folds = self._weight.reshape(nf, pe, sf, simd)
-        g = self._groups[group]
-        plan, fields = g["plan"], []
-        for pack in g["packs"]:
-            w = folds[:, pack][..., element].transpose(0, 2, 1).reshape(nf * sf, len(pack))
-            w = np.pad(w, ((0, 0), (0, plan.lanes - len(pack))))
-            fields.append((plan.word_bits, [packing.rom_word(plan, row) for row in w]))
-        for lane in g["lut"]:
-            fields.append((g["bits"], folds[:, lane, :, element].reshape(-1).tolist()))
-        return fields
+    @property
+    def rom_layout(self):
+        """The :class:`~hwgen.blocks.weightrom.WeightLayout` of the weight memories: every
+        weight at its lane's width, one word per (output fold, input fold)."""
+        return self._layout
+
+    def rom_fields(self):
+        """Per weight memory, the fields of its word: ``[(bits, values per word), ...]`` in
+        bit order (:meth:`~hwgen.blocks.weightrom.WeightLayout.pieces`)."""
+        return self._layout.pieces(self._weight)
 
     @property
     def dsp_count(self):
@@ -295,15 +296,15 @@ class MatVecUnit(Timed, wiring.Component):
             with m.Else():
                 m.d.sync += in_fold.eq(in_fold + 1)
 
-        # Weight ROMs, one per precision group and input element, read in the issue cycle.
-        # A word holds the packed constants of the group's DSP packs for that element, then
-        # its LUT lanes' weights. Each ROM has its own address counter (of (out_fold,
-        # in_fold): a counter, so that no multiplier is spent on out_fold * sf), so that no
-        # address net has to reach every block RAM of the layer. Stages: 1 the memories'
-        # outputs, 2 and 3 those registered (a slow block RAM output, then a route of its own
-        # to the multipliers), 4 and 5 the multipliers' operand and result registers, 6 and 7
-        # the results in fabric (two cycles for a route that can cross the die), 8 the lanes
-        # extracted from them.
+        # Weight memories (:mod:`.weightrom`): every weight at its lane's width, one word per
+        # (out_fold, in_fold) split into memories shaped for block RAM, each with its own
+        # address counter (a counter, so that no multiplier is spent on out_fold * sf; one
+        # per memory, so that no address net has to reach every block RAM of the layer).
+        # Stages: 1 the memories' outputs, 2 and 3 those registered (a slow block RAM output,
+        # then a route of its own to the multipliers), 4 and 5 the multipliers' operand and
+        # result registers (the packed operand is formed from the raw weights in front of
+        # the operand register, in a DSP48E1's pre-adder), 6 and 7 the results in fabric
+        # (two cycles for a route that can cross the die), 8 the lanes extracted from them.
         def registered(value, name, cycles=1):
             for i in range(cycles):
                 register = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
@@ -311,46 +312,48 @@ class MatVecUnit(Timed, wiring.Component):
                 value = register
             return value
 
+        layout = self._layout
+        parts = []
+        for j, (width, init) in enumerate(zip(layout.widths, layout.init(self._weight))):
+            attrs = ({"rom_style": self._rom_style} if self._rom_style is not None
+                     else rom_attrs(platform, nf * sf))
+            rom = Memory(shape=unsigned(width), depth=nf * sf, init=init, attrs=attrs)
+            m.submodules[f"weights_{j}"] = rom
+            address = Signal(range(nf * sf), name=f"address_{j}")
+            with m.If(issue):
+                m.d.sync += address.eq(Mux(address == nf * sf - 1, 0, address + 1))
+            port = rom.read_port()
+            m.d.comb += port.addr.eq(address)
+            parts.append(registered(port.data, f"word_{j}", 2))
+        word = Cat(*parts)
+
+        def weight(lane, element):
+            start, bits = layout.field(lane, element)
+            return word[start:start + bits].as_signed()
+
         vector = registered(rd.data, "vector", 2)
         x = [vector.word_select(s, self._in_bits) for s in range(simd)]
         x = [v.as_signed() if self._in_signed else v for v in x]
         products = [[None] * simd for _ in range(pe)]
-        for index, group in enumerate(self._groups):
+        for group in self._groups:
             bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
             for s in range(simd):
-                init, offset, slices = [0] * (nf * sf), 0, []
-                for width, values in self.rom_fields(index, s):
-                    for i, v in enumerate(values):
-                        init[i] |= (int(v) & ((1 << width) - 1)) << offset
-                    slices.append((offset, width))
-                    offset += width
-                attrs = ({"rom_style": self._rom_style} if self._rom_style is not None
-                         else rom_attrs(platform, nf * sf))
-                rom = Memory(shape=unsigned(offset), depth=nf * sf, init=init, attrs=attrs)
-                m.submodules[f"weights_w{bits}_{s}"] = rom
-                address = Signal(range(nf * sf), name=f"address_w{bits}_{s}")
-                with m.If(issue):
-                    m.d.sync += address.eq(Mux(address == nf * sf - 1, 0, address + 1))
-                port = rom.read_port()
-                m.d.comb += port.addr.eq(address)
-                word = registered(port.data, f"word_w{bits}_{s}", 2)
-                words = iter(slices)
                 for j, pack in enumerate(packs):
-                    start, width = next(words)
                     unit = PackedMultiplier(multiplier=plan.multiplier, weight_bits=bits,
                                             act_bits=self._in_bits, act_signed=self._in_signed,
-                                            registered=True, pipelined=True)
+                                            registered=True, pipelined=True, raw=True)
                     m.submodules[f"dsp_w{bits}_{j}_{s}"] = unit
-                    m.d.comb += [unit.x.eq(x[s]), unit.word.eq(word[start:start + width])]
+                    # A pack short of the plan's lanes leaves the others at weight 0.
+                    m.d.comb += [unit.weights[i].eq(weight(lane, s))
+                                 for i, lane in enumerate(pack)]
+                    m.d.comb += unit.x.eq(x[s])
                     for i, lane in enumerate(pack):
                         products[lane][s] = unit.products[i]
                 for lane in lut:
-                    start, width = next(words)
                     # In fabric: the product in stage 4, then registers to keep pace.
                     product = Signal(signed(bits + self._in_bits + 1), name=f"prod{lane}_{s}",
                                      reset_less=True)
-                    m.d.sync += product.eq(lut_multiply(word[start:start + width].as_signed(),
-                                                        x[s], bits))
+                    m.d.sync += product.eq(lut_multiply(weight(lane, s), x[s], bits))
                     product = registered(product, f"prod{lane}_{s}", 4)
                     products[lane][s] = product
 

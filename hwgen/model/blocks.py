@@ -112,18 +112,13 @@ def _broadcast(family, block):
 
 
 def _matvec_groups(block):
-    """Per precision group: ``(plan, packs, dsp_lanes, lut_lanes, bits)``, and the
-    ``(non-constant, distinct)`` columns of its ROM for each input element."""
-    groups, roms = [], []
-    for index, group in enumerate(block.groups):
-        bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
-        per_input = []
-        for s in range(block.simd):
-            fields = [_bits(np.array(values, dtype=object if width > 62 else np.int64)[:, None],
-                            width) for width, values in block.rom_fields(index, s)]
-            per_input.append(_count_columns(np.concatenate(fields, axis=1)))
-        roms.append(per_input)
-        groups.append((plan, len(packs), sum(map(len, packs)), len(lut), bits))
+    """Per precision group ``(plan, packs, dsp_lanes, lut_lanes, bits)``, and the
+    ``(non-constant, distinct)`` columns of each weight memory."""
+    groups = [(g["plan"], len(g["packs"]), sum(map(len, g["packs"])), len(g["lut"]), g["bits"])
+              for g in block.groups]
+    roms = [_count_columns(np.concatenate([_bits(values, width) for width, values in pieces],
+                                          axis=1))
+            for pieces in block.rom_fields()]
     return groups, roms
 
 

@@ -20,8 +20,8 @@ from .memory import memory_cost, rom_cost
 from .resources import Resources
 
 __all__ = ["LUT_WEIGHTS", "add_cost", "broadcast_cost", "depthwise_cost", "fifo_cost",
-           "matvec_cost", "packed_cost", "reduce_cost", "requantizer_cost", "sync_fifo_cost",
-           "width_converter_cost", "window_cost"]
+           "matvec_cost", "packed_cost", "packer_cost", "reduce_cost", "requantizer_cost",
+           "sync_fifo_cost", "width_converter_cost", "window_cost"]
 
 #: LUTs per unit of each structural piece, per family (fitted; see the module docstring).
 LUT_WEIGHTS = {
@@ -287,19 +287,33 @@ def requantizer_cost(family, *, lanes, folds, in_bits, out_bits, shift, pieces, 
     return parts + Resources(lut=lut, ff=ff, dsp=dsp)
 
 
+def packer_cost(family, plan):
+    """The packed operand of one pack formed from raw weights
+    (:func:`~hwgen.blocks.packer.packed_word`): the subtraction ``D - S`` and the auxiliary
+    bits.
+
+    The subtraction is a DSP48E1's pre-adder (xc7, ``"postadd"`` scheme, whose lane flags do
+    not read the packed operand); elsewhere yosys builds it on the carry chain, whose
+    inverted inputs are INV cells rather than LUTs. The flags' ``[w > 0]`` bits (signed
+    activations) cost a LUT per lane below the top.
+    """
+    return Resources(lut=plan.lanes - 1 if plan.act_signed else 0)
+
+
 def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_signed,
                 acc_bits, groups, rom_columns, bias_columns, pipeline_depth, queue_depth,
                 rom_style=None):
-    """:class:`~hwgen.blocks.matvec.MatVecUnit`: the input vector's double buffer, one weight
-    ROM per precision group, packed multipliers and LUT multipliers, an adder tree and an
-    accumulator per lane, the bias ROM, the control pipeline and the output queue.
+    """:class:`~hwgen.blocks.matvec.MatVecUnit`: the input vector's double buffer, the weight
+    memories, packed multipliers with their run-time packing and LUT multipliers, an adder
+    tree and an accumulator per lane, the bias ROM, the control pipeline and the output
+    queue.
 
     ``groups`` lists, per lane width, ``(plan, packs, dsp_lanes, lut_lanes, bits)``: the
     packing plan (or None), the DSP packs, the lanes they serve and the LUT lanes of one fold.
-    Each group has one ROM per input element, with its own address counter (the ROMs of one
-    group hold the same words, so one counter per ROM keeps the address nets short):
-    ``rom_columns[g][s]`` gives its ``(non-constant, distinct)`` columns, ``bias_columns``
-    the bias ROM's; ``rom_style`` forces the weight ROMs into block RAM or logic.
+    The weights sit in memories of one word per (output fold, input fold), each with its own
+    address counter (:mod:`~hwgen.blocks.weightrom`): ``rom_columns`` gives each memory's
+    ``(non-constant, distinct)`` columns, ``bias_columns`` the bias ROM's; ``rom_style``
+    forces the weight memories into block RAM or logic.
     """
     nf, sf = out_features // pe, in_features // simd
     words = nf * sf
@@ -327,25 +341,27 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
     lut = (2 * counter_luts(2 * sf) + counter_luts(sf) + counter_luts(nf)
            + counter_luts(queue_depth + 1) + 8)
     w = _weights(family)
+    for columns in rom_columns:
+        rom, placed = rom_cost(family, columns, words, counter=True, style=rom_style)
+        # Shallow ROMs in logic pay for their output multiplexing and the counter folded
+        # in; from 512 words on, yosys's count is about the bare one LUT per 16 words and
+        # bit (measured 512 to 2048 words, ROMs forced to logic, xc7 and xcup).
+        factor = w["weight_rom"] if words < 512 else 1.0
+        parts += Resources(lut=round(factor * rom.lut), bram18=rom.bram18)
+        # The memory's output registered twice (a shift register with the read register of
+        # a ROM in logic), and its address counter.
+        if placed is not None and placed.kind == "logic":
+            parts += delay_cost(family, columns[1], 3)
+        else:
+            ff += 2 * columns[0] + rom.ff
+        ff += counter_bits(words)
+        lut += counter_luts(words)
     lane_products = []
-    for (plan, packs, dsp_lanes, lut_lanes, bits), per_input in zip(groups, rom_columns):
-        for columns in per_input:
-            rom, placed = rom_cost(family, columns, words, counter=True, style=rom_style)
-            # Shallow ROMs in logic pay for their output multiplexing and the counter folded
-            # in; from 512 words on, yosys's count is about the bare one LUT per 16 words and
-            # bit (measured 512 to 2048 words, ROMs forced to logic, xc7 and xcup).
-            factor = w["weight_rom"] if words < 512 else 1.0
-            parts += Resources(lut=round(factor * rom.lut), bram18=rom.bram18)
-            # The ROM output registered twice (a shift register with the read register of a
-            # ROM in logic), and the ROM's address counter.
-            if placed is not None and placed.kind == "logic":
-                parts += delay_cost(family, columns[1], 3)
-            else:
-                ff += 2 * columns[0] + rom.ff
-            ff += counter_bits(words)
-            lut += counter_luts(words)
+    for plan, packs, dsp_lanes, lut_lanes, bits in groups:
         if packs:
-            parts += packed_cost(family, plan, registered=True, pipelined=True) * (packs * simd)
+            unit = (packed_cost(family, plan, registered=True, pipelined=True)
+                    + packer_cost(family, plan))
+            parts += unit * (packs * simd)
             lane_products += [plan.product_bits] * dsp_lanes
         if lut_lanes:
             # Narrow-range weights: |w x| < 2^(bits + in_bits - 1) (one bit less for signed x).

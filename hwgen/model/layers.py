@@ -21,15 +21,16 @@ from .. import packing
 from ..blocks import requantizer
 from ..blocks import matvec as _matvec_module
 from ..blocks._util import divisors
+from ..blocks.weightrom import weight_layout as _weight_layout
 from ..blocks import SlidingWindow
 from ..errors import FoldingError
 from ..folding import fold_order
 from . import costs
 from .devices import FAMILIES
-from .memory import pack_columns, random_rom_columns
+from .memory import random_rom_columns
 from .resources import Resources
 
-__all__ = ["Layer", "OPS", "layer_blocks", "layer_cost"]
+__all__ = ["Layer", "OPS", "layer_blocks", "layer_cost", "weight_layout"]
 
 #: Layer kinds and the blocks they become.
 OPS = {
@@ -282,6 +283,17 @@ def _lane_groups(layer, multiplier):
     return groups
 
 
+def weight_layout(layer):
+    """The :class:`~hwgen.blocks.weightrom.WeightLayout` of a dense layer's or a convolution's
+    weight memories: its lanes at their widths (as :func:`_lane_groups` orders them),
+    ``simd``, one word per (output fold, input fold)."""
+    in_features = layer.in_features
+    layer._check("pe", layer.out_channels, layer.pe)
+    widths = _lane_widths(tuple(sorted(layer.weight_bits.items())), layer.pe)
+    return _weight_layout(widths.tolist(), layer.simd,
+                          (layer.out_channels // layer.pe) * (in_features // layer.simd))
+
+
 def _matvec(family, layer):
     multiplier = family if layer.multiplier == "family" else layer.multiplier
     in_features = layer.in_features
@@ -291,14 +303,7 @@ def _matvec(family, layer):
     acc_bits = _accumulator_bits(layer, list(layer.weight_bits))
     folds, words = layer.out_channels // layer.pe, (layer.out_channels // layer.pe) * (
         in_features // layer.simd)
-    roms = []
-    for plan, packs, dsp_lanes, lut, bits in groups:
-        nonconstant, distinct = lut * bits, lut * bits
-        for p in range(packs):
-            n, d = pack_columns(plan, min(plan.lanes, dsp_lanes - p * plan.lanes))
-            nonconstant, distinct = nonconstant + n, distinct + d
-        n, d = random_rom_columns(nonconstant, words)
-        roms.append([(n, min(d, distinct))] * layer.simd)
+    roms = [random_rom_columns(width, words) for width in weight_layout(layer).widths]
     sf = in_features // layer.simd
     return costs.matvec_cost(
         family, in_features=in_features, out_features=layer.out_channels, pe=layer.pe,

@@ -27,7 +27,7 @@ from .logic import counter_bits
 from .resources import Resources
 
 __all__ = ["LUTRAM_CELLS", "MemoryMap", "lutram_luts", "map_memory",
-           "memory_cost", "pack_columns", "random_rom_columns", "rom_cost", "rom_logic_luts"]
+           "memory_cost", "random_rom_columns", "rom_cost", "rom_logic_luts"]
 
 
 @dataclass(frozen=True)
@@ -288,26 +288,6 @@ def random_rom_columns(width, depth):
     if depth < 2:
         return 0, 0
     return width, min(width, 2 ** min(depth, 62) - 2)
-
-
-def pack_columns(plan, used):
-    """``(non-constant, distinct)`` ROM columns of one pack word with ``used`` of its lanes
-    holding random weights (the others zero).
-
-    Every lane field of the packed constant is ``weight_bits`` bits of value and copies of
-    its sign (narrow-range weights), and the bits above the top used lane copy the sign too:
-    ``used * weight_bits`` distinct columns. The sign flags of lane 0 copy its field's sign;
-    those of unused lanes are constant.
-    """
-    distinct = used * plan.weight_bits
-    if plan.scheme == "borrow":
-        aux = plan.aux_bits
-        aux_distinct = min(used, aux)
-    else:
-        per_lane = 2 if plan.act_signed else 1
-        aux = per_lane * min(used, plan.lanes - 1)
-        aux_distinct = max(aux - 1, 0)
-    return plan.packed_bits + aux, distinct + aux_distinct
 
 
 #: LUTs each distributed-RAM or shift-register primitive occupies.

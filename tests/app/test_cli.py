@@ -181,6 +181,11 @@ def test_packing_table_json(capsys):
     assert len(rows) == 49
     assert rows[4, 4]["finn_lanes"] == 4 and rows[4, 5]["finn_lanes"] == 3
     assert all(r["lanes"] >= r["finn_lanes"] for r in rows.values())
+    # Weights are stored at their own width; a pre-packed W4A5 word (22 bits for 3 lanes)
+    # would hold 7.33 bits per weight.
+    assert all(r["stored_bits_per_weight"] == r["weight_bits"] < r["prepacked_bits_per_weight"]
+               for r in rows.values())
+    assert rows[4, 5]["prepacked_bits_per_weight"] == 7.33
 
 
 def test_packing_rejects_widths_the_port_cannot_hold(capsys):

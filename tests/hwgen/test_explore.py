@@ -6,6 +6,7 @@ import json
 import pytest
 
 from hwgen import compile_graph, generate
+from hwgen.blocks import MatVecUnit
 from hwgen.app.cli import main
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 
@@ -85,8 +86,12 @@ def test_weight_roms_move_when_a_resource_runs_short(tmp_path):
     assert meta["cycles_per_frame"] == design.cycles_per_frame
     assert [layer["rom_style"] for layer in meta["layers"] if "rom_style" in layer] == \
         ["block", "block"]
-    # One weight ROM per precision group and input element: fc1 2 x 2, fc2 2 x 1.
-    assert (tmp_path / "top.v").read_text().count('(* rom_style = "block" *)') == 6
+    # Every weight memory of both layers (one word per fold pair, a memory each here).
+    acc = compile_graph(graph, **design.build_options)
+    memories = [len(block.rom_layout.widths) for _, block in acc.blocks
+                if isinstance(block, MatVecUnit)]
+    assert memories == [1, 1]
+    assert (tmp_path / "top.v").read_text().count('(* rom_style = "block" *)') == 2
 
 
 def test_greedy_folding_meets_its_target_layer_by_layer():
