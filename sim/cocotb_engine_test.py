@@ -14,10 +14,22 @@ is a JSON file whose path is in the environment variable ``SIM_ENGINE_CONFIG``::
 The DRAM is cocotbext-axi's ``AxiRam`` on the ``m_axi`` port, loaded with the image; the
 registers are driven through cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``. Each AXI channel
 of the DRAM pauses at random (the back-pressure pattern of :class:`sim.stream.Pattern`, one
-independent stream per channel from the seed), and each burst, once its address is taken,
-waits a latency drawn from ``latency`` (``[min, max]`` cycles, seeded; a number: always that
-many) before a read's first beat or before a write is taken and answered (bursts of each
-direction are served one at a time).
+independent stream per channel from the seed). A read burst's first beat is ready ``latency + 1``
+cycles after its address is taken (``latency`` drawn per burst from ``[min, max]``, seeded),
+then a beat a cycle, bursts served in order; writes are taken as they come and each burst is
+answered the cycle after its last beat. When ``min < max`` each write burst also waits a draw
+before it is taken, to stress the write side; with a fixed latency writes never wait. Without
+pauses and with a fixed latency this is the memory of the engine's cycle model
+(:mod:`hwgen.engine.model`, ``tests/hwgen/engine/axi_memory.py``), so each layer's measured
+cycles equal the model's (the first layer's one more: the model counts the run from its first
+read, ``busy`` rises a cycle before).
+
+``AxiRam`` is made to keep that timing in three ways: the address channels queue any number of
+bursts (so ``arready`` and ``awready`` stay high), a read's latency counts from the cycle its
+address was taken (not from when the RAM gets to it), and the R and B channels drive a beat in
+the cycle the RAM produces it (cocotbext-axi's sources, once idle, wait for the next clock edge
+to drive: a cycle more than the model's memory on each read burst that finds R idle and on
+every write response).
 
 Per frame (``inputs.npy`` holds each frame's input tensor, packed as it lies in DRAM): every
 output tensor is filled with a poison byte, the input is written, the program started through
@@ -46,7 +58,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
+from cocotb.triggers import Event, FallingEdge, First, ReadWrite, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from hwgen.engine.control import REGISTERS
@@ -76,19 +88,57 @@ def _pauses(pattern):
 
 class _Addresses:
     """Stands for an AXI address channel of the RAM model, so that each burst is seen as the
-    model takes it: ``on_burst(transaction)`` is awaited before the model serves it."""
+    model takes it: ``on_burst(transaction, cycle)`` is awaited before the model serves it,
+    ``cycle`` the one its address was taken in (the burst may have waited in the queue)."""
 
-    def __init__(self, channel, on_burst):
+    def __init__(self, channel, on_burst, now):
         self._channel = channel
         self._on_burst = on_burst
+        # The sink queues each address at the clock edge that takes it: note that cycle.
+        # Any number of bursts may wait, so the channel is never held by a full queue.
+        channel.queue_occupancy_limit = -1
+        put = channel.queue.put_nowait
+        self._taken = []
+        channel.queue.put_nowait = lambda item: (self._taken.append(now()), put(item))
 
     def __getattr__(self, name):
         return getattr(self._channel, name)
 
     async def recv(self):
         transaction = await self._channel.recv()
-        await self._on_burst(transaction)
+        await self._on_burst(transaction, self._taken.pop(0))
         return transaction
+
+
+async def _drive_at_once(source):
+    """cocotbext-axi's ``StreamSource._run``, but deciding after the clock edge's other
+    processes have run (``ReadWrite``), also when woken from idle: a beat the RAM produces at
+    an edge (a read's first beat, a write response) is driven at that edge, as the model's
+    memory does, rather than at the next."""
+    edge = RisingEdge(source.clock)
+    valid = False                   # what this drives (a signal read would lag a write)
+    while True:
+        if source.queue.empty() and not valid:
+            source.active = False
+            source.idle_event.set()
+            source.active_event.clear()
+            await source.active_event.wait()
+            await ReadWrite()
+        else:
+            await edge
+            ready = bool(source.ready.value)
+            await ReadWrite()
+            if valid and not ready:
+                continue
+        if not source.queue.empty() and not source.pause:
+            source.bus.drive(source.queue.get_nowait())
+            source.dequeue_event.set()
+            valid = True
+            source.active = True
+        else:
+            valid = False
+            source.active = not source.queue.empty()
+        source.valid.value = valid
 
 
 class _Bench:
@@ -126,7 +176,7 @@ class _Bench:
             return f"layer {self.layer} ('{self.layers[self.layer]['name']}')"
         return f"after the last layer ({len(self.layers)} layers done)"
 
-    async def _on_read(self, transaction):
+    async def _on_read(self, transaction, taken):
         self.activity += 1
         address, nbytes = self._burst(transaction, "ar")
         if self.layer < len(self.layers):
@@ -138,9 +188,13 @@ class _Bench:
             self.problems.append(f"{self._where()} read {nbytes} bytes at {address:#x}, outside "
                                  f"its descriptor, parameters and input tensors "
                                  f"(cycle {self.now()})")
-        await self._wait(self.read_latency)
+        # The first beat is driven at the edge ``latency`` cycles after the one that took the
+        # address (the R channel drives at the edge it is given a beat), taken at the next.
+        ready = taken + self.read_latency()
+        if ready > self.now():
+            await Timer((ready - self.now()) * self.period, "ns")
 
-    async def _on_write(self, transaction):
+    async def _on_write(self, transaction, taken):
         self.activity += 1
         address, nbytes = self._burst(transaction, "aw")
         self.written.append((address, nbytes))
@@ -148,10 +202,7 @@ class _Bench:
         if not self._inside(address, nbytes, regions):
             self.problems.append(f"{self._where()} wrote {nbytes} bytes at {address:#x}, "
                                  f"outside its output tensor (cycle {self.now()})")
-        await self._wait(self.write_latency)
-
-    async def _wait(self, latency):
-        cycles = latency()
+        cycles = self.write_latency()
         if cycles:
             await Timer(cycles * self.period, "ns")
 
@@ -161,10 +212,12 @@ class _Bench:
         lo, hi = (latency, latency) if isinstance(latency, int) else map(int, latency)
         seed = int(config["seed"])
         # One random stream per direction, so that a read's wait does not depend on writes.
+        # With a fixed latency writes do not wait (the model's memory takes them as they come).
         for name in ("read", "write"):
             rng = random.Random(f"{seed}:{name}_latency")
+            fixed = lo if name == "read" else 0
             setattr(self, f"{name}_latency",
-                    (lambda rng=rng: rng.randint(lo, hi)) if hi > lo else (lambda: lo))
+                    (lambda rng=rng: rng.randint(lo, hi)) if hi > lo else (lambda v=fixed: v))
         # The RAM spans the image where it is loaded, rounded up to whole 4 KiB pages (bursts
         # stop at pages).
         base = int(config["image_address"])
@@ -181,8 +234,14 @@ class _Bench:
                 if not Pattern(pattern).always_high:
                     channel.set_pause_generator(
                         _pauses(Pattern(pattern, seed=seed, name=f"m_axi.{name}")))
-        ram.read_if.ar_channel = _Addresses(ram.read_if.ar_channel, self._on_read)
-        ram.write_if.aw_channel = _Addresses(ram.write_if.aw_channel, self._on_write)
+        ram.read_if.ar_channel = _Addresses(ram.read_if.ar_channel, self._on_read, self.now)
+        ram.write_if.aw_channel = _Addresses(ram.write_if.aw_channel, self._on_write, self.now)
+        # The sources run from their construction (and again after each reset): replace them.
+        for source in (ram.read_if.r_channel, ram.write_if.b_channel):
+            source._run = lambda source=source: _drive_at_once(source)
+            if source._run_cr is not None:
+                source._run_cr.cancel()
+                source._run_cr = cocotb.start_soon(source._run())
         self.ram = ram
 
     # -- monitors --------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ golden.
 
 :func:`simulate_engine` runs a graph's program on the generated engine (``hwgen.generate(...,
 arch="engine")``): cocotbext-axi's ``AxiRam`` is the DRAM, loaded with ``program.bin`` and each
-frame's input, with random pauses on every AXI channel and a latency on every burst (fixed,
-or drawn per burst from a range); the program is
+frame's input, with random pauses on every AXI channel and a read latency (fixed, or drawn
+per burst from a range; a range delays writes too); the program is
 started through the AXI4-Lite registers, frame by frame. After each frame every tensor the
 engine wrote (each layer's output, unpacked with the metadata's
 :class:`~hwgen.engine.TensorLayout`) is compared with the golden, element by element, and each
@@ -499,9 +499,13 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
     simulator : str
         ``"icarus"`` (default) or ``"verilator"``.
     latency : int or (int, int)
-        Cycles each burst waits once the DRAM takes its address: before a read's first beat,
-        before a write's response. A pair ``(min, max)`` draws each burst's wait from
-        ``min..max`` (seeded by ``seed``).
+        A read burst's first beat is ready ``latency + 1`` cycles after the DRAM takes its
+        address, as in :mod:`hwgen.engine.model`; writes are taken as they come. A pair
+        ``(min, max)`` draws each read burst's latency from ``min..max`` (seeded by ``seed``)
+        and makes each write burst wait a draw too before it is taken. Without back-pressure
+        and with a fixed latency each layer takes the model's cycles
+        (:func:`hwgen.engine.model.program_cycles`), the first one more (the model counts the
+        run from its first read, ``busy`` rises a cycle before).
     backpressure : float or str
         Probability per cycle that each DRAM channel (AW, W, B, AR, R) pauses, each with its
         own random stream (``0 <= backpressure < 1``), or a :class:`sim.stream.Pattern` spec

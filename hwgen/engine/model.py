@@ -124,9 +124,10 @@ class LayerCycles:
 
 @dataclass(frozen=True)
 class NetworkCycles:
-    """A program's layers and its total: ``total`` is the cycles from the start of the run to
-    the end of its last layer (``layers[i].end``, which the first layer's fetch starts two
-    cycles before: the run starts in the cycle its first read is issued)."""
+    """A program's layers and its total: ``total`` is the cycles the run takes, as the CYCLES
+    register counts them: ``busy`` is high from cycle 0 (the first descriptor read is issued
+    the cycle after) through the cycle its last layer ends (``layers[-1].end``), so
+    ``total`` is one more than the layers' own cycles together."""
     layers: tuple
     total: int
     macs: int
@@ -570,16 +571,17 @@ class _Layer:
 
 
 def _fetch_cycles(config, latency):
-    """Edges from a layer's end (or two before the run's start) to its units' ``go``: the
+    """Edges from a layer's end (or one before the run's start) to its units' ``go``: the
     descriptor read's command, address, latency and words."""
     return 3 + latency + 512 // config.data_bits
 
 
-def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0, start=-2,
+def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0, start=-1,
                  fold_passes=None):
     """The :class:`LayerCycles` of one layer (``descriptor``) on an engine built as
     ``config``, its descriptor fetch starting after the edge ``start`` (the end of the layer
-    before; ``-2`` for a program's first layer). ``fold_passes`` is each fold's pass count, as
+    before; ``-1`` for a program's first layer: the run starts, at cycle 0, the cycle ``busy``
+    rises, and issues its first read the cycle after). ``fold_passes`` is each fold's pass count, as
     its parameters give it (by default every fold of a matrix product takes the descriptor's
     ``passes``, the most any fold may; every fold of a vector op takes one)."""
     d = descriptor
@@ -609,14 +611,14 @@ def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0
 def program_cycles(program, *, latency=DEFAULT_LATENCY):
     """The :class:`NetworkCycles` of a compiled :class:`~hwgen.engine.Program`: its layers
     one after the other, each fetched when the one before ends."""
-    layers, start = [], -2
+    layers, start = [], -1
     for layer in program.layers:
         cycles = layer_cycles(layer.descriptor, program.config, latency=latency,
                               name=layer.name, macs=layer.macs, start=start,
                               fold_passes=layer.fold_passes or None)
         layers.append(cycles)
         start = cycles.end
-    total = layers[-1].end if layers else 0
+    total = layers[-1].end + 1 if layers else 0
     macs = sum(layer.macs for layer in layers)
     tmtn = program.config.tm * program.config.tn
     return NetworkCycles(layers=tuple(layers), total=total, macs=macs,

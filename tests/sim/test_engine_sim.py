@@ -11,6 +11,8 @@ import pytest
 
 import quant
 from hwgen.engine import EngineConfig, compile_program
+from hwgen.engine.model import program_cycles
+from hwgen.engine.program import OPS
 from quant import graph as g, zoo
 from sim import SimulationError, ToolchainError
 from sim.engine import load_engine_design, simulate_engine
@@ -84,6 +86,23 @@ def vector_graph():
     ], bits=6, signed=True)
 
 
+def mixed_graph():
+    """The convolution of :func:`conv_graph` (three passes, two folds, two bands), then a max
+    pool, an add and a dense layer."""
+    rng = np.random.default_rng(3)
+    bits = np.array([8, 8, 4, 8, 4, 8, 4])
+    w = rng.integers(-7, 8, (7, 5, 3, 3))
+    w[bits == 8] = rng.integers(-127, 128, (4, 5, 3, 3))
+    return _graph((5, 9, 7), [
+        g.conv2d("conv", w, rng.integers(-99, 99, 7), bits, stride=[2, 1], padding=1),
+        g.requantize("act", rng.integers(1, 1 << 12, 7), 14, 5, False),
+        g.maxpool2d("pool", 2, 2, padding=0, inputs=["act"]),
+        g.add("sum", ["pool", "pool"]),
+        g.flatten("flat"),
+        g.dense("fc", rng.integers(-7, 8, (5, 42)), rng.integers(-9, 9, 5), np.full(5, 4)),
+    ])
+
+
 def check_result(result, graph, x, program):
     """Everything a passing run promises, checked independently of its own bookkeeping."""
     values = quant.run(graph, x)
@@ -146,6 +165,29 @@ def test_backpressure_and_latency_cost_cycles_and_leave_values_alone(engine_dir,
                            latency=12, seed=4)
     assert free.ok and slow.ok
     assert slow.frame_cycles[0] > free.frame_cycles[0]
+
+
+@pytest.mark.parametrize("simulator", ["icarus",
+                                       pytest.param("verilator", marks=pytest.mark.verilator)])
+def test_without_pauses_each_layer_takes_the_models_cycles(engine_dir, sim_verilog, simulator):
+    """With no pauses and a fixed read latency the DRAM is the cycle model's, so every layer
+    of every frame takes exactly the cycles the model says."""
+    graph = mixed_graph()
+    meta, program = engine_design(graph, engine_dir / "mixed", sim_verilog)
+    conv = program.layers[0].descriptor
+    assert (conv.passes, conv.folds) == (3, 2) and conv.bands > 1
+    assert [OPS[layer.descriptor.op] for layer in program.layers] == \
+        ["matmul", "pool_max", "add", "matmul"]
+    x = random_inputs(graph, 2, 8)
+    for latency in (0, 5):
+        result = simulate_engine(graph, x, out_dir=engine_dir, design=meta, latency=latency,
+                                 simulator=simulator)
+        check_result(result, graph, x, program)
+        cycles = program_cycles(program, latency=latency)
+        model = [layer.total for layer in cycles.layers]
+        assert result.layer_cycles.tolist() == [model] * len(x), latency
+        assert result.frame_cycles.tolist() == [cycles.total] * len(x), latency
+        assert result.cycles_register.tolist() == [cycles.total] * len(x), latency
 
 
 @pytest.mark.verilator

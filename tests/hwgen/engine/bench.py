@@ -43,25 +43,35 @@ def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
                     latency=latency, seed=seed)
     result = {"layers": []}
 
+    seen = {"start": None, "ends": []}
+
+    async def watch(ctx):
+        # From the first cycle, so that the cycle busy rises is seen whatever the register
+        # writes before it take.
+        cycle = 0
+        async for _, _, busy, layer_done in ctx.tick().sample(dut.busy, dut.layer_done):
+            if seen["start"] is None and busy:
+                seen["start"] = cycle
+            if layer_done:
+                seen["ends"].append(cycle)
+            cycle += 1
+
     async def bench(ctx):
         await axil_write(ctx, dut.s_axil, REGISTERS["PROGRAM_LO"], program)
         await axil_write(ctx, dut.s_axil, REGISTERS["CTRL"], 1)
-        start = None
-        for cycle in range(max_cycles):
-            _, _, busy, layer_done = await ctx.tick().sample(dut.busy, dut.layer_done)
-            if start is None and busy:
-                start = cycle
-            if layer_done:
-                result["layers"].append(cycle - start)
-            if start is not None and not busy:
+        for _ in range(max_cycles):
+            await ctx.tick()
+            if seen["start"] is not None and not ctx.get(dut.busy):
                 break
         else:
             raise AssertionError(f"the engine did not finish in {max_cycles} cycles "
-                                 f"({len(result['layers'])} layers done)")
+                                 f"({len(seen['ends'])} layers done)")
         result["status"] = await axil_read(ctx, dut.s_axil, REGISTERS["STATUS"])
         result["layers_register"] = await axil_read(ctx, dut.s_axil, REGISTERS["LAYERS"])
         result["cycles"] = await axil_read(ctx, dut.s_axil, REGISTERS["CYCLES_LO"])
         result["id"] = await axil_read(ctx, dut.s_axil, REGISTERS["ID"])
+        # Each layer from the cycle busy rose to its layer_done pulse.
+        result["layers"] = [end - seen["start"] for end in seen["ends"]]
 
     top = Module()
     top.domains.sync = ClockDomain()
@@ -70,6 +80,7 @@ def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
     sim.add_clock(1e-8)
     sim.add_testbench(axi.read, background=True)
     sim.add_testbench(axi.write, background=True)
+    sim.add_testbench(watch, background=True)
     sim.add_testbench(bench)
     sim.run()
     return result

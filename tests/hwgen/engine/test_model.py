@@ -24,10 +24,13 @@ def measured_and_model(graph, config, x, *, latency=DEFAULT_LATENCY, stall=0.0, 
     image = program.load_input(bytearray(program.image), x)
     memory = bytearray(1 << config.addr_bits)
     memory[:len(image)] = image
-    ends = run_engine(config, memory, latency=latency, stall=stall, seed=seed)["layers"]
-    measured = np.diff([0] + ends).tolist()
+    run = run_engine(config, memory, latency=latency, stall=stall, seed=seed)
+    measured = np.diff([0] + run["layers"]).tolist()
     model = program_cycles(program, latency=latency)
-    assert model.total == sum(layer.total for layer in model.layers)
+    assert model.total == sum(layer.total for layer in model.layers) + 1
+    if not stall:
+        # The CYCLES register counts the run as the model does.
+        assert run["cycles"] == model.total
     return program, measured, model
 
 
