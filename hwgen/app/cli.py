@@ -91,6 +91,13 @@ def _add_arch_options(p):
                         f"(default: tm=16, tn=16, FILM-QNN lanes, 64-bit bus)")
 
 
+def _add_latency_option(p):
+    p.add_argument("--latency", default=None, metavar="N|MIN..MAX",
+                   help="--arch engine: cycles the simulated DRAM waits on each burst (before "
+                        "a read's first beat, before taking a write), or a range each burst "
+                        "draws from (default: 0)")
+
+
 def _add_design_options(p, family=True):
     p.add_argument("--folding", metavar="SPEC",
                    help="NAME=PExSIMD,... or a JSON file {\"NAME\": [PE, SIMD]} (default: "
@@ -119,6 +126,8 @@ def _demo_parser(p):
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="QAT epochs (default: the example's own)")
     _add_sim_options(p)
+    _add_arch_options(p)
+    _add_latency_option(p)
     p.add_argument("--no-synth", action="store_true",
                    help="skip the yosys DSP-count check (two synthesis runs)")
 
@@ -192,6 +201,8 @@ def build_parser():
     p.add_argument("-o", "--out", default="build/simulate", metavar="DIR",
                    help="output folder (default: %(default)s)")
     _add_sim_options(p)
+    _add_arch_options(p)
+    _add_latency_option(p)
     _add_design_options(p)
     command("estimate", commands.estimate, "fold a model for a part: resources, cycles, FPS",
             _estimate_parser)

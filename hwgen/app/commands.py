@@ -16,12 +16,13 @@ import boards
 import hwgen
 import quant
 import sim
+import sim.engine
 from hwgen.support import check_hardware_support
 from hwgen.errors import UnsupportedLayerError
 from hwgen.packing import lane_table, plan_lanes
 from sim.cluster import open_client
 
-from .demo import run_demo
+from .demo import engine_report, run_demo
 from .files import atomic, check_output_folder, follow_umask, remove, write_text
 from .options import (check_design_fits, check_distribution, check_number, load_inputs,
                       parse_backpressure, parse_engine, parse_folding, read_design)
@@ -165,9 +166,34 @@ def generate(args):
     return 0
 
 
+def _check_latency(args, arch):
+    """``--latency``: the engine's simulated DRAM latency, ``N`` or ``MIN..MAX`` cycles
+    (default 0)."""
+    if args.latency is None:
+        return 0
+    if arch != "engine":
+        raise ValueError("--latency is the engine's DRAM latency; add --arch engine")
+    text = str(args.latency)
+    try:
+        parts = [int(v) for v in text.split("..")]
+        lo, hi = sim.engine.check_latency(parts[0] if len(parts) == 1 else tuple(parts))
+        return lo if lo == hi else (lo, hi)
+    except ValueError:
+        raise ValueError(f"--latency must be N or MIN..MAX, cycles with 0 <= MIN <= MAX, not "
+                         f"{text!r}") from None
+
+
+def _check_engine_distribution(args, arch):
+    if arch == "engine" and any(v is not None for v in (args.workers, args.cluster,
+                                                         args.shards)):
+        raise ValueError("--workers, --cluster and --shards split dataflow simulations; an "
+                         "engine simulation runs in one process")
+
+
 def simulate(args):
     """``hwgen simulate``: the RTL on ``--inputs`` against the golden; ``outputs.npy`` and
-    ``report.json`` in ``--out``."""
+    ``report.json`` in ``--out``. With ``--arch engine`` every tensor the engine writes to
+    DRAM is compared, and the report gives each layer's cycles, modelled and measured."""
     graph = load_model(args.model)
     inputs = load_inputs(args.inputs)
     quant.golden.check_inputs(graph, inputs)  # bad inputs fail before any hardware is built
@@ -175,21 +201,33 @@ def simulate(args):
     check_number("--seed", args.seed, integer=True, low_open=False)
     check_distribution(args.workers, args.cluster, args.shards)
     options = _build_options(args)
+    arch = options.get("arch", "dataflow")
+    latency = _check_latency(args, arch)
+    _check_engine_distribution(args, arch)
     out = Path(args.out)
     check_output_folder(out, "-o/--out")
     remove(out / "report.json", out / "outputs.npy")
-    with _cluster(args) as client:
+    if arch == "engine":
         design = _generate(graph, out / "rtl", options)
-        result = sim.simulate(graph, inputs, out_dir=out, simulator=args.sim,
-                              backpressure=backpressure, seed=args.seed, design=design,
-                              workers=args.workers, client=client, shards=args.shards)
+        result = sim.simulate_engine(graph, inputs, out_dir=out, design=design,
+                                     simulator=args.sim, backpressure=backpressure,
+                                     seed=args.seed, latency=latency)
+        outputs = result.outputs[graph.output]
+        report = engine_report(result, design)
+    else:
+        with _cluster(args) as client:
+            design = _generate(graph, out / "rtl", options)
+            result = sim.simulate(graph, inputs, out_dir=out, simulator=args.sim,
+                                  backpressure=backpressure, seed=args.seed, design=design,
+                                  workers=args.workers, client=client, shards=args.shards)
+        outputs = result.outputs
+        report = {"architecture": "dataflow", "images": len(result.outputs),
+                  "outputs_compared": result.outputs_compared,
+                  "mismatches": result.mismatches, "cycles_per_frame": result.cycles_per_frame,
+                  "frame_latency": result.frame_latency, **_distribution_report(args, result)}
     with atomic(out / "outputs.npy", "wb") as f:
-        np.save(f, result.outputs)
-    report = {"images": len(result.outputs), "outputs_compared": result.outputs_compared,
-              "mismatches": result.mismatches, "cycles_per_frame": result.cycles_per_frame,
-              "frame_latency": result.frame_latency, "simulator": args.sim,
-              "seed": args.seed, "backpressure": backpressure,
-              **_distribution_report(args, result)}
+        np.save(f, outputs)
+    report |= {"simulator": args.sim, "seed": args.seed, "backpressure": backpressure}
     write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
     return 0
@@ -331,19 +369,25 @@ def _mark_failed(out, marker, created, error):
 
 
 def demo(args):
-    """``hwgen demo``: one built-in example end to end."""
+    """``hwgen demo``: one built-in example end to end, on either architecture."""
     if args.images is not None:
         check_number("--images", args.images, integer=True, high=1000)
     if args.epochs is not None:
         check_number("--epochs", args.epochs, integer=True)
     check_number("--seed", args.seed, integer=True, low_open=False)
     backpressure = parse_backpressure(args.backpressure)
+    if args.engine is not None and args.arch != "engine":
+        raise ValueError("--engine configures --arch engine; add --arch engine")
+    engine = parse_engine(args.engine) if args.arch == "engine" else None
+    latency = _check_latency(args, args.arch)
     check_distribution(args.workers, args.cluster, args.shards)
+    _check_engine_distribution(args, args.arch)
     if args.out is not None:
         check_output_folder(args.out, "--out")
     with _cluster(args) as client:
         run_demo(example=args.example, out_dir=args.out, images=args.images,
                  epochs=args.epochs, simulator=args.sim, backpressure=backpressure,
                  seed=args.seed, synth=not args.no_synth, workers=args.workers,
-                 client=client, shards=args.shards)
+                 client=client, shards=args.shards, arch=args.arch, engine=engine,
+                 latency=latency)
     return 0

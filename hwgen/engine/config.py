@@ -113,6 +113,13 @@ class EngineConfig:
     def data_bytes(self):
         return self.data_bits // 8
 
+    @classmethod
+    def from_dict(cls, entry):
+        """The configuration :meth:`as_dict` describes (its derived ``dsp`` is left out)."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: (tuple(v) if k == "lane_bits" else v) for k, v in entry.items()
+                      if k in names})
+
     def as_dict(self):
         return {"tm": self.tm, "tn": self.tn, "lane_bits": list(self.lane_bits),
                 "act_bits": self.act_bits, "acc_bits": self.acc_bits,

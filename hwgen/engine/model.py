@@ -59,13 +59,14 @@ to 28% (6.9%) at 30%; the short layers are the furthest off.
 from collections import deque
 from dataclasses import dataclass
 
+from .config import EngineConfig
 from .dma import MAX_BURST, MAX_OUTSTANDING
 from .macarray import MacArray
 from .post import OutputPath, VectorLanes
-from .program import ADD, MATMUL, OPS
+from .program import ADD, MATMUL, OPS, Descriptor
 
 __all__ = ["DEFAULT_LATENCY", "MATMUL_LATENCY", "VECTOR_LATENCY", "LayerCycles",
-           "NetworkCycles", "layer_cycles", "program_cycles"]
+           "NetworkCycles", "layer_cycles", "metadata_cycles", "program_cycles"]
 
 #: Read latency (cycles from a read address to its first beat, less one) the metadata's model
 #: assumes: the simulator's DRAM default.
@@ -611,16 +612,31 @@ def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0
 def program_cycles(program, *, latency=DEFAULT_LATENCY):
     """The :class:`NetworkCycles` of a compiled :class:`~hwgen.engine.Program`: its layers
     one after the other, each fetched when the one before ends."""
+    return _network_cycles(program.config, [(layer.name, layer.descriptor, layer.macs,
+                                              layer.fold_passes) for layer in program.layers],
+                           latency)
+
+
+def metadata_cycles(meta, *, latency=DEFAULT_LATENCY):
+    """The :class:`NetworkCycles` of an engine design from its metadata (what
+    ``hwgen.generate(..., arch="engine")`` returns and writes to ``metadata.json``), without
+    compiling the network again."""
+    config = EngineConfig.from_dict(meta["engine"])
+    return _network_cycles(config, [(layer["name"], Descriptor(**layer["descriptor"]),
+                                     layer["macs"], tuple(layer.get("fold_passes", ())))
+                                    for layer in meta["layers"]], latency)
+
+
+def _network_cycles(config, layers_, latency):
     layers, start = [], -1
-    for layer in program.layers:
-        cycles = layer_cycles(layer.descriptor, program.config, latency=latency,
-                              name=layer.name, macs=layer.macs, start=start,
-                              fold_passes=layer.fold_passes or None)
+    for name, descriptor, macs, fold_passes in layers_:
+        cycles = layer_cycles(descriptor, config, latency=latency, name=name, macs=macs,
+                              start=start, fold_passes=fold_passes or None)
         layers.append(cycles)
         start = cycles.end
     total = layers[-1].end + 1 if layers else 0
     macs = sum(layer.macs for layer in layers)
-    tmtn = program.config.tm * program.config.tn
+    tmtn = config.tm * config.tn
     return NetworkCycles(layers=tuple(layers), total=total, macs=macs,
                          utilization=macs / (tmtn * total) if total else 0.0,
                          latency=latency)

@@ -169,6 +169,38 @@ def test_simulate_writes_outputs_in_input_order(model, tmp_path, capsys, options
     np.testing.assert_array_equal(outputs, quant.run(graph, x)[graph.output])
 
 
+@pytest.mark.parametrize("memory", [["--latency", "3"],
+                                    ["--latency", "2..9", "--backpressure", "0.3"]],
+                         ids=["fixed", "random"])
+def test_simulate_an_engine_checks_every_tensor_and_reports_cycles(model, tmp_path, capsys,
+                                                                   memory):
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, np.random.default_rng(0).integers(0, 256, (3, 20)))
+    out_dir = tmp_path / "sim"
+    code, out, err = run(["simulate", model, "--inputs", inputs, "-o", out_dir, "--arch",
+                          "engine", "--engine", "tm=4,tn=4,lane_bits=4/4/4/8,addr_bits=20",
+                          *memory], capsys)
+    assert code == 0, err
+    report = json.loads((out_dir / "report.json").read_text())
+    assert json.loads(out) == report
+    assert report["architecture"] == "engine"
+    assert (report["dram_latency"], report["model_latency"]) == \
+        (("3", 3) if memory[1] == "3" else ("2..9", 2))
+    assert report["rtl_vs_golden"] == {"images": 3, "mismatches": 0,
+                                       "values_compared": 3 * (16 + 6), "tensors": 2,
+                                       "tensor_mismatches": {}}
+    assert [layer["name"] for layer in report["layers"]] == ["fc1", "fc2"]
+    for layer in report["layers"] + [{"cycles": report["cycles_per_frame"]}]:
+        model_, measured = layer["cycles"]["model"], layer["cycles"]["measured"]
+        if memory[1] == "3":
+            assert measured == model_, layer           # the memory the model assumes
+        else:
+            assert measured >= model_, layer           # pauses and longer waits: a bound
+    graph = quant.load(model)
+    golden = quant.run(graph, np.load(inputs))[graph.output]
+    assert np.array_equal(np.load(out_dir / "outputs.npy"), golden)
+
+
 def test_missing_inputs_file(model, tmp_path, capsys):
     code, _, err = run(["simulate", model, "--inputs", tmp_path / "none.npy"], capsys)
     assert_clean_error(code, err, r"inputs file .*none.npy does not exist")

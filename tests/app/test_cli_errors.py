@@ -200,6 +200,16 @@ CASES = [
      "tcp://127.0.0.1:1", 1,
      r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1 \(Connection refused\); "
      r"start one with `dask scheduler` or check the address", ["s"]),
+    ("engine-with-workers", "simulate m.qgraph --inputs x.npy -o s --arch engine --workers 2",
+     1, r"--workers, --cluster and --shards split dataflow simulations; an engine simulation "
+     r"runs in one process", ["s"]),
+    ("latency-without-engine", "simulate m.qgraph --inputs x.npy -o s --latency 4", 1,
+     r"--latency is the engine's DRAM latency; add --arch engine", ["s"]),
+    ("latency-negative", "simulate m.qgraph --inputs x.npy -o s --arch engine --latency -1", 1,
+     r"--latency must be N or MIN..MAX, cycles with 0 <= MIN <= MAX, not '-1'", ["s"]),
+    ("latency-range-reversed",
+     "simulate m.qgraph --inputs x.npy -o s --arch engine --latency 9..2", 1,
+     r"--latency must be N or MIN..MAX, cycles with 0 <= MIN <= MAX, not '9..2'", ["s"]),
     # estimate
     ("estimate-out-is-a-file", "estimate m.qgraph --out afile", 1,
      r"--out must be a folder, not the existing file afile", []),
@@ -287,6 +297,12 @@ CASES = [
     ("demo-cluster-unreachable", "demo --cluster 127.0.0.1:1 --out d", 1,
      r"cannot reach the Dask scheduler at 127\.0\.0\.1:1 \(Connection refused\); start one "
      r"with `dask scheduler` or check the address", ["d"]),
+    ("demo-engine-without-arch", "demo --engine tm=4,tn=4 --out d", 1,
+     r"--engine configures --arch engine; add --arch engine", ["d"]),
+    ("demo-engine-bad-key", "demo --arch engine --engine tm=4,speed=9 --out d", 1,
+     r"--engine has no key 'speed'; the keys are acc_bits, act_bits, .*, weight_words", ["d"]),
+    ("demo-latency-without-engine", "demo --latency 3 --out d", 1,
+     r"--latency is the engine's DRAM latency; add --arch engine", ["d"]),
     # the command line
     ("no-command", "", 64,
      r"hwgen: the following arguments are required: COMMAND \(see `hwgen --help`\)", []),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hwgen.engine import EngineConfig, compile_program
-from hwgen.engine.model import DEFAULT_LATENCY, layer_cycles, program_cycles
+from hwgen.engine.model import DEFAULT_LATENCY, layer_cycles, metadata_cycles, program_cycles
 from hwgen.engine.program import Descriptor
 from quant import graph as g
 from tests.graphgen import random_case, random_inputs
@@ -186,3 +186,6 @@ def test_metadata_carries_the_model():
             [layer.total for layer in model.layers]
         assert meta["cycles_per_frame_model"] == model.total
         assert meta["cycles_model_latency"] == latency
+        # The model of a design read back from its metadata, at any latency, is the program's.
+        assert metadata_cycles(meta, latency=latency + 5) == \
+            program_cycles(program, latency=latency + 5)
