@@ -66,3 +66,23 @@ def test_peaks_example_beats_the_classic_detectors(tmp_path):
     f1 = report["f1"]
     assert f1["golden"] >= max(f1["find_peaks"], f1["centroid"])
     assert f1["rtl"] == f1["golden_on_simulated"]
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+@pytest.mark.parametrize("example", ["mnist_cnn", "resnet_mnist"])
+def test_mnist_examples_on_the_engine(example, tmp_path):
+    """The layer-sequential engine on a DRAM that pauses every AXI channel and varies its
+    latency: every tensor of 50 test digits equals the golden, the golden is as accurate as in
+    the dataflow demo, and a pause-free run takes the model's cycles, layer by layer."""
+    report = run_demo(example, out_dir=tmp_path, images=50, backpressure=0.2, latency=(2, 12),
+                      simulator="verilator", synth=False, arch="engine")
+    assert report["architecture"] == "engine"
+    assert report["rtl_vs_golden"]["images"] == 50
+    assert report["rtl_vs_golden"]["mismatches"] == 0
+    assert report["rtl_vs_golden"]["tensors"] == len(report["layers"])
+    assert report["accuracy"]["golden"] >= 0.97
+    assert report["accuracy"]["rtl"] == report["accuracy"]["golden_on_simulated"]
+    assert report["cycles_per_frame"]["measured"] == report["cycles_per_frame"]["model"]
+    for layer in report["layers"]:
+        assert layer["cycles"]["measured"] == layer["cycles"]["model"], layer
