@@ -90,9 +90,11 @@ def measure(name, config, args, work, speed):
     x = _inputs(graph, args.frames)
     _log(f"{name}: {len(meta['layers'])} layers, model {cycles.total:,} cycles per frame; "
          f"simulating {args.frames} frames in Verilator")
-    ideal = simulate_engine(graph, x, out_dir=work / "ideal", design=meta,
+    # One out_dir: the simulator is built once (cached by its Verilog), each run in its own
+    # folder beneath.
+    ideal = simulate_engine(graph, x, out_dir=work, design=meta,
                             simulator="verilator", latency=args.latency, progress=False)
-    stalled = simulate_engine(graph, x[:1], out_dir=work / "stalled", design=meta,
+    stalled = simulate_engine(graph, x[:1], out_dir=work, design=meta,
                               simulator="verilator", latency=args.latency,
                               backpressure=args.backpressure, seed=1, progress=False)
     frame = float(ideal.frame_cycles.mean())
@@ -118,7 +120,7 @@ def measure(name, config, args, work, speed):
                       "build_seconds": round(ideal.build_seconds, 1)},
     }
     if speed:
-        icarus = simulate_engine(graph, x[:1], out_dir=work / "icarus", design=meta,
+        icarus = simulate_engine(graph, x[:1], out_dir=work, design=meta,
                                  simulator="icarus", latency=args.latency, progress=False)
         entry["icarus"] = {"cycles_per_second": round(icarus.cycles_per_second),
                            "build_seconds": round(icarus.build_seconds, 1),
