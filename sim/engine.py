@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ import numpy as np
 from quant.numerics import is_int
 
 from .errors import SimulationError
-from .runner import (CLOCK_PERIOD_NS, RESET_CYCLES, TIMESCALE, _get_runner,
+from .runner import (CLOCK_PERIOD_NS, RESET_CYCLES, TIMESCALE, _get_runner, input_problems,
                      _run_with_progress, _tail, backpressure_label, build_design,
                      check_backpressure, check_simulator)
 from .stream import Pattern
@@ -211,14 +211,6 @@ class EngineSimulationResult:
 _TENSOR_KEYS = ("address", "shape", "bits", "signed", "group", "data_bits", "nbytes")
 
 
-def _engine_config(entry):
-    from hwgen.engine import EngineConfig
-
-    names = {f.name for f in fields(EngineConfig)}
-    return EngineConfig(**{k: (tuple(v) if k == "lane_bits" else v)
-                           for k, v in entry.items() if k in names})
-
-
 def load_engine_design(design):
     """Return a checked copy of an engine design's metadata, with absolute ``"verilog"`` and
     ``"image"`` paths and the :class:`~hwgen.engine.EngineConfig` under ``"config"``.
@@ -235,7 +227,7 @@ def load_engine_design(design):
     FileNotFoundError
         When the metadata, Verilog or image file does not exist.
     """
-    from hwgen.engine import TensorLayout
+    from hwgen.engine import EngineConfig, TensorLayout
 
     base = None
     if isinstance(design, (str, os.PathLike)):
@@ -266,7 +258,7 @@ def load_engine_design(design):
         problems.append(f"metadata top must be a Verilog module name, not {top!r}")
     config = None
     try:
-        config = _engine_config(meta.get("engine") or {})
+        config = EngineConfig.from_dict(meta.get("engine") or {})
     except (TypeError, ValueError) as e:
         problems.append(f"metadata engine is not an engine configuration ({e})")
     if not is_int(meta.get("image_bytes")) or meta["image_bytes"] < 0:
@@ -331,19 +323,7 @@ def load_engine_design(design):
 
 def _check_design_fits(graph, meta, values):
     """``ValueError`` listing how the design's program does not fit ``graph``."""
-    from quant import numerics
-
-    problems = []
-    spec, inp = graph.input, meta["tensors"]["input"]
-    if tuple(inp["shape"]) != tuple(spec.shape):
-        problems.append(f"design input shape {tuple(inp['shape'])} does not match the graph "
-                        f"input shape {tuple(spec.shape)}")
-    lo, hi = (int(v) for v in numerics.int_range(spec.bits, spec.signed))
-    d_lo, d_hi = (int(v) for v in numerics.int_range(inp["bits"], inp["signed"]))
-    if lo < d_lo or hi > d_hi:
-        kind = "signed" if inp["signed"] else "unsigned"
-        problems.append(f"design input is {inp['bits']}-bit {kind} ({d_lo}..{d_hi}) and cannot "
-                        f"carry the graph input range {lo}..{hi}")
+    problems = input_problems(graph.input, meta["tensors"]["input"])
     for layer in meta["layers"]:
         value = layer["output"]
         shape = tuple(meta["tensors"][value]["shape"])

@@ -539,3 +539,21 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
                      sim_seconds=float(data["wall_seconds"]), wall_seconds=wall,
                      build_seconds=build_seconds, simulator=simulator, seed=seed,
                      backpressure=backpressure, build_dir=build_dir, run_dir=run_dir, log=log)
+
+
+def input_problems(spec, inp):
+    """Why a design's input (its metadata entry ``inp``) cannot take a graph's input
+    (``spec``): a different shape, or a range it cannot carry."""
+    from quant import numerics
+
+    problems = []
+    if tuple(inp["shape"]) != tuple(spec.shape):
+        problems.append(f"design input shape {tuple(inp['shape'])} does not match the graph "
+                        f"input shape {tuple(spec.shape)}")
+    lo, hi = (int(v) for v in numerics.int_range(spec.bits, spec.signed))
+    d_lo, d_hi = (int(v) for v in numerics.int_range(inp["bits"], inp["signed"]))
+    if lo < d_lo or hi > d_hi:
+        kind = "signed" if inp["signed"] else "unsigned"
+        problems.append(f"design input is {inp['bits']}-bit {kind} ({d_lo}..{d_hi}) and cannot "
+                        f"carry the graph input range {lo}..{hi}")
+    return problems

@@ -11,8 +11,8 @@ import numpy as np
 from quant.numerics import is_int
 
 from .errors import SimulationError
-from .runner import (SIMULATORS, backpressure_label, check_backpressure, load_design,
-                     run_design)
+from .runner import (SIMULATORS, backpressure_label, check_backpressure, input_problems,
+                     load_design, run_design)
 
 __all__ = ["Mismatch", "SimulationResult", "simulate", "steady_cycles_per_frame",
            "pooled_cycles_per_frame"]
@@ -202,19 +202,8 @@ class SimulationResult:
 
 
 def _check_design_matches(graph, meta, golden_shape):
-    from quant import numerics
-
-    problems = []
-    spec, inp, out = graph.input, meta["input"], meta["output"]
-    if tuple(inp["shape"]) != tuple(spec.shape):
-        problems.append(f"design input shape {tuple(inp['shape'])} does not match the graph "
-                        f"input shape {tuple(spec.shape)}")
-    lo, hi = (int(v) for v in numerics.int_range(spec.bits, spec.signed))
-    d_lo, d_hi = (int(v) for v in numerics.int_range(inp["bits"], inp["signed"]))
-    if lo < d_lo or hi > d_hi:
-        kind = "signed" if inp["signed"] else "unsigned"
-        problems.append(f"design input is {inp['bits']}-bit {kind} ({d_lo}..{d_hi}) and cannot "
-                        f"carry the graph input range {lo}..{hi}")
+    out = meta["output"]
+    problems = input_problems(graph.input, meta["input"])
     if tuple(out["shape"]) != tuple(golden_shape):
         problems.append(f"design output shape {tuple(out['shape'])} does not match the graph "
                         f"output shape {tuple(golden_shape)}")
