@@ -27,27 +27,22 @@ counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
 block RAM rules.
 """
 
+from functools import lru_cache
 from math import ceil
 
 from ..model import Resources, device, map_memory
 from ..model.costs import packed_cost, packer_cost, sync_fifo_cost
 from ..model.logic import counter_bits, multiplier_dsps
-from .dma import MAX_OUTSTANDING
+from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
+from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
+from .store import _AHEAD as _STORE_AHEAD
 from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
 from .program import DESCRIPTOR_LAYOUT
 from .weights import kstep_bits
 
 __all__ = ["engine_parts", "engine_resources", "signed_product_dsps"]
 
-#: Element widths of the input and output buffers (:data:`hwgen.engine.core.ELEMENT_BITS`,
-#: :data:`~hwgen.engine.core.OUT_BITS`; not imported, to keep this module light).
-_ELEMENT_BITS = 17
-_OUT_BITS = 32
-#: Output-buffer words the store reads ahead (:mod:`hwgen.engine.store`).
-_STORE_AHEAD = 4
-#: Command lengths the read master queues (:mod:`hwgen.engine.dma`).
-_PENDING_COMMANDS = 16
-#: Widest element the gearboxes unpack and pack.
+#: Widest element the loader's gearbox unpacks (:class:`~hwgen.engine.gearbox.Unpacker`).
 _UNPACK_BITS = 16
 
 
@@ -196,12 +191,18 @@ def store_cost(config):
     select = counter_bits(width + 1)
     # The packer: each bit of a group at one of 32 widths (bit j exists in the widths b with
     # b * tm > j), the group placed above the bits held, the buffer shifted by a word.
-    packed = sum(_mux(sum(b * c.tm > j for b in range(1, _OUT_BITS + 1)))
-                 for j in range(c.tm * _OUT_BITS))
-    packer = packed + _shifter(width, select) + width
+    packer = _packed_select(c.tm) + _shifter(width, select) + width
     ff = width + select + 24 + c.addr_bits + 62
     return queue + Resources(lut=_lut(c, "store", packer), ff=ff,
                              dsp=_control_dsps(c, "store"))
+
+
+@lru_cache(maxsize=None)
+def _packed_select(lanes):
+    """LUTs of the packer's selection of a group's bits at one of 32 widths: bit ``j`` of
+    the packed group is one of the widths ``b`` with ``b * lanes > j``."""
+    return sum(_mux(sum(b * lanes > j for b in range(1, _OUT_BITS + 1)))
+               for j in range(lanes * _OUT_BITS))
 
 
 def dma_cost(config):
