@@ -259,9 +259,10 @@ CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
-_W = {family: {"mac_array": (0, 1.0), "vector_lanes": (0, 6.0), "output_path": (0, 13.0),
-               "compute": (600, 1.0), "loader": (1000, 1.0), "store": (400, 1.0),
-               "dma": (150, 1.0), "control": (92, 0), "sequencer": (160, 3.0)}
+_W = {family: {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
+               "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (858, 1.10),
+               "store": (109, 1.36), "dma": (161, 1.0), "control": (93, 0),
+               "sequencer": (217, 1.0)}
       for family in ("xc7", "xcup")}
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
