@@ -73,9 +73,11 @@ SWEEP = [
                             channels=64)),
 ]
 
-#: The configurations the model's LUT weights were fitted to, per family
-#: (hwgen.engine.resources._W); the summary also gives the error on the others alone.
-FITTED = {"xcup": ("t2_w48_a9_d32", "t4_film_a9_d64", "t4_w2248_a6_d32"), "xc7": ()}
+#: The configurations the model's fitted constants (LUT weights, fixed registers, control
+#: DSPs in hwgen.engine.resources) were read from, per family; the summary also gives the
+#: error on the others alone.
+FITTED = {"xcup": ("t2_w48_a9_d32", "t3_w448_a9_d64", "t4_film_a9_d64", "t4_w2248_a6_d32"),
+          "xc7": ("t2_w48_a9_d32",)}
 
 #: Sources whose change changes the engine's Verilog.
 _SOURCES = ("hwgen/engine", "hwgen/blocks", "hwgen/packing.py", "hwgen/axi.py",
@@ -252,8 +254,8 @@ def main(argv=None):
             "worst at most 30%; at least 12 configurations per family (enough_configs). summary.<family>.<kind>.misses names the configurations that "
             "miss them, with the error (or the two counts).",
             "model_parts is the model's breakdown by engine unit.",
-            "fitted marks the configurations the model's LUT weights were fitted to "
-            "(FITTED); held_out_summary is the error on the others alone.",
+            "fitted marks the configurations the model's constants were fitted to or read "
+            "from (FITTED); held_out_summary is the error on the others alone.",
             "settings.not_synthesized lists the sweep's configurations left out of this run "
             "(with --cached-only, those whose synthesis was not done yet).",
         ],

@@ -36,7 +36,7 @@ from math import ceil
 
 from ..model import Resources, device, map_memory
 from ..model.costs import packed_cost, packer_cost, sync_fifo_cost
-from ..model.logic import counter_bits, multiplier_dsps
+from ..model.logic import counter_bits, dsp_absorbs_registers, multiplier_dsps
 from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
 from .store import _AHEAD as _STORE_AHEAD
@@ -151,9 +151,14 @@ def output_path_cost(config):
     family, c = config.family, config
     product = max(c.acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2
     dsp = signed_product_dsps(family, c.acc_bits, MULTIPLIER_BITS + 1)
-    lane_ff = c.acc_bits + MULTIPLIER_BITS + OFFSET_BITS + 1 + 3 * product + 1 + _OUT_BITS
+    # Operands, product, rounded value, tie, shifted value (one sign register merges) and
+    # the stored bits of the clamped value; on xc7 the multiplier operand goes into the
+    # slices (B registers).
+    operands = c.acc_bits + (0 if dsp_absorbs_registers(family) else MULTIPLIER_BITS)
+    lane_ff = operands + OFFSET_BITS + 1 + 3 * product - 1 + _OUT_BITS
     tag = _tag_bits(c)
-    ff = c.tm * lane_ff + 4 + 4 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
+    # The requantize flag, shift, rounding mode and range delayed beside the lanes.
+    ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
     return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
 
 
@@ -166,7 +171,7 @@ def compute_cost(config):
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
-    ff = 311 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    ff = _FIXED_FF[c.family]["compute"] + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
     return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff,
                      dsp=_control_dsps(c, "compute"))
 
@@ -182,7 +187,7 @@ def loader_cost(config):
     # the bits held, each element picked at one of 16 widths.
     unpacker = (width * _mux(_UNPACK_BITS) + _shifter(width, select)
                 + c.tn * _ELEMENT_BITS * _mux(_UNPACK_BITS))
-    ff = params + _weight_bits(c) + width + select + 263
+    ff = params + _weight_bits(c) + width + select + _FIXED_FF[c.family]["loader"]
     return Resources(lut=_lut(c, "loader", unpacker), ff=ff, dsp=_control_dsps(c, "loader"))
 
 
@@ -259,7 +264,13 @@ def sequencer_cost(config):
 #: whole engines, ``benchmarks/engine_estimator.py``: the same for every configuration
 #: there, data_bits 32 to 128). ECP5 is not measured and takes xcup's.
 CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
-                "xc7": {"compute": 9, "loader": 16, "store": 9}}
+                "xc7": {"compute": 11, "loader": 16, "store": 9}}
+
+#: Flip-flops of the loop counters, addresses and descriptor-derived values of the compute
+#: unit and the loader (counted from synthesis; on xc7 some move into the control
+#: products' slices).
+_FIXED_FF = {"xcup": {"compute": 311, "loader": 263}, "xc7": {"compute": 264, "loader": 233}}
+_FIXED_FF["ecp5"] = _FIXED_FF["xcup"]
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
