@@ -76,8 +76,9 @@ SWEEP = [
 #: The configurations the model's fitted constants (LUT weights, fixed registers, control
 #: DSPs in hwgen.engine.resources) were read from, per family; the summary also gives the
 #: error on the others alone.
-FITTED = {"xcup": ("t2_w48_a9_d32", "t3_w448_a9_d64", "t4_film_a9_d64", "t4_w2248_a6_d32"),
-          "xc7": ("t2_w48_a9_d32",)}
+FITTED = {"xcup": ("t2_w48_a9_d32", "t2_w44_a5_d128", "t3_w448_a9_d64", "t4_film_a9_d64",
+                   "t4_w2248_a6_d32"),
+          "xc7": ("t2_w48_a9_d32", "t3_w448_a9_d64")}
 
 #: Sources whose change changes the engine's Verilog.
 _SOURCES = ("hwgen/engine", "hwgen/blocks", "hwgen/packing.py", "hwgen/axi.py",

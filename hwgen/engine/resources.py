@@ -74,11 +74,6 @@ def _mux(n):
     return 0 if n <= 1 else ceil((n - 1) / 3)
 
 
-def _shifter(width, select_bits):
-    """LUT6s of a ``width``-bit barrel shifter: two 2:1 stages per LUT."""
-    return width * ceil(select_bits / 2)
-
-
 def signed_product_dsps(family, a_bits, b_bits):
     """Hardware multipliers Yosys spends on a signed ``a x b`` product whose operands may be
     wider than the slice: the wider operand on the A port, each operand cut into unsigned
@@ -101,11 +96,11 @@ def _control_dsps(config, unit):
     return CONTROL_DSPS["xcup" if config.family == "ecp5" else config.family][unit]
 
 
-def _lut(config, unit, structure):
-    """LUTs of ``unit``: its fixed logic and ``structure`` (its structural LUT count) by the
-    unit's fitted weight."""
-    fixed, weight = _W[config.family if config.family in _W else "xc7"][unit]
-    return round(fixed + weight * structure)
+def _lut(config, unit, *structure):
+    """LUTs of ``unit``: its fixed logic and its structural counts (``structure``), each by
+    the unit's fitted weight."""
+    fixed, *weights = _W[config.family if config.family in _W else "xc7"][unit]
+    return round(fixed + sum(w * n for w, n in zip(weights, structure, strict=True)))
 
 
 def mac_array_cost(config):
@@ -183,12 +178,11 @@ def loader_cost(config):
     params = 2 * param_words(c) * c.data_bits
     width = c.data_bits + c.tn * _UNPACK_BITS
     select = counter_bits(width + 1)
-    # The unpacker: the buffer shifted by a group (one of 16 widths), a word placed above
-    # the bits held, each element picked at one of 16 widths.
-    unpacker = (width * _mux(_UNPACK_BITS) + _shifter(width, select)
-                + c.tn * _ELEMENT_BITS * _mux(_UNPACK_BITS))
+    # The unpacker's buffer: each of its bits is the buffer shifted by a group (one of 16
+    # widths) or a bus word placed above the bits held, and feeds an element at one of 16
+    # widths; its LUTs grow with its width (measured: 64 to 160 bits).
     ff = params + _weight_bits(c) + width + select + _FIXED_FF[c.family]["loader"]
-    return Resources(lut=_lut(c, "loader", unpacker), ff=ff, dsp=_control_dsps(c, "loader"))
+    return Resources(lut=_lut(c, "loader", width), ff=ff, dsp=_control_dsps(c, "loader"))
 
 
 def store_cost(config):
@@ -199,10 +193,11 @@ def store_cost(config):
     width = c.data_bits + c.tm * _OUT_BITS
     select = counter_bits(width + 1)
     # The packer: each bit of a group at one of 32 widths (bit j exists in the widths b with
-    # b * tm > j), the group placed above the bits held, the buffer shifted by a word.
-    packer = _packed_select(c.tm) + _shifter(width, select) + width
+    # b * tm > j), and the group placed above the bits held (a shifter of the group's bits
+    # into the buffer).
+    placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
     ff = width + select + 24 + c.addr_bits + 62
-    return queue + Resources(lut=_lut(c, "store", packer), ff=ff,
+    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff,
                              dsp=_control_dsps(c, "store"))
 
 
@@ -274,11 +269,11 @@ _FIXED_FF["ecp5"] = _FIXED_FF["xcup"]
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
-_W = {family: {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
-               "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (858, 1.10),
-               "store": (109, 1.36), "dma": (161, 1.0), "control": (93, 0),
-               "sequencer": (217, 1.0)}
-      for family in ("xc7", "xcup")}
+_W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
+              "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (887, 12.6),
+              "store": (287, 1.92, 0.885), "dma": (161, 1.0), "control": (93, 0),
+              "sequencer": (217, 1.0)}}
+_W["xc7"] = dict(_W["xcup"], output_path=(147, 11.98), loader=(820, 12.35))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
