@@ -58,6 +58,7 @@ SWEEP = [
                             output_words=128, weight_words=64, channels=64)),
     ("t2_w44_a5_d128", dict(tm=2, tn=2, lane_bits=(4, 4), act_bits=5, data_bits=128,
                             **_SMALL)),
+    ("t2_w26_a7_d64", dict(tm=2, tn=2, lane_bits=(2, 6), act_bits=7, **_SMALL)),
     ("t3_w448_a9_d64", dict(tm=3, tn=3, lane_bits=(4, 4, 8), **_SMALL)),
     ("t3_w444_a5_d64", dict(tm=3, tn=3, lane_bits=(4, 4, 4), act_bits=5, **_SMALL)),
     ("t3_w448_a9_bufbig", dict(tm=3, tn=3, lane_bits=(4, 4, 8), input_words=1024,
