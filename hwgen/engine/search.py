@@ -389,13 +389,17 @@ class _Search:
         for tm, lanes, steps in sorted(self.arrays(), key=lambda a: (a[2], a[0])):
             if best is not None and steps >= best.cycles_per_frame:
                 break
-            # The widest bus and largest buffers that fit: more bytes a cycle and fewer bands
-            # (each band reads the layer's weights again) are never slower.
+            # For each bus width the largest buffers that fit: fewer bands (each band reads
+            # the layer's weights again) are never slower; a narrower bus may leave room
+            # for larger buffers.
+            widths = set()
             for config, resources, probe in self.configs(tm, lanes):
+                if config.data_bits in widths:
+                    continue
+                widths.add(config.data_bits)
                 design = self.evaluate(config, resources, probe)
                 if best is None or design.cycles_per_frame < best.cycles_per_frame:
                     best = design
-                break
         return best
 
     def cheapest(self, target_cycles):
