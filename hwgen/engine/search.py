@@ -424,11 +424,21 @@ class _Search:
         if not self.rejected:
             return DesignError(f"{head}: no MAC array of 4 lanes or more fits its "
                                f"{self.part.dsp} DSPs")
-        smallest = min(self.rejected, key=lambda r: (r["tm"], -r.get("buffer_scale", 1)))
-        over = ", ".join(f"{k} {used:,} > {allowed:,}"
-                         for k, (used, allowed) in smallest["over"].items())
-        return DesignError(f"{head}: the smallest engine that runs it (tm {smallest['tm']}, "
-                           f"least buffers) needs {over}")
+        # Every resource the smallest engine needs beyond the limit: the smallest array, its
+        # narrowest lanes and bus, the least buffers.
+        tm = min(r["tm"] for r in self.rejected)
+        lanes = _lane_patterns(tm, self.filter_bits or [8])[0]
+        data_bits = self.data_bits[-1]
+        try:
+            probe = self.probe(tm, lanes, data_bits)
+        except ValueError as error:
+            if not _pattern_problem(error):
+                raise
+            return DesignError(f"{head}: {error}")
+        over = self.over(self.price(self.sized(probe, tm, lanes, data_bits, 1), self.part))
+        text = ", ".join(f"{k} {used:,} > {allowed:,}" for k, (used, allowed) in over.items())
+        return DesignError(f"{head}: the smallest engine that runs it (tm {tm}, "
+                           f"{data_bits}-bit bus, least buffers) needs {text}")
 
 
 def _pattern(lanes):
@@ -480,6 +490,7 @@ def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
     best = search.fastest()
     if best is None:
         raise search.no_fit()
+    best.rejected = search.rejected
     if target_fps is not None:
         target = math.floor(clock_mhz * 1e6 / target_fps)
         if best.cycles_per_frame > target:
