@@ -44,8 +44,12 @@ BANDWIDTH_GBS = (0.1, 1000.0)
 #: Widest AXI bus the search tries (the engine takes up to 1024 bits; 512 carry 64 bytes a
 #: cycle, 12.8 GB/s at 200 MHz).
 _MAX_DATA_BITS = 512
-#: Input and output buffer sizes tried, as multiples of the least the network needs.
+#: Input buffer sizes tried, as multiples of the least the network needs, and output buffer
+#: sizes tried beside each.
 _BUFFER_SCALES = (8, 4, 2, 1)
+_OUTPUT_SCALES = (16, 8, 4, 2, 1)
+#: Buffer sizes priced by the cycle model per array, lane pattern and bus width.
+_SIZES_PER_BUS = 2
 #: Buffer sizes with no limit: the probe compile that learns what a network needs.
 _UNBOUNDED_WORDS = 1 << 24
 
@@ -314,10 +318,10 @@ class _Search:
         return {k: (getattr(resources, k), int(self.allowed[k])) for k in KINDS
                 if getattr(resources, k) > self.allowed[k]}
 
-    def sized(self, probe, tm, lanes, data_bits, scale):
+    def sized(self, probe, tm, lanes, data_bits, scale, out_scale):
         return EngineConfig(tm=tm, tn=tm, lane_bits=lanes, data_bits=data_bits,
                             input_words=_power_of_two(probe.input_words) * scale,
-                            output_words=_power_of_two(probe.output_words) * scale,
+                            output_words=_power_of_two(probe.output_words) * out_scale,
                             weight_words=_power_of_two(probe.weight_words),
                             channels=_power_of_two(probe.channels), family=self.part.family)
 
@@ -354,15 +358,19 @@ class _Search:
                 self.problems.append(f"tm {tm}, lanes {_pattern(lanes)}: {error}")
                 return
             for scale in _BUFFER_SCALES:
-                config = self.sized(probe, tm, lanes, data_bits, scale)
-                resources = self.price(config, self.part)
-                over = self.over(resources)
-                if over:
+                # The most output words that fit beside this input buffer (a band's rows are
+                # bounded by both; block RAM is deep, so a few more words may cost nothing).
+                for out_scale in _OUTPUT_SCALES:
+                    config = self.sized(probe, tm, lanes, data_bits, scale, out_scale)
+                    resources = self.price(config, self.part)
+                    over = self.over(resources)
+                    if not over:
+                        yield config, resources, probe
+                        break
                     self.rejected.append({"tm": tm, "lane_bits": _pattern(lanes),
-                                          "data_bits": data_bits, "buffer_scale": scale,
+                                          "data_bits": data_bits, "input_scale": scale,
+                                          "output_scale": out_scale,
                                           "over": {k: list(v) for k, v in over.items()}})
-                    continue
-                yield config, resources, probe
 
     def evaluate(self, config, resources, probe):
         cycles = network_cycles(config, probe.layers_for(config), self.latency, self.cache)
@@ -391,12 +399,12 @@ class _Search:
                 break
             # For each bus width the largest buffers that fit: fewer bands (each band reads
             # the layer's weights again) are never slower; a narrower bus may leave room
-            # for larger buffers.
-            widths = set()
+            # for larger buffers, a smaller input buffer for a larger output one.
+            widths = {}
             for config, resources, probe in self.configs(tm, lanes):
-                if config.data_bits in widths:
+                widths[config.data_bits] = widths.get(config.data_bits, 0) + 1
+                if widths[config.data_bits] > _SIZES_PER_BUS:
                     continue
-                widths.add(config.data_bits)
                 design = self.evaluate(config, resources, probe)
                 if best is None or design.cycles_per_frame < best.cycles_per_frame:
                     best = design
@@ -435,7 +443,8 @@ class _Search:
             if not _pattern_problem(error):
                 raise
             return DesignError(f"{head}: {error}")
-        over = self.over(self.price(self.sized(probe, tm, lanes, data_bits, 1), self.part))
+        over = self.over(self.price(self.sized(probe, tm, lanes, data_bits, 1, 1),
+                                             self.part))
         text = ", ".join(f"{k} {used:,} > {allowed:,}" for k, (used, allowed) in over.items())
         return DesignError(f"{head}: the smallest engine that runs it (tm {tm}, "
                            f"{data_bits}-bit bus, least buffers) needs {text}")
