@@ -443,11 +443,13 @@ class _Search:
             if not _pattern_problem(error):
                 raise
             return DesignError(f"{head}: {error}")
-        over = self.over(self.price(self.sized(probe, tm, lanes, data_bits, 1, 1),
-                                             self.part))
+        config = self.sized(probe, tm, lanes, data_bits, 1, 1)
+        over = self.over(self.price(config, self.part))
         text = ", ".join(f"{k} {used:,} > {allowed:,}" for k, (used, allowed) in over.items())
         return DesignError(f"{head}: the smallest engine that runs it (tm {tm}, "
-                           f"{data_bits}-bit bus, least buffers) needs {text}")
+                           f"{data_bits}-bit bus, least buffers: {config.input_words:,} input, "
+                           f"{config.output_words:,} output and {config.weight_words:,} weight "
+                           f"words) needs {text}")
 
 
 def _pattern(lanes):

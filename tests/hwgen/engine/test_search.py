@@ -107,9 +107,10 @@ def test_a_device_too_small_for_any_engine(graph):
     with pytest.raises(DesignError, match=r"the network does not run on xc7z020 at any engine "
                                           r"configuration within utilization 0.01: the "
                                           r"smallest engine that runs it \(tm 4, \d+-bit bus, "
-                                          r"least buffers\) needs lut [\d,]+ > 532, ff [\d,]+ "
-                                          r"> 1,064, dsp \d+ > 2, bram18 \d+ > 2, lutram "
-                                          r"[\d,]+ > 174$"):
+                                          r"least buffers: [\d,]+ input, [\d,]+ output and "
+                                          r"[\d,]+ weight words\) needs lut [\d,]+ > 532, "
+                                          r"ff [\d,]+ > 1,064, dsp \d+ > 2, bram18 \d+ > 2, "
+                                          r"lutram [\d,]+ > 174$"):
         search_engine(graph, "xc7z020", 100.0, utilization=0.01)
 
 
