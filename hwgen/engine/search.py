@@ -123,6 +123,20 @@ class EngineDesign:
     def utilization(self):
         return self.resources.utilization(self.device)
 
+    def larger_rejected(self, count=4):
+        """The larger arrays the search refused, smallest first: for each array and lane
+        pattern its least configuration (fewest buffer words, narrowest bus priced) and the
+        resources it needs beyond the limit."""
+        least = {}
+        for r in self.rejected:
+            if r["tm"] <= self.config.tm:
+                continue
+            key = (r["tm"], tuple(sorted(r["lane_bits"].items())))
+            size = (r.get("input_scale", 0), r.get("output_scale", 0), r.get("data_bits", 0))
+            if key not in least or size < least[key][0]:
+                least[key] = (size, r)
+        return [r for _, (_, r) in sorted(least.items())][:count]
+
     def bounds(self):
         """What bounds the frame rate, with the numbers: the device's resources (the share
         used against the limit, and what the next larger array the search rejected needs),
@@ -137,7 +151,7 @@ class EngineDesign:
             "resources": {k: {"used": getattr(self.resources, k),
                               "share": round(v, 4), "limit": self.utilization_limit}
                           for k, v in self.utilization().items()},
-            "larger_arrays_rejected": [r for r in self.rejected if r["tm"] > c.tm][:3],
+            "larger_arrays_rejected": self.larger_rejected(),
             "bandwidth": {"gbs_available": self.bandwidth_gbs,
                           "gbs_used": round(self.bandwidth_used_gbs, 3),
                           "bytes_per_frame": self.bytes_per_frame,
