@@ -145,6 +145,14 @@ def _estimate_parser(p):
     p.add_argument("--utilization", type=float, default=0.8, metavar="U",
                    help="share of each resource the design may use, in (0, 1] (default: "
                         "%(default)s)")
+    p.add_argument("--arch", choices=["dataflow", "engine", "auto"], default="dataflow",
+                   help="dataflow: fold one unit per layer, weights on chip; engine: search "
+                        "the layer-sequential engine's configuration (array, lanes, bus, "
+                        "buffers); auto: price both, keep the faster that fits (default: "
+                        "%(default)s)")
+    p.add_argument("--bandwidth-gbs", type=float, default=None, metavar="B",
+                   help="--arch engine or auto: DRAM bandwidth the engine may use, GB/s "
+                        "(default: 13, a ZCU102-class PS DDR4 from the fabric)")
     p.add_argument("--out", default="build/estimate", metavar="DIR",
                    help="where report.json and estimate.png go (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -204,7 +212,8 @@ def build_parser():
     _add_arch_options(p)
     _add_latency_option(p)
     _add_design_options(p)
-    command("estimate", commands.estimate, "fold a model for a part: resources, cycles, FPS",
+    command("estimate", commands.estimate, "fold a model for a part, or search an engine for "
+            "it: resources, cycles, FPS",
             _estimate_parser)
     p = command("packing", commands.packing, "lanes per DSP for weight/activation widths")
     p.add_argument("--device", choices=["xc7", "xcup", "ecp5"], default="xcup",

@@ -17,8 +17,11 @@ import hwgen
 import quant
 import sim
 import sim.engine
-from hwgen.support import check_hardware_support
+from hwgen.design import DesignError
+from hwgen.engine.search import DEFAULT_BANDWIDTH_GBS, check_bandwidth, search_engine
 from hwgen.errors import UnsupportedLayerError
+from hwgen.model import device as get_device
+from hwgen.support import check_hardware_support
 from hwgen.packing import lane_table, plan_lanes
 from sim.cluster import open_client
 
@@ -26,7 +29,7 @@ from .demo import engine_report, run_demo
 from .files import atomic, check_output_folder, follow_umask, remove, write_text
 from .options import (check_design_fits, check_distribution, check_number, load_inputs,
                       parse_backpressure, parse_engine, parse_folding, read_design)
-from .report import clear_report, table, write_report
+from .report import clear_report, engine_table, table, write_report
 from .tables import boards_table, layers_table
 
 __all__ = ["build", "boards_list", "demo", "estimate", "generate", "import_model", "inspect",
@@ -234,22 +237,58 @@ def simulate(args):
 
 
 def estimate(args):
-    """``hwgen estimate``: fold the model for a part; table, ``report.json`` and PNG."""
+    """``hwgen estimate``: fold the model for a part (``--arch dataflow``), search an engine
+    for it (``engine``), or both, keeping the faster that fits (``auto``); table,
+    ``report.json`` and PNG."""
     graph = load_model(args.model)
     check_number("--clock-mhz", args.clock_mhz)
     check_number("--utilization", args.utilization, high=1.0)
     if args.target_fps is not None:
         check_number("--target-fps", args.target_fps)
+    arch = args.arch
+    bandwidth = args.bandwidth_gbs
+    if bandwidth is not None and arch == "dataflow":
+        raise ValueError("--bandwidth-gbs is the engine's DRAM bandwidth; add --arch engine "
+                         "or --arch auto")
+    if arch != "dataflow":
+        bandwidth = check_bandwidth(DEFAULT_BANDWIDTH_GBS if bandwidth is None else bandwidth)
+        get_device(args.device).check_clock(args.clock_mhz)
     check_output_folder(args.out, "--out")
     clear_report(args.out)
-    design = hwgen.compile(graph, device=args.device, clock_mhz=args.clock_mhz,
-                           target_fps=args.target_fps, utilization=args.utilization)
-    json_path, png_path = write_report(design, args.out, {"model": str(args.model),
-                                                          "target_fps": args.target_fps})
+    extra = {"model": str(args.model), "target_fps": args.target_fps}
+    common = {"device": args.device, "clock_mhz": args.clock_mhz,
+              "target_fps": args.target_fps, "utilization": args.utilization}
+    run = {"dataflow": lambda: hwgen.compile(graph, **common),
+           "engine": lambda: search_engine(graph, bandwidth_gbs=bandwidth, **common)}
+    if arch != "auto":
+        design = run[arch]()
+        json_path, png_path = write_report(design, args.out, extra)
+        text = table(design) if arch == "dataflow" else engine_table(design)
+    else:
+        results = {}
+        for name, price in run.items():
+            try:
+                results[name] = price()
+            except (DesignError, UnsupportedLayerError) as error:
+                results[name] = error
+        fits = {name: d for name, d in results.items() if not isinstance(d, Exception)}
+        if not fits:
+            raise DesignError("neither architecture fits: " + "; ".join(
+                f"{name}: {error}" for name, error in results.items()))
+        choice = max(fits, key=lambda name: fits[name].fps)
+        json_path, png_path = write_report(results, args.out, extra | {"chosen": choice})
+        parts = []
+        for name, result in results.items():
+            parts.append(f"{name}:")
+            parts.append(f"does not fit: {result}" if isinstance(result, Exception) else
+                         table(result) if name == "dataflow" else engine_table(result))
+        parts.append(f"auto picks {choice}: {fits[choice].fps:,.1f} frames/s" + "".join(
+            f" against {name}'s {d.fps:,.1f}" for name, d in fits.items() if name != choice))
+        text = "\n".join(parts)
     if args.json:
         print(json_path.read_text(), end="")
     else:
-        print(table(design))
+        print(text)
         print(json_path)
         print(png_path)
     return 0

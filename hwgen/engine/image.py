@@ -19,10 +19,10 @@ from .layout import TensorLayout
 from .model import DEFAULT_LATENCY, program_cycles
 from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, FoldParams,
                      encode_params, param_words)
-from .program import DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
+from .program import ADD, DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
 from .weights import kstep_bits, kstep_widths, pack_fields
 
-__all__ = ["EngineLayer", "Program", "ImageBuilder", "place_filters"]
+__all__ = ["EngineLayer", "Program", "ImageBuilder", "band_rows", "place_filters"]
 
 
 @dataclass
@@ -123,6 +123,20 @@ def place_filters(lane_bits, weight_bits):
         passes.append(placed)
         left = rest
     return passes
+
+
+def band_rows(d, config):
+    """The most output rows of descriptor ``d`` whose input rows fit ``config``'s input buffer
+    and whose output fits its output buffer (0 when not even one row does)."""
+    # An add's two operands share the input buffer, one in each half.
+    in_words_per_row = d.in_width * d.in_groups * (2 if d.op == ADD else 1)
+    best = 0
+    for rows in range(1, d.out_height + 1):
+        need = min(d.in_height, (rows - 1) * d.stride_h + d.kernel_h) * in_words_per_row
+        if need > config.input_words or rows * d.out_width * d.out_groups > config.output_words:
+            break
+        best = rows
+    return best
 
 
 class ImageBuilder:
@@ -315,14 +329,8 @@ class ImageBuilder:
         """Bands of output rows that fit the input buffer."""
         c = self.config
         name = plan.view.name
-        # An add's two operands share the input buffer, one in each half.
         in_words_per_row = d.in_width * source.groups * (2 if plan.second else 1)
-        best = 0
-        for rows in range(1, d.out_height + 1):
-            need = min(d.in_height, (rows - 1) * d.stride_h + d.kernel_h) * in_words_per_row
-            if need > c.input_words or rows * d.out_width * out.groups > c.output_words:
-                break
-            best = rows
+        best = band_rows(d, c)
         if best == 0:
             rows = min(d.in_height, d.kernel_h)
             need = rows * in_words_per_row

@@ -11,6 +11,7 @@ sum comes from and whether it does (the fold's crossbar table). The offsets are 
 hardware reads them without arithmetic.
 """
 
+import functools
 from dataclasses import dataclass
 
 from amaranth.hdl import signed, unsigned
@@ -64,21 +65,29 @@ def param_layout(config):
     })
 
 
+@functools.lru_cache(maxsize=None)
 def param_words(config):
     """Bus words of one fold's parameters."""
     return -(-param_layout(config).size // config.data_bits)
 
 
 def encode_params(config, params):
-    """The bytes of one fold's :class:`FoldParams`."""
-    layout = param_layout(config)
-    value = layout.const({
-        "passes": int(params.passes), "next_passes": int(params.next_passes),
-        "mult": [int(v) for v in params.mult], "offset": [int(v) for v in params.offset],
-        "bias": [[int(v) for v in row] for row in params.bias],
-        "source": [[{"lane": lane, "valid": valid} for lane, valid in row]
-                   for row in params.source],
-    }).as_bits()
+    """The bytes of one fold's :class:`FoldParams`: the fields of :func:`param_layout`, in its
+    order, low bits first (packed as plain integers: building the layout's constant takes
+    too long for ImageNet networks)."""
+    tm, position = config.tm, position_bits(config)
+    fields = [(params.passes, PASS_COUNT_BITS), (params.next_passes, PASS_COUNT_BITS)]
+    fields += [(v, MULTIPLIER_BITS) for v in params.mult]
+    fields += [(v, OFFSET_BITS + 1) for v in params.offset]
+    fields += [(v, config.acc_bits) for row in params.bias for v in row]
+    fields += [(int(lane) | int(valid) << position, position + 1)
+               for row in params.source for lane, valid in row]
+    if len(fields) != 2 + 2 * tm + 2 * MAX_PASSES * tm:
+        raise ValueError(f"fold parameters must give {tm} values per lane field")
+    value = shift = 0
+    for v, width in fields:
+        value |= (int(v) & ((1 << width) - 1)) << shift
+        shift += width
     return value.to_bytes(param_words(config) * config.data_bytes, "little")
 
 

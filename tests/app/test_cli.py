@@ -301,6 +301,33 @@ def test_estimate_takes_a_board_name(model, tmp_path, capsys):
     assert "share of xc7a35t" in out
 
 
+def test_estimate_searches_an_engine(model, tmp_path, capsys):
+    code, out, _ = run(["estimate", model, "--arch", "engine", "--bandwidth-gbs", "2",
+                        "--out", tmp_path / "e"], capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["architecture"] == "engine" and report["bandwidth_gbs"] == 2.0
+    assert report["engine"]["family"] == "xc7" and report["fps"] > 0
+    assert all(share <= 0.8 for share in report["utilization"].values())
+    assert report["cycles_per_frame"] >= report["model_cycles_per_frame"]
+    assert [row["name"] for row in report["layers"]] == ["fc1", "fc2"]
+    assert f"{report['engine']['tm']} x {report['engine']['tm']} MAC array" in out
+    assert "of 2 GB/s" in out and (tmp_path / "e" / "estimate.png").stat().st_size > 0
+
+
+def test_estimate_auto_prices_both_architectures(model, tmp_path, capsys):
+    code, out, _ = run(["estimate", model, "--arch", "auto", "--out", tmp_path / "e"], capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["architecture"] == "auto"
+    assert report["dataflow"]["fits"] and report["engine"]["fits"]
+    rates = {arch: report[arch]["fps"] for arch in ("dataflow", "engine")}
+    assert report["chosen"] == max(rates, key=rates.get)
+    assert out.startswith("dataflow:\n") and "\nengine:\n" in out
+    assert f"auto picks {report['chosen']}" in out
+    assert (tmp_path / "e" / "estimate.png").stat().st_size > 0
+
+
 def test_build_dry_run_without_synthesis(model, tmp_path, capsys):
     code, out, _ = run(["build", model, "--board", "pynq_z2", "--dry-run", "--no-synth",
                         "--out", tmp_path / "b", "--folding", "fc1=2x4,fc2=1x4"], capsys)

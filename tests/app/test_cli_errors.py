@@ -237,6 +237,30 @@ CASES = [
      r"the model does not fit xc7z020 even fully folded: .*", ["e/report.json"]),
     ("target-out-of-reach", "estimate m.qgraph --out e --target-fps 1e9", 1,
      r"1e\+09 frames/s at 100 MHz needs 0 cycles per frame; .*", ["e/report.json"]),
+    ("bandwidth-without-engine", "estimate m.qgraph --out e --bandwidth-gbs 10", 1,
+     r"--bandwidth-gbs is the engine's DRAM bandwidth; add --arch engine or --arch auto",
+     ["e"]),
+    ("bandwidth-zero", "estimate m.qgraph --out e --arch engine --bandwidth-gbs 0", 1,
+     r"DRAM bandwidth must be within 0.1..1000 GB/s, not 0", ["e"]),
+    ("bandwidth-too-high", "estimate m.qgraph --out e --arch auto --bandwidth-gbs 5000", 1,
+     r"DRAM bandwidth must be within 0.1..1000 GB/s, not 5000", ["e"]),
+    ("bandwidth-nan", "estimate m.qgraph --out e --arch engine --bandwidth-gbs nan", 1,
+     r"DRAM bandwidth must be within 0.1..1000 GB/s, not nan", ["e"]),
+    ("engine-clock-above-the-part", "estimate m.qgraph --out e --arch auto --clock-mhz 1000",
+     1, r"clock_mhz must be within 4.69..464 MHz on xc7z020, not 1000", ["e"]),
+    ("engine-does-not-fit", "estimate m.qgraph --out e --arch engine --utilization 0.0001", 1,
+     r"the network does not run on xc7z020 at any engine configuration within utilization "
+     r"0.0001: the smallest engine that runs it \(tm 4, 256-bit bus, least buffers: [\d,]+ "
+     r"input, [\d,]+ output and [\d,]+ weight words\) needs lut [\d,]+ > 5, .*",
+     ["e/report.json"]),
+    ("auto-neither-fits", "estimate m.qgraph --out e --arch auto --utilization 0.0001", 1,
+     r"neither architecture fits: dataflow: the model does not fit xc7z020 even fully folded"
+     r": .*; engine: the network does not run on xc7z020 at any engine configuration .*",
+     ["e/report.json"]),
+    ("engine-target-out-of-reach", "estimate m.qgraph --out e --arch engine --target-fps 1e9",
+     1, r"1e\+09 frames/s at 100 MHz needs 0 cycles per frame; the fastest engine that fits "
+     r"xc7z020 \(utilization 0.8, 13 GB/s\) takes [\d,]+ \([\d.]+ frames/s\): .*MAC array "
+     r"\d+% busy", ["e/report.json"]),
     # packing
     ("weight-bits-alone", "packing --weight-bits 4", 1,
      r"--weight-bits and --act-bits go together; give both or neither", []),

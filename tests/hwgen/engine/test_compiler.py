@@ -8,7 +8,8 @@ import pytest
 import quant
 from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
 from hwgen.engine.image import place_filters
-from hwgen.engine.params import MAX_PASSES, FoldParams, decode_params, encode_params
+from hwgen.engine.params import (MAX_PASSES, FoldParams, decode_params, encode_params,
+                                 param_layout)
 from hwgen.engine.weights import kstep_widths, unpack_fields
 from hwgen.errors import UnsupportedLayerError
 from quant import graph as g
@@ -94,6 +95,11 @@ def test_descriptors_and_parameters_round_trip():
     raw = encode_params(SMALL, params)
     assert len(raw) % SMALL.data_bytes == 0
     assert decode_params(SMALL, raw) == params
+    # The plain-integer packing is the layout's own constant.
+    expected = param_layout(SMALL).const({
+        "passes": 3, "next_passes": MAX_PASSES, "mult": mult, "offset": offset, "bias": bias,
+        "source": [[{"lane": a, "valid": b} for a, b in row] for row in source]}).as_bits()
+    assert int.from_bytes(raw, "little") == expected
 
 
 def test_weights_are_stored_at_their_lanes_width():
