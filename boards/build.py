@@ -1,12 +1,16 @@
 """Board builds: one call writes the whole build tree for a board and runs what can run here.
 
-Two kinds of top:
+Three kinds of top:
 
 * ``zynq-dma`` (boards with a processing system, PYNQ-Z2 and ZCU102, unless ``selftest``):
   the AXI top (:mod:`boards.axi`) in a Vivado block design with the processor and an AXI DMA
   (:mod:`boards.vivado`), plus the PYNQ driver and ``design.json``.
+* ``zynq-engine`` (``arch="engine"`` on those boards): the layer-sequential engine in a block
+  design, its AXI4 master on the PS DDR, plus its PYNQ driver, ``design.json`` and the DRAM
+  image (:mod:`boards.engine`).
 * ``selftest`` (any board; the only top for boards without a processor): the self-test
-  (:mod:`boards.selftest`) with test vectors and golden outputs in ROM, LEDs for the verdict.
+  (:mod:`boards.selftest`, or for the engine :mod:`boards.engine_selftest`) with test vectors
+  and golden outputs in ROM, LEDs for the verdict.
 
 Xilinx builds are Vivado projects: ``bash <out>/build.sh`` runs them. A non-dry build runs
 them here, so it needs ``vivado`` on PATH and looks for it before anything else (a
@@ -245,9 +249,9 @@ def _zynq_tree(acc, board, out, clock_mhz, files):
                                              f"{vivado.BITSTREAM}.xsa"]}
 
 
-def _selftest_tree(acc, graph, board, out, clock_mhz, frames, seed, files):
-    inputs, expected = selftest_vectors(graph, count=frames, seed=seed)
-    test = SelfTest(acc, inputs, expected)
+def _platform_tree(top, board, out, clock_mhz, files):
+    """The files of a self-test top on ``board``'s platform (its build plan, not run):
+    ``top``, ``tcl``, ``script`` and ``artifacts`` of the build."""
     platform = board.platform()
     if board.toolchain == "vivado":
         overrides = {"script_after_route": _VIVADO_TIMING_CHECK}
@@ -255,15 +259,13 @@ def _selftest_tree(acc, graph, board, out, clock_mhz, frames, seed, files):
         # router2 routes these designs several times faster than nextpnr-ecp5's default.
         overrides = {"script_after_read": _YOSYS_AFTER_READ,
                      "nextpnr_opts": "--timing-allow-fail --router router2"}
-    plan = platform.build(SelfTestTop(test, clock_mhz=clock_mhz), name="selftest",
+    plan = platform.build(SelfTestTop(top, clock_mhz=clock_mhz), name="selftest",
                           do_build=False, **overrides)
     for name, content in plan.files.items():
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode() if isinstance(content, str) else content)
         files.append(name)
-    np.savez(out / "selftest_vectors.npz", inputs=inputs, expected=expected)
-    files.append("selftest_vectors.npz")
     if board.toolchain == "vivado":
         script = vivado.build_script(tcl="selftest.tcl")
         artifacts = ["selftest.bit"]
@@ -275,16 +277,32 @@ def _selftest_tree(acc, graph, board, out, clock_mhz, frames, seed, files):
                   f"\nexport {' '.join(ECP5_TOOLS)}\nexec sh build_selftest.sh\n")
         artifacts = ["selftest.bit", "selftest.svf"]
     return {"top": "selftest", "tcl": "selftest.tcl" if board.toolchain == "vivado" else None,
-            "synth": (test, "selftest_core"), "script": script,
-            "artifacts": artifacts,
-            "selftest": {"frames": int(frames), "seed": seed, "leds": LEDS,
-                         "cycles_to_verdict": test.cycles, "stall_limit": test.stall_limit}}
+            "script": script, "artifacts": artifacts}
+
+
+def _selftest_tree(acc, graph, board, out, clock_mhz, frames, seed, files):
+    inputs, expected = selftest_vectors(graph, count=frames, seed=seed)
+    test = SelfTest(acc, inputs, expected)
+    tree = _platform_tree(test, board, out, clock_mhz, files)
+    np.savez(out / "selftest_vectors.npz", inputs=inputs, expected=expected)
+    files.append("selftest_vectors.npz")
+    return tree | {"synth": (test, "selftest_core"),
+                   "selftest": {"frames": int(frames), "seed": seed, "leds": LEDS,
+                                "cycles_to_verdict": test.cycles,
+                                "stall_limit": test.stall_limit}}
 
 
 def _readme(board, flow):
     lines = [f"# hwgen build for {board.name} ({board.part})", "",
              f"Top: {flow}. Build the bitstream with `bash build.sh` (from any folder).", ""]
-    if flow == "zynq-dma":
+    if flow == "zynq-engine":
+        lines += ["On the PYNQ board, copy `hwgen.bit`, `hwgen.hwh`, `design.json`, "
+                  "`program.bin` and `driver/` into one folder, then:", "", "```python",
+                  "import sys; sys.path.insert(0, 'driver')",
+                  "from hwgen_engine import EngineOverlay",
+                  "engine = EngineOverlay('hwgen.bit')", "outputs = engine.run(inputs)  "
+                  "# (N, *input shape) integers", "print(engine.counters())", "```", ""]
+    elif flow == "zynq-dma":
         lines += ["On the PYNQ board, copy `hwgen.bit`, `hwgen.hwh`, `design.json` and "
                   "`driver/` into one folder, then:", "", "```python",
                   "import sys; sys.path.insert(0, 'driver')",
@@ -302,7 +320,7 @@ def _readme(board, flow):
 
 def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
           lut_lanes=None, rom_styles=None, mac_budget=64, clock_mhz=None, estimate=True,
-          selftest_frames=4, seed=0, log=_stderr):
+          selftest_frames=4, seed=0, arch="dataflow", engine=None, log=_stderr):
     """Write the build tree for ``graph`` on ``board`` into ``out_dir`` and run what can run.
 
     Parameters
@@ -327,7 +345,15 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
         Run the yosys estimate and the fit check (skipped for a non-dry ECP5 build, where
         nextpnr reports the real utilization). False skips it: ``hwgen build --no-synth``.
     selftest_frames, seed : int
-        Test vectors of the self-test.
+        Test vectors of the self-test (the engine's self-test runs one frame from ``seed``).
+    arch : str
+        ``"dataflow"`` (the folded accelerator; ``folding``, ``lut_lanes``, ``rom_styles`` and
+        ``mac_budget`` apply) or ``"engine"`` (the layer-sequential engine,
+        :mod:`boards.engine`: a ``zynq-engine`` top on PYNQ-Z2 and ZCU102, the engine's
+        self-test elsewhere).
+    engine : hwgen.engine.EngineConfig, optional
+        The engine (``arch="engine"``); by default the default configuration with its lanes
+        packed for the board's family.
     log : callable, optional
         Progress messages (default: standard error).
 
@@ -339,7 +365,8 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
     Raises
     ------
     BoardError
-        Unknown board, or the design does not fit the part by the estimate.
+        Unknown board, the design does not fit the part by the estimate, or (the engine)
+        the board cannot hold or feed the engine (:func:`boards.engine.check_engine`).
     hwgen.ToolchainError
         A non-dry Xilinx build without ``vivado`` on PATH, or a non-dry ECP5 build without its
         tools; raised before anything is compiled or written.
@@ -357,49 +384,72 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
     report_path.unlink(missing_ok=True)
     clock_mhz = float(clock_mhz or board.target_mhz)
 
-    _log(log, f"[1/4] compile the model for {board.name}")
-    # MAC lanes are packed for the board's hardware multiplier (DSP48E1, DSP48E2, MULT18X18D).
-    acc = hwgen.compile_graph(graph, folding, mac_budget, device=board.family,
-                              lut_lanes=lut_lanes, rom_styles=rom_styles)
     files = []
-    quant.save(acc.graph, out / "model.qgraph")
-    files.append("model.qgraph")
-    meta = hwgen.metadata(acc)
-    _write(out / "metadata.json", json.dumps(meta, indent=2) + "\n", files, out)
+    if arch == "engine":
+        from .engine import engine_tree
 
-    notes = []
-    flow = "zynq-dma" if board.processor and not selftest else "selftest"
-    if not selftest and flow == "selftest":
-        notes.append(f"{board.name} has no processing system to feed the accelerator's "
-                     f"streams; the self-test top was built")
-    _log(log, f"[2/4] write the {flow} build tree into {out}")
-    if flow == "zynq-dma":
-        tree = _zynq_tree(acc, board, out, clock_mhz, files)
-        script = vivado.build_script("build.tcl")
+        given = [name for name, value in (("folding", folding), ("lut_lanes", lut_lanes),
+                                          ("rom_styles", rom_styles)) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} configure the dataflow architecture; the "
+                             f"engine takes engine=EngineConfig(...)")
+        _log(log, f"[1/4] compile the model for the engine on {board.name}")
+        flow, tree, fields, notes = engine_tree(graph, board, out, config=engine,
+                                                selftest=selftest, clock_mhz=clock_mhz,
+                                                seed=seed, files=files,
+                                                platform_tree=_platform_tree)
+        _log(log, f"[2/4] wrote the {flow} build tree into {out}")
+    elif arch == "dataflow":
+        if engine is not None:
+            raise ValueError("engine configures arch 'engine' only")
+        _log(log, f"[1/4] compile the model for {board.name}")
+        # MAC lanes are packed for the board's hardware multiplier (DSP48E1, DSP48E2,
+        # MULT18X18D).
+        acc = hwgen.compile_graph(graph, folding, mac_budget, device=board.family,
+                                  lut_lanes=lut_lanes, rom_styles=rom_styles)
+        quant.save(acc.graph, out / "model.qgraph")
+        files.append("model.qgraph")
+        meta = hwgen.metadata(acc)
+        _write(out / "metadata.json", json.dumps(meta, indent=2) + "\n", files, out)
+
+        notes = []
+        flow = "zynq-dma" if board.processor and not selftest else "selftest"
+        if not selftest and flow == "selftest":
+            notes.append(f"{board.name} has no processing system to feed the accelerator's "
+                         f"streams; the self-test top was built")
+        _log(log, f"[2/4] write the {flow} build tree into {out}")
+        if flow == "zynq-dma":
+            tree = _zynq_tree(acc, board, out, clock_mhz, files)
+            tree["script"] = vivado.build_script("build.tcl")
+        else:
+            tree = _selftest_tree(acc, graph, board, out, clock_mhz, selftest_frames, seed,
+                                  files)
+        fields = {"folding": meta["folding"], "cycles_per_frame": meta["cycles_per_frame"],
+                  "latency": meta["latency"], "macs_per_frame": meta["macs_per_frame"],
+                  "weight_bits_histogram": meta["weight_bits_histogram"]}
     else:
-        tree = _selftest_tree(acc, graph, board, out, clock_mhz, selftest_frames, seed, files)
-        script = tree["script"]
-    _write(out / "build.sh", script, files, out)
+        raise ValueError(f"arch must be 'dataflow' or 'engine', not {arch!r}")
+    _write(out / "build.sh", tree["script"], files, out)
     (out / "build.sh").chmod(0o755)
     command = f"bash {out / 'build.sh'}"
     _write(out / "README.md", _readme(board, flow), files, out)
 
     report = {
         "board": board.as_dict(), "out_dir": str(out), "flow": flow, "top": tree["top"],
-        "clock_mhz": clock_mhz,
-        "folding": meta["folding"], "cycles_per_frame": meta["cycles_per_frame"],
-        "latency": meta["latency"], "macs_per_frame": meta["macs_per_frame"],
-        "weight_bits_histogram": meta["weight_bits_histogram"],
+        "clock_mhz": clock_mhz, **fields,
         "files": sorted(files), "tcl": tree["tcl"], "command": command,
         "artifacts": tree["artifacts"], "utilization": None, "timing": None,
         "toolchain": {"ran": False}, "notes": notes,
     }
     if "selftest" in tree:
         report["selftest"] = tree["selftest"]
-    if "design" in tree:
+    if flow == "zynq-dma":
         report["driver"] = {"module": "driver/hwgen_pynq.py", "design": "design.json",
                             "input_tdata_bits": tree["design"]["input"]["tdata_bits"],
                             "output_tdata_bits": tree["design"]["output"]["tdata_bits"]}
+    elif flow == "zynq-engine":
+        report["driver"] = {"module": "driver/hwgen_engine.py", "design": "design.json",
+                            "image": "program.bin"}
 
     def save():
         report["seconds"] = round(time.monotonic() - started, 1)
@@ -413,7 +463,7 @@ def build(graph, board, out_dir, *, dry_run=False, selftest=False, folding=None,
             design = to_verilog(design, name=top)
             _write(out / "rtl" / f"{top}.v", design, files, out)
             report["files"] = sorted(files)
-        overhead = BLOCK_DESIGN_OVERHEAD if flow == "zynq-dma" else None
+        overhead = BLOCK_DESIGN_OVERHEAD if flow != "selftest" else None
         report["utilization"] = estimate_utilization(design, top, board, overhead=overhead)
         save()
         check_fit(report["utilization"], board)

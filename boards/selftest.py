@@ -301,7 +301,7 @@ class SelfTestTop(Elaboratable):
 
     Parameters
     ----------
-    selftest : SelfTest
+    selftest : SelfTest or boards.engine_selftest.EngineSelfTest
     clock_mhz : float, optional
         Clock to run at. ``None`` or the board clock's frequency uses the board clock;
         another frequency comes from an EHXPLLL (ECP5) or an MMCM (Xilinx 7-series,
@@ -309,8 +309,11 @@ class SelfTestTop(Elaboratable):
     """
 
     def __init__(self, selftest, *, clock_mhz=None):
-        if not isinstance(selftest, SelfTest):
-            raise TypeError(f"selftest must be a SelfTest, not {selftest!r}")
+        # Any self-test with the verdict members: SelfTest, or the engine's
+        # (boards.engine_selftest.EngineSelfTest).
+        if not all(hasattr(selftest, name) for name in ("done", "passed", "failed")):
+            raise TypeError(f"selftest must be a SelfTest or an EngineSelfTest, not "
+                            f"{selftest!r}")
         self._selftest = selftest
         self._clock_mhz = clock_mhz
 

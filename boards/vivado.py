@@ -15,7 +15,8 @@ move to another machine: ``bash build.sh`` there runs ``vivado -mode batch -sour
 
 from .errors import BoardError
 
-__all__ = ["PL_CLOCK_MHZ", "DMA_STREAM_WIDTHS", "BITSTREAM", "block_design_tcl", "build_script",
+__all__ = ["PL_CLOCK_MHZ", "DMA_STREAM_WIDTHS", "BITSTREAM", "REGISTER_WINDOW",
+           "block_design_tcl", "engine_block_design_tcl", "build_script", "ddr_window",
            "led_xdc", "dma_stream_bits"]
 
 #: Clock of the programmable logic made by the processing system (FCLK0 / PL0).
@@ -24,6 +25,9 @@ PL_CLOCK_MHZ = 100
 DMA_STREAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 #: Base name of the bitstream, hardware handoff and platform files the script writes.
 BITSTREAM = "hwgen"
+#: Bytes of the register window the engine's block design maps (4 KiB, the smallest
+#: block-design segment).
+REGISTER_WINDOW = 0x1000
 
 # Processing-system settings of the PYNQ-Z2 (TUL board files, PYNQ-Z2 reference design),
 # applied when the board files are not installed: 50 MHz PS clock, DDR3 (MT41J256M16 RE-125,
@@ -79,6 +83,12 @@ _PROCESSORS = {
         "external": [("DDR", "xilinx.com:interface:ddrx_rtl:1.0"),
                      ("FIXED_IO", "xilinx.com:display_processing_system7:fixedio_rtl:1.0")],
         "dma_addr_bits": 32,
+        # The engine's block design: where its registers sit in the processor's map, the
+        # DDR segment of the high-performance port (and the DDR window it opens), the
+        # port's data widths.
+        "register_base": 0x43C0_0000,
+        "ddr_segment": "S_AXI_HP0/HP0_DDR_LOWOCM", "ddr_window": 1 << 30,
+        "hp_width": ("PCW_S_AXI_HP0_DATA_WIDTH", (32, 64)),
     },
     "psu": {
         "ip": "zynq_ultra_ps_e",
@@ -93,6 +103,9 @@ _PROCESSORS = {
         "master": "M_AXI_HPM0_FPD", "slave": "S_AXI_HP0_FPD",
         "external": [],
         "dma_addr_bits": 64,
+        "register_base": 0xA000_0000,
+        "ddr_segment": "SAXIGP2/HP0_DDR_LOW", "ddr_window": 1 << 31,
+        "hp_width": ("PSU__SAXIGP2__DATA_WIDTH", (32, 64, 128)),
     },
 }
 
@@ -132,54 +145,29 @@ def led_xdc(platform, count, port="led"):
     return "\n".join(lines) + "\n"
 
 
-def block_design_tcl(board, *, rtl_files, xdc_files, module, in_stream_bits, out_stream_bits,
-                     clock_mhz=PL_CLOCK_MHZ, jobs=4):
-    """The Vivado batch script for ``board`` (a :class:`boards.registry.Board` with a
-    processor).
-
-    Parameters
-    ----------
-    rtl_files, xdc_files : list of str
-        Paths relative to the script's folder.
-    module : str
-        The accelerator's Verilog module (the module reference).
-    in_stream_bits, out_stream_bits : int
-        TDATA widths of the accelerator's input and output streams (DMA stream widths).
-    clock_mhz : float
-        Fabric clock the processing system makes.
-    jobs : int
-        Parallel implementation jobs (the environment variable ``HWGEN_JOBS`` overrides).
-    """
-    if board.processor not in _PROCESSORS:
-        raise BoardError(f"board {board.name!r} has no processing system for a DMA block "
-                         f"design; build its self-test instead")
-    ps = _PROCESSORS[board.processor]
+def _ps_config(board, clock_mhz, extra=None):
+    """The processing system's settings: its ports and the fabric clock."""
     clock_key = {"ps7": "PCW_FPGA0_PERIPHERAL_FREQMHZ",
                  "psu": "PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ"}[board.processor]
-    ps_config = ps["config"] | {clock_key: f"{clock_mhz:g}"}
-    for bits, what in ((in_stream_bits, "input"), (out_stream_bits, "output")):
-        if bits not in DMA_STREAM_WIDTHS:
-            raise BoardError(f"{what} stream width {bits} is not one the AXI DMA supports "
-                             f"({', '.join(map(str, DMA_STREAM_WIDTHS))})")
-    dma = {
-        "c_include_sg": "0", "c_sg_include_stscntrl_strm": "0", "c_sg_length_width": "26",
-        "c_addr_width": str(ps["dma_addr_bits"]),
-        "c_m_axi_mm2s_data_width": str(max(32, in_stream_bits)),
-        "c_m_axis_mm2s_tdata_width": str(in_stream_bits),
-        "c_m_axi_s2mm_data_width": str(max(32, out_stream_bits)),
-        "c_s_axis_s2mm_tdata_width": str(out_stream_bits),
-        "c_mm2s_burst_size": "16", "c_s2mm_burst_size": "16",
-    }
+    return _PROCESSORS[board.processor]["config"] | (extra or {}) | \
+        {clock_key: f"{clock_mhz:g}"}
+
+
+def _project_head(board, *, rtl_files, xdc_files, ps_config, jobs, contents, memory_user,
+                  clock_mhz):
+    """The script up to the configured processing system: project, sources, block design."""
+    ps = _PROCESSORS[board.processor]
     board_part = _BOARD_PARTS.get(board.name, "")
     fallback = _FALLBACK_PS.get(board.name, {})
     external = "\n".join(
         f"    create_bd_intf_port -mode Master -vlnv {vlnv} {name}\n"
         f"    connect_bd_intf_net [get_bd_intf_ports {name}] [get_bd_intf_pins ps/{name}]"
         for name, vlnv in ps["external"]) or "    # (no external processor ports)"
-    clock_pins = " ".join(f"ps/{pin}" for pin in ps["clock_inputs"])
+    constraints = ("add_files -fileset constrs_1 -norecurse [lmap f $xdc_files "
+                   "{file join $origin $f}]\n") if xdc_files else ""
     return f"""\
 # Vivado batch script: {board.description or board.name} ({board.part}), processing system,
-# AXI DMA and the hwgen accelerator ({module}) in a block design, implemented to a bitstream.
+# {contents} in a block design, implemented to a bitstream.
 # Run from any folder:  vivado -mode batch -source build.tcl   (build.sh does this)
 # Writes {BITSTREAM}.bit, {BITSTREAM}.hwh (PYNQ) and {BITSTREAM}.xsa beside this script,
 # reports in reports/, the project in vivado/.
@@ -213,13 +201,12 @@ if {{$board_part_pattern ne ""}} {{
     }}
 }}
 add_files -norecurse [lmap f $rtl_files {{file join $origin $f}}]
-add_files -fileset constrs_1 -norecurse [lmap f $xdc_files {{file join $origin $f}}]
-update_compile_order -fileset sources_1
+{constraints}update_compile_order -fileset sources_1
 
 create_bd_design $bd
 
 # Processing system: its general-purpose master drives the registers, a high-performance
-# slave port takes the DMA's memory traffic, and it makes the {clock_mhz:g} MHz fabric clock.
+# slave port takes {memory_user} memory traffic, and it makes the {clock_mhz:g} MHz fabric clock.
 set ps [create_bd_cell -type ip -vlnv [latest_ip {ps["ip"]}] ps]
 if {{$preset}} {{
     apply_bd_automation -rule {ps["automation"]} -config {ps["automation_config"]} $ps
@@ -228,41 +215,13 @@ if {{$preset}} {{
 {external}
 }}
 set_property -dict [list {_tcl_dict(ps_config)}] $ps
+"""
 
-set rst [create_bd_cell -type ip -vlnv [latest_ip proc_sys_reset] rst]
-set accel [create_bd_cell -type module -reference {module} accel]
-set dma [create_bd_cell -type ip -vlnv [latest_ip axi_dma] dma]
-set_property -dict [list {_tcl_dict(dma)}] $dma
-set ctrl_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] ctrl_xbar]
-set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{2}}] $ctrl_xbar
-set mem_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] mem_xbar]
-set_property -dict [list CONFIG.NUM_SI {{2}} CONFIG.NUM_MI {{1}}] $mem_xbar
 
-# Registers: processor -> ctrl_xbar -> accelerator and DMA control.
-connect_bd_intf_net [get_bd_intf_pins ps/{ps["master"]}] [get_bd_intf_pins ctrl_xbar/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins ctrl_xbar/M00_AXI] [get_bd_intf_pins accel/s_axi]
-connect_bd_intf_net [get_bd_intf_pins ctrl_xbar/M01_AXI] [get_bd_intf_pins dma/S_AXI_LITE]
-# Memory: DMA read and write masters -> mem_xbar -> processor's high-performance port.
-connect_bd_intf_net [get_bd_intf_pins dma/M_AXI_MM2S] [get_bd_intf_pins mem_xbar/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins dma/M_AXI_S2MM] [get_bd_intf_pins mem_xbar/S01_AXI]
-connect_bd_intf_net [get_bd_intf_pins mem_xbar/M00_AXI] [get_bd_intf_pins ps/{ps["slave"]}]
-# Streams: DMA MM2S -> accelerator -> DMA S2MM.
-connect_bd_intf_net [get_bd_intf_pins dma/M_AXIS_MM2S] [get_bd_intf_pins accel/s_axis]
-connect_bd_intf_net [get_bd_intf_pins accel/m_axis] [get_bd_intf_pins dma/S_AXIS_S2MM]
-
-# One clock and one reset for everything in the fabric.
-connect_bd_net -net pl_clk [get_bd_pins ps/{ps["clock"]}] [get_bd_pins {{{clock_pins}}}] \\
-    [get_bd_pins {{rst/slowest_sync_clk accel/aclk dma/s_axi_lite_aclk dma/m_axi_mm2s_aclk \\
-                  dma/m_axi_s2mm_aclk ctrl_xbar/aclk mem_xbar/aclk}}]
-connect_bd_net -net pl_resetn [get_bd_pins ps/{ps["reset"]}] [get_bd_pins rst/ext_reset_in]
-connect_bd_net -net peripheral_aresetn [get_bd_pins rst/peripheral_aresetn] \\
-    [get_bd_pins {{accel/aresetn dma/axi_resetn ctrl_xbar/aresetn mem_xbar/aresetn}}]
-
-# Status LEDs (heartbeat, frames in flight, error flag, a frame done).
-create_bd_port -dir O -from 3 -to 0 led
-connect_bd_net [get_bd_pins accel/status] [get_bd_ports led]
-
-assign_bd_address
+def _implementation_tail(clock_mhz):
+    """The script from the finished block design on: validate, implement, check timing, write
+    the bitstream, the hardware handoff and the platform."""
+    return f"""\
 validate_bd_design
 save_bd_design
 
@@ -299,6 +258,168 @@ file copy -force [lindex $hwh 0] [file join $origin {BITSTREAM}.hwh]
 write_hw_platform -fixed -include_bit -force -file [file join $origin {BITSTREAM}.xsa]
 puts "hwgen: wrote [file join $origin {BITSTREAM}.bit], {BITSTREAM}.hwh and {BITSTREAM}.xsa"
 """
+
+
+def _processor(board):
+    if board.processor not in _PROCESSORS:
+        raise BoardError(f"board {board.name!r} has no processing system for a block design; "
+                         f"build its self-test instead")
+    return _PROCESSORS[board.processor]
+
+
+def ddr_window(board):
+    """Bytes of PS DDR, from address 0, that the high-performance port of ``board``'s
+    processing system opens to a fabric master (the engine's addresses must reach them all:
+    the driver's buffers lie anywhere in it)."""
+    return _processor(board)["ddr_window"]
+
+
+def engine_block_design_tcl(board, *, rtl_files, module, data_bits, clock_mhz=PL_CLOCK_MHZ,
+                            jobs=4):
+    """The Vivado batch script for the layer-sequential engine on ``board`` (a
+    :class:`boards.registry.Board` with a processor).
+
+    The engine's AXI4 master (``m_axi``) reaches the PS DDR through a SmartConnect on the
+    high-performance slave port (``S_AXI_HP0`` on Zynq-7000, ``S_AXI_HP0_FPD`` on Zynq
+    UltraScale+), set to the engine's bus width where the port has it; its AXI4-Lite slave
+    (``s_axi``) hangs off the general-purpose master (``M_AXI_GP0``, ``M_AXI_HPM0_FPD``)
+    through a second SmartConnect. One fabric clock and one reset from the processing
+    system. The address map is explicit: the registers at the processor's
+    ``register_base`` (a :data:`REGISTER_WINDOW` window), the DDR segment in the engine's
+    space; nothing else is mapped.
+
+    Parameters
+    ----------
+    rtl_files : list of str
+        Paths relative to the script's folder.
+    module : str
+        The engine's wrapper module (:func:`boards.engine.engine_verilog`).
+    data_bits : int
+        The engine's AXI4 data width.
+    clock_mhz : float
+        Fabric clock the processing system makes.
+    jobs : int
+        Parallel implementation jobs (the environment variable ``HWGEN_JOBS`` overrides).
+    """
+    ps = _processor(board)
+    width_key, widths = ps["hp_width"]
+    hp_bits = max(w for w in widths if w <= max(data_bits, widths[0]))
+    ps_config = _ps_config(board, clock_mhz, {width_key: str(hp_bits)})
+    clock_pins = " ".join(f"ps/{pin}" for pin in ps["clock_inputs"])
+    head = _project_head(board, rtl_files=rtl_files, xdc_files=[], ps_config=ps_config,
+                         jobs=jobs, contents=f"the hwgen layer-sequential engine ({module})",
+                         memory_user="the engine's", clock_mhz=clock_mhz)
+    return head + f"""
+set rst [create_bd_cell -type ip -vlnv [latest_ip proc_sys_reset] rst]
+set accel [create_bd_cell -type module -reference {module} accel]
+set ctrl_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] ctrl_xbar]
+set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{1}}] $ctrl_xbar
+set mem_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] mem_xbar]
+set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{1}}] $mem_xbar
+
+# Registers: processor's general-purpose master -> ctrl_xbar -> engine (AXI4-Lite).
+connect_bd_intf_net [get_bd_intf_pins ps/{ps["master"]}] [get_bd_intf_pins ctrl_xbar/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins ctrl_xbar/M00_AXI] [get_bd_intf_pins accel/s_axi]
+# Memory: engine's AXI4 master ({data_bits}-bit) -> mem_xbar -> high-performance port
+# ({hp_bits}-bit) -> PS DDR.
+connect_bd_intf_net [get_bd_intf_pins accel/m_axi] [get_bd_intf_pins mem_xbar/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins mem_xbar/M00_AXI] [get_bd_intf_pins ps/{ps["slave"]}]
+
+# One clock and one reset for everything in the fabric.
+connect_bd_net -net pl_clk [get_bd_pins ps/{ps["clock"]}] [get_bd_pins {{{clock_pins}}}] \\
+    [get_bd_pins {{rst/slowest_sync_clk accel/aclk ctrl_xbar/aclk mem_xbar/aclk}}]
+connect_bd_net -net pl_resetn [get_bd_pins ps/{ps["reset"]}] [get_bd_pins rst/ext_reset_in]
+connect_bd_net -net peripheral_aresetn [get_bd_pins rst/peripheral_aresetn] \\
+    [get_bd_pins {{accel/aresetn ctrl_xbar/aresetn mem_xbar/aresetn}}]
+
+# Address map: the registers in the processor's space, the PS DDR in the engine's.
+set regs [get_bd_addr_segs accel/s_axi/*]
+if {{[llength $regs] != 1}} {{
+    error "expected one register segment on accel/s_axi, found: $regs"
+}}
+assign_bd_address -target_address_space [get_bd_addr_spaces ps/Data] $regs \\
+    -offset {ps["register_base"]:#010x} -range {REGISTER_WINDOW:#x}
+set ddr [get_bd_addr_segs ps/{ps["ddr_segment"]}]
+if {{[llength $ddr] != 1}} {{
+    error "no DDR segment ps/{ps["ddr_segment"]} on the processing system"
+}}
+assign_bd_address -target_address_space [get_bd_addr_spaces accel/m_axi] $ddr
+""" + _implementation_tail(clock_mhz)
+
+
+def block_design_tcl(board, *, rtl_files, xdc_files, module, in_stream_bits, out_stream_bits,
+                     clock_mhz=PL_CLOCK_MHZ, jobs=4):
+    """The Vivado batch script for ``board`` (a :class:`boards.registry.Board` with a
+    processor).
+
+    Parameters
+    ----------
+    rtl_files, xdc_files : list of str
+        Paths relative to the script's folder.
+    module : str
+        The accelerator's Verilog module (the module reference).
+    in_stream_bits, out_stream_bits : int
+        TDATA widths of the accelerator's input and output streams (DMA stream widths).
+    clock_mhz : float
+        Fabric clock the processing system makes.
+    jobs : int
+        Parallel implementation jobs (the environment variable ``HWGEN_JOBS`` overrides).
+    """
+    ps = _processor(board)
+    ps_config = _ps_config(board, clock_mhz)
+    clock_pins = " ".join(f"ps/{pin}" for pin in ps["clock_inputs"])
+    for bits, what in ((in_stream_bits, "input"), (out_stream_bits, "output")):
+        if bits not in DMA_STREAM_WIDTHS:
+            raise BoardError(f"{what} stream width {bits} is not one the AXI DMA supports "
+                             f"({', '.join(map(str, DMA_STREAM_WIDTHS))})")
+    dma = {
+        "c_include_sg": "0", "c_sg_include_stscntrl_strm": "0", "c_sg_length_width": "26",
+        "c_addr_width": str(ps["dma_addr_bits"]),
+        "c_m_axi_mm2s_data_width": str(max(32, in_stream_bits)),
+        "c_m_axis_mm2s_tdata_width": str(in_stream_bits),
+        "c_m_axi_s2mm_data_width": str(max(32, out_stream_bits)),
+        "c_s_axis_s2mm_tdata_width": str(out_stream_bits),
+        "c_mm2s_burst_size": "16", "c_s2mm_burst_size": "16",
+    }
+    head = _project_head(board, rtl_files=rtl_files, xdc_files=xdc_files, ps_config=ps_config,
+                         jobs=jobs, contents=f"AXI DMA and the hwgen accelerator ({module})",
+                         memory_user="the DMA's", clock_mhz=clock_mhz)
+    return head + f"""
+set rst [create_bd_cell -type ip -vlnv [latest_ip proc_sys_reset] rst]
+set accel [create_bd_cell -type module -reference {module} accel]
+set dma [create_bd_cell -type ip -vlnv [latest_ip axi_dma] dma]
+set_property -dict [list {_tcl_dict(dma)}] $dma
+set ctrl_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] ctrl_xbar]
+set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{2}}] $ctrl_xbar
+set mem_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] mem_xbar]
+set_property -dict [list CONFIG.NUM_SI {{2}} CONFIG.NUM_MI {{1}}] $mem_xbar
+
+# Registers: processor -> ctrl_xbar -> accelerator and DMA control.
+connect_bd_intf_net [get_bd_intf_pins ps/{ps["master"]}] [get_bd_intf_pins ctrl_xbar/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins ctrl_xbar/M00_AXI] [get_bd_intf_pins accel/s_axi]
+connect_bd_intf_net [get_bd_intf_pins ctrl_xbar/M01_AXI] [get_bd_intf_pins dma/S_AXI_LITE]
+# Memory: DMA read and write masters -> mem_xbar -> processor's high-performance port.
+connect_bd_intf_net [get_bd_intf_pins dma/M_AXI_MM2S] [get_bd_intf_pins mem_xbar/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins dma/M_AXI_S2MM] [get_bd_intf_pins mem_xbar/S01_AXI]
+connect_bd_intf_net [get_bd_intf_pins mem_xbar/M00_AXI] [get_bd_intf_pins ps/{ps["slave"]}]
+# Streams: DMA MM2S -> accelerator -> DMA S2MM.
+connect_bd_intf_net [get_bd_intf_pins dma/M_AXIS_MM2S] [get_bd_intf_pins accel/s_axis]
+connect_bd_intf_net [get_bd_intf_pins accel/m_axis] [get_bd_intf_pins dma/S_AXIS_S2MM]
+
+# One clock and one reset for everything in the fabric.
+connect_bd_net -net pl_clk [get_bd_pins ps/{ps["clock"]}] [get_bd_pins {{{clock_pins}}}] \\
+    [get_bd_pins {{rst/slowest_sync_clk accel/aclk dma/s_axi_lite_aclk dma/m_axi_mm2s_aclk \\
+                  dma/m_axi_s2mm_aclk ctrl_xbar/aclk mem_xbar/aclk}}]
+connect_bd_net -net pl_resetn [get_bd_pins ps/{ps["reset"]}] [get_bd_pins rst/ext_reset_in]
+connect_bd_net -net peripheral_aresetn [get_bd_pins rst/peripheral_aresetn] \\
+    [get_bd_pins {{accel/aresetn dma/axi_resetn ctrl_xbar/aresetn mem_xbar/aresetn}}]
+
+# Status LEDs (heartbeat, frames in flight, error flag, a frame done).
+create_bd_port -dir O -from 3 -to 0 led
+connect_bd_net [get_bd_pins accel/status] [get_bd_ports led]
+
+assign_bd_address
+""" + _implementation_tail(clock_mhz)
 
 
 def build_script(tcl="build.tcl"):

@@ -171,6 +171,7 @@ def _build_parser(p):
                         "against the part")
     p.add_argument("--selftest", action="store_true",
                    help="build the self-test top (vectors in ROM, LEDs show pass or fail)")
+    _add_arch_options(p)
     _add_design_options(p, family=False)
 
 

@@ -6,6 +6,7 @@ to standard output, progress to standard error.
 """
 
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -364,15 +365,36 @@ def _build_design(args, board):
     return {k: design[k] for k in ("folding", "lut_lanes", "rom_styles")}
 
 
+def _build_engine(args, board):
+    """The build options of ``--arch engine``: the ``--engine`` configuration, its lanes
+    packed for the board's family unless ``--engine`` names one."""
+    given = [option for option, value in (("--folding", args.folding),
+                                          ("--design", args.design)) if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} configure the dataflow architecture; with "
+                         f"--arch engine give --engine")
+    config = parse_engine(args.engine)
+    keys = {item.partition("=")[0].strip() for item in (args.engine or "").split(",")}
+    if "family" not in keys:
+        config = dataclasses.replace(config, family=board.family)
+    return {"arch": "engine", "engine": config}
+
+
 def build(args):
-    """``hwgen build``: a board build tree, run where the tools are here.
+    """``hwgen build``: a board build tree, run where the tools are here. With ``--arch
+    engine`` the layer-sequential engine (:mod:`boards.engine`).
 
     Until the build finishes, its folder holds a file ``INCOMPLETE``; when the build fails it
     says why, and a ``report.json`` already written is marked ``"complete": false``.
     """
     board = boards.get_board(args.board)
     graph = load_model(args.model)
-    options = _build_design(args, board)
+    if args.arch == "engine":
+        options = _build_engine(args, board)
+    elif args.engine is not None:
+        raise ValueError("--engine configures --arch engine; add --arch engine")
+    else:
+        options = _build_design(args, board)
     out = Path(args.out or Path("build") / f"{Path(args.model).stem}-"
                                            f"{str(args.board).replace(':', '_')}")
     check_output_folder(out, "--out")
