@@ -47,7 +47,7 @@ def _log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def _network(name, input_size):
+def network(name, input_size):
     """``(graph, where it came from)``."""
     if name == "resnet18":
         return (zoo.resnet18(input_size=input_size),
@@ -62,16 +62,20 @@ def _network(name, input_size):
     return export.export(model, SPECS[name].input_shape), "trained for one epoch"
 
 
-def _inputs(graph, frames, seed=0):
+def random_inputs(graph, frames, seed=0):
+    """``(frames, *input shape)`` integers drawn uniformly from the graph's input range."""
     lo, hi = graph.input.range
     return np.random.default_rng(seed).integers(lo, hi + 1, (frames, *graph.input.shape))
 
 
-def _layers(cycles, result, config):
-    measured = result.layer_cycles.mean(axis=0)
+def layer_rows(cycles, result, config):
+    """Per layer of the model ``cycles``: MACs, cycles modelled and measured (the mean over
+    ``result``'s frames; ``None`` without a result), the model's error, MAC utilization and
+    DRAM bytes by the model."""
+    measured = None if result is None else result.layer_cycles.mean(axis=0)
     rows = []
     for i, layer in enumerate(cycles.layers):
-        got = float(measured[i])
+        got = None if measured is None else float(measured[i])
         rows.append({"name": layer.name, "op": layer.op, "macs": layer.macs,
                      "cycles_model": layer.total, "cycles_measured": got,
                      "error": round((layer.total - got) / got, 5) if got else None,
@@ -82,12 +86,12 @@ def _layers(cycles, result, config):
 
 
 def measure(name, config, args, work, speed):
-    graph, source = _network(name, args.input_size)
+    graph, source = network(name, args.input_size)
     started = time.perf_counter()
     meta = generate(graph, work / "rtl", arch="engine", engine=config)
     generation = time.perf_counter() - started
     cycles = metadata_cycles(meta, latency=args.latency)
-    x = _inputs(graph, args.frames)
+    x = random_inputs(graph, args.frames)
     _log(f"{name}: {len(meta['layers'])} layers, model {cycles.total:,} cycles per frame; "
          f"simulating {args.frames} frames in Verilator")
     # One out_dir: the simulator is built once (cached by its Verilog), each run in its own
@@ -109,13 +113,13 @@ def measure(name, config, args, work, speed):
         "utilization_measured": round(cycles.macs / (config.tm * config.tn * frame), 4),
         "bytes_per_frame": {"read": sum(layer.bytes_read for layer in cycles.layers),
                             "written": sum(layer.bytes_written for layer in cycles.layers)},
-        "layers": _layers(cycles, ideal, config),
+        "layers": layer_rows(cycles, ideal, config),
         "stalled": {"backpressure": args.backpressure,
                     "cycles_measured": int(stalled.frame_cycles[0]),
                     "model_error": round((cycles.total - float(stalled.frame_cycles[0]))
                                          / float(stalled.frame_cycles[0]), 5),
                     "layer_errors": {row["name"]: row["error"]
-                                     for row in _layers(cycles, stalled, config)}},
+                                     for row in layer_rows(cycles, stalled, config)}},
         "verilator": {"cycles_per_second": round(ideal.cycles_per_second),
                       "build_seconds": round(ideal.build_seconds, 1)},
     }

@@ -7,7 +7,7 @@ is a JSON file whose path is in the environment variable ``SIM_ENGINE_CONFIG``::
      "input_address": 4352, "program_address": 4096, "addr_bits": 20,
      "layers": [{"name": "conv", "output": [address, nbytes],
                  "reads": [[address, nbytes], ...]}, ...],
-     "results": "results.npz", "progress": "progress.txt",
+     "results": "results.npz", "progress": "progress.txt", "layer_log": "layers.txt",
      "latency": [2, 9], "backpressure": 0.3, "seed": 0, "max_cycles": 100000,
      "idle_cycles": 20000, "reset_cycles": 4, "clock_period_ns": 10}
 
@@ -246,16 +246,33 @@ class _Bench:
 
     # -- monitors --------------------------------------------------------------------------------
 
+    def log_layer(self, cycle):
+        """The optional layer log, for following (and checking) a long frame as it runs: a
+        line ``"<layers done in the frame> <cycle since reset>"`` at the frame's start (0
+        layers) and at each layer end, the tensor that layer wrote first saved beside the log
+        as it lies in DRAM (``layer<i>.bin``, ``i`` from 0)."""
+        log = self.config.get("layer_log")
+        if not log:
+            return
+        if self.layer:
+            address, nbytes = self.layers[self.layer - 1]["output"]
+            Path(log).with_name(f"layer{self.layer - 1}.bin").write_bytes(
+                self.ram.read(address, nbytes))
+        with open(log, "a") as file:
+            file.write(f"{self.layer} {cycle}\n")
+
     async def watch_layers(self):
         while True:
             await RisingEdge(self.dut.layer_done)
             self.layer_times.append(self.now())
             self.layer += 1
             self.activity += 1
+            self.log_layer(self.layer_times[-1])
 
     async def watch_frame(self, times, finished):
         await RisingEdge(self.dut.busy)
         times.append(self.now())
+        self.log_layer(times[-1])
         await FallingEdge(self.dut.busy)
         times.append(self.now())
         finished.set()

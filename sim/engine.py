@@ -14,7 +14,9 @@ Builds go to ``<out_dir>/sim_build/<simulator>-<digest>`` as for the dataflow de
 with the same Verilog reuses the build, whatever program it runs); each run writes its
 configuration, inputs, results and simulator log into ``<out_dir>/sim_run/engine-<simulator>-
 <digest>-<run digest>``, the run digest covering the program, the inputs, the seed, the
-back-pressure and the latency.
+back-pressure and the latency. While a run goes on, its ``layers.txt`` gets a line at each
+frame's start and layer end (``"<layers done> <cycle>"``) and ``layer<i>.bin`` the tensor layer
+``i`` wrote, as it lies in DRAM: a long frame can be followed and checked before it ends.
 """
 
 import hashlib
@@ -575,7 +577,8 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
     run_dir.mkdir(parents=True, exist_ok=True)
     inputs_path, results_path = run_dir / "inputs.npy", run_dir / "results.npz"
     progress_path, log = run_dir / "progress.txt", run_dir / "sim.log"
-    for stale in (results_path, progress_path):
+    layer_log = run_dir / "layers.txt"
+    for stale in (results_path, progress_path, layer_log):
         stale.unlink(missing_ok=True)
     np.save(inputs_path, packed)
     run_config = {"image": meta["image"], "inputs": str(inputs_path),
@@ -583,6 +586,7 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
                   "program_address": base,
                   "addr_bits": meta["config"].addr_bits, "layers": _regions(meta, base),
                   "results": str(results_path), "progress": str(progress_path),
+                  "layer_log": str(layer_log),
                   "latency": list(latency_range), "backpressure": backpressure, "seed": seed,
                   "max_cycles": frame_limit, "idle_cycles": idle_cycles,
                   "reset_cycles": RESET_CYCLES, "clock_period_ns": CLOCK_PERIOD_NS}

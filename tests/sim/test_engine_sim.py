@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import quant
-from hwgen.engine import EngineConfig, compile_program
+from hwgen.engine import EngineConfig, TensorLayout, compile_program
 from hwgen.engine.model import program_cycles
 from hwgen.engine.program import OPS
 from quant import graph as g, zoo
@@ -118,6 +118,18 @@ def check_result(result, graph, x, program):
     assert np.array_equal(result.layer_end_cycles[:, -1] + 1, result.frame_cycles)
     assert np.array_equal(result.cycles_register, result.frame_cycles)
     assert result.cycles > result.frame_cycles.sum() and result.cycles_per_second > 0
+    # The layer log, written as the run goes: each frame's start and layer ends at the
+    # cycles measured, and each layer's tensor (the last frame's) as it was when it ended.
+    run = result.log.parent
+    lines = (run / "layers.txt").read_text().split("\n")[:-1]
+    logged = np.array([[int(v) for v in line.split()] for line in lines])
+    assert logged[:, 0].tolist() == list(range(layers + 1)) * frames
+    ends = logged[:, 1].reshape(frames, layers + 1)
+    assert np.array_equal(ends[:, 1:] - ends[:, :1], result.layer_end_cycles)
+    for i, value in enumerate(result.tensors):
+        layout = TensorLayout.from_metadata(result.design["tensors"][value])
+        saved = layout.unpack((run / f"layer{i}.bin").read_bytes())
+        assert np.array_equal(saved, result.outputs[value][-1]), value
 
 
 def test_conv_in_passes_and_bands_under_backpressure(engine_dir, sim_verilog):
