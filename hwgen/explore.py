@@ -16,6 +16,7 @@ from .design import Design, DesignError
 from .errors import FoldingError
 from .generate import plan
 from .model import device as get_device
+from .pricing import stream_glue
 from .search import Infeasible, Option, Search, greedy_folding
 from .support import check_hardware_support
 
@@ -162,11 +163,23 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
         picks[view.name] = Option(pe, simd, lut, (rom_styles or {}).get(view.name),
                                   search.cycles(view, pe, simd))
     design = search.design(picks)
-    return _with_latency(graph, design) if latency else design
+    return _with_latency(graph, design, timed=latency)
 
 
-def _with_latency(graph, design):
-    """``design`` with the latency of the accelerator it builds: its schedule, no blocks."""
-    _, timing = plan(graph, **design.build_options)
-    design.latency, design.latency_is_estimate = timing.latency, timing.latency_is_estimate
+def _with_latency(graph, design, timed=True):
+    """``design`` with the stream glue and (unless not ``timed``) the latency of the
+    accelerator it builds: its netlist and schedule, no blocks."""
+    netlist, timing = plan(graph, **design.build_options, timed=timed)
+    _add_glue(design, stream_glue(netlist, design.device.family))
+    if timing is not None:
+        design.latency, design.latency_is_estimate = timing.latency, timing.latency_is_estimate
     return design
+
+
+def _add_glue(design, glue):
+    """Add the rows of ``glue`` (:func:`~hwgen.pricing.stream_glue`) to ``design`` and its
+    total."""
+    for name, kind, cost in glue:
+        design.rows.append({"name": name, "op": kind, "pe": None, "simd": "", "cycles": 0,
+                            "resources": cost})
+        design.total = design.total + cost
