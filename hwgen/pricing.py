@@ -10,12 +10,12 @@ from quant import numerics
 
 from . import packing
 from .folding import fixed_order_filters, lane_bits
-from .blocks import Broadcast, MaxPool, SlidingWindow, SumPool, WidthConverter
+from .blocks import Add, Broadcast, MaxPool, SlidingWindow, SumPool, WidthConverter
 from .model import Layer, Resources, costs
 from .model.layers import layer_cost
 from .ops import op_views
 
-__all__ = ["Network", "stream_glue"]
+__all__ = ["Network", "join_costs", "stream_glue"]
 
 
 def _type(lo, hi):
@@ -179,6 +179,25 @@ def stream_glue(netlist, family):
     glue.append(("accelerator", "counters",
                  costs.accelerator_cost(family, out_beats=out.elements // out.lanes)))
     return glue
+
+
+def join_costs(netlist, family, fifo_depths):
+    """``{add: [(name, kind, Resources)]}``: each residual add and the FIFOs on its operands
+    at the depths the schedule gave them (``fifo_depths``), in place of the add's estimate
+    (which guesses the skip FIFO's depth)."""
+    joins = {}
+    for add, fifos in netlist.joins.items():
+        params = netlist.blocks[add].params
+        shape, skip = params["shape"], params["skip_shape"]
+        rows = [(add, "add", costs.add_cost(
+            family, lanes=params["lanes"], x_bits=shape.width, skip_bits=skip.width,
+            out_bits=Add.out_shape_of(shape, skip).width))]
+        for fifo in fifos:
+            p = netlist.blocks[fifo].params
+            rows.append((fifo, "FIFO", costs.fifo_cost(
+                family, width=p["shape"].width * p["lanes"], depth=fifo_depths[fifo])))
+        joins[add] = rows
+    return joins
 
 
 def _line_buffer(family, cls, params):

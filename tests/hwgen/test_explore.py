@@ -172,8 +172,9 @@ def test_generate_builds_the_design_of_an_estimate_report(tmp_path, capsys):
 
 
 def test_an_estimate_prices_the_blocks_between_the_layers():
-    """Width converters, forks, line buffers the schedule deepened and the accelerator's
-    counters: a row each, priced as the built blocks are, and in the total."""
+    """Width converters, forks, line buffers the schedule deepened, the adds' FIFOs at their
+    scheduled depths and the accelerator's counters: a row each, priced as the built blocks
+    are, and in the total."""
     from hwgen.blocks import Broadcast, SlidingWindow, WidthConverter
     from hwgen.model import Resources, block_cost
 
@@ -197,3 +198,10 @@ def test_an_estimate_prices_the_blocks_between_the_layers():
     assert rows["conv1_window_buffer"]["resources"] == \
         block_cost(window, "xc7") - block_cost(own, "xc7")
     assert rows["accelerator"]["resources"].ff == 64 + 2    # two counters, 3 output beats
+    # Each add, and the FIFOs on its operands at the depths the schedule gave them.
+    blocks = dict(acc.blocks)
+    for add, fifos in acc.netlist.joins.items():
+        assert rows[add]["resources"] == block_cost(blocks[add], "xc7")
+        for fifo in fifos:
+            assert blocks[fifo].depth == acc.fifo_depths[fifo]
+            assert rows[fifo]["resources"] == block_cost(blocks[fifo], "xc7"), fifo
