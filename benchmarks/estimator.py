@@ -21,17 +21,18 @@ are read from ``build/<example>/<example>.qgraph`` (the MLP from ``build/demo``,
 Usage::
 
     python benchmarks/estimator.py [--out benchmarks/estimator.json] [--quick]
-                                   [--families xc7,xcup] [--cache DIR | --no-cache]
+                                   [--update] [--only TEXT] [--families xc7,xcup]
+                                   [--cache DIR | --no-cache] [--cached-only]
                                    [--workers N | --cluster ADDRESS]
 
 Synthesis runs one design at a time, or one job per design on ``--workers N`` local worker
 processes or the Dask cluster at ``--cluster ADDRESS``. Results are cached under ``--cache``
 by a hash of the family and the Verilog, so an unchanged design is not synthesized twice;
 ``--no-cache`` synthesizes everything afresh; ``--cached-only`` keeps only what the cache
-holds; the JSON's settings say how many results came from the cache. ``--quick`` keeps one block of each kind. ``--update`` measures only the
-blocks ``--only`` selects and replaces their rows in the existing output, keeping the others
-(for a change that touches one kind of block); the summaries cover all rows, and the
-settings list the runs the rows come from.
+holds; the JSON's settings say how many results came from the cache. ``--quick`` keeps one
+block of each kind. ``--update`` measures only the blocks ``--only`` selects and replaces
+their rows in the existing output, keeping the others (for a change that touches one kind
+of block); the summaries cover all rows, and the settings list the runs the rows come from.
 """
 
 import argparse
@@ -49,9 +50,9 @@ from amaranth.hdl import signed, unsigned
 
 import quant
 
-from hwgen.blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
-                          PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
-                          WidthConverter)
+from hwgen.blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit,
+                          MaxPool, PackedMultiplier, Requantizer, SlidingWindow, StreamFifo,
+                          SumPool, WidthConverter)
 from hwgen.verilog import to_verilog
 from hwgen.explore import estimate as estimate_design
 from hwgen.generate import compile_graph
@@ -478,7 +479,8 @@ def main(argv=None):
             design_fields[spec[0], family] = fields
             plans.append((family, spec, "Design", estimate, None, text))
     if args.cached_only:
-        plans = [p for p in plans if cache is not None and _cache_path(p[5], p[0], cache).is_file()]
+        plans = [p for p in plans
+                 if cache is not None and _cache_path(p[5], p[0], cache).is_file()]
     counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers,
                                cluster=args.cluster)
     cached = sum(hits)

@@ -19,9 +19,9 @@ from .logic import (counter_bits, counter_luts, delay_cost, dsp_absorbs_register
 from .memory import memory_cost, rom_cost
 from .resources import Resources
 
-__all__ = ["LUT_WEIGHTS", "accelerator_cost", "add_cost", "broadcast_cost", "depthwise_cost", "fifo_cost",
-           "matvec_cost", "packed_cost", "packer_cost", "reduce_cost", "requantizer_cost",
-           "sync_fifo_cost", "width_converter_cost", "window_cost"]
+__all__ = ["LUT_WEIGHTS", "accelerator_cost", "add_cost", "broadcast_cost", "depthwise_cost",
+           "fifo_cost", "matvec_cost", "packed_cost", "packer_cost", "reduce_cost",
+           "requantizer_cost", "sync_fifo_cost", "width_converter_cost", "window_cost"]
 
 #: LUTs per unit of each structural piece, per family (fitted; see the module docstring).
 LUT_WEIGHTS = {
