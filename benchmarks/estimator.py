@@ -10,20 +10,29 @@ each Xilinx family (xc7: DSP48E1, xcup: DSP48E2) it records the estimate of
 (:func:`hwgen.synth.synthesize`), and the relative error per resource, then the median and
 worst error per resource and family.
 
+Whole designs (:data:`DESIGNS`): each built-in example folded for a part of the family
+(xc7z020, xczu9eg) as :func:`hwgen.explore.compile` folded it for a frame-rate target; the
+totals of ``hwgen estimate`` for that folding against the synthesis of the Verilog
+``hwgen generate --design`` writes for it (``design_summary``). Each row also gives the sum of
+:func:`~hwgen.model.block_cost` over the design's blocks (``blocks_estimate``). The models
+are read from ``build/<example>/<example>.qgraph`` (the MLP from ``build/demo``, as
+``hwgen demo`` leaves them), or trained with seed 0 when missing.
+
 Usage::
 
     python benchmarks/estimator.py [--out benchmarks/estimator.json] [--quick]
-                                   [--families xc7,xcup] [--cache DIR | --no-cache]
+                                   [--update] [--only TEXT] [--families xc7,xcup]
+                                   [--cache DIR | --no-cache] [--cached-only]
                                    [--workers N | --cluster ADDRESS]
 
 Synthesis runs one design at a time, or one job per design on ``--workers N`` local worker
 processes or the Dask cluster at ``--cluster ADDRESS``. Results are cached under ``--cache``
 by a hash of the family and the Verilog, so an unchanged design is not synthesized twice;
-``--no-cache`` synthesizes everything afresh; the JSON's settings say how many results came
-from the cache. ``--quick`` keeps one block of each kind. ``--update`` measures only the
-blocks ``--only`` selects and replaces their rows in the existing output, keeping the others
-(for a change that touches one kind of block); the summaries cover all rows, and the
-settings list the runs the rows come from.
+``--no-cache`` synthesizes everything afresh; ``--cached-only`` keeps only what the cache
+holds; the JSON's settings say how many results came from the cache. ``--quick`` keeps one
+block of each kind. ``--update`` measures only the blocks ``--only`` selects and replaces
+their rows in the existing output, keeping the others (for a change that touches one kind
+of block); the summaries cover all rows, and the settings list the runs the rows come from.
 """
 
 import argparse
@@ -39,11 +48,15 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import signed, unsigned
 
-from hwgen.blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
-                          PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
-                          WidthConverter)
+import quant
+
+from hwgen.blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit,
+                          MaxPool, PackedMultiplier, Requantizer, SlidingWindow, StreamFifo,
+                          SumPool, WidthConverter)
 from hwgen.verilog import to_verilog
-from hwgen.model import Layer, block_cost, layer_cost, lutram_luts
+from hwgen.explore import estimate as estimate_design
+from hwgen.generate import compile_graph
+from hwgen.model import Layer, Resources, block_cost, layer_cost, lutram_luts
 from hwgen.synth import synthesize, yosys_version
 from hwgen.app.options import check_distribution
 from sim.cluster import run_jobs
@@ -139,6 +152,21 @@ SWEEP = [
     ("mv_256x32_p4s2_w4a5_rom_logic", _matvec, dict(seed=16, in_features=256,
                                                     out_features=32, pe=4, simd=2, bits=4,
                                                     in_bits=5, rom_style="logic")),
+    # LUT multipliers at other weight and activation widths, alone and beside packed lanes
+    # (as the search builds them when DSP slices run short).
+    ("mv_64x16_p4s4_w4a8_lut", _matvec, dict(seed=17, in_features=64, out_features=16, pe=4,
+                                             simd=4, bits=4, in_bits=8, lut=True)),
+    ("mv_64x16_p4s4_w8a5_lut", _matvec, dict(seed=18, in_features=64, out_features=16, pe=4,
+                                             simd=4, bits=8, in_bits=5, lut=True)),
+    ("mv_64x16_p4s4_w8a8_lut", _matvec, dict(seed=19, in_features=64, out_features=16, pe=4,
+                                             simd=4, bits=8, in_bits=8, lut=True)),
+    ("mv_64x16_p4s4_w2a8_lut", _matvec, dict(seed=24, in_features=64, out_features=16, pe=4,
+                                             simd=4, bits=2, in_bits=8, lut=True)),
+    ("mv_9x16_p8s1_mix1a8_lut7", _matvec, dict(seed=25, in_features=9, out_features=16,
+                                               pe=8, simd=1, bits=_mixed(8, 1), in_bits=8,
+                                               lut_lanes={4: 7})),
+    ("mv_784x10_p1s2_w8a5_lut", _matvec, dict(seed=26, in_features=784, out_features=10,
+                                              pe=1, simd=2, bits=8, in_bits=5, lut=True)),
     # Requantizers: per-channel multipliers (DSP pieces) and power-of-two scales (shifts).
     ("rq_16_l4_m_in18_a5", _requantizer, dict(seed=20, channels=16, lanes=4, in_bits=18,
                                                out_bits=5)),
@@ -202,6 +230,40 @@ QUICK = ["mv_64x32_p4s8_w4a5", "mv_512x64_p4s4_w4a5_bram", "rq_16_l4_m_in18_a5",
          "win_3x3_p1_c8_s1_16x8", "maxpool_2x2_c16_s4_8x8", "gsp_c32_s4_7x7",
          "dw_3x3_c16_s4_w4a5", "add_l4_u5", "fifo_d16_l4_u5", "wc_split_8_2_s12",
          "fork_3_l8_u5"]
+#: Whole designs: (name, example, {family: (folding, LUT lanes)}). The foldings are those
+#: hwgen.explore.compile chose for the family's part at the frame rate in the name (``fastest``:
+#: no target) when these rows were first measured; they are fixed here, so that the designs
+#: (and their cached synthesis) stay the same when the cost model changes. The estimate is
+#: hwgen.explore.estimate of that folding (``hwgen estimate --folding``).
+DESIGNS = [
+    ("design_mnist_mlp_111k", "mnist_mlp", {
+        "xc7": ({"fc1": (8, 14), "fc2": (1, 16), "fc3": (1, 1)}, {}),
+        "xcup": ({"fc1": (4, 28), "fc2": (1, 16), "fc3": (1, 1)}, {})}),
+    # The fastest on xc7z020 (14,172 frames/s), LUT lanes where the DSP slices run short;
+    # on xcup the same folding.
+    ("design_mnist_cnn_fastest", "mnist_cnn", {
+        family: ({"conv1": (8, 1), "conv2": (8, 4), "fc": (1, 2)},
+                 {"conv1": {4: 7}, "conv2": {4: 7}, "fc": {8: 1}})
+        for family in ("xc7", "xcup")}),
+    ("design_peaks_fastest", "peaks", {
+        family: ({"conv1": (8, 1), "conv2": (8, 8), "conv3": (8, 16), "head": (1, 4)},
+                 {"conv1": {4: 8}, "conv2": {4: 8}, "conv3": {4: 8}, "head": {4: 1}})
+        for family in ("xc7", "xcup")}),
+    # The fastest ResNet-MNIST takes yosys over 15 minutes; at 5k frames/s it takes a few.
+    ("design_resnet_mnist_5k", "resnet_mnist", {
+        "xc7": ({"conv": (1, 1), "block1.body.conv1": (4, 2), "block1.body.conv2": (2, 4),
+                 "block2.body.conv1": (1, 4), "block2.body.conv2": (1, 8),
+                 "block2.shortcut.conv": (1, 1), "fc": (1, 1)},
+                {"block1.body.conv1": {4: 3}, "block1.body.conv2": {4: 1}}),
+        "xcup": ({"conv": (1, 1), "block1.body.conv1": (2, 4), "block1.body.conv2": (2, 4),
+                  "block2.body.conv1": (1, 4), "block2.body.conv2": (1, 8),
+                  "block2.shortcut.conv": (1, 1), "fc": (1, 1)},
+                 {"block1.body.conv1": {4: 1}, "block1.body.conv2": {4: 1}})}),
+]
+DESIGN_PARTS = {"xc7": "xc7z020", "xcup": "xczu9eg"}
+#: The smallest design, for --quick.
+QUICK_DESIGNS = ["design_mnist_cnn_fastest"]
+ROOT = Path(__file__).resolve().parent.parent
 #: Builders that take the family (the hardware multiplier to pack onto).
 _PER_FAMILY = {_matvec, _requantizer, _depthwise}
 
@@ -247,6 +309,52 @@ def build(spec, family):
     if builder is PackedMultiplier:
         return PackedMultiplier(multiplier=family, **kwargs)
     return builder(**kwargs)
+
+
+def example_graph(example):
+    """The QGraph of a built-in example and where it came from: the file ``hwgen demo``
+    leaves, or trained here (seed 0) when there is none."""
+    path = ROOT / "build" / ("demo" if example == "mnist_mlp" else example) / f"{example}.qgraph"
+    source = str(path.relative_to(ROOT))
+    if not path.is_file():
+        from quant import export
+        from hwgen.app.examples import EXAMPLES, train_example
+        model, _, _, _ = train_example(example, 0, None, None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        quant.save(export.export(model, EXAMPLES[example].input_shape), path)
+        source += " (trained by this script, seed 0)"
+    return quant.load(path), {"model": source,
+                              "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+
+
+def plan_design(spec, family, graphs):
+    """``(row fields, estimate, Verilog)`` of a whole design: the example folded for the
+    family's part as ``hwgen estimate`` does, and the accelerator ``hwgen generate --design``
+    builds from that estimate."""
+    name, example, points = spec
+    if example not in graphs:
+        graphs[example] = example_graph(example)
+    graph, source = graphs[example]
+    part = DESIGN_PARTS[family]
+    folding, lut_lanes = points[family]
+    design = estimate_design(graph, folding, device=part, lut_lanes=lut_lanes)
+    acc = compile_graph(graph, **design.build_options)
+    blocks = sum((block_cost(block, family) for _, block in acc.blocks), Resources())
+    fields = {"part": part, **source, "fps": round(design.fps, 1),
+              "cycles_per_frame": design.cycles_per_frame,
+              "folding": {k: list(v) for k, v in design.folding.items()},
+              "lut_lanes": {k: {str(b): n for b, n in v.items()}
+                            for k, v in design.lut_lanes.items() if v},
+              "rom_styles": design.rom_styles,
+              "blocks_estimate": blocks.as_dict(),
+              "blocks": {kind: sum(isinstance(b, cls) for _, b in acc.blocks)
+                         for kind, cls in _BLOCK_KINDS.items()}}
+    return fields, design.total.as_dict(), to_verilog(acc, name="top")
+
+
+_BLOCK_KINDS = {cls.__name__: cls for cls in (
+    MatVecUnit, DepthwiseUnit, SlidingWindow, MaxPool, SumPool, GlobalSumPool, Requantizer,
+    Add, StreamFifo, WidthConverter, Broadcast, AsSigned)}
 
 
 def _cache_path(text, family, cache):
@@ -330,6 +438,9 @@ def main(argv=None):
                         help="only blocks whose name contains TEXT")
     parser.add_argument("--cache", metavar="DIR", default="build/estimator-cache",
                         help="synthesis result cache (default: %(default)s)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="only the blocks and designs whose synthesis is in the cache "
+                             "(with --update, the others keep their rows)")
     parser.add_argument("--no-cache", action="store_true",
                         help="synthesize every design afresh (and cache nothing)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
@@ -343,6 +454,8 @@ def main(argv=None):
     cache = None if args.no_cache else Path(args.cache)
     sweep = [s for s in SWEEP if (not args.quick or s[0] in QUICK)
              and (args.only is None or args.only in s[0])]
+    designs = [d for d in DESIGNS if (not args.quick or d[0] in QUICK_DESIGNS)
+               and (args.only is None or args.only in d[0])]
 
     start = time.monotonic()
     load_start = os.getloadavg()[0]
@@ -355,22 +468,35 @@ def main(argv=None):
             layer = layer_of(spec, block)
             layer_estimate = None if layer is None else layer_cost(layer, family).as_dict()
             estimate_seconds += time.monotonic() - t0
-            plans.append((family, spec, block, estimate, layer_estimate,
+            plans.append((family, spec, type(block).__name__, estimate, layer_estimate,
                           to_verilog(block, name="top")))
+    graphs, design_fields = {}, {}
+    for family in families:
+        for spec in designs:
+            t0 = time.monotonic()
+            fields, estimate, text = plan_design(spec, family, graphs)
+            estimate_seconds += time.monotonic() - t0
+            design_fields[spec[0], family] = fields
+            plans.append((family, spec, "Design", estimate, None, text))
+    if args.cached_only:
+        plans = [p for p in plans
+                 if cache is not None and _cache_path(p[5], p[0], cache).is_file()]
     counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers,
                                cluster=args.cluster)
     cached = sum(hits)
     rows = []
-    for (family, spec, block, estimate, layer_estimate, _), synth, hit in zip(plans, counts,
-                                                                            hits):
+    for (family, spec, kind, estimate, layer_estimate, _), synth, hit in zip(plans, counts,
+                                                                           hits):
         measured = {k: synth[k] for k in RESOURCES}
         rows.append({
-            "block": spec[0], "kind": type(block).__name__, "family": family,
+            "block": spec[0], "kind": kind, "family": family,
             "estimate": estimate, "synth": measured,
             "error": {k: None if (e := relative_error(estimate[k], measured[k])) is None
                       else round(e, 4) for k in RESOURCES},
             "synth_seconds": synth["seconds"], "cells": synth["cells"],
         })
+        if kind == "Design":
+            rows[-1] |= design_fields[spec[0], family]
         if layer_estimate is not None:
             rows[-1]["layer_estimate"] = layer_estimate
             rows[-1]["layer_error"] = {
@@ -394,7 +520,8 @@ def main(argv=None):
         "benchmark": "benchmarks/estimator.py",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {
-            "families": families, "blocks": len(sweep), "quick": args.quick, "only": args.only,
+            "families": families, "blocks": len(sweep), "designs": len(designs),
+            "quick": args.quick, "only": args.only, "cached_only": args.cached_only,
             "cached_results": cached, "fresh_results": fresh,
             "workers": args.workers, "cluster": args.cluster,
             "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -418,9 +545,19 @@ def main(argv=None):
             "layer description without weights (hwgen.model.layer_cost): random ROM contents, "
             "worst-case accumulator width, 14-bit requantizer multipliers; layer_summary "
             "gives its error against the same synthesis.",
+            "Rows of kind Design are whole designs (DESIGNS): estimate is the totals of "
+            "hwgen.explore.compile for the part (what hwgen estimate reports), synth the "
+            "synthesis of the accelerator hwgen generate --design builds from it; "
+            "blocks_estimate is block_cost summed over its blocks. summary covers the "
+            "blocks, design_summary the whole designs.",
         ],
-        "summary": {family: summarize([r for r in rows if r["family"] == family])
-                    for family in families},
+        "summary": {family: summarize([r for r in rows if r["family"] == family
+                                       and r["kind"] != "Design"]) for family in families},
+        "design_summary": {family: summarize([r for r in rows if r["family"] == family
+                                              and r["kind"] == "Design"])
+                           for family in families
+                           if any(r["kind"] == "Design" and r["family"] == family
+                                  for r in rows)},
         "layer_summary": {family: summarize([
             {"block": r["block"], "estimate": r["layer_estimate"], "synth": r["synth"],
              "error": r["layer_error"]} for r in rows

@@ -15,7 +15,8 @@ import math
 from .design import Design, DesignError
 from .errors import FoldingError
 from .generate import plan
-from .model import device as get_device
+from .model import Resources, device as get_device
+from .pricing import join_costs, stream_glue
 from .search import Infeasible, Option, Search, greedy_folding
 from .support import check_hardware_support
 
@@ -162,11 +163,41 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
         picks[view.name] = Option(pe, simd, lut, (rom_styles or {}).get(view.name),
                                   search.cycles(view, pe, simd))
     design = search.design(picks)
-    return _with_latency(graph, design) if latency else design
+    return _with_latency(graph, design, timed=latency)
 
 
-def _with_latency(graph, design):
-    """``design`` with the latency of the accelerator it builds: its schedule, no blocks."""
-    _, timing = plan(graph, **design.build_options)
-    design.latency, design.latency_is_estimate = timing.latency, timing.latency_is_estimate
+def _with_latency(graph, design, timed=True):
+    """``design`` with the stream glue and (unless not ``timed``) the latency of the
+    accelerator it builds: its netlist and schedule, no blocks."""
+    netlist, timing = plan(graph, **design.build_options, timed=timed)
+    family = design.device.family
+    if timing is not None:
+        design.latency, design.latency_is_estimate = timing.latency, timing.latency_is_estimate
+        _price_joins(design, join_costs(netlist, family, timing.fifo_depths))
+    _add_glue(design, stream_glue(netlist, family))
     return design
+
+
+def _price_joins(design, joins):
+    """Each add's row priced as built (:func:`~hwgen.pricing.join_costs`): the add, then a
+    row per FIFO on its operands."""
+    rows = []
+    for row in design.rows:
+        if row["name"] not in joins:
+            rows.append(row)
+            continue
+        (_, _, add), *fifos = joins[row["name"]]
+        rows.append(row | {"resources": add})
+        rows += [{"name": name, "op": kind, "pe": None, "simd": "", "cycles": 0,
+                  "resources": cost} for name, kind, cost in fifos]
+    design.rows = rows
+    design.total = sum((row["resources"] for row in rows), Resources())
+
+
+def _add_glue(design, glue):
+    """Add the rows of ``glue`` (:func:`~hwgen.pricing.stream_glue`) to ``design`` and its
+    total."""
+    for name, kind, cost in glue:
+        design.rows.append({"name": name, "op": kind, "pe": None, "simd": "", "cycles": 0,
+                            "resources": cost})
+        design.total = design.total + cost

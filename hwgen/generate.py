@@ -44,16 +44,17 @@ def compile_graph(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=No
 
 
 def plan(graph, folding=None, mac_budget=64, device="xc7", lut_lanes=None, rom_styles=None,
-         fifo_depths=None):
+         fifo_depths=None, timed=True):
     """``(netlist, schedule)`` of ``graph`` as :func:`compile_graph` builds it, without
-    building any block: what the search reads the latency from."""
+    building any block: what the search reads the latency and the stream glue from
+    (``timed=False``: no schedule, None in its place)."""
     check_hardware_support(graph)
     fixed = _user_folding(graph, folding)
     folding = choose_folding(graph, mac_budget=mac_budget, fixed=fixed) | fixed
     check_folding(graph, folding)
     _check_rom_styles(graph, dict(rom_styles or {}))
     netlist = lower(reorder_filters(graph, folding), folding, device, lut_lanes, rom_styles)
-    return netlist, schedule(netlist, fifo_depths)
+    return netlist, schedule(netlist, fifo_depths) if timed else None
 
 
 def _user_folding(graph, folding):

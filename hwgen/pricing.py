@@ -10,11 +10,12 @@ from quant import numerics
 
 from . import packing
 from .folding import fixed_order_filters, lane_bits
-from .model import Layer, Resources
+from .blocks import Add, Broadcast, MaxPool, SlidingWindow, SumPool, WidthConverter
+from .model import Layer, Resources, costs
 from .model.layers import layer_cost
 from .ops import op_views
 
-__all__ = ["Network"]
+__all__ = ["Network", "join_costs", "stream_glue"]
 
 
 def _type(lo, hi):
@@ -151,3 +152,61 @@ class Network:
         packs = -(-lanes // plan.lanes)
         counts = sorted({0, min(lanes, (packs // 2) * plan.lanes), lanes})
         return [((low, n),) if n else () for n in counts]
+
+
+def stream_glue(netlist, family):
+    """``[(name, kind, Resources)]``: what a layer-by-layer estimate leaves out of the
+    accelerator the lowering builds (``netlist``, scheduled): width converters where a
+    stream's beat changes, forks of values with several readers, line buffers the schedule
+    made deeper than a window's own (:func:`~hwgen.schedule.schedule` deepens a window fed
+    faster than it reads its rows, so that it takes every beat as offered), and the
+    accelerator's counters. The joins' FIFOs are priced with their adds."""
+    glue = []
+    for name, spec in netlist.blocks.items():
+        params = spec.params
+        if issubclass(spec.cls, (SlidingWindow, MaxPool, SumPool)) and \
+                params.get("buffer_rows") is not None:
+            own = {k: v for k, v in params.items() if k != "buffer_rows"}
+            glue.append((f"{name}_buffer", "line buffer", _line_buffer(family, spec.cls, params)
+                         - _line_buffer(family, spec.cls, own)))
+        elif spec.cls is WidthConverter:
+            glue.append((name, "width converter", costs.width_converter_cost(
+                family, element_bits=params["shape"].width, in_count=params["in_count"],
+                out_count=params["out_count"])))
+        elif spec.cls is Broadcast:
+            glue.append((name, "fork", costs.broadcast_cost(family, outputs=params["outputs"])))
+    out = netlist.output
+    glue.append(("accelerator", "counters",
+                 costs.accelerator_cost(family, out_beats=out.elements // out.lanes)))
+    return glue
+
+
+def join_costs(netlist, family, fifo_depths):
+    """``{add: [(name, kind, Resources)]}``: each residual add and the FIFOs on its operands
+    at the depths the schedule gave them (``fifo_depths``), in place of the add's estimate
+    (which guesses the skip FIFO's depth)."""
+    joins = {}
+    for add, fifos in netlist.joins.items():
+        params = netlist.blocks[add].params
+        shape, skip = params["shape"], params["skip_shape"]
+        rows = [(add, "add", costs.add_cost(
+            family, lanes=params["lanes"], x_bits=shape.width, skip_bits=skip.width,
+            out_bits=Add.out_shape_of(shape, skip).width))]
+        for fifo in fifos:
+            p = netlist.blocks[fifo].params
+            rows.append((fifo, "FIFO", costs.fifo_cost(
+                family, width=p["shape"].width * p["lanes"], depth=fifo_depths[fifo])))
+        joins[add] = rows
+    return joins
+
+
+def _line_buffer(family, cls, params):
+    """The line buffer and counters of a window (or a pool's) built from ``params``."""
+    timing = cls.timing_of(**params)
+    timing = getattr(timing, "inner", timing)
+    g = timing.geometry
+    return costs.window_cost(
+        family, height=g.height, width=g.width, folds=g.folds, kernel=(g.kh, g.kw),
+        stride=(g.sh, g.sw), padding=(g.ph, g.pw), out_height=g.out_h, out_width=g.out_w,
+        element_bits=params["shape"].width, lanes=params["simd"],
+        buffer_rows=timing.buffer_rows)

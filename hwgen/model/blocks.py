@@ -10,12 +10,13 @@ import numpy as np
 
 from quant import numerics
 
-from ..blocks import (Add, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
+from ..blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
                       PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
                       WidthConverter)
 from ..blocks import matvec as _matvec_module
 from . import costs
 from .devices import FAMILIES
+from .resources import Resources
 
 __all__ = ["block_cost", "rom_columns"]
 
@@ -111,6 +112,10 @@ def _broadcast(family, block):
     return costs.broadcast_cost(family, outputs=block.outputs)
 
 
+def _as_signed(family, block):
+    return Resources()      # wiring: the same bits read as signed
+
+
 def _matvec_groups(block):
     """Per precision group ``(plan, packs, dsp_lanes, lut_lanes, bits)``, and the
     ``(non-constant, distinct)`` columns of each weight memory."""
@@ -168,6 +173,7 @@ _COSTS = [
     (SlidingWindow, _window), (MaxPool, _pool), (SumPool, _pool),
     (GlobalSumPool, _global_pool), (DepthwiseUnit, _depthwise), (Add, _add),
     (StreamFifo, _fifo), (WidthConverter, _converter), (Broadcast, _broadcast),
+    (AsSigned, _as_signed),
 ]
 
 

@@ -19,14 +19,14 @@ from .logic import (counter_bits, counter_luts, delay_cost, dsp_absorbs_register
 from .memory import memory_cost, rom_cost
 from .resources import Resources
 
-__all__ = ["LUT_WEIGHTS", "add_cost", "broadcast_cost", "depthwise_cost", "fifo_cost",
-           "matvec_cost", "packed_cost", "packer_cost", "reduce_cost", "requantizer_cost",
-           "sync_fifo_cost", "width_converter_cost", "window_cost"]
+__all__ = ["LUT_WEIGHTS", "accelerator_cost", "add_cost", "broadcast_cost", "depthwise_cost",
+           "fifo_cost", "matvec_cost", "packed_cost", "packer_cost", "reduce_cost",
+           "requantizer_cost", "sync_fifo_cost", "width_converter_cost", "window_cost"]
 
 #: LUTs per unit of each structural piece, per family (fitted; see the module docstring).
 LUT_WEIGHTS = {
-    "xc7": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.4},
-    "xcup": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.4},
+    "xc7": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.24},
+    "xcup": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.24},
 }
 
 
@@ -72,6 +72,13 @@ def width_converter_cost(family, *, element_bits, in_count, out_count):
     k = in_count // out_count
     held = in_count * element_bits
     return Resources(lut=held + 6, ff=held + 1 + counter_bits(k))
+
+
+def accelerator_cost(family, *, out_beats):
+    """:class:`~hwgen.accelerator.Accelerator`'s own logic: the 32-bit cycle and frame
+    counters (their incrementers on the carry chain, no LUT per bit) and the counter of the
+    output beats of a frame."""
+    return Resources(lut=counter_luts(out_beats) + 2, ff=64 + counter_bits(out_beats))
 
 
 def broadcast_cost(family, *, outputs):
@@ -367,11 +374,17 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
             # Narrow-range weights: |w x| < 2^(bits + in_bits - 1) (one bit less for signed x).
             product = bits + in_bits - (1 if in_signed else 0)
             parts += delay_cost(family, product * lut_lanes * simd, 5)
-            lut += round(w["lut_multiplier"] * bits * (in_bits + bits)) * lut_lanes * simd
+            # Shift-and-add: yosys sums the bits - 1 gated partial products and the sign
+            # term in a tree of full adders that grows with the square of the weight bits
+            # (fitted on 2..8-bit weights and 4..8-bit activations).
+            lut += round(w["lut_multiplier"] * in_bits * bits * bits) * lut_lanes * simd
             lane_products += [product] * lut_lanes
     # Per lane the adder tree of the products and the bias (the dot sum, registered), and
-    # the accumulator (cleared after the last input fold).
+    # the accumulator (cleared after the last input fold). With one product per lane the
+    # bias has no tree to join: an adder of its own, as wide as the accumulator.
     for bits in lane_products:
         ff += 2 * acc_bits
         lut += round(w["adder_tree"] * (simd - 1) * (bits + 1)) + acc_bits
+        if simd == 1:
+            lut += acc_bits
     return parts + Resources(lut=lut, ff=ff)

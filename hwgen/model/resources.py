@@ -15,7 +15,7 @@ class Resources:
     """LUTs, flip-flops, hardware multipliers, block RAM (RAMB18 units) and LUT RAM (LUTs).
 
     ``lut`` counts logic LUTs only; LUTs used as memory (distributed RAM and shift registers)
-    are in ``lutram``. Instances add up (``a + b``) and scale by an integer (``3 * r``).
+    are in ``lutram``. Instances add up (``a + b``), subtract (``a - b``) and scale by an integer (``3 * r``).
     """
 
     lut: int = 0
@@ -28,6 +28,11 @@ class Resources:
         if not isinstance(other, Resources):
             return NotImplemented
         return Resources(*(getattr(self, k) + getattr(other, k) for k in KINDS))
+
+    def __sub__(self, other):
+        if not isinstance(other, Resources):
+            return NotImplemented
+        return Resources(*(getattr(self, k) - getattr(other, k) for k in KINDS))
 
     def __radd__(self, other):
         if other == 0:          # sum() starts from 0

@@ -1,6 +1,10 @@
 """Resource cost model: device table, memory placement, block and layer formulas, and a few
 blocks against yosys."""
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from amaranth.hdl import Shape, signed, unsigned
@@ -330,6 +334,35 @@ def test_layer_errors():
 
 
 # Against yosys --------------------------------------------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _estimator_benchmark():
+    spec = importlib.util.spec_from_file_location("estimator_benchmark",
+                                                  BENCHMARKS / "estimator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_lut_multiplier_units_against_their_recorded_synthesis(family):
+    """The matrix-vector units with LUT multipliers that benchmarks/estimator.json records
+    (2 to 8-bit weights, 4 to 8-bit activations, 1 to 4 products per lane): LUTs within 10%
+    of yosys's count, DSPs and block RAM exact."""
+    bench = _estimator_benchmark()
+    rows = {r["block"]: r["synth"] for r in
+            json.loads((BENCHMARKS / "estimator.json").read_text())["rows"]
+            if r["family"] == family}
+    specs = [spec for spec in bench.SWEEP if "_lut" in spec[0]]
+    assert len(specs) == 8
+    for spec in specs:
+        synth = rows[spec[0]]
+        estimate = block_cost(bench.build(spec, family), family)
+        assert abs(estimate.lut - synth["lut"]) <= 0.1 * synth["lut"], (spec[0], estimate)
+        assert (estimate.dsp, estimate.bram18) == (synth["dsp"], synth["bram18"]), spec[0]
+
 
 @pytest.mark.synth
 @pytest.mark.parametrize("family", ["xc7", "xcup"])
