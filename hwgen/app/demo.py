@@ -1,10 +1,11 @@
 """The main job on a built-in example: from QAT to RTL verified against the golden.
 
 Steps: train a FILM-QNN mixed-precision network (5% of each layer's filters 8-bit, the rest
-4-bit, 5-bit Requantizer activations; the peak detector is 4-bit throughout), export the
-integer QGraph, score the golden on the test set, generate Verilog, simulate test inputs in
-cocotb and compare every output with the golden, measure the frame interval, and write
-``report.json``. The examples are those of :data:`hwgen.app.examples.EXAMPLES`.
+4-bit, 5-bit Requantizer activations; the peak detector has 4-bit activations and 2-, 3- or
+4-bit weights throughout), export the integer QGraph, score the golden on the test set,
+generate Verilog, simulate test inputs in cocotb and compare every output with the golden,
+measure the frame interval, and write ``report.json``. The examples are those of
+:data:`hwgen.app.examples.EXAMPLES`.
 """
 
 import json
