@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from quant import datasets, peaks
 
-__all__ = ["EXAMPLES", "Example", "PEAKS_WEIGHT_BITS", "check_weight_bits", "score", "train_example"]
+__all__ = ["EXAMPLES", "Example", "PEAKS_WEIGHT_BITS", "check_weight_bits", "score",
+           "train_example"]
 
 
 @dataclass(frozen=True)
