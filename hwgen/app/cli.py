@@ -15,7 +15,7 @@ from hwgen.synth import SynthesisError
 from sim.errors import SimulationError
 
 from . import commands
-from .examples import EXAMPLES
+from .examples import EXAMPLES, PEAKS_WEIGHT_BITS
 from .options import ENGINE_FORM
 
 __all__ = ["EXIT_CODES", "build_parser", "exit_code", "main"]
@@ -125,6 +125,8 @@ def _demo_parser(p):
                         "else 100)")
     p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="QAT epochs (default: the example's own)")
+    p.add_argument("--weight-bits", type=int, default=None, choices=PEAKS_WEIGHT_BITS,
+                   metavar="W", help="the peaks example's weight width, 2, 3 or 4 (default: 4)")
     _add_sim_options(p)
     _add_arch_options(p)
     _add_latency_option(p)

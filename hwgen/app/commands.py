@@ -441,6 +441,9 @@ def demo(args):
         raise ValueError("--engine configures --arch engine; add --arch engine")
     engine = parse_engine(args.engine) if args.arch == "engine" else None
     latency = _check_latency(args, args.arch)
+    if args.weight_bits is not None and args.example != "peaks":
+        raise ValueError("--weight-bits is the peaks example's weight width; add --example "
+                         "peaks")
     check_distribution(args.workers, args.cluster, args.shards)
     _check_engine_distribution(args, args.arch)
     if args.out is not None:
@@ -450,5 +453,5 @@ def demo(args):
                  epochs=args.epochs, simulator=args.sim, backpressure=backpressure,
                  seed=args.seed, synth=not args.no_synth, workers=args.workers,
                  client=client, shards=args.shards, arch=args.arch, engine=engine,
-                 latency=latency)
+                 latency=latency, weight_bits=args.weight_bits)
     return 0

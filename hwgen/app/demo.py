@@ -1,10 +1,11 @@
 """The main job on a built-in example: from QAT to RTL verified against the golden.
 
 Steps: train a FILM-QNN mixed-precision network (5% of each layer's filters 8-bit, the rest
-4-bit, 5-bit Requantizer activations; the peak detector is 4-bit throughout), export the
-integer QGraph, score the golden on the test set, generate Verilog, simulate test inputs in
-cocotb and compare every output with the golden, measure the frame interval, and write
-``report.json``. The examples are those of :data:`hwgen.app.examples.EXAMPLES`.
+4-bit, 5-bit Requantizer activations; the peak detector has 4-bit activations and 2-, 3- or
+4-bit weights throughout), export the integer QGraph, score the golden on the test set,
+generate Verilog, simulate test inputs in cocotb and compare every output with the golden,
+measure the frame interval, and write ``report.json``. The examples are those of
+:data:`hwgen.app.examples.EXAMPLES`.
 """
 
 import json
@@ -23,7 +24,7 @@ from hwgen.engine.model import metadata_cycles
 from hwgen.synth import SynthesisError
 from sim.engine import check_latency, latency_label, simulate_engine
 
-from .examples import EXAMPLES, score, train_example
+from .examples import EXAMPLES, check_weight_bits, score, train_example
 from .files import follow_umask, remove, write_text
 
 __all__ = ["engine_report", "run_demo"]
@@ -166,7 +167,7 @@ def _number(value):
 
 def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simulator="icarus",
              backpressure=0.0, seed=0, synth=True, *, arch="dataflow", engine=None, latency=0,
-             float_epochs=None, workers=None, client=None, shards=None):
+             float_epochs=None, workers=None, client=None, shards=None, weight_bits=None):
     """Run one example end to end and return the report (also written to ``report.json``).
 
     ``images`` test inputs are simulated with ``backpressure`` (see :func:`sim.simulate`),
@@ -175,6 +176,7 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     With ``synth``, yosys synthesizes the Verilog for xc7 and xcup and the report compares
     the DSP counts with the packing planner's prediction. ``epochs`` and ``float_epochs``
     override the training recipe's (to make a quick model; the metrics then drop).
+    ``weight_bits`` (2, 3 or 4; peaks only, default 4) is the peak detector's weight width.
 
     ``arch="engine"`` runs the network on the layer-sequential engine built as ``engine`` (an
     :class:`~hwgen.engine.EngineConfig`, default the default one) instead: every tensor it
@@ -190,6 +192,7 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     if example not in EXAMPLES:
         raise ValueError(f"example must be one of {', '.join(EXAMPLES)}, not {example!r}")
     spec = EXAMPLES[example]
+    weight_bits = check_weight_bits(example, weight_bits)
     images = spec.images if images is None else images
     if not 1 <= images <= 1000:
         raise ValueError(f"images must be in 1..1000, not {images}")
@@ -201,8 +204,10 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     started = time.monotonic()
 
     steps = 5 if synth else 4
-    _log(f"[1/{steps}] {example}: quantization-aware training ({spec.title})")
-    model, scores, x_test, labels = train_example(example, seed, epochs, float_epochs)
+    title = spec.title if weight_bits is None else f"{spec.title}, W{weight_bits}"
+    _log(f"[1/{steps}] {example}: quantization-aware training ({title})")
+    model, scores, x_test, labels = train_example(example, seed, epochs, float_epochs,
+                                                  weight_bits)
 
     _log(f"[2/{steps}] export to the integer QGraph and golden run on {len(x_test)} test inputs")
     graph = export.export(model, input_shape=spec.input_shape)
@@ -232,6 +237,7 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     report = {
         "example": example,
         "architecture": arch,
+        **({} if weight_bits is None else {"weight_bits": weight_bits}),
         metric: {k: round(v, 4) for k, v in measures.items()},
         **run["report"],
         "weight_bits_histogram": {str(k): v for k, v in

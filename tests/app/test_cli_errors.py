@@ -327,6 +327,10 @@ CASES = [
      r"--engine has no key 'speed'; the keys are acc_bits, act_bits, .*, weight_words", ["d"]),
     ("demo-latency-without-engine", "demo --latency 3 --out d", 1,
      r"--latency is the engine's DRAM latency; add --arch engine", ["d"]),
+    ("demo-weight-bits-without-peaks", "demo --weight-bits 2 --out d", 1,
+     r"--weight-bits is the peaks example's weight width; add --example peaks", ["d"]),
+    ("demo-weight-bits-choice", "demo --example peaks --weight-bits 5 --out d", 64,
+     r"hwgen demo: argument --weight-bits: invalid choice: 5 .*", ["d"]),
     # the command line
     ("no-command", "", 64,
      r"hwgen: the following arguments are required: COMMAND \(see `hwgen --help`\)", []),

@@ -138,6 +138,16 @@ def test_peaks_smoke_run():
     assert graph.input.signed and graph.shapes()[graph.output] == (3, 128)
 
 
+def test_peaks_at_two_bits_are_ternary_throughout():
+    model, _ = train_peaks(epochs=1, float_epochs=1, train_size=64, test_size=16,
+                           baselines=False, progress=False, weight_bits=2)
+    graph = export(model, (1, 256))
+    assert set(graph.weight_bits_histogram()) == {2}
+    assert all(set(np.unique(node.tensors["weight"])) <= {-1, 0, 1}
+               for node in graph.nodes if "weight" in node.tensors)
+    assert hardware_problems(graph) == []
+
+
 # -- the accuracy targets (a few minutes each) ------------------------------------------------
 
 @pytest.mark.slow
