@@ -377,7 +377,7 @@ def test_build_takes_an_estimates_design(tmp_path, capsys):
     """An estimate's LUT lanes and ROM placement reach the board build; a design estimated
     for another multiplier family is refused before anything is written."""
     graph = random_mlp(3, (64, 32, 10), (4, 2))
-    design = hwgen.compile(graph, device="xczu9eg", clock_mhz=200, utilization=0.02)
+    design = hwgen.compile(graph, device="xczu9eg", clock_mhz=200, utilization=0.025)
     options = dict(design.build_options)
     assert options.pop("device") == "xcup" and options["rom_styles"] and options["lut_lanes"]
     boards.build(graph, "zcu102", tmp_path / "zcu", dry_run=True, estimate=False, log=None,
