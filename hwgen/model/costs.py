@@ -384,11 +384,15 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
             lut += round(w["lut_multiplier"] * in_bits * bits * bits) * lut_lanes * simd
             lane_products += [product] * lut_lanes
     # Per lane the adder tree of the products and the bias (the dot sum, registered), and
-    # the accumulator (cleared after the last input fold). With one product per lane the
-    # bias has no tree to join: an adder of its own, as wide as the accumulator.
+    # the accumulator (cleared after the last input fold). Yosys merges the tree into one
+    # multi-operand adder (alumacc's $macc), whose operands are all extended to the width of
+    # the sum: simd - 1 adders as wide as the products plus a bit per level of the tree.
+    # With one product per lane the bias has no tree to join: an adder of its own, as wide
+    # as the accumulator.
+    levels = (simd - 1).bit_length()
     for bits in lane_products:
         ff += 2 * acc_bits
-        lut += round(w["adder_tree"] * (simd - 1) * (bits + 1)) + acc_bits
+        lut += round(w["adder_tree"] * (simd - 1) * (bits + levels)) + acc_bits
         if simd == 1:
             lut += acc_bits
     return parts + Resources(lut=lut, ff=ff)
