@@ -261,8 +261,8 @@ DESIGNS = [
                  {"block1.body.conv1": {4: 1}, "block1.body.conv2": {4: 1}})}),
 ]
 DESIGN_PARTS = {"xc7": "xc7z020", "xcup": "xczu9eg"}
-#: Seconds before a synthesis is abandoned: blocks take seconds, but a whole design can keep
-#: yosys busy for over 15 minutes (the MNIST MLP's 784-input layer) on a loaded machine.
+#: Seconds before a synthesis is abandoned: blocks take seconds to a minute; a whole design
+#: takes minutes (68 to 387 s in the last run) and several times that on a busy machine.
 BLOCK_TIMEOUT = 900
 DESIGN_TIMEOUT = 3 * 3600
 #: The smallest design, for --quick.
