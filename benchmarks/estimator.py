@@ -261,6 +261,10 @@ DESIGNS = [
                  {"block1.body.conv1": {4: 1}, "block1.body.conv2": {4: 1}})}),
 ]
 DESIGN_PARTS = {"xc7": "xc7z020", "xcup": "xczu9eg"}
+#: Seconds before a synthesis is abandoned: blocks take seconds to a minute; a whole design
+#: takes minutes (68 to 387 s in the last run) and several times that on a busy machine.
+BLOCK_TIMEOUT = 900
+DESIGN_TIMEOUT = 3 * 3600
 #: The smallest design, for --quick.
 QUICK_DESIGNS = ["design_mnist_cnn_fastest"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,19 +368,22 @@ def _cache_path(text, family, cache):
     return cache / f"{key}.json"
 
 
-def synthesis_counts(text, family):
-    """Synthesis counts of one design's Verilog ``text`` for ``family`` (a job of its own)."""
-    result = synthesize(text, family)
+def synthesis_counts(text, family, timeout=BLOCK_TIMEOUT):
+    """Synthesis counts of one design's Verilog ``text`` for ``family`` (a job of its own),
+    abandoned after ``timeout`` seconds."""
+    result = synthesize(text, family, timeout=timeout)
     return {"lut": result["LUT"], "ff": result["FF"], "dsp": result["DSP"],
             "bram18": sum(BRAM_UNITS.get(c, 0) * n for c, n in result["cells"].items()),
             "lutram": lutram_luts(result["cells"]), "cells": result["cells"],
             "seconds": result["seconds"]}
 
 
-def synthesized(texts, cache, *, workers=None, cluster=None):
+def synthesized(texts, cache, *, timeouts=None, workers=None, cluster=None):
     """Synthesis counts of ``texts`` (``(family, verilog)`` pairs) in order, and which came
     from ``cache`` (a directory, or None). The others are synthesized one job each: here
-    one after the other, or on ``workers`` local processes or the Dask ``cluster``."""
+    one after the other, or on ``workers`` local processes or the Dask ``cluster``, each
+    abandoned after its entry of ``timeouts`` (default :data:`BLOCK_TIMEOUT`) seconds."""
+    timeouts = [BLOCK_TIMEOUT] * len(texts) if timeouts is None else list(timeouts)
     paths = [_cache_path(text, family, cache) for family, text in texts]
     counts = [json.loads(p.read_text()) if p is not None and p.is_file() else None
               for p in paths]
@@ -391,7 +398,8 @@ def synthesized(texts, cache, *, workers=None, cluster=None):
         print(f"synthesized {k + 1}/{len(missing)} ({texts[i][0]}, {result['seconds']} s)",
               file=sys.stderr)
 
-    fresh = run_jobs(synthesis_counts, [(texts[i][1], texts[i][0]) for i in missing],
+    fresh = run_jobs(synthesis_counts, [(texts[i][1], texts[i][0], timeouts[i])
+                                        for i in missing],
                      workers=workers, client=cluster, on_result=done)
     for i, result in zip(missing, fresh):
         counts[i] = result
@@ -481,8 +489,9 @@ def main(argv=None):
     if args.cached_only:
         plans = [p for p in plans
                  if cache is not None and _cache_path(p[5], p[0], cache).is_file()]
-    counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers,
-                               cluster=args.cluster)
+    counts, hits = synthesized(
+        [(p[0], p[5]) for p in plans], cache, workers=args.workers, cluster=args.cluster,
+        timeouts=[DESIGN_TIMEOUT if p[2] == "Design" else BLOCK_TIMEOUT for p in plans])
     cached = sum(hits)
     rows = []
     for (family, spec, kind, estimate, layer_estimate, _), synth, hit in zip(plans, counts,

@@ -16,6 +16,7 @@ from ..blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, Ma
 from ..blocks import matvec as _matvec_module
 from . import costs
 from .devices import FAMILIES
+from .memory import rom_reset_columns
 from .resources import Resources
 
 __all__ = ["block_cost", "rom_columns"]
@@ -32,9 +33,18 @@ def _bits(values, bits):
     return ((values[:, :, None] >> np.arange(bits)) & 1).reshape(values.shape[0], -1)
 
 
-def _count_columns(columns):
+def _distinct_columns(columns):
+    """The number of non-constant columns of a 0/1 matrix, and its distinct ones."""
     varying = columns[:, columns.min(axis=0) != columns.max(axis=0)]
-    return varying.shape[1], len({c.tobytes() for c in np.ascontiguousarray(varying.T)})
+    first = {}
+    for i, column in enumerate(np.ascontiguousarray(varying.T)):
+        first.setdefault(column.tobytes(), i)
+    return varying.shape[1], varying[:, list(first.values())]
+
+
+def _count_columns(columns):
+    varying, distinct = _distinct_columns(columns)
+    return varying, distinct.shape[1]
 
 
 def rom_columns(values, bits):
@@ -117,25 +127,29 @@ def _as_signed(family, block):
 
 
 def _matvec_groups(block):
-    """Per precision group ``(plan, packs, dsp_lanes, lut_lanes, bits)``, and the
-    ``(non-constant, distinct)`` columns of each weight memory."""
+    """Per precision group ``(plan, packs, dsp_lanes, lut_lanes, bits)``; per weight memory
+    its ``(non-constant, distinct)`` columns, and the distinct ones whose read register
+    would have a synchronous reset in logic (:func:`~hwgen.model.memory.rom_reset_columns`)."""
     groups = [(g["plan"], len(g["packs"]), sum(map(len, g["packs"])), len(g["lut"]), g["bits"])
               for g in block.groups]
-    roms = [_count_columns(np.concatenate([_bits(values, width) for width, values in pieces],
-                                          axis=1))
-            for pieces in block.rom_fields()]
-    return groups, roms
+    roms, resets = [], []
+    for pieces in block.rom_fields():
+        varying, distinct = _distinct_columns(
+            np.concatenate([_bits(values, width) for width, values in pieces], axis=1))
+        roms.append((varying, distinct.shape[1]))
+        resets.append(rom_reset_columns(distinct))
+    return groups, roms, resets
 
 
 def _matvec(family, block):
-    groups, roms = _matvec_groups(block)
+    groups, roms, resets = _matvec_groups(block)
     bias = rom_columns(block.bias.reshape(block.output_folds, block.pe), block.acc_bits)
     return costs.matvec_cost(
         family, in_features=block.in_features, out_features=block.out_features, pe=block.pe,
         simd=block.simd, in_bits=block.in_bits, in_signed=block.in_signed,
         acc_bits=block.acc_bits, groups=groups, rom_columns=roms, bias_columns=bias,
         pipeline_depth=_matvec_module.PIPELINE_DEPTH, queue_depth=block.queue_depth,
-        rom_style=block.rom_style)
+        rom_style=block.rom_style, reset_columns=resets)
 
 
 def _requantizer(family, block):

@@ -309,7 +309,7 @@ def packer_cost(family, plan):
 
 def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_signed,
                 acc_bits, groups, rom_columns, bias_columns, pipeline_depth, queue_depth,
-                rom_style=None):
+                rom_style=None, reset_columns=None):
     """:class:`~hwgen.blocks.matvec.MatVecUnit`: the input vector's double buffer, the weight
     memories, packed multipliers with their run-time packing and LUT multipliers, an adder
     tree and an accumulator per lane, the bias ROM, the control pipeline and the output
@@ -320,7 +320,10 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
     The weights sit in memories of one word per (output fold, input fold), each with its own
     address counter (:mod:`~hwgen.blocks.weightrom`): ``rom_columns`` gives each memory's
     ``(non-constant, distinct)`` columns, ``bias_columns`` the bias ROM's; ``rom_style``
-    forces the weight memories into block RAM or logic.
+    forces the weight memories into block RAM or logic. ``reset_columns`` gives, per weight
+    memory, how many of its distinct columns synthesis reads through a register with a
+    synchronous reset when the memory is logic (:func:`~hwgen.model.memory.rom_reset_columns`;
+    None: none).
     """
     nf, sf = out_features // pe, in_features // simd
     words = nf * sf
@@ -348,7 +351,7 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
     lut = (2 * counter_luts(2 * sf) + counter_luts(sf) + counter_luts(nf)
            + counter_luts(queue_depth + 1) + 8)
     w = _weights(family)
-    for columns in rom_columns:
+    for columns, resets in zip(rom_columns, reset_columns or [0] * len(rom_columns)):
         rom, placed = rom_cost(family, columns, words, counter=True, style=rom_style)
         # Shallow ROMs in logic pay for their output multiplexing and the counter folded
         # in; from 512 words on, yosys's count is about the bare one LUT per 16 words and
@@ -356,9 +359,10 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
         factor = w["weight_rom"] if words < 512 else 1.0
         parts += Resources(lut=round(factor * rom.lut), bram18=rom.bram18)
         # The memory's output registered twice (a shift register with the read register of
-        # a ROM in logic), and its address counter.
+        # a ROM in logic, unless that register has a synchronous reset), and its address
+        # counter.
         if placed is not None and placed.kind == "logic":
-            parts += delay_cost(family, columns[1], 3)
+            parts += delay_cost(family, columns[1] - resets, 3) + Resources(ff=3 * resets)
         else:
             ff += 2 * columns[0] + rom.ff
         ff += counter_bits(words)
@@ -380,11 +384,15 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
             lut += round(w["lut_multiplier"] * in_bits * bits * bits) * lut_lanes * simd
             lane_products += [product] * lut_lanes
     # Per lane the adder tree of the products and the bias (the dot sum, registered), and
-    # the accumulator (cleared after the last input fold). With one product per lane the
-    # bias has no tree to join: an adder of its own, as wide as the accumulator.
+    # the accumulator (cleared after the last input fold). Yosys merges the tree into one
+    # multi-operand adder (alumacc's $macc), whose operands are all extended to the width of
+    # the sum: simd - 1 adders as wide as the products plus a bit per level of the tree.
+    # With one product per lane the bias has no tree to join: an adder of its own, as wide
+    # as the accumulator.
+    levels = (simd - 1).bit_length()
     for bits in lane_products:
         ff += 2 * acc_bits
-        lut += round(w["adder_tree"] * (simd - 1) * (bits + 1)) + acc_bits
+        lut += round(w["adder_tree"] * (simd - 1) * (bits + levels)) + acc_bits
         if simd == 1:
             lut += acc_bits
     return parts + Resources(lut=lut, ff=ff)

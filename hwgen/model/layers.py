@@ -27,7 +27,7 @@ from ..errors import FoldingError
 from ..folding import fold_order
 from . import costs
 from .devices import FAMILIES
-from .memory import random_rom_columns
+from .memory import random_rom_columns, random_rom_reset_columns
 from .resources import Resources
 
 __all__ = ["Layer", "OPS", "layer_blocks", "layer_cost", "weight_layout"]
@@ -304,6 +304,7 @@ def _matvec(family, layer):
     folds, words = layer.out_channels // layer.pe, (layer.out_channels // layer.pe) * (
         in_features // layer.simd)
     roms = [random_rom_columns(width, words) for width in weight_layout(layer).widths]
+    resets = [random_rom_reset_columns(distinct, words) for _, distinct in roms]
     sf = in_features // layer.simd
     return costs.matvec_cost(
         family, in_features=in_features, out_features=layer.out_channels, pe=layer.pe,
@@ -312,7 +313,8 @@ def _matvec(family, layer):
         bias_columns=_bias_columns(layer.pe, acc_bits, folds),
         pipeline_depth=_matvec_module.PIPELINE_DEPTH,
         # As MatVecUnit.queue_depth: room for every result in flight.
-        queue_depth=-(-_matvec_module.PIPELINE_DEPTH // sf) + 1, rom_style=layer.rom_style)
+        queue_depth=-(-_matvec_module.PIPELINE_DEPTH // sf) + 1, rom_style=layer.rom_style,
+        reset_columns=resets)
 
 
 def _dense(family, layer):

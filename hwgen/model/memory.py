@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil
 
+import numpy as np
+
 from .logic import counter_bits
 from .resources import Resources
 
 __all__ = ["LUTRAM_CELLS", "MemoryMap", "lutram_luts", "map_memory",
-           "memory_cost", "random_rom_columns", "rom_cost", "rom_logic_luts"]
+           "memory_cost", "random_rom_columns", "random_rom_reset_columns", "rom_cost",
+           "rom_logic_luts", "rom_reset_columns"]
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,46 @@ def random_rom_columns(width, depth):
     if depth < 2:
         return 0, 0
     return width, min(width, 2 ** min(depth, 62) - 2)
+
+
+def _top_half(depth):
+    """Words below the top address bit of a ``depth``-word memory (from 2 words on)."""
+    return 1 << ((depth - 1).bit_length() - 1)
+
+
+def rom_reset_columns(columns):
+    """Columns of a ROM in logic whose read register synthesis gives a synchronous reset.
+
+    Built from logic, each column is a multiplexer tree on the address with the top address
+    bit at its root (addresses past the last word do not matter). When one side of the root
+    is a constant (the column is the same in all the words from the top bit's weight on, or
+    in all those below it), Yosys (``opt_dff``) makes the top address bit the read
+    register's synchronous reset or set. Such a register cannot go into a shift-register
+    LUT, so a delay chain it heads stays flip-flops. When both sides are constants the column
+    is the address bit itself, and the register stays plain.
+
+    ``columns`` is the ``(words, n)`` 0/1 array of the ROM's distinct non-constant columns.
+    """
+    columns = np.asarray(columns)
+    words = columns.shape[0]
+    if words < 3 or columns.size == 0:
+        return 0
+    half = _top_half(words)
+
+    def constant(part):
+        return part.min(axis=0) == part.max(axis=0)
+
+    return int((constant(columns[half:]) != constant(columns[:half])).sum())
+
+
+def random_rom_reset_columns(distinct, depth):
+    """Expected :func:`rom_reset_columns` of ``distinct`` random non-constant columns of
+    ``depth`` words: one side of the root constant, the other not."""
+    if depth < 3 or distinct < 1:
+        return 0
+    half = _top_half(depth)
+    high, low = 2.0 ** (1 - (depth - half)), 2.0 ** (1 - half)
+    return round(distinct * (high + low - 2 * high * low) / (1 - 2.0 ** (1 - depth)))
 
 
 #: LUTs each distributed-RAM or shift-register primitive occupies.

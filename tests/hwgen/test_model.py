@@ -18,7 +18,7 @@ from hwgen.model import (DEVICES, Layer, Resources, block_cost, device, layer_bl
 from hwgen.folding import fold_order
 from hwgen.model.logic import delay_cost, multiplier_dsps
 from hwgen.model.logic import counter_bits, range_bits
-from hwgen.model.memory import rom_logic_luts
+from hwgen.model.memory import random_rom_reset_columns, rom_logic_luts, rom_reset_columns
 
 FAMILIES = ("xc7", "xcup", "ecp5")
 
@@ -136,6 +136,27 @@ def test_rom_columns_skip_constant_and_count_distinct():
     values = np.array([[1, 1], [2, 2], [5, 5], [0, 0]])
     assert rom_columns(values, 4) == (6, 3)
     assert rom_columns(np.zeros((4, 3), dtype=int), 8) == (0, 0)
+
+
+def test_rom_reset_columns_need_exactly_one_constant_side():
+    # 10 words: the top address bit selects words 8 and 9 (its other side words 0 to 7).
+    columns = np.array([
+        [0, 1, 0, 1, 0, 1, 0, 1, 1, 1],     # the same in words 8 and 9: a reset
+        [0, 0, 0, 0, 0, 0, 0, 0, 1, 0],     # the same in words 0 to 7: a reset
+        [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],     # both sides constant: the address bit itself
+        [0, 1, 1, 0, 1, 0, 0, 1, 0, 1],     # neither
+    ]).T
+    assert rom_reset_columns(columns) == 2
+    assert rom_reset_columns(columns[:2]) == 0          # two words: the address bit
+    assert rom_reset_columns(np.zeros((10, 0), dtype=np.uint8)) == 0
+
+
+def test_random_rom_reset_columns():
+    assert random_rom_reset_columns(100, 9) == 100      # word 8 alone on its side
+    assert random_rom_reset_columns(100, 10) == 50      # words 8 and 9 equal half the time
+    assert random_rom_reset_columns(100, 36) == 13      # words 32 to 35: 1 in 8
+    assert random_rom_reset_columns(100, 64) == 0
+    assert random_rom_reset_columns(100, 2) == 0
 
 
 def test_lutram_luts_of_cells():
@@ -362,6 +383,41 @@ def test_lut_multiplier_units_against_their_recorded_synthesis(family):
         estimate = block_cost(bench.build(spec, family), family)
         assert abs(estimate.lut - synth["lut"]) <= 0.1 * synth["lut"], (spec[0], estimate)
         assert (estimate.dsp, estimate.bram18) == (synth["dsp"], synth["bram18"]), spec[0]
+
+
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_matvec_registers_against_their_recorded_synthesis(family):
+    """Every matrix-vector unit that benchmarks/estimator.json records: flip-flops within 6%
+    and LUT RAM within 5% (or 2 LUTs) of yosys's count (weight ROMs in logic and in block
+    RAM, of power-of-two depths and others, packed and LUT multipliers)."""
+    bench = _estimator_benchmark()
+    rows = {r["block"]: r["synth"] for r in
+            json.loads((BENCHMARKS / "estimator.json").read_text())["rows"]
+            if r["family"] == family}
+    specs = [spec for spec in bench.SWEEP if spec[0].startswith("mv_")]
+    assert len(specs) == 22
+    for spec in specs:
+        synth = rows[spec[0]]
+        estimate = block_cost(bench.build(spec, family), family)
+        assert abs(estimate.ff - synth["ff"]) <= 0.06 * synth["ff"], (spec[0], estimate)
+        assert abs(estimate.lutram - synth["lutram"]) <= max(0.05 * synth["lutram"], 2), \
+            (spec[0], estimate)
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_weight_rom_of_ten_words_against_synthesis(family):
+    """A weight ROM in logic whose depth is not a power of two: where one side of the top
+    address bit is constant, the read register takes a synchronous reset and the delay
+    behind it stays in flip-flops. Flip-flops and LUT RAM within 2% of yosys's count."""
+    from hwgen.synth import synthesize
+    unit = _matvec(family, in_features=40, out_features=8, pe=4, simd=8)
+    assert unit.output_folds * unit.input_folds == 10
+    estimate = block_cost(unit, family)
+    result = synthesize(unit, family)
+    lutram = lutram_luts(result["cells"])
+    assert abs(estimate.ff - result["FF"]) <= 0.02 * result["FF"], (estimate, result["FF"])
+    assert abs(estimate.lutram - lutram) <= 0.02 * lutram, (estimate, lutram)
 
 
 @pytest.mark.synth
