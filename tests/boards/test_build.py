@@ -19,7 +19,7 @@ from boards.drivers import pynq as driver
 from boards.vivado import DMA_STREAM_WIDTHS
 from quant import stream_format
 
-from ..hwgen.graphs import random_inputs, random_mlp
+from ..hwgen.graphs import budget_with_lut_lanes_and_block_roms, random_inputs, random_mlp
 
 FOLDING = {"fc1": (4, 6)}
 
@@ -377,14 +377,15 @@ def test_build_takes_an_estimates_design(tmp_path, capsys):
     """An estimate's LUT lanes and ROM placement reach the board build; a design estimated
     for another multiplier family is refused before anything is written."""
     graph = random_mlp(3, (64, 32, 10), (4, 2))
-    design = hwgen.compile(graph, device="xczu9eg", clock_mhz=200, utilization=0.025)
+    design = hwgen.compile(graph, device="xczu9eg", clock_mhz=200,
+                           utilization=budget_with_lut_lanes_and_block_roms(graph))
     options = dict(design.build_options)
     assert options.pop("device") == "xcup" and options["rom_styles"] and options["lut_lanes"]
     boards.build(graph, "zcu102", tmp_path / "zcu", dry_run=True, estimate=False, log=None,
                  **options)
     meta = json.loads((tmp_path / "zcu" / "metadata.json").read_text())
     assert {layer["name"]: layer["rom_style"] for layer in meta["layers"]
-            if "rom_style" in layer} == design.rom_styles
+            if layer.get("rom_style") is not None} == design.rom_styles
     assert meta["cycles_per_frame"] == design.cycles_per_frame
 
     from hwgen.app.cli import main

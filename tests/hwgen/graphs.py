@@ -25,3 +25,19 @@ def random_mlp(seed, sizes=(20, 16, 6), high=(2, 0), in_bits=8, a_bits=5, final_
 def random_inputs(graph, count, seed):
     lo, hi = graph.input.range
     return np.random.default_rng(seed).integers(lo, hi + 1, (count, *graph.input.shape))
+
+
+def budget_with_lut_lanes_and_block_roms(graph, device="xczu9eg", clock_mhz=200):
+    """The smallest utilization, in steps of 0.001, at which :func:`hwgen.compile` both keeps
+    weight ROMs in block RAM and moves MAC lanes to LUTs. Which budget does that follows the
+    cost model, so the tests that need such a design look for it."""
+    import hwgen
+    for permille in range(1, 100):
+        try:
+            options = hwgen.compile(graph, device=device, clock_mhz=clock_mhz,
+                                    utilization=permille / 1000).build_options
+        except hwgen.DesignError:            # the budget is too small for any design
+            continue
+        if options["rom_styles"] and any(options["lut_lanes"].values()):
+            return permille / 1000
+    raise AssertionError(f"no budget up to 0.1 gives both on {device}")

@@ -11,7 +11,7 @@ from hwgen.app.cli import main
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 
 from .test_conv_accelerator import cnn2d, residual
-from .graphs import random_mlp
+from .graphs import budget_with_lut_lanes_and_block_roms, random_mlp
 
 
 @pytest.mark.parametrize("make", [cnn2d, residual, lambda: random_mlp(3, (64, 32, 10), (4, 2))],
@@ -139,9 +139,11 @@ def test_estimate_command_writes_the_report(tmp_path, capsys):
 def test_generate_builds_the_design_of_an_estimate_report(tmp_path, capsys):
     import quant
     path = tmp_path / "mlp.qgraph"
-    quant.save(random_mlp(3, (64, 32, 10), (4, 2)), path)
+    graph = random_mlp(3, (64, 32, 10), (4, 2))
+    quant.save(graph, path)
+    budget = budget_with_lut_lanes_and_block_roms(graph)
     assert main(["estimate", str(path), "--device", "xczu9eg", "--clock-mhz", "200",
-                 "--utilization", "0.027", "--out", str(tmp_path / "est")]) == 0
+                 "--utilization", str(budget), "--out", str(tmp_path / "est")]) == 0
     report_path = tmp_path / "est" / "report.json"
     report = json.loads(report_path.read_text())
     assert report["rom_styles"] and report["lut_lanes"]     # the search moved both
