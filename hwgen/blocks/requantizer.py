@@ -216,8 +216,11 @@ class Requantizer(Timed, wiring.Component):
             if self._shift:
                 half = 1 << (self._shift - 1)
                 if self._rounding == "half_even":
-                    # A tie rounds up only when the floor is odd: bit S of the sum.
-                    scaled = (scaled + (half - 1) + scaled[self._shift]) >> self._shift
+                    # A tie rounds up only when the floor is odd: bit S of the sum (past a
+                    # narrow sum's width, its sign).
+                    odd = (scaled[self._shift] if self._shift < len(scaled)
+                           else scaled[-1] if scaled.shape().signed else 0)
+                    scaled = (scaled + (half - 1) + odd) >> self._shift
                 else:
                     scaled = (scaled + half) >> self._shift
             y = delayed(scaled, 1, f"scaled{p}")

@@ -277,6 +277,7 @@ OFFSET_CASES = [
     ("xc7", 30, 12, 8, True, "half_even"),
     ("ecp5", 20, 1, 4, True, "half_even"),      # shift 1: every odd sum is a tie
     ("xcup", 16, 0, 32, True, "half_even"),     # no shift (no rounding), a 32-bit head
+    ("ecp5", 4, 16, 2, True, "half_even"),      # lane 0's sum is narrower than the shift
     ("xc7", 18, 6, 5, False, "half_up"),
 ]
 
