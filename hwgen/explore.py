@@ -14,6 +14,7 @@ import math
 
 from .design import Design, DesignError
 from .errors import FoldingError
+from .folding import check_folding
 from .generate import plan
 from .model import Resources, device as get_device
 from .pricing import join_costs, stream_glue
@@ -153,6 +154,7 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
     part = get_device(device)
     clock_mhz = part.check_clock(clock_mhz)
     check_hardware_support(graph)
+    check_folding(graph, folding)        # the folding rules, as generation words them
     search = Search(graph, part, clock_mhz, 1.0)
     picks = {}
     for view in search.network.filters:

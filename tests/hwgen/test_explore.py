@@ -11,6 +11,10 @@ from hwgen.blocks import MatVecUnit
 from hwgen.app.cli import main
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 
+from quant.export import export
+from quant.models import mnist_cnn
+from quant.nn import fold_batchnorms
+
 from .test_conv_accelerator import cnn2d, residual
 from .graphs import random_mlp
 
@@ -206,3 +210,17 @@ def test_an_estimate_prices_the_blocks_between_the_layers():
         for fifo in fifos:
             assert blocks[fifo].depth == acc.fifo_depths[fifo]
             assert rows[fifo]["resources"] == block_cost(blocks[fifo], "xc7"), fifo
+
+
+def test_the_mnist_cnn_stem_is_no_longer_bound_by_its_one_channel():
+    """One channel of one window position a beat held the MNIST CNN at 28 * 28 * 9 = 7,056
+    cycles per frame on xc7z020; whole window positions a beat leave it at the input's
+    28 * 28 = 784 (one pixel a cycle), and the built accelerator agrees."""
+    graph = export(fold_batchnorms(mnist_cnn().eval()), (1, 28, 28))
+    design = compile_design(graph, device="xc7z020", clock_mhz=100)
+    assert design.cycles_per_frame == 784 < 7056
+    _, simd = design.folding["conv1"]
+    assert simd > 1                          # several positions of the 1-channel input a beat
+    acc = compile_graph(graph, design.folding, lut_lanes=design.lut_lanes)
+    assert acc.cycles_per_frame == design.cycles_per_frame
+    assert dict(acc.blocks)["conv1_window"].taps == simd
