@@ -187,8 +187,15 @@ class SlidingWindow(Timed, wiring.Component):
         depth = rows * row_words
         word = self._simd * self._shape.width
 
-        m.submodules.lines = lines = Memory(shape=unsigned(word), depth=depth, init=[])
-        wr = lines.write_port()
+        # One copy of the line buffer per tap, each written with every stored beat and read by
+        # its tap alone (a RAM of one write and one read port, as a single window's).
+        copies = [Memory(shape=unsigned(word), depth=depth, init=[])
+                  for _ in range(self._taps)]
+        m.submodules.lines = copies[0]
+        for j, copy in enumerate(copies[1:], 1):
+            m.submodules[f"lines{j}"] = copy
+        writes = [copy.write_port() for copy in copies]
+        wr = writes[0]
         i, o = self.i_stream, self.o_stream
 
         # Rows held for the reader, counted from the first row its current output row reads:
@@ -214,6 +221,8 @@ class SlidingWindow(Timed, wiring.Component):
             wr.data.eq(i.payload.as_value()),
             wr.en.eq(i.valid & i.ready & stored),
         ]
+        for other in writes[1:]:
+            m.d.comb += [other.addr.eq(wr.addr), other.data.eq(wr.data), other.en.eq(wr.en)]
         with m.If(i.valid & i.ready):
             with m.If(stored):
                 m.d.sync += waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1))
@@ -276,7 +285,7 @@ class SlidingWindow(Timed, wiring.Component):
                 written.eq((rel < held) | ((rel == held) & stored
                                            & ((ix < wx) | ((ix == wx) & (cf < wc))))),
             ]
-            rd = lines.read_port()
+            rd = copies[j].read_port()
             row_addr = Signal(row_addr_bits, name=f"row_addr{j}")
             col = Signal(range(row_words), name=f"col{j}")
             m.d.comb += [

@@ -111,9 +111,8 @@ def window_cost(family, *, height, width, folds, kernel, stride, padding, out_he
     """:class:`~hwgen.blocks.window.SlidingWindow`: a line-buffer RAM, writer and reader
     counters, the reader's address arithmetic and the padding multiplexer.
 
-    With ``taps`` window positions per output beat, the RAM, the read address arithmetic,
-    the padding test and multiplexer are there once per tap, and each tap's window position
-    is a small table of the beat within the window.
+    With ``taps`` window positions per output beat, the RAM is there once per tap, and each
+    further tap adds its read address, padding test and multiplexer.
 
     The write and read positions are counters (rows, columns, channel folds, kernel
     offsets); the ring address of the first row only ever moves by whole rows, so its low
@@ -141,10 +140,10 @@ def window_cost(family, *, height, width, folds, kernel, stride, padding, out_he
     row_terms = _popcount(row_words) - 1
     arithmetic = (address * (7 + row_terms + (row_terms if kh > 1 else 0))
                   + column * (1 + max(_popcount(folds) - 1, 0)))
-    reader = 2 * address + arithmetic + 2 * (ybase + xbase) + word
-    units = counters + taps * reader
-    if taps > 1:
-        units += taps * (counter_bits(kh) + counter_bits(kw))
+    units = counters + 2 * address + arithmetic + 2 * (ybase + xbase) + word
+    # A further tap: its read address (the row terms are shared constants), padding test and
+    # multiplexer (fitted to yosys on xc7).
+    units += (taps - 1) * (2 * address + ybase + xbase + word)
     lut = _weights(family)["window"] * units
     return memory + Resources(lut=round(lut), ff=ff)
 
