@@ -130,6 +130,8 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
         if why_faster is None or why_faster.kind == "cycles":
             # Fully unfolded or as fast as the fold allows: the slowest stage is the limit.
             name, kind = max(best.rows, key=lambda r: r["cycles"])["name"], "its cycles"
+            if name == search.first:
+                kind = _input_bound(search, best, name) or kind
         else:
             name, kind = why_faster.layer, why_faster.kind
         raise DesignError(
@@ -144,6 +146,18 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
         design = explorer.attempt(target)
     design.explored = explorer.explored
     return _with_latency(graph, design)
+
+
+def _input_bound(search, design, name):
+    """``"its input stream, ..."`` when the first layer's cycles are its input's beats (a
+    bound no folding passes), else None."""
+    view = search.network.views[name]
+    pe, simd = design.folding[name]
+    lanes = view.in_lanes(simd)
+    beats = search.network.elements["input"] // lanes
+    if beats == design.cycles_per_frame >= view.cycles(pe, simd):
+        return f"its input stream, {lanes} element{'s' if lanes > 1 else ''} per cycle"
+    return None
 
 
 def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,

@@ -224,3 +224,7 @@ def test_the_mnist_cnn_stem_is_no_longer_bound_by_its_one_channel():
     acc = compile_graph(graph, design.folding, lut_lanes=design.lut_lanes)
     assert acc.cycles_per_frame == design.cycles_per_frame
     assert dict(acc.blocks)["conv1_window"].taps == simd
+    with pytest.raises(DesignError, match=r"takes 784 \(127551.0 frames/s\); the bottleneck is "
+                                          r"layer 'conv1' \(its input stream, 1 element per "
+                                          r"cycle\)"):
+        compile_design(graph, device="xc7z020", clock_mhz=100, target_fps=200_000)
