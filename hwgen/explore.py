@@ -14,6 +14,7 @@ import math
 
 from .design import Design, DesignError
 from .errors import FoldingError
+from .folding import check_folding
 from .generate import plan
 from .model import Resources, device as get_device
 from .pricing import join_costs, stream_glue
@@ -129,6 +130,8 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
         if why_faster is None or why_faster.kind == "cycles":
             # Fully unfolded or as fast as the fold allows: the slowest stage is the limit.
             name, kind = max(best.rows, key=lambda r: r["cycles"])["name"], "its cycles"
+            if name == search.first:
+                kind = _input_bound(search, best, name) or kind
         else:
             name, kind = why_faster.layer, why_faster.kind
         raise DesignError(
@@ -145,6 +148,18 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
     return _with_latency(graph, design)
 
 
+def _input_bound(search, design, name):
+    """``"its input stream, ..."`` when the first layer's cycles are its input's beats (a
+    bound no folding passes), else None."""
+    view = search.network.views[name]
+    pe, simd = design.folding[name]
+    lanes = view.in_lanes(simd)
+    beats = search.network.elements["input"] // lanes
+    if beats == design.cycles_per_frame >= view.cycles(pe, simd):
+        return f"its input stream, {lanes} element{'s' if lanes > 1 else ''} per cycle"
+    return None
+
+
 def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
              rom_styles=None, latency=True):
     """The :class:`Design` of a given folding (all lanes packed unless ``lut_lanes``; weight
@@ -153,6 +168,7 @@ def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,
     part = get_device(device)
     clock_mhz = part.check_clock(clock_mhz)
     check_hardware_support(graph)
+    check_folding(graph, folding)        # the folding rules, as generation words them
     search = Search(graph, part, clock_mhz, 1.0)
     picks = {}
     for view in search.network.filters:

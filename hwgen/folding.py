@@ -110,8 +110,11 @@ def check_folding(graph, folding):
     """Raise one :class:`FoldingError` listing every problem of ``folding`` for ``graph``.
 
     Rules: ``pe`` divides out_features (out_channels), ``simd`` divides in_features
-    (in_channels for a convolution, whose window brings ``simd`` channels per beat), and a
-    depthwise convolution has ``pe == simd``. Any ``pe`` suits any mix of precisions: a lane is
+    (in_channels for a convolution, whose window brings ``simd`` channels of one position per
+    beat), and a depthwise convolution has ``pe == simd``. A convolution that is not depthwise
+    may also take ``simd = taps * in_channels`` for ``taps`` dividing ``kh * kw``: its window
+    then brings ``taps`` whole positions per beat from an input stream of one pixel per beat
+    (:attr:`~hwgen.ops.FilterView.simd_options`). Any ``pe`` suits any mix of precisions: a lane is
     as wide as the widest filter it serves (:func:`lane_bits`). Any ``simd`` can follow any
     stream: where the elements per beat change the accelerator regroups the stream (see
     :func:`stream_lanes`).
@@ -139,8 +142,10 @@ def choose_folding(graph, mac_budget=64, fixed=None):
     filters in widened lanes (see :func:`lane_bits`), then fewer MACs per cycle, then fewer PEs
     (smaller accumulator and output logic) win. Layers in ``fixed`` (``{name: (pe,
     simd)}``) keep their folding. A convolution's cycles per frame are
-    ``pixels * (out_channels / pe) * (kh * kw * in_channels / simd)``; a depthwise one's
-    ``pixels * kh * kw * channels / simd`` with ``pe == simd``.
+    ``pixels * (out_channels / pe) * (kh * kw * in_channels / simd)``, ``simd`` any of
+    :attr:`~hwgen.ops.FilterView.simd_options` (several window positions per beat when it is
+    above in_channels); a depthwise one's ``pixels * kh * kw * channels / simd`` with
+    ``pe == simd``.
     """
     fixed = fixed or {}
     if mac_budget < 1:
@@ -159,13 +164,14 @@ def choose_folding(graph, mac_budget=64, fixed=None):
         options, others = [], []
         for pe in divisors(layer.out_channels):
             widened = widened_filters(layer.node, pe, layer.name in finals)
-            for simd in divisors(layer.in_count):
+            for simd in layer.simd_options:
                 if layer.depthwise and simd != pe:
                     continue
                 cycles = layer.cycles(pe, simd)
                 macs = simd if layer.depthwise else pe * simd
                 # A SIMD that divides or is divided by the stream's beat needs one converter.
-                fits = lanes is None or max(lanes, simd) % min(lanes, simd) == 0
+                beat = layer.in_lanes(simd)
+                fits = lanes is None or max(lanes, beat) % min(lanes, beat) == 0
                 (options if fits else others).append(
                     (max(cycles, target), widened, macs, pe, simd))
         *_, pe, simd = min(options or others)
@@ -178,8 +184,9 @@ def stream_lanes(graph, folding):
 
     A dense layer or convolution sends ``pe`` channels per beat; requantize, pools, flatten and
     forks keep their input's beat; an ``add`` sends its first operand's (the other operand is
-    regrouped to it). The input takes the ``simd`` of its first consumer with weights, or one
-    element per beat. Values after a layer missing from ``folding`` map to None.
+    regrouped to it). The input takes the beat of its first consumer with weights (its
+    ``simd``, or one pixel when its window brings several positions per beat), or one element
+    per beat. Values after a layer missing from ``folding`` map to None.
     """
     lanes = {}
     for node in graph.nodes:
@@ -188,7 +195,10 @@ def stream_lanes(graph, folding):
         else:
             lanes[node.name] = lanes.get(node.inputs[0])
     first = next((n for n in graph.consumers("input") if n.op in FILTER_OPS), None)
-    lanes["input"] = folding.get(first.name, (None, None))[1] if first is not None else 1
+    simd = folding.get(first.name, (None, None))[1] if first is not None else 1
+    # Above the input's channels (or features), a window brings several positions per beat
+    # from a stream of one pixel per beat (FilterView.in_lanes).
+    lanes["input"] = simd if simd is None else min(simd, int(graph.input.shape[0]))
     for node in graph.nodes:   # again, now that the input is known
         if node.op not in FILTER_OPS:
             lanes[node.name] = lanes.get(node.inputs[0])

@@ -175,12 +175,19 @@ def _matvec(low, view, end, weight, pe, simd, vectors, map):
 
 
 def _window(low, view, end, simd, pad_value=0):
+    """The window of a layer folded ``simd``: ``simd`` channels of one position per beat, or,
+    with ``simd`` above the channels, ``simd / channels`` whole positions per beat from a
+    stream of one pixel per beat."""
     g = view.geometry
-    end = low.regroup(view.name, end, simd)
-    return low.append(f"{view.name}_window", SlidingWindow, {
-        "channels": g.channels, "height": g.height, "width": g.width, "kernel": g.kernel,
-        "stride": g.stride, "padding": g.padding, "shape": end.shape, "simd": simd,
-        "pad_value": pad_value}, end)
+    lanes = view.in_lanes(simd)
+    end = low.regroup(view.name, end, lanes)
+    params = {"channels": g.channels, "height": g.height, "width": g.width,
+              "kernel": g.kernel, "stride": g.stride, "padding": g.padding,
+              "shape": end.shape, "simd": lanes, "pad_value": pad_value}
+    if simd > lanes:
+        params["taps"] = simd // lanes
+    out = low.append(f"{view.name}_window", SlidingWindow, params, end)
+    return out.moved(out.port, lanes=simd)
 
 
 def _conv(low, view, ends):

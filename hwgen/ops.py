@@ -118,9 +118,11 @@ class OpView:
 class FilterView(OpView):
     """A dense layer, a convolution or a depthwise convolution: filters with weights.
 
-    Folding: ``pe`` filters and ``simd`` inputs per cycle. ``in_count`` is what ``simd``
-    divides (``in_features``, or the input channels of a convolution, whose window brings
-    ``simd`` channels per beat).
+    Folding: ``pe`` filters and ``simd`` inputs per cycle. ``simd`` divides ``in_count``
+    (``in_features``, or the input channels of a convolution, whose window brings ``simd``
+    channels of one window position per beat), or, for a convolution that is not depthwise,
+    is ``taps * in_channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
+    whole positions per beat): :attr:`simd_options`.
     """
 
     has_weights = True
@@ -194,6 +196,19 @@ class FilterView(OpView):
         w = w.reshape(w.shape[0], g.channels, *g.kernel)
         return np.moveaxis(w, 1, -1).reshape(w.shape[0], -1)
 
+    @cached_property
+    def simd_options(self):
+        """Every legal ``simd``, ascending."""
+        options = divisors(self.in_count)
+        if self.kind == "conv":
+            options += [taps * self.in_count for taps in divisors(self.window)[1:]]
+        return options
+
+    def in_lanes(self, simd):
+        """Elements per beat of the input stream the layer folded ``simd`` takes: ``simd``,
+        or one whole pixel when its window brings several positions per beat."""
+        return min(simd, self.in_count)
+
     def cycles(self, pe, simd):
         """Clock cycles per frame of the layer's arithmetic folded ``pe`` x ``simd``."""
         if self.depthwise:
@@ -203,12 +218,22 @@ class FilterView(OpView):
     def folding_problems(self, pe, simd):
         """What is wrong with ``(pe, simd)`` for this layer, one message each."""
         problems = []
-        for what, count, value, feature in (("PE", self.out_channels, pe, self.out_name),
-                                            ("SIMD", self.in_count, simd, self.in_name)):
-            if not is_int(value) or value < 1 or count % value:
-                problems.append(f"layer '{self.name}': {what} {value} does not divide "
-                                f"{feature} {count}; choose one of "
-                                f"{', '.join(map(str, divisors(count)))}")
+        if not is_int(pe) or pe < 1 or self.out_channels % pe:
+            problems.append(f"layer '{self.name}': PE {pe} does not divide {self.out_name} "
+                            f"{self.out_channels}; choose one of "
+                            f"{', '.join(map(str, divisors(self.out_channels)))}")
+        if not is_int(simd) or simd not in self.simd_options:
+            kh, kw = self.geometry.kernel
+            rule = (f" nor is it {self.in_name} times a divisor of the {kh}x{kw} window's "
+                    f"{self.window} positions" if self.kind == "conv" and self.window > 1
+                    else "")
+            if self.depthwise and is_int(simd) and simd > self.in_count and \
+                    simd % self.in_count == 0:
+                rule = (" (a depthwise convolution splits only its channels over beats, not "
+                        "its window)")
+            problems.append(f"layer '{self.name}': SIMD {simd} does not divide {self.in_name} "
+                            f"{self.in_count}{rule}; choose one of "
+                            f"{', '.join(map(str, self.simd_options))}")
         if not problems and self.depthwise and pe != simd:
             problems.append(f"layer '{self.name}': PE {pe} must equal SIMD {simd} in a "
                             f"depthwise convolution (it outputs the channels it takes in)")

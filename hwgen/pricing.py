@@ -209,4 +209,4 @@ def _line_buffer(family, cls, params):
         family, height=g.height, width=g.width, folds=g.folds, kernel=(g.kh, g.kw),
         stride=(g.sh, g.sw), padding=(g.ph, g.pw), out_height=g.out_h, out_width=g.out_w,
         element_bits=params["shape"].width, lanes=params["simd"],
-        buffer_rows=timing.buffer_rows)
+        buffer_rows=timing.buffer_rows, taps=g.taps)

@@ -95,7 +95,7 @@ class Search:
         for pe in divisors(view.out_channels):
             if self.streamed(view, pe) > target:
                 continue
-            for simd in divisors(view.in_count):
+            for simd in view.simd_options:
                 if view.depthwise and simd != pe:
                     continue
                 cycles = self.cycles(view, pe, simd)
@@ -121,7 +121,7 @@ class Search:
         """Cycles per frame of a layer folded ``pe`` x ``simd`` and of what it streams."""
         cycles = view.cycles(pe, simd)
         if view.name == self.first:
-            cycles = max(cycles, self.network.elements["input"] // simd)
+            cycles = max(cycles, self.network.elements["input"] // view.in_lanes(simd))
         return max(cycles, self.streamed(view, pe))
 
     def restyled(self, view, options, styles):
@@ -260,20 +260,22 @@ class Search:
         """Fewest and most cycles per frame any folding gives."""
         net = self.network
         low = [v.cycles(v.in_count, v.in_count) if v.depthwise
-               else v.cycles(v.out_channels, v.in_count) for v in net.filters]
+               else v.cycles(v.out_channels, v.simd_options[-1]) for v in net.filters]
         high = [v.cycles(1, 1) for v in net.filters]
         return max(low + [1]), max(high + [net.elements["input"]])
 
 
 def greedy_folding(graph, target_cycles):
     """FINN-style folding: per layer, starting from ``pe = simd = 1``, raise SIMD to its next
-    divisor until it is at its maximum, then PE, until the layer meets ``target_cycles``; then
-    PE further while the blocks streamed at the layer's beat (requantizers, pools, joins)
-    need more cycles than that."""
+    divisor of the input channels (features) until it is at its maximum, then PE, until the
+    layer meets ``target_cycles``; then PE further while the blocks streamed at the layer's
+    beat (requantizers, pools, joins) need more cycles than that; then, for a convolution, SIMD
+    over several window positions per beat."""
     network = Network(graph, "xc7")
     folding = {}
     for view in network.filters:
-        pes, simds = divisors(view.out_channels), divisors(view.in_count)
+        pes, simds = divisors(view.out_channels), view.simd_options
+        channel_simds = divisors(view.in_count)
         most = max(network.elements[v] for v in network.carried[view.name])
 
         def late(pe, simd):
@@ -283,11 +285,13 @@ def greedy_folding(graph, target_cycles):
         while late(pe, simd):
             if view.depthwise and simd != simds[-1]:
                 pe = simd = simds[simds.index(simd) + 1]
-            elif not view.depthwise and simd != simds[-1] and \
+            elif not view.depthwise and simd < channel_simds[-1] and \
                     view.cycles(pe, simd) > target_cycles:
                 simd = simds[simds.index(simd) + 1]
             elif not view.depthwise and pe != pes[-1]:
                 pe = pes[pes.index(pe) + 1]
+            elif not view.depthwise and simd != simds[-1]:
+                simd = simds[simds.index(simd) + 1]
             else:
                 break
         folding[view.name] = (pe, simd)

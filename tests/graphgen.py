@@ -313,20 +313,20 @@ def random_options(rng, graph):
     """``hwgen.generate`` options: folding, device family, LUT lanes and ROM placement."""
     from hwgen.blocks._util import divisors
     from hwgen.folding import fixed_order_filters, is_depthwise, lane_bits
+    from hwgen.ops import op_views
 
-    shapes = graph.shapes()
     device = FAMILIES[int(rng.integers(len(FAMILIES)))]
     fixed = fixed_order_filters(graph)
     folding, lut_lanes, rom_styles = {}, {}, {}
+    views = op_views(graph)
     for node in graph.nodes:
         if node.op not in ("dense", "conv1d", "conv2d"):
             continue
         out = node.tensors["weight"].shape[0]
-        in_count = node.tensors["weight"].shape[1] if node.op == "dense" \
-            else shapes[node.inputs[0]][0]
         if rng.integers(5) == 0:
             continue                                   # folded automatically
-        simd = int(rng.choice(divisors(in_count)))
+        # A convolution's SIMD may also span several window positions (taps * channels).
+        simd = int(rng.choice(views[node.name].simd_options))
         pe = simd if is_depthwise(node) else int(rng.choice(divisors(out)))
         folding[node.name] = (pe, simd)
         if is_depthwise(node):

@@ -15,8 +15,8 @@ __all__ = ["WindowGeometry", "window_timing"]
 class WindowGeometry:
     """Window arithmetic shared by the hardware and its cycle model."""
 
-    def __init__(self, height, width, folds, kernel, stride, padding):
-        self.height, self.width, self.folds = height, width, folds
+    def __init__(self, height, width, folds, kernel, stride, padding, taps=1):
+        self.height, self.width, self.folds, self.taps = height, width, folds, taps
         (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel, stride, padding
         self.out_h = (height + 2 * self.ph - self.kh) // self.sh + 1
         self.out_w = (width + 2 * self.pw - self.kw) // self.sw + 1
@@ -36,10 +36,11 @@ class WindowGeometry:
             int(self.stored_before[min(height, oy * self.sh - self.ph + self.kh)]
                 - self.stored_before[self.first_row(oy)]) for oy in range(self.out_h))
         self.in_beats = height * width * folds
-        self.window_beats = self.kh * self.kw * folds
+        # An output beat carries ``taps`` consecutive (ky, kx, channel fold) positions.
+        self.window_beats = self.kh * self.kw * folds // taps
         self.out_beats = self.out_h * self.out_w * self.window_beats
-        # Input beat read by each output beat of output row 0 (row oy adds oy * sh rows), -1
-        # for padding.
+        # Input beat read by each tap of each output beat of output row 0 (row oy adds
+        # oy * sh rows), -1 for padding.
         ox, ky, kx, cf = np.meshgrid(np.arange(self.out_w), np.arange(self.kh),
                                      np.arange(self.kw), np.arange(folds), indexing="ij")
         self._row_ky, self._row_cf = ky.ravel(), cf.ravel()
@@ -49,11 +50,13 @@ class WindowGeometry:
         return max(0, oy * self.sh - self.ph)
 
     def sources(self, oy):
-        """Input beat index within the frame of each output beat of row ``oy`` (-1: padding)."""
+        """Input beat index within the frame of each tap of each output beat of row ``oy``
+        (-1: padding), as an ``(output beats, taps)`` array."""
         iy = oy * self.sh - self.ph + self._row_ky
         ix = self._row_ix
         inside = (iy >= 0) & (iy < self.height) & (ix >= 0) & (ix < self.width)
-        return np.where(inside, (iy * self.width + ix) * self.folds + self._row_cf, -1)
+        return np.where(inside, (iy * self.width + ix) * self.folds + self._row_cf,
+                        -1).reshape(-1, self.taps)
 
     def schedule(self, offers, frames, rows):
         """Exact transfer cycles of the hardware with a ``rows``-row buffer, output always ready.
@@ -65,8 +68,9 @@ class WindowGeometry:
         The hardware rules, cycle by cycle:
 
         - a beat written at cycle ``t`` can be read from cycle ``t + 1``;
-        - the reader issues one output beat per cycle, in order, once the input beat it reads
-          has been written (padding needs nothing), and the output shows it one cycle later;
+        - the reader issues one output beat per cycle, in order, once the input beats its taps
+          read have been written (padding needs nothing), and the output shows it one cycle
+          later;
         - a frame's first output beat waits until the frame's first input beat is offered, so
           padding at the top of a frame never runs ahead of the frame;
         - the first beat of a stored row is taken only while fewer than ``rows`` stored rows
@@ -107,7 +111,7 @@ class WindowGeometry:
                           + min(self.height, oy * self.sh - self.ph + self.kh))
                 src = self.sources(oy)
                 ready = np.where(src >= 0, taken[np.maximum(src, 0) + frame * self.in_beats]
-                                 + 1, -1)
+                                 + 1, -1).max(axis=1)
                 index = np.arange(len(src))
                 z = ready - index
                 z[0] = max(z[0], last_issue + 1)
@@ -131,10 +135,11 @@ class WindowGeometry:
 
 
 @lru_cache(maxsize=None)   # a search per geometry; networks repeat geometries
-def window_timing(height, width, folds, kernel, stride, padding, buffer_rows):
+def window_timing(height, width, folds, kernel, stride, padding, buffer_rows, taps=1):
     """The :class:`~hwgen.blocks.timing.WindowTiming` of a line buffer with ``buffer_rows``
-    rows, or (``None``) of the smallest ring that keeps its input and output busy."""
-    geometry = WindowGeometry(height, width, folds, kernel, stride, padding)
+    rows, or (``None``) of the smallest ring that keeps its input and output busy, whose
+    output beats carry ``taps`` window positions each."""
+    geometry = WindowGeometry(height, width, folds, kernel, stride, padding, taps)
     target = max(geometry.in_beats, geometry.out_beats)
     if buffer_rows is None:
         # The smallest ring whose steady-state frame interval is max(in, out), searched up to

@@ -1,6 +1,6 @@
 """SlidingWindow: line buffers that turn a feature-map stream into convolution windows."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,8 +23,15 @@ class SlidingWindow(Timed, wiring.Component):
     each output pixel in raster order, its window in ``(ky, kx, c)`` order, ``simd`` elements
     per beat: ``kh * kw * channels / simd`` beats per output pixel, the rows of
     :func:`im2col`. Padding (``pad_value``, 0 by default) is produced by the reader, never
-    stored. A 1-D signal of
-    length ``L`` is ``height=1, width=L, kernel=(1, k), padding=(0, p)``.
+    stored. A 1-D signal of length ``L`` is ``height=1, width=L, kernel=(1, k),
+    padding=(0, p)``.
+
+    With ``taps > 1`` the input beat is a whole pixel (``simd == channels``) and each output
+    beat carries ``taps`` consecutive window positions in ``(ky, kx)`` order, each with all its
+    channels: ``taps * channels`` elements a beat, ``kh * kw / taps`` beats per output pixel,
+    still the rows of :func:`im2col` in order. The reader then has one read port per tap (the
+    line buffer in ``taps`` copies, all written with the same beat), decides padding per tap,
+    and issues a beat once every tap that is not padding has been written.
 
     The input is consumed once and written into a ring of ``buffer_rows`` rows, each
     ``width * channels / simd`` words of ``simd`` elements; only rows that some window reads
@@ -46,6 +53,9 @@ class SlidingWindow(Timed, wiring.Component):
         Element type, e.g. ``unsigned(5)``.
     simd : int
         Channels per beat, in and out; divides ``channels``.
+    taps : int
+        Window positions per output beat; divides ``kh * kw``. Above 1, ``simd`` must be
+        ``channels``.
     buffer_rows : int or None
         Rows of the line buffer; ``None`` for the smallest full-rate ring. Fewer rows save
         memory at the cost of throughput (see ``cycles_per_frame``); at least
@@ -54,16 +64,17 @@ class SlidingWindow(Timed, wiring.Component):
     pad_value : int
         The value of padding elements: 0 for a convolution, the smallest element for a max
         pool (so that padding never wins).
+
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
         ``in_beats`` beats per frame.
-    o_stream : Out(stream.Signature(ArrayLayout(shape, simd)))
+    o_stream : Out(stream.Signature(ArrayLayout(shape, simd * taps)))
         ``out_beats`` beats per frame.
     """
 
     def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape, simd=1,
-                 buffer_rows=None, pad_value=0, name="window"):
+                 taps=1, buffer_rows=None, pad_value=0, name="window"):
         channels = check_count("channels", channels, name)
         height = check_count("height", height, name)
         width = check_count("width", width, name)
@@ -72,6 +83,7 @@ class SlidingWindow(Timed, wiring.Component):
         padding = check_pair("padding", padding, 0, name)
         shape = check_shape("shape", shape, name)
         simd = check_count("simd", simd, name)
+        taps = check_count("taps", taps, name)
         for axis, k, p in zip("yx", kernel, padding):
             if p >= k:
                 raise ValueError(f"layer '{name}': padding must be smaller than the kernel, "
@@ -84,10 +96,18 @@ class SlidingWindow(Timed, wiring.Component):
         if kernel[0] > padded[0] or kernel[1] > padded[1]:
             raise ValueError(f"layer '{name}': kernel {kernel[0]}x{kernel[1]} is larger than "
                              f"its padded input {padded[0]}x{padded[1]}")
+        positions = kernel[0] * kernel[1]
+        if positions % taps:
+            raise FoldingError(f"layer '{name}': taps {taps} does not divide the "
+                               f"{kernel[0]}x{kernel[1]} window's {positions} positions; "
+                               f"choose one of {', '.join(map(str, divisors(positions)))}")
+        if taps > 1 and simd != channels:
+            raise FoldingError(f"layer '{name}': with taps {taps} a beat carries whole "
+                               f"pixels, so SIMD must be channels {channels}, not {simd}")
         if buffer_rows is not None:
             buffer_rows = check_count("buffer_rows", buffer_rows, name)
             rows = WindowGeometry(height, width, channels // simd, kernel, stride,
-                                  padding).window_rows
+                                  padding, taps).window_rows
             if buffer_rows < rows:
                 raise ValueError(f"layer '{name}': buffer_rows must be at least {rows} (the "
                                  f"rows one window spans), not {buffer_rows}")
@@ -98,16 +118,15 @@ class SlidingWindow(Timed, wiring.Component):
                              f"{lo}..{hi}, not {pad_value}")
         self._timing = self.timing_of(channels=channels, height=height, width=width,
                                       kernel=kernel, stride=stride, padding=padding, simd=simd,
-                                      buffer_rows=buffer_rows)
+                                      taps=taps, buffer_rows=buffer_rows)
         self._name = name
-        self._channels, self._shape, self._simd = channels, shape, simd
+        self._channels, self._shape, self._simd, self._taps = channels, shape, simd, taps
         self._geometry = self._timing.geometry
         self._buffer_rows = self._timing.buffer_rows
         self._pad_value = pad_value
-        layout = data.ArrayLayout(shape, simd)
         super().__init__({
-            "i_stream": In(stream.Signature(layout)),
-            "o_stream": Out(stream.Signature(layout)),
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, simd))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, simd * taps))),
         })
 
     channels = property(lambda self: self._channels)
@@ -118,6 +137,9 @@ class SlidingWindow(Timed, wiring.Component):
     padding = property(lambda self: (self._geometry.ph, self._geometry.pw))
     shape = property(lambda self: self._shape)
     simd = property(lambda self: self._simd)
+    taps = property(lambda self: self._taps)
+    #: Elements per output beat (``simd * taps``).
+    out_lanes = property(lambda self: self._simd * self._taps)
     out_height = property(lambda self: self._geometry.out_h)
     out_width = property(lambda self: self._geometry.out_w)
     in_beats = property(lambda self: self._geometry.in_beats)
@@ -133,22 +155,23 @@ class SlidingWindow(Timed, wiring.Component):
 
     @property
     def buffer_bits(self):
-        """Bits of the line buffer (``buffer_depth`` words of ``simd`` elements)."""
-        return self.buffer_depth * self._simd * self._shape.width
+        """Bits of the line buffer (``buffer_depth`` words of ``simd`` elements, in ``taps``
+        copies)."""
+        return self.buffer_depth * self._simd * self._shape.width * self._taps
 
     pad_value = property(lambda self: self._pad_value)
     timing = property(lambda self: self._timing)
 
     @classmethod
     def timing_of(cls, *, channels, height, width, kernel, stride=1, padding=0, simd=1,
-                  buffer_rows=None, **_):
+                  taps=1, buffer_rows=None, **_):
         """The exact cycle model of the line buffer (:class:`~hwgen.blocks.timing.
         WindowTiming`): a beat offered while the buffer is full waits, and the beats after it
         in turn. ``cycles_per_frame`` is ``max(in_beats, out_beats)`` with the default
         ``buffer_rows``; with a smaller buffer, what the cycle model gives."""
         pairs = [tuple(v) if isinstance(v, (tuple, list)) else (v, v)
                  for v in (kernel, stride, padding)]
-        return window_timing(height, width, channels // simd, *pairs, buffer_rows)
+        return window_timing(height, width, channels // simd, *pairs, buffer_rows, taps)
 
     def reference(self, x):
         """Windows of ``(..., channels, height, width)`` inputs, as :func:`im2col`."""
@@ -164,8 +187,15 @@ class SlidingWindow(Timed, wiring.Component):
         depth = rows * row_words
         word = self._simd * self._shape.width
 
-        m.submodules.lines = lines = Memory(shape=unsigned(word), depth=depth, init=[])
-        wr, rd = lines.write_port(), lines.read_port()
+        # One copy of the line buffer per tap, each written with every stored beat and read by
+        # its tap alone (a RAM of one write and one read port, as a single window's).
+        copies = [Memory(shape=unsigned(word), depth=depth, init=[])
+                  for _ in range(self._taps)]
+        m.submodules.lines = copies[0]
+        for j, copy in enumerate(copies[1:], 1):
+            m.submodules[f"lines{j}"] = copy
+        writes = [copy.write_port() for copy in copies]
+        wr = writes[0]
         i, o = self.i_stream, self.o_stream
 
         # Rows held for the reader, counted from the first row its current output row reads:
@@ -191,6 +221,8 @@ class SlidingWindow(Timed, wiring.Component):
             wr.data.eq(i.payload.as_value()),
             wr.en.eq(i.valid & i.ready & stored),
         ]
+        for other in writes[1:]:
+            m.d.comb += [other.addr.eq(wr.addr), other.data.eq(wr.data), other.en.eq(wr.en)]
         with m.If(i.valid & i.ready):
             with m.If(stored):
                 m.d.sync += waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1))
@@ -208,26 +240,67 @@ class SlidingWindow(Timed, wiring.Component):
             with m.Else():
                 m.d.sync += wc.eq(wc + 1)
 
-        # Reader: output pixel (oy, ox), window position (ky, kx), channel fold cf. The window's
-        # top-left input pixel is (ybase, xbase); `first` is the ring address of the first row
-        # the current output row reads.
+        # Reader: output pixel (oy, ox); within its window, the beat's position (ky, kx) and
+        # channel fold cf with one tap a beat, or the beat kb with several (one fold): tap j
+        # reads window position kb * taps + j. The window's top-left input pixel is
+        # (ybase, xbase); `first` is the ring address of the first row the output row reads.
+        taps = self._taps
         oy, ox = Signal(range(g.out_h)), Signal(range(g.out_w))
-        ky, kx, cf = Signal(range(kh)), Signal(range(kw)), Signal(range(folds))
+        cf = Signal(range(folds))
         ybase = Signal(range(-ph, (g.out_h - 1) * sh - ph + 1), init=-ph)
         xbase = Signal(range(-pw, (g.out_w - 1) * sw - pw + 1), init=-pw)
         first = Signal(range(depth))
-        iy, ix = Signal(range(-ph, height + kh)), Signal(range(-pw, width + kw))
-        rel = Signal(range(kh))                      # row index counted from `first`
-        pad = Signal()
-        m.d.comb += [
-            iy.eq(ybase + ky),
-            ix.eq(xbase + kx),
-            rel.eq(Mux(ybase < 0, iy, ky)),
-            pad.eq((iy < 0) | (iy >= height) | (ix < 0) | (ix >= width)),
-        ]
-        written = Signal()
-        m.d.comb += written.eq(
-            (rel < held) | ((rel == held) & stored & ((ix < wx) | ((ix == wx) & (cf < wc)))))
+        if taps == 1:
+            ky, kx = Signal(range(kh)), Signal(range(kw))
+            positions = [(ky, kx)]
+            window_done = (ky == kh - 1) & (kx == kw - 1)
+        else:
+            kb = Signal(range(g.window_beats))
+            positions = [(Signal(range(kh), name=f"ky{j}"), Signal(range(kw), name=f"kx{j}"))
+                         for j in range(taps)]
+            with m.Switch(kb):
+                for b in range(g.window_beats):
+                    with m.Case(b):
+                        for j, (ky_j, kx_j) in enumerate(positions):
+                            m.d.comb += [ky_j.eq((b * taps + j) // kw),
+                                         kx_j.eq((b * taps + j) % kw)]
+            window_done = kb == g.window_beats - 1
+
+        # Each tap: its input pixel, whether it is padding or written, its read port.
+        stall = Signal()
+        m.d.comb += stall.eq(o.valid & ~o.ready)
+        row_addr_bits = range(2 * depth)
+        ready_taps, words = [], []
+        pad_word = pack_words([[self._pad_value] * self._simd], self._shape.width)[0]
+        for j, (ky_j, kx_j) in enumerate(positions):
+            iy, ix = (Signal(range(-ph, height + kh), name=f"iy{j}"),
+                      Signal(range(-pw, width + kw), name=f"ix{j}"))
+            rel = Signal(range(kh), name=f"rel{j}")          # row counted from `first`
+            pad, written = Signal(name=f"pad{j}"), Signal(name=f"written{j}")
+            m.d.comb += [
+                iy.eq(ybase + ky_j),
+                ix.eq(xbase + kx_j),
+                rel.eq(Mux(ybase < 0, iy, ky_j)),
+                pad.eq((iy < 0) | (iy >= height) | (ix < 0) | (ix >= width)),
+                written.eq((rel < held) | ((rel == held) & stored
+                                           & ((ix < wx) | ((ix == wx) & (cf < wc))))),
+            ]
+            rd = copies[j].read_port()
+            row_addr = Signal(row_addr_bits, name=f"row_addr{j}")
+            col = Signal(range(row_words), name=f"col{j}")
+            m.d.comb += [
+                row_addr.eq(first + rel * row_words),
+                col.eq(ix * folds + cf),
+                rd.addr.eq(Mux(pad, 0, Mux(row_addr >= depth, row_addr - depth, row_addr)
+                               + col)),
+                rd.en.eq(~stall),
+            ]
+            pad1 = Signal(name=f"pad1_{j}")
+            with m.If(~stall):
+                m.d.sync += pad1.eq(pad)
+            ready_taps.append(pad | written)
+            words.append(Mux(pad1, pad_word, rd.data))
+
         # Frames whose first beat has been taken and whose output is not finished. With none,
         # the reader waits until the next frame's first beat is offered, so padding beats never
         # run ahead of their frame.
@@ -235,25 +308,12 @@ class SlidingWindow(Timed, wiring.Component):
         frame_in, frame_out = Signal(), Signal()
         m.d.comb += frame_in.eq(i.valid & i.ready & (wy == 0) & row_start)
         m.d.sync += frames.eq(frames + frame_in - frame_out)
-        stall, issue = Signal(), Signal()
-        m.d.comb += [
-            stall.eq(o.valid & ~o.ready),
-            issue.eq((pad | written) & ((frames != 0) | (i.valid & (wy == 0) & row_start))
-                     & ~stall),
-        ]
-        row_addr = Signal(range(2 * depth))
-        m.d.comb += row_addr.eq(first + rel * row_words)
-        col = Signal(range(row_words))
-        m.d.comb += col.eq(ix * folds + cf)
-        m.d.comb += [
-            rd.addr.eq(Mux(pad, 0, Mux(row_addr >= depth, row_addr - depth, row_addr) + col)),
-            rd.en.eq(~stall),
-        ]
-        pad1 = Signal()
+        issue = Signal()
+        m.d.comb += issue.eq(Cat(*ready_taps).all()
+                             & ((frames != 0) | (i.valid & (wy == 0) & row_start)) & ~stall)
         with m.If(~stall):
-            m.d.sync += [o.valid.eq(issue), pad1.eq(pad)]
-        pad_word = pack_words([[self._pad_value] * self._simd], self._shape.width)[0]
-        m.d.comb += o.payload.eq(Mux(pad1, pad_word, rd.data))
+            m.d.sync += o.valid.eq(issue)
+        m.d.comb += o.payload.eq(Cat(*words))
 
         release = Signal(range(rows + 1))
         special = {}
@@ -273,25 +333,30 @@ class SlidingWindow(Timed, wiring.Component):
         with m.If(issue):
             with m.If(cf == folds - 1):
                 m.d.sync += cf.eq(0)
-                with m.If(kx == kw - 1):
-                    m.d.sync += kx.eq(0)
-                    with m.If(ky == kh - 1):
-                        m.d.sync += ky.eq(0)
-                        with m.If(ox == g.out_w - 1):
-                            m.d.sync += [
-                                ox.eq(0), xbase.eq(-pw),
-                                oy.eq(Mux(oy == g.out_h - 1, 0, oy + 1)),
-                                ybase.eq(Mux(oy == g.out_h - 1, -ph, ybase + sh)),
-                                first.eq(Mux(advanced >= depth, advanced - depth, advanced)),
-                            ]
-                            m.d.comb += [given_back.eq(release),
-                                         frame_out.eq(oy == g.out_h - 1)]
-                        with m.Else():
-                            m.d.sync += [ox.eq(ox + 1), xbase.eq(xbase + sw)]
+                with m.If(window_done):
+                    if taps == 1:
+                        m.d.sync += [ky.eq(0), kx.eq(0)]
+                    else:
+                        m.d.sync += kb.eq(0)
+                    with m.If(ox == g.out_w - 1):
+                        m.d.sync += [
+                            ox.eq(0), xbase.eq(-pw),
+                            oy.eq(Mux(oy == g.out_h - 1, 0, oy + 1)),
+                            ybase.eq(Mux(oy == g.out_h - 1, -ph, ybase + sh)),
+                            first.eq(Mux(advanced >= depth, advanced - depth, advanced)),
+                        ]
+                        m.d.comb += [given_back.eq(release),
+                                     frame_out.eq(oy == g.out_h - 1)]
                     with m.Else():
-                        m.d.sync += ky.eq(ky + 1)
+                        m.d.sync += [ox.eq(ox + 1), xbase.eq(xbase + sw)]
                 with m.Else():
-                    m.d.sync += kx.eq(kx + 1)
+                    if taps == 1:
+                        with m.If(kx == kw - 1):
+                            m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                        with m.Else():
+                            m.d.sync += kx.eq(kx + 1)
+                    else:
+                        m.d.sync += kb.eq(kb + 1)
             with m.Else():
                 m.d.sync += cf.eq(cf + 1)
         return m

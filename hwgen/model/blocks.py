@@ -71,7 +71,8 @@ def _window(family, block):
         family, height=block.height, width=block.width, folds=block.channels // block.simd,
         kernel=block.kernel, stride=block.stride, padding=getattr(block, "padding", (0, 0)),
         out_height=block.out_height, out_width=block.out_width,
-        element_bits=block.shape.width, lanes=block.simd, buffer_rows=block.buffer_rows)
+        element_bits=block.shape.width, lanes=block.simd, buffer_rows=block.buffer_rows,
+        taps=getattr(block, "taps", 1))
 
 
 def _pool(family, block):

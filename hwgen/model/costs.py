@@ -107,9 +107,12 @@ def _popcount(n):
 
 
 def window_cost(family, *, height, width, folds, kernel, stride, padding, out_height,
-                out_width, element_bits, lanes, buffer_rows):
+                out_width, element_bits, lanes, buffer_rows, taps=1):
     """:class:`~hwgen.blocks.window.SlidingWindow`: a line-buffer RAM, writer and reader
     counters, the reader's address arithmetic and the padding multiplexer.
+
+    With ``taps`` window positions per output beat, the RAM is there once per tap, and each
+    further tap adds its read address, padding test and multiplexer.
 
     The write and read positions are counters (rows, columns, channel folds, kernel
     offsets); the ring address of the first row only ever moves by whole rows, so its low
@@ -123,6 +126,7 @@ def window_cost(family, *, height, width, folds, kernel, stride, padding, out_he
     row_words = width * folds
     depth = buffer_rows * row_words
     memory, _ = memory_cost(family, word, depth)
+    memory = taps * memory
     address = counter_bits(depth)
     column = counter_bits(row_words)
     first = max(address - _trailing_zeros(row_words), 0)
@@ -132,11 +136,14 @@ def window_cost(family, *, height, width, folds, kernel, stride, padding, out_he
                 + 2 * counter_bits(folds) + counter_bits(out_height) + counter_bits(out_width)
                 + counter_bits(kh) + counter_bits(kw) + counter_bits(buffer_rows + 2)
                 + (counter_bits(sh) if sh > kh else 0) + ybase + xbase)
-    ff = counters + address + first + 2
+    ff = counters + address + first + 2 + (taps - 1)
     row_terms = _popcount(row_words) - 1
     arithmetic = (address * (7 + row_terms + (row_terms if kh > 1 else 0))
                   + column * (1 + max(_popcount(folds) - 1, 0)))
     units = counters + 2 * address + arithmetic + 2 * (ybase + xbase) + word
+    # A further tap: its read address (the row terms are shared constants), padding test and
+    # multiplexer (fitted to yosys on xc7).
+    units += (taps - 1) * (2 * address + ybase + xbase + word)
     lut = _weights(family)["window"] * units
     return memory + Resources(lut=round(lut), ff=ff)
 

@@ -67,7 +67,9 @@ class Layer:
         Window geometry of a convolution or a pool (``(1, k)`` for 1-D).
     pe, simd : int
         Folding: outputs and inputs per cycle. Pools, requantizers and adds take ``simd`` as
-        their elements per beat.
+        their elements per beat. A convolution's ``simd`` divides its channels, or is
+        ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
+        whole positions per beat).
     weight_bits : dict
         ``{bits: filters}`` of a dense layer or convolution (``{4: 61, 8: 3}``); each lane is
         as wide as the widest filter it serves after ``reorder_filters``.
@@ -142,6 +144,25 @@ class Layer:
             return self.kernel[0] * self.kernel[1] * self.map_shape[0]
         return prod(self.in_shape)
 
+    @property
+    def window_split(self):
+        """``(channels per beat, positions per beat)`` of the layer's window."""
+        channels = self.map_shape[0]
+        if self.op == "conv" and self.simd > channels:
+            return channels, self.simd // channels
+        return self.simd, 1
+
+    def _check_window_simd(self):
+        """A convolution's ``simd``: a divisor of its channels or whole window positions."""
+        channels = self.map_shape[0]
+        positions = self.kernel[0] * self.kernel[1]
+        options = divisors(channels) + [t * channels for t in divisors(positions)[1:]]
+        if self.simd not in options:
+            raise FoldingError(
+                f"layer '{self.name}': SIMD {self.simd} does not divide {channels} nor is it "
+                f"{channels} times a divisor of the window's {positions} positions; choose "
+                f"one of {', '.join(map(str, options))}")
+
     def _check(self, what, count, value):
         if value < 1 or count % value:
             raise FoldingError(f"layer '{self.name}': {what.upper()} {value} does not divide "
@@ -149,22 +170,26 @@ class Layer:
 
 
 def _window(family, layer, padding):
-    channels = layer.map_shape[0]
-    layer._check("simd", channels, layer.simd)
-    return _window_cost(family, layer.map_shape, layer.simd, layer.kernel, layer.stride,
-                        padding, layer.in_bits)
+    if layer.op == "conv":
+        layer._check_window_simd()
+    else:
+        layer._check("simd", layer.map_shape[0], layer.simd)
+    lanes, taps = layer.window_split
+    return _window_cost(family, layer.map_shape, lanes, layer.kernel, layer.stride,
+                        padding, layer.in_bits, taps)
 
 
 @lru_cache(maxsize=None)   # the search prices one window under many lane and ROM choices
-def _window_cost(family, map_shape, simd, kernel, stride, padding, in_bits):
+def _window_cost(family, map_shape, simd, kernel, stride, padding, in_bits, taps=1):
     channels, height, width = map_shape
     timing = SlidingWindow.timing_of(channels=channels, height=height, width=width,
-                                     kernel=kernel, stride=stride, padding=padding, simd=simd)
+                                     kernel=kernel, stride=stride, padding=padding, simd=simd,
+                                     taps=taps)
     g = timing.geometry
     return costs.window_cost(
         family, height=height, width=width, folds=g.folds, kernel=kernel, stride=stride,
         padding=padding, out_height=g.out_h, out_width=g.out_w, element_bits=in_bits,
-        lanes=simd, buffer_rows=timing.buffer_rows), g
+        lanes=simd, buffer_rows=timing.buffer_rows, taps=taps), g
 
 
 def _accumulator_bits(layer, weight_bits):
@@ -297,8 +322,10 @@ def weight_layout(layer):
 def _matvec(family, layer):
     multiplier = family if layer.multiplier == "family" else layer.multiplier
     in_features = layer.in_features
-    layer._check("simd", layer.map_shape[0] if layer.op == "conv" else in_features,
-                 layer.simd)
+    if layer.op == "conv":
+        layer._check_window_simd()
+    else:
+        layer._check("simd", in_features, layer.simd)
     groups = _lane_groups(layer, multiplier)
     acc_bits = _accumulator_bits(layer, list(layer.weight_bits))
     folds, words = layer.out_channels // layer.pe, (layer.out_channels // layer.pe) * (

@@ -9,6 +9,7 @@ from hwgen.blocks import Broadcast
 from hwgen.folding import fixed_order_filters
 from hwgen import compile_graph, metadata
 from hwgen.blocks import DepthwiseUnit, MatVecUnit, SlidingWindow
+from hwgen.explore import estimate
 from hwgen.passes import reorder_filters
 from quant import graph as g
 
@@ -148,9 +149,25 @@ def offsets():
     return b.dense("fc", 3, high=1).graph
 
 
+def taps():
+    """Windows of several positions per beat: a 1-channel stem with the whole 3x3 window a
+    beat, then a strided 3x3 with a row of it (three positions of 4 channels) a beat."""
+    b = Builder(12, (1, 8, 8))
+    b.conv("conv1", 4, 3, high=2, padding=1).requantize("act1")
+    b.conv("conv2", 6, 3, high=1, stride=2, padding=1).requantize("act2")
+    return b.then(g.flatten("flat")).dense("fc", 3, high=1).graph
+
+
+def taps1d():
+    """A 1-D signal: five positions of 2 channels a beat, then three of 4 with stride 2."""
+    b = Builder(13, (2, 20))
+    b.conv("conv1", 4, 5, high=2, padding=2).requantize("act1")
+    return b.conv("conv2", 4, 3, high=1, stride=2).requantize("act2").graph
+
+
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
             "map_output": map_output, "residual": residual, "residual1d": residual1d,
-            "offsets": offsets}
+            "offsets": offsets, "taps": taps, "taps1d": taps1d}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
             "depthwise1d": None, "map_output": {"conv1": (4, 2)},
@@ -158,7 +175,9 @@ FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "residual": {"conv1": (4, 2), "body1": (4, 4), "body2": (2, 4), "short2": (3, 2),
                          "fc": (3, 3)},
             "residual1d": {"conv1": (4, 1), "body1": (2, 2)},
-            "offsets": {"conv1": (2, 2), "conv2": (3, 4), "fc": (3, 3)}}
+            "offsets": {"conv1": (2, 2), "conv2": (3, 4), "fc": (3, 3)},
+            "taps": {"conv1": (4, 9), "conv2": (6, 12), "fc": (3, 6)},
+            "taps1d": {"conv1": (2, 10), "conv2": (4, 12)}}
 
 
 def to_stream(acc, x):
@@ -260,6 +279,47 @@ def test_lowering_and_metadata_of_a_convolution():
     assert metadata(compile_graph(map_output()))["output"]["order"] == "HWC"
     dw = dict(compile_graph(depthwise(), FOLDINGS["depthwise"]).blocks)["dw"]
     assert isinstance(dw, DepthwiseUnit) and dw.simd == 2
+
+
+def test_lowering_of_windows_with_several_positions_per_beat():
+    """A SIMD above the channels: one pixel per input beat, ``simd / channels`` window
+    positions per output beat, the frame at the input's pace (a beat per pixel)."""
+    acc = compile_graph(taps(), FOLDINGS["taps"])
+    blocks = dict(acc.blocks)
+    stem, conv1 = blocks["conv1_window"], blocks["conv1"]
+    assert (stem.simd, stem.taps, stem.out_lanes, conv1.simd) == (1, 9, 9, 9)
+    window, conv2 = blocks["conv2_window"], blocks["conv2"]
+    assert (window.simd, window.taps, window.out_lanes, conv2.simd) == (4, 3, 12, 12)
+    assert "conv2_in" not in blocks          # the 4-channel beat goes in unchanged
+    assert acc.block_cycles()["conv1"] == 64 and acc.block_cycles()["conv2"] == 16 * 3
+    assert acc.cycles_per_frame == 64        # the input: one pixel per cycle
+    assert metadata(acc)["input"]["elements_per_beat"] == 1
+    # The same layers one position per beat take kh * kw times longer.
+    assert compile_graph(taps(), {"conv1": (4, 1), "conv2": (6, 4), "fc": (3, 6)}) \
+        .cycles_per_frame == 64 * 9
+
+
+def test_folding_errors_name_the_simd_a_window_allows():
+    with pytest.raises(FoldingError) as info:
+        check_folding(taps(), {"conv1": (4, 2), "conv2": (6, 8), "fc": (3, 6)})
+    message = str(info.value)
+    assert ("layer 'conv1': SIMD 2 does not divide in_channels 1 nor is it in_channels times "
+            "a divisor of the 3x3 window's 9 positions; choose one of 1, 3, 9") in message
+    assert ("layer 'conv2': SIMD 8 does not divide in_channels 4 nor is it in_channels times "
+            "a divisor of the 3x3 window's 9 positions; choose one of 1, 2, 4, 12, 36") \
+        in message
+    with pytest.raises(FoldingError, match=r"layer 'dw': SIMD 12 does not divide in_channels "
+                                           r"4 \(a depthwise convolution splits only its "
+                                           r"channels over beats, not its window\); choose one "
+                                           r"of 1, 2, 4"):
+        check_folding(depthwise(), {"conv1": (4, 1), "dw": (4, 12), "fc": (3, 1)})
+    # The same message before any hardware is built, from generation and from the estimate.
+    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide in_channels "
+                                           r"1 nor is it"):
+        compile_graph(taps(), {"conv1": (4, 2)})
+    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide in_channels "
+                                           r"1 nor is it"):
+        estimate(taps(), {"conv1": (4, 2), "conv2": (6, 12), "fc": (3, 6)})
 
 
 def test_choose_folding_for_convolutions():

@@ -324,6 +324,28 @@ def test_layer_and_block_estimates_agree():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_a_window_of_several_positions_per_beat_holds_a_buffer_per_tap(family):
+    """A convolution whose SIMD spans window positions: the layer prices the window the
+    lowering builds (whole pixels in, ``taps`` positions out), with one line buffer per tap."""
+    common = dict(channels=3, height=32, width=32, kernel=3, padding=1, shape=unsigned(8),
+                  simd=3)
+    window = SlidingWindow(taps=9, **common)
+    layer = Layer("conv", (3, 32, 32), in_bits=8, out_channels=8, kernel=3, padding=1, pe=2,
+                  simd=27, weight_bits={4: 8})
+    blocks = dict(layer_blocks(layer, family))
+    assert blocks["window"] == block_cost(window, family)
+    single = map_memory(3 * 8, window.buffer_depth, family, rom=False)
+    assert (blocks["window"].bram18, blocks["window"].lutram) == \
+        (9 * single.bram18, 9 * single.lutram)
+    assert blocks["window"].lut > block_cost(SlidingWindow(**common), family).lut
+    with pytest.raises(FoldingError, match=r"layer 'c': SIMD 6 does not divide 3 nor is it 3 "
+                                           r"times a divisor of the window's 9 positions; "
+                                           r"choose one of 1, 3, 9, 27"):
+        layer_cost(Layer("conv", (3, 8, 8), in_bits=8, out_channels=8, kernel=3, simd=6,
+                         weight_bits={4: 8}, name="c"), family)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("counts, pe", [({4: 61, 8: 3}, 8), ({4: 48, 8: 16}, 16),
                                         ({2: 20, 4: 12}, 4)], ids=str)
 def test_dense_layer_matches_the_block(family, counts, pe):
@@ -423,7 +445,7 @@ def test_weight_rom_of_ten_words_against_synthesis(family):
 @pytest.mark.synth
 @pytest.mark.parametrize("family", ["xc7", "xcup"])
 def test_estimates_against_synthesis(family):
-    """Four small blocks: DSP and block RAM exactly; LUT, FF and LUT RAM within 30%."""
+    """Five small blocks: DSP and block RAM exactly; LUT, FF and LUT RAM within 30%."""
     from hwgen.synth import synthesize
     rng = np.random.default_rng(3)
     blocks = [
@@ -432,6 +454,8 @@ def test_estimates_against_synthesis(family):
         StreamFifo(shape=unsigned(8), lanes=4, depth=600),
         DepthwiseUnit(weight=rng.integers(-7, 8, (8, 1, 5)), bias=rng.integers(-50, 50, 8),
                       weight_bits=np.full(8, 4), in_bits=5, in_signed=False, simd=2),
+        SlidingWindow(channels=3, height=32, width=32, kernel=3, padding=1, shape=unsigned(8),
+                      simd=3, taps=9),
     ]
     for block in blocks:
         estimate = block_cost(block, family)

@@ -27,7 +27,7 @@ def rtl_window(window, x, *, in_gaps=0.0, out_stalls=0.0, seed=0, drain=0):
     bits, is_signed = window.shape.width, window.shape.signed
     out, offered, taken, when = run_stream(
         window, hwc_beats(x, window.simd), len(x) * window.out_beats, in_bits=bits,
-        out_bits=bits, out_signed=is_signed, out_count=window.simd, in_gaps=in_gaps,
+        out_bits=bits, out_signed=is_signed, out_count=window.out_lanes, in_gaps=in_gaps,
         out_stalls=out_stalls, seed=seed, drain=drain)
     return out.reshape(len(x), window.out_height, window.out_width, -1), offered, taken, when
 
@@ -149,6 +149,77 @@ def test_window_beat_times_are_exact(case):
         assert window.input_times(offered) == taken, f"gaps {gaps} (seed {seed})"
 
 
+# Several window positions a beat (whole pixels in): 2-D and 1-D, stride 1 and 2, with and
+# without padding, taps = kw, the whole window, and other divisors of kh * kw.
+TAPS = [
+    # channels, height, width, kernel, stride, padding, taps
+    (1, 6, 6, (3, 3), (1, 1), (1, 1), 3),
+    (3, 7, 6, (3, 3), (2, 2), (1, 1), 9),
+    (2, 5, 7, (3, 3), (1, 1), (0, 0), 9),
+    (1, 6, 5, (2, 3), (1, 1), (1, 1), 2),      # beats straddle window rows
+    (2, 7, 7, (5, 5), (2, 1), (2, 2), 5),
+    (1, 8, 8, (5, 5), (1, 1), (2, 2), 25),
+    (3, 5, 6, (2, 2), (2, 2), (0, 0), 4),
+    (1, 6, 6, (3, 2), (3, 2), (0, 1), 3),      # stride equal to the kernel, taps over rows
+    (1, 1, 12, (1, 4), (1, 1), (0, 2), 2),     # 1-D
+    (2, 1, 13, (1, 6), (1, 2), (0, 3), 6),
+    (1, 1, 11, (1, 5), (1, 3), (0, 0), 5),
+]
+TAPS_IDS = "c{}_{}x{}_k{}_s{}_p{}_taps{}"
+
+
+@pytest.mark.parametrize("case", TAPS, ids=lambda c: TAPS_IDS.format(*c))
+def test_window_taps_match_im2col(case):
+    """Each output beat is ``taps`` consecutive (ky, kx) positions of all channels: the rows
+    of im2col in order, with random gaps and back-pressure; steady state at the model's rate."""
+    channels, height, width, kernel, stride, padding, taps = case
+    seed = 300 + TAPS.index(case)
+    rng = np.random.default_rng(seed)
+    shape = signed(4)
+    window = SlidingWindow(channels=channels, height=height, width=width, kernel=kernel,
+                           stride=stride, padding=padding, shape=shape, simd=channels,
+                           taps=taps)
+    assert window.out_lanes == taps * channels
+    assert window.out_beats == window.out_height * window.out_width * kernel[0] * kernel[1] \
+        // taps
+    x = random_frames(rng, 2, channels, height, width, shape)
+    got, *_ = rtl_window(window, x, in_gaps=0.4, out_stalls=0.4, seed=seed)
+    assert_equal(got, ref_window(x, kernel, stride, padding), seed)
+    assert window.cycles_per_frame == max(window.in_beats, window.out_beats)
+    x = random_frames(rng, 5, channels, height, width, shape)
+    got, _, _, when = rtl_window(window, x, drain=3 * window.window_beats + 4, seed=seed)
+    assert_equal(got, ref_window(x, kernel, stride, padding), seed)
+    ends = when[window.out_beats - 1::window.out_beats]
+    assert list(np.diff(ends)[-2:]) == [window.cycles_per_frame] * 2
+
+
+@pytest.mark.parametrize("case", TAPS, ids=lambda c: TAPS_IDS.format(*c))
+def test_window_taps_beat_times_are_exact(case):
+    """One frame into the empty block with random input gaps: the model gives every cycle."""
+    channels, height, width, kernel, stride, padding, taps = case
+    seed = 400 + TAPS.index(case)
+    window = SlidingWindow(channels=channels, height=height, width=width, kernel=kernel,
+                           stride=stride, padding=padding, shape=unsigned(3), simd=channels,
+                           taps=taps)
+    x = random_frames(np.random.default_rng(seed), 1, channels, height, width, unsigned(3))
+    for gaps in (0.0, 0.6):
+        _, offered, taken, when = rtl_window(window, x, in_gaps=gaps, seed=seed)
+        assert window.beat_times(offered) == when, f"gaps {gaps} (seed {seed})"
+        assert window.input_times(offered) == taken, f"gaps {gaps} (seed {seed})"
+
+
+def test_window_taps_smaller_buffer_is_exact():
+    """A buffer of only the window's rows: frames back to back at the model's interval."""
+    window = SlidingWindow(channels=2, height=6, width=5, kernel=3, stride=1, padding=0,
+                           shape=unsigned(3), simd=2, taps=3, buffer_rows=3)
+    assert window.cycles_per_frame > max(window.in_beats, window.out_beats)
+    x = random_frames(np.random.default_rng(5), 4, 2, 6, 5, unsigned(3))
+    got, _, _, when = rtl_window(window, x, seed=5)
+    assert_equal(got, ref_window(x, 3, 1, 0), 5)
+    ends = when[window.out_beats - 1::window.out_beats]
+    assert np.diff(ends)[-1] == window.cycles_per_frame
+
+
 def test_window_smaller_buffer_trades_throughput():
     full = SlidingWindow(channels=1, height=6, width=6, kernel=3, stride=1, padding=0,
                          shape=unsigned(3))
@@ -200,6 +271,14 @@ def test_window_rejects_bad_parameters():
         SlidingWindow(kernel=3, buffer_rows=2, **common)
     with pytest.raises(ValueError, match=r"channels must be at least 1, not 0"):
         SlidingWindow(kernel=1, **(common | {"channels": 0}))
+    with pytest.raises(FoldingError, match=r"layer 'conv2': taps 2 does not divide the 3x3 "
+                                           r"window's 9 positions; choose one of 1, 3, 9"):
+        SlidingWindow(kernel=3, simd=3, taps=2, **common)
+    with pytest.raises(FoldingError, match=r"layer 'conv2': with taps 3 a beat carries whole "
+                                           r"pixels, so SIMD must be channels 3, not 1"):
+        SlidingWindow(kernel=3, simd=1, taps=3, **common)
+    with pytest.raises(ValueError, match=r"taps must be at least 1, not 0"):
+        SlidingWindow(kernel=3, taps=0, **common)
 
 
 def test_im2col_order():

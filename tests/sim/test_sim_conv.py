@@ -6,14 +6,17 @@ import pytest
 import hwgen
 import sim
 
-from ..hwgen.test_conv_accelerator import cnn1d, map_output
+from ..hwgen.test_conv_accelerator import FOLDINGS, cnn1d, map_output, taps
+
+DESIGNS = {"map_output": map_output, "cnn1d": cnn1d, "taps": taps}
 
 
-@pytest.fixture(scope="module", params=["map_output", "cnn1d"])
+@pytest.fixture(scope="module", params=list(DESIGNS))
 def design(request, tmp_path_factory):
-    graph = {"map_output": map_output, "cnn1d": cnn1d}[request.param]()
+    graph = DESIGNS[request.param]()
     out = tmp_path_factory.mktemp(request.param)
-    return graph, hwgen.generate(graph, out / "rtl"), out
+    folding = FOLDINGS[request.param] if request.param == "taps" else None
+    return graph, hwgen.generate(graph, out / "rtl", folding), out
 
 
 @pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
@@ -27,3 +30,13 @@ def test_conv_network_matches_golden_in_icarus(design, backpressure):
     if backpressure == 0:
         assert result.cycles_per_frame == meta["cycles_per_frame"]
         assert result.frame_latency == meta["latency"]
+
+
+@pytest.mark.parametrize("design", ["taps"], indirect=True)
+def test_windows_with_several_positions_per_beat_run_a_pixel_per_cycle(design):
+    """The whole 3x3 window a beat on the 1-channel stem, a window row a beat after it: the
+    generated design (bit-exact and at its model's interval above) takes a frame in one cycle
+    per input pixel."""
+    _, meta, _ = design
+    assert meta["folding"]["conv1"]["simd"] == 9 and meta["folding"]["conv2"]["simd"] == 12
+    assert meta["cycles_per_frame"] == 8 * 8
