@@ -25,6 +25,7 @@ from .blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, Mat
                      MaxPool, Reorder, Requantizer, SlidingWindow, StreamFifo, SumPool,
                      WidthConverter)
 from .blocks._util import accumulator_bits, element_shape
+from .blocks.timing import Gather
 from .folding import fixed_order_filters, lane_bits, stream_lanes
 from .ops import op_views
 
@@ -126,6 +127,7 @@ class _Lowering:
         count divides the other)."""
         if end.lanes == lanes:
             return end
+        end = self._queued(name, end, lanes)
         step = lanes if max(lanes, end.lanes) % min(lanes, end.lanes) == 0 else \
             math.gcd(lanes, end.lanes)
         for suffix, count in (("in", step), ("in2", lanes)):
@@ -136,6 +138,19 @@ class _Lowering:
                 "shape": end.shape, "in_count": end.lanes, "out_count": count,
                 "elements": end.elements}, end).moved((block, "o_stream", None), lanes=count)
         return end
+
+    def _queued(self, name, end, lanes):
+        """``end`` through a FIFO of one group's beats when a pool or depthwise unit sends them
+        back to back (one per channel fold) into a converter that splits each beat over
+        several cycles: it would otherwise refuse the burst and stall its producer, which the
+        cycle model (output always taken) does not follow."""
+        producer = self.net.blocks.get(end.port[0])
+        timing = producer.timing if producer is not None else None
+        if lanes >= end.lanes or not isinstance(timing, Gather) or timing.folds == 1:
+            return end
+        block = f"{name}_queue"
+        return self.append(block, StreamFifo, {"shape": end.shape, "lanes": end.lanes,
+                                               "depth": timing.folds}, end)
 
     def signed(self, name, end):
         """``end`` as signed elements (a wider type for an unsigned stream)."""

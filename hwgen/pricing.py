@@ -10,7 +10,8 @@ from quant import numerics
 
 from . import packing
 from .folding import fixed_order_filters, lane_bits
-from .blocks import Add, Broadcast, MaxPool, SlidingWindow, SumPool, WidthConverter
+from .blocks import (Add, Broadcast, MaxPool, SlidingWindow, StreamFifo, SumPool,
+                     WidthConverter)
 from .model import Layer, Resources, costs
 from .model.layers import layer_cost
 from .ops import op_views
@@ -159,9 +160,10 @@ def stream_glue(netlist, family):
     accelerator the lowering builds (``netlist``, scheduled): width converters where a
     stream's beat changes, forks of values with several readers, line buffers the schedule
     made deeper than a window's own (:func:`~hwgen.schedule.schedule` deepens a window fed
-    faster than it reads its rows, so that it takes every beat as offered), and the
-    accelerator's counters. The joins' FIFOs are priced with their adds."""
+    faster than it reads its rows, so that it takes every beat as offered), the FIFOs that
+    queue a pool's bursts for a converter, and the accelerator's counters. The joins' FIFOs are priced with their adds."""
     glue = []
+    join_fifos = {fifo for fifos in netlist.joins.values() for fifo in fifos}
     for name, spec in netlist.blocks.items():
         params = spec.params
         if issubclass(spec.cls, (SlidingWindow, MaxPool, SumPool)) and \
@@ -175,6 +177,9 @@ def stream_glue(netlist, family):
                 out_count=params["out_count"])))
         elif spec.cls is Broadcast:
             glue.append((name, "fork", costs.broadcast_cost(family, outputs=params["outputs"])))
+        elif spec.cls is StreamFifo and name not in join_fifos:
+            glue.append((name, "FIFO", costs.fifo_cost(
+                family, width=params["shape"].width * params["lanes"], depth=params["depth"])))
     out = netlist.output
     glue.append(("accelerator", "counters",
                  costs.accelerator_cost(family, out_beats=out.elements // out.lanes)))

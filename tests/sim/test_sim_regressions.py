@@ -121,12 +121,23 @@ def flattened_map_added_to_a_vector(rng):
     return graph, {"folding": {"conv1": (3, 1), "fc1": (10, 15), "fc2": (5, 5)}}
 
 
+def pool_bursts_into_a_split(rng):
+    # The pools send a group's channel folds back to back; the next layer takes fewer
+    # channels a beat, and the converter that splits them must not stall the pools (and the
+    # convolutions before them, each at the frame interval).
+    graph = quant.QGraph(quant.InputSpec((4, 6, 6), 6, False), [
+        conv(rng, "conv1", (6, 4, 1, 1), 4), requantize(rng, "act1", 6, 6),
+        g.maxpool2d("pool", 2), conv(rng, "conv2", (6, 6, 1, 1), 4),
+        g.global_avgpool("gap"), dense(rng, "fc", (3, 6), 4)])
+    return graph, {"folding": {"conv1": (2, 4), "conv2": (6, 1), "fc": (1, 1)}}
+
+
 CASES = [flatten_ends_a_depthwise_chain, flatten_ends_a_padded_conv,
          map_output_of_a_strided_pointwise_conv, per_feature_requantize_after_flatten,
          per_feature_requantize_after_flatten_mixed, dense_on_raw_accumulators,
          global_pool_into_a_dense, add_of_raw_values_into_a_dense,
          requantize_after_a_global_pool_first, one_output_dense, dense_adds,
-         flattened_map_added_to_a_vector]
+         flattened_map_added_to_a_vector, pool_bursts_into_a_split]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
