@@ -55,8 +55,8 @@ def _no_fit(search, why):
     if why.kind == "memory":
         return DesignError(f"{head}: with every layer's weight ROMs at its best split between "
                            f"block RAM and logic, block RAM and LUTs still average "
-                           f"{why.share:.0%} of the device (utilization {utilization:g}); layer "
-                           f"'{why.layer}' needs the most; {memory}")
+                           f"{why.share * 100:.3g}% of the device (utilization "
+                           f"{utilization:g}); layer '{why.layer}' needs the most; {memory}")
     what = ("with every layer at its fewest of each resource, the design still needs "
             if why.bound else "no mix of layer options fits; the last one tried needs ")
     return DesignError(f"{head}: {what}{_over(why.total, search.capacity, utilization, why.kinds)}"

@@ -161,7 +161,8 @@ def stream_glue(netlist, family):
     stream's beat changes, forks of values with several readers, line buffers the schedule
     made deeper than a window's own (:func:`~hwgen.schedule.schedule` deepens a window fed
     faster than it reads its rows, so that it takes every beat as offered), the FIFOs that
-    queue a pool's bursts for a converter, and the accelerator's counters. The joins' FIFOs are priced with their adds."""
+    queue a pool's bursts for a converter, and the accelerator's counters. The joins' FIFOs
+    are priced with their adds."""
     glue = []
     join_fifos = {fifo for fifos in netlist.joins.values() for fifo in fifos}
     for name, spec in netlist.blocks.items():

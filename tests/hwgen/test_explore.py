@@ -64,10 +64,15 @@ def test_a_model_too_big_for_the_device_names_the_resource_and_the_numbers():
     with pytest.raises(DesignError, match=r"does not fit xc7z020 even fully folded: with every "
                                           r"layer's weight ROMs at its best split between block "
                                           r"RAM and logic, block RAM and LUTs still average "
-                                          r"\d+% of the device \(utilization 0.8\); layer 'fc1' "
-                                          r"needs the most; its weights alone are 8.5 Mbit "
-                                          r"against 5.2 Mbit of block RAM"):
+                                          r"[\d.]+% of the device \(utilization 0.8\); "
+                                          r"layer 'fc1' needs the most; its weights alone are "
+                                          r"8.5 Mbit against 5.2 Mbit of block RAM"):
         compile_design(graph, device="xc7z020", clock_mhz=100)
+    # A tiny budget still reads as a share, not as 0%.
+    with pytest.raises(DesignError,
+                       match=r"average 0\.\d+% of the device \(utilization 0.001\)"):
+        compile_design(random_mlp(3, (64, 32, 10), (4, 2)), device="xczu9eg", clock_mhz=200,
+                       utilization=0.001)
     # Below what any weighting can reach, the bound is given.
     with pytest.raises(DesignError, match=r"with every layer at its fewest of each resource, "
                                           r"the design still needs lut \d+ > 0.0005 x 53200, "
