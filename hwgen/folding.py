@@ -111,9 +111,10 @@ def check_folding(graph, folding):
 
     Rules: ``pe`` divides out_features (out_channels), ``simd`` divides in_features
     (in_channels for a convolution, whose window brings ``simd`` channels of one position per
-    beat), and a depthwise convolution has ``pe == simd``. A convolution that is not depthwise
-    may also take ``simd = taps * in_channels`` for ``taps`` dividing ``kh * kw``: its window
-    then brings ``taps`` whole positions per beat from an input stream of one pixel per beat
+    beat), and a depthwise convolution has ``pe == simd``. A convolution (depthwise or not)
+    may also take ``simd = taps * in_channels`` for ``taps`` dividing ``kh * kw`` (a depthwise
+    one then with ``pe == in_channels``): its window then brings ``taps`` whole positions per
+    beat from an input stream of one pixel per beat
     (:attr:`~hwgen.ops.FilterView.simd_options`). Any ``pe`` suits any mix of precisions: a lane is
     as wide as the widest filter it serves (:func:`lane_bits`). Any ``simd`` can follow any
     stream: where the elements per beat change the accelerator regroups the stream (see
@@ -145,7 +146,7 @@ def choose_folding(graph, mac_budget=64, fixed=None):
     ``pixels * (out_channels / pe) * (kh * kw * in_channels / simd)``, ``simd`` any of
     :attr:`~hwgen.ops.FilterView.simd_options` (several window positions per beat when it is
     above in_channels); a depthwise one's ``pixels * kh * kw * channels / simd`` with
-    ``pe == simd``.
+    ``pe == simd``, or ``pe == channels`` when ``simd`` spans several positions.
     """
     fixed = fixed or {}
     if mac_budget < 1:
@@ -165,7 +166,7 @@ def choose_folding(graph, mac_budget=64, fixed=None):
         for pe in divisors(layer.out_channels):
             widened = widened_filters(layer.node, pe, layer.name in finals)
             for simd in layer.simd_options:
-                if layer.depthwise and simd != pe:
+                if layer.depthwise and pe != layer.in_lanes(simd):
                     continue
                 cycles = layer.cycles(pe, simd)
                 macs = simd if layer.depthwise else pe * simd

@@ -216,12 +216,15 @@ def _depthwise(low, view, ends):
     pe, simd = low.folding[view.name]
     end = _window(low, view, ends[0], simd)
     t = view.node.tensors
-    out = low.append(view.name, DepthwiseUnit, {
-        "weight": view.matrix, "bias": t["bias"], "weight_bits": t["weight_bits"],
-        "in_bits": end.bits, "in_signed": end.signed, "simd": simd, "pixels": view.pixels},
-        end)
+    lanes = view.in_lanes(simd)   # channels per beat; simd / lanes window positions
+    params = {"weight": view.matrix, "bias": t["bias"], "weight_bits": t["weight_bits"],
+              "in_bits": end.bits, "in_signed": end.signed, "simd": lanes,
+              "pixels": view.pixels}
+    if simd > lanes:
+        params["taps"] = simd // lanes
+    out = low.append(view.name, DepthwiseUnit, params, end)
     acc_bits = accumulator_bits(view.matrix, t["bias"], end.bits, end.signed)
-    return out.moved(out.port, bits=acc_bits, signed=True, lanes=simd,
+    return out.moved(out.port, bits=acc_bits, signed=True, lanes=lanes,
                      elements=view.out_elements, map=view.out_shape)
 
 

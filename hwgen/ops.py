@@ -120,9 +120,10 @@ class FilterView(OpView):
 
     Folding: ``pe`` filters and ``simd`` inputs per cycle. ``simd`` divides ``in_count``
     (``in_features``, or the input channels of a convolution, whose window brings ``simd``
-    channels of one window position per beat), or, for a convolution that is not depthwise,
-    is ``taps * in_channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
-    whole positions per beat): :attr:`simd_options`.
+    channels of one window position per beat), or, for a convolution (depthwise or not), is
+    ``taps * in_channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
+    whole positions per beat): :attr:`simd_options`. A depthwise convolution outputs the
+    channels it takes in: ``pe == in_lanes(simd)``.
     """
 
     has_weights = True
@@ -200,7 +201,7 @@ class FilterView(OpView):
     def simd_options(self):
         """Every legal ``simd``, ascending."""
         options = divisors(self.in_count)
-        if self.kind == "conv":
+        if self.kind in ("conv", "depthwise"):
             options += [taps * self.in_count for taps in divisors(self.window)[1:]]
         return options
 
@@ -225,17 +226,16 @@ class FilterView(OpView):
         if not is_int(simd) or simd not in self.simd_options:
             kh, kw = self.geometry.kernel
             rule = (f" nor is it {self.in_name} times a divisor of the {kh}x{kw} window's "
-                    f"{self.window} positions" if self.kind == "conv" and self.window > 1
-                    else "")
-            if self.depthwise and is_int(simd) and simd > self.in_count and \
-                    simd % self.in_count == 0:
-                rule = (" (a depthwise convolution splits only its channels over beats, not "
-                        "its window)")
+                    f"{self.window} positions" if self.kind in ("conv", "depthwise")
+                    and self.window > 1 else "")
             problems.append(f"layer '{self.name}': SIMD {simd} does not divide {self.in_name} "
                             f"{self.in_count}{rule}; choose one of "
                             f"{', '.join(map(str, self.simd_options))}")
-        if not problems and self.depthwise and pe != simd:
-            problems.append(f"layer '{self.name}': PE {pe} must equal SIMD {simd} in a "
+        if not problems and self.depthwise and pe != self.in_lanes(simd):
+            what = (f"SIMD {simd}" if simd <= self.in_count else
+                    f"the {self.in_count} channels of each of SIMD {simd}'s "
+                    f"{simd // self.in_count} window positions")
+            problems.append(f"layer '{self.name}': PE {pe} must equal {what} in a "
                             f"depthwise convolution (it outputs the channels it takes in)")
         return problems
 

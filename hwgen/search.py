@@ -96,7 +96,7 @@ class Search:
             if self.streamed(view, pe) > target:
                 continue
             for simd in view.simd_options:
-                if view.depthwise and simd != pe:
+                if view.depthwise and pe != view.in_lanes(simd):
                     continue
                 cycles = self.cycles(view, pe, simd)
                 if cycles <= target:
@@ -259,8 +259,7 @@ class Search:
     def bounds(self):
         """Fewest and most cycles per frame any folding gives."""
         net = self.network
-        low = [v.cycles(v.in_count, v.in_count) if v.depthwise
-               else v.cycles(v.out_channels, v.simd_options[-1]) for v in net.filters]
+        low = [v.cycles(v.out_channels, v.simd_options[-1]) for v in net.filters]
         high = [v.cycles(1, 1) for v in net.filters]
         return max(low + [1]), max(high + [net.elements["input"]])
 
@@ -284,7 +283,8 @@ def greedy_folding(graph, target_cycles):
         pe, simd = pes[0], simds[0]
         while late(pe, simd):
             if view.depthwise and simd != simds[-1]:
-                pe = simd = simds[simds.index(simd) + 1]
+                simd = simds[simds.index(simd) + 1]
+                pe = view.in_lanes(simd)
             elif not view.depthwise and simd < channel_simds[-1] and \
                     view.cycles(pe, simd) > target_cycles:
                 simd = simds[simds.index(simd) + 1]

@@ -327,7 +327,9 @@ def random_options(rng, graph):
             continue                                   # folded automatically
         # A convolution's SIMD may also span several window positions (taps * channels).
         simd = int(rng.choice(views[node.name].simd_options))
-        pe = simd if is_depthwise(node) else int(rng.choice(divisors(out)))
+        # A depthwise one outputs the channels it takes in a beat.
+        pe = views[node.name].in_lanes(simd) if is_depthwise(node) else \
+            int(rng.choice(divisors(out)))
         folding[node.name] = (pe, simd)
         if is_depthwise(node):
             continue

@@ -33,6 +33,12 @@ class DepthwiseUnit(Timed, wiring.Component):
     it if the next block wants another width. One input beat per cycle; pipeline: weight ROM
     read, products, accumulate.
 
+    With ``taps > 1`` (the window's ``taps``: whole positions per beat, ``simd == channels``)
+    an input beat holds ``taps`` consecutive window positions of all channels, ``taps * simd``
+    elements; each is multiplied by its weight, the ``taps`` products of a channel are summed
+    into its running sum, and a pixel takes ``kh * kw / taps`` beats. The output is still
+    ``simd`` channels a beat.
+
     Weights are signed, narrow range, with per-channel bits (each lane's multiplier is as wide
     as the widest channel it serves); the accumulator width comes from the worst case of every
     partial sum (:func:`~hwgen.blocks.matvec.accumulator_range`). Padding zeros are valid
@@ -49,19 +55,22 @@ class DepthwiseUnit(Timed, wiring.Component):
         Channels per beat, in and out; divides ``channels``.
     pe : int or None
         Output channels per beat; must equal ``simd`` (``None`` means ``simd``).
+    taps : int
+        Window positions per input beat; divides ``kh * kw``, and above 1 needs
+        ``simd == channels``.
     pixels : int
         Output pixels (windows) per frame, for the frame counts.
 
     Members
     -------
-    i_stream : In(stream.Signature(ArrayLayout(in_shape, simd)))
-        ``pixels * kh * kw * channels / simd`` beats per frame.
+    i_stream : In(stream.Signature(ArrayLayout(in_shape, taps * simd)))
+        ``pixels * kh * kw * channels / (taps * simd)`` beats per frame.
     o_stream : Out(stream.Signature(ArrayLayout(signed(acc_bits), simd)))
         ``pixels * channels / simd`` beats per frame.
     """
 
     def __init__(self, *, weight, bias, weight_bits, in_bits, in_signed, simd, pe=None,
-                 pixels=1, name="depthwise"):
+                 taps=1, pixels=1, name="depthwise"):
         weight = np.asarray(weight)
         if weight.ndim == 4 and weight.shape[1] == 1:
             weight = weight[:, 0]
@@ -79,6 +88,7 @@ class DepthwiseUnit(Timed, wiring.Component):
         in_bits = check_count("in_bits", in_bits, name)
         simd = check_count("simd", simd, name)
         pixels = check_count("pixels", pixels, name)
+        taps = check_count("taps", taps, name)
         if channels % simd:
             raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
                                f"{channels}; choose one of "
@@ -87,6 +97,15 @@ class DepthwiseUnit(Timed, wiring.Component):
             raise FoldingError(f"layer '{name}': PE must be SIMD {simd} (a depthwise unit "
                                f"outputs the channels it takes in), not {pe}; put a "
                                f"WidthConverter after it for another width")
+        positions = weight.shape[1] * weight.shape[2]
+        if positions % taps:
+            raise FoldingError(f"layer '{name}': taps {taps} does not divide the "
+                               f"{weight.shape[1]}x{weight.shape[2]} window's {positions} "
+                               f"positions; choose one of "
+                               f"{', '.join(map(str, divisors(positions)))}")
+        if taps > 1 and simd != channels:
+            raise FoldingError(f"layer '{name}': with taps {taps} a beat carries whole "
+                               f"positions, so SIMD must be channels {channels}, not {simd}")
         if (weight_bits < 2).any():
             raise ValueError(f"layer '{name}': weight_bits must be at least 2, not "
                              f"{int(weight_bits.min())}")
@@ -104,14 +123,14 @@ class DepthwiseUnit(Timed, wiring.Component):
         self._bias = bias.astype(np.int64)
         self._weight_bits = weight_bits
         self._in_bits, self._in_signed = in_bits, bool(in_signed)
-        self._simd, self._pixels = simd, pixels
+        self._simd, self._pixels, self._taps = simd, pixels, taps
         x_lo, x_hi = numerics.int_range(in_bits, in_signed)
         self._acc_range = accumulator_range(weight.reshape(channels, -1), self._bias, x_lo,
                                             x_hi)
         self._acc_bits = accumulator_bits(weight, self._bias, in_bits, in_signed)
         super().__init__({
             "i_stream": In(stream.Signature(
-                data.ArrayLayout(element_shape(in_bits, in_signed), simd))),
+                data.ArrayLayout(element_shape(in_bits, in_signed), taps * simd))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(signed(self._acc_bits), simd))),
         })
 
@@ -120,42 +139,52 @@ class DepthwiseUnit(Timed, wiring.Component):
     simd = property(lambda self: self._simd)
     pe = property(lambda self: self._simd)
     pixels = property(lambda self: self._pixels)
+    taps = property(lambda self: self._taps)
+    #: Elements per input beat (``taps * simd``).
+    in_lanes = property(lambda self: self._taps * self._simd)
     in_bits = property(lambda self: self._in_bits)
     in_signed = property(lambda self: self._in_signed)
     acc_bits = property(lambda self: self._acc_bits)
     acc_range = property(lambda self: self._acc_range)
     weight_bits = property(lambda self: self._weight_bits.copy())
     folds = property(lambda self: self.channels // self._simd)
-    window_beats = property(lambda self: self.kernel[0] * self.kernel[1] * self.folds)
+    #: Input beats per window position group: ``kh * kw / taps``.
+    beats = property(lambda self: self.kernel[0] * self.kernel[1] // self._taps)
+    window_beats = property(lambda self: self.beats * self.folds)
     in_beats = property(lambda self: self._pixels * self.window_beats)
     out_beats = property(lambda self: self._pixels * self.folds)
 
     @classmethod
-    def timing_of(cls, *, weight, simd, pixels=1, **_):
+    def timing_of(cls, *, weight, simd, pixels=1, taps=1, **_):
         """One input beat per cycle; each window's last beats leave :data:`PIPELINE_DEPTH`
         cycles after they arrive."""
         weight = np.asarray(weight)
-        count = int(np.prod(weight.shape[-2:]))
+        count = int(np.prod(weight.shape[-2:])) // taps
         folds = weight.shape[0] // simd
         return Gather(pixels * count * folds, count, folds, PIPELINE_DEPTH)
 
     timing = property(lambda self: self.timing_of(weight=self._weight, simd=self._simd,
-                                                  pixels=self._pixels))
+                                                  pixels=self._pixels, taps=self._taps))
 
     bias = property(lambda self: self._bias.copy())
 
     @property
     def weight_table(self):
-        """The weight ROM: word ``position * folds + fold`` holds the weights of channels
-        ``fold * simd ... fold * simd + simd - 1`` at window position ``position``."""
-        positions = self.kernel[0] * self.kernel[1]
-        table = self._weight.reshape(self.folds, self._simd, positions).transpose(2, 0, 1)
-        return table.reshape(positions * self.folds, self._simd)
+        """The weight ROM: word ``beat * folds + fold`` holds, in lane ``t * simd + p``, the
+        weight of channel ``fold * simd + p`` at window position ``beat * taps + t``."""
+        beats, taps = self.beats, self._taps
+        table = self._weight.reshape(self.folds, self._simd, beats, taps).transpose(2, 0, 3, 1)
+        return table.reshape(beats * self.folds, taps * self._simd)
 
     @property
     def lane_bits(self):
         """Multiplier width of each lane: the widest weights among the channels it serves."""
         return self._weight_bits.reshape(self.folds, self._simd).max(axis=0)
+
+    @property
+    def multiplier_bits(self):
+        """Width of each of the ``taps * simd`` multipliers (a lane's, once per tap)."""
+        return np.tile(self.lane_bits, self._taps)
 
     def reference(self, windows):
         """``(..., kh*kw*channels)`` windows in ``(ky, kx, c)`` order to ``(..., channels)``."""
@@ -167,8 +196,8 @@ class DepthwiseUnit(Timed, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         i, o = self.i_stream, self.o_stream
-        simd, folds = self._simd, self.folds
-        positions = self.kernel[0] * self.kernel[1]
+        simd, folds, taps = self._simd, self.folds, self._taps
+        positions = self.beats    # input beats per window and channel fold
         acc_shape = signed(self._acc_bits)
 
         stall = Signal()
@@ -186,9 +215,9 @@ class DepthwiseUnit(Timed, wiring.Component):
             with m.Else():
                 m.d.sync += fold.eq(fold + 1)
 
-        lane_bits = self.lane_bits
+        lane_bits = self.multiplier_bits
         table = self.weight_table
-        weights = [None] * simd
+        weights = [None] * (taps * simd)
         for bits in sorted(set(lane_bits.tolist())):
             lanes = np.flatnonzero(lane_bits == bits)
             rom = Memory(shape=unsigned(len(lanes) * bits), depth=positions * folds,
@@ -220,13 +249,18 @@ class DepthwiseUnit(Timed, wiring.Component):
                                 fold=fold_at[2], next_fold=fold_at[1], advance=~stall,
                                 commit=valid[2] & ~stall, name="partials")
         total = Signal(data.ArrayLayout(acc_shape, simd))
-        for p in range(simd):
-            product = Signal(signed(int(lane_bits[p]) + self._in_bits + 1), name=f"prod{p}")
+        products = []
+        for n in range(taps * simd):
+            product = Signal(signed(int(lane_bits[n]) + self._in_bits + 1), name=f"prod{n}")
             with m.If(~stall):
-                m.d.sync += product.eq(weights[p] * x1[p])
+                m.d.sync += product.eq(weights[n] * x1[n])
+            products.append(product)
+        for p in range(simd):
             start = Mux(first[2], bias_port.data.word_select(p, self._acc_bits).as_signed(),
                         partials.head[p])
-            m.d.comb += total[p].eq(start + product)
+            # The taps' products of a channel at full width; the running sum fits acc_bits
+            # at every beat (a prefix of the window's sum), so truncating to it is exact.
+            m.d.comb += total[p].eq(sum((products[t * simd + p] for t in range(taps)), start))
         partials.write(total)
 
         with m.If(o.ready):

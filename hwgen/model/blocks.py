@@ -93,15 +93,16 @@ def _depthwise(family, block):
     folds, simd = block.folds, block.simd
     positions = block.kernel[0] * block.kernel[1]
     lane_bits = block.lane_bits
+    multiplier_bits = block.multiplier_bits
     table = block.weight_table
-    roms = [rom_columns(table[:, lane_bits == bits], int(bits))
+    roms = [rom_columns(table[:, multiplier_bits == bits], int(bits))
             for bits in sorted(set(lane_bits.tolist()))]
     bias = rom_columns(block.bias.reshape(folds, simd), block.acc_bits)
     return costs.depthwise_cost(
         family, channels=block.channels, positions=positions, lanes=simd,
         lane_bits=[int(b) for b in lane_bits], in_bits=block.in_bits,
         acc_bits=block.acc_bits, rom_columns=roms,
-        bias_columns=bias)
+        bias_columns=bias, taps=block.taps)
 
 
 def _add(family, block):

@@ -149,15 +149,19 @@ def window_cost(family, *, height, width, folds, kernel, stride, padding, out_he
 
 
 def depthwise_cost(family, *, channels, positions, lanes, lane_bits, in_bits, acc_bits,
-                   rom_columns, bias_columns):
+                   rom_columns, bias_columns, taps=1):
     """:class:`~hwgen.blocks.depthwise.DepthwiseUnit`: weight ROMs (one per lane width), a
     multiplier per lane, per-fold partial sums, a bias ROM and the output register.
+
+    With ``taps`` window positions per beat each lane has ``taps`` multipliers (ROM words
+    ``taps`` times as wide, ``positions / taps`` beats) and adds their products into its sum.
 
     ``lane_bits`` lists each lane's weight width; ``rom_columns`` the ``(non-constant,
     distinct)`` columns of each weight ROM, ``bias_columns`` of the bias ROM. On xc7 a
     lane's input and product registers move into its DSP slice (A and M registers).
     """
     folds = channels // lanes
+    positions //= taps          # input beats per window and fold
     words = positions * folds
     parts = Resources()
     for columns in rom_columns:
@@ -172,7 +176,7 @@ def depthwise_cost(family, *, channels, positions, lanes, lane_bits, in_bits, ac
         partials, _ = memory_cost(family, word, folds, read_enable=False)
         parts += partials
     dsp, soft, lane_regs = 0, 0, 0
-    for bits in lane_bits:
+    for bits in list(lane_bits) * taps:
         n = multiplier_dsps(family, bits, in_bits)
         dsp += n
         soft += 0 if n else bits * in_bits
@@ -182,8 +186,8 @@ def depthwise_cost(family, *, channels, positions, lanes, lane_bits, in_bits, ac
     # stages each), the output register.
     ff = (counter_bits(positions) + counter_bits(folds) + counter_bits(words) + 6
           + 2 * counter_bits(folds) + 1 + word + lane_regs)
-    lut = (lanes * (acc_bits + 1) + soft + counter_luts(words) + counter_luts(positions)
-           + counter_luts(folds) + 6)
+    lut = (lanes * taps * (acc_bits + 1) + soft + counter_luts(words)
+           + counter_luts(positions) + counter_luts(folds) + 6)
     return parts + Resources(lut=lut, ff=ff, dsp=dsp)
 
 

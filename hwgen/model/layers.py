@@ -67,9 +67,9 @@ class Layer:
         Window geometry of a convolution or a pool (``(1, k)`` for 1-D).
     pe, simd : int
         Folding: outputs and inputs per cycle. Pools, requantizers and adds take ``simd`` as
-        their elements per beat. A convolution's ``simd`` divides its channels, or is
-        ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
-        whole positions per beat).
+        their elements per beat. A convolution's ``simd`` (depthwise or not) divides its
+        channels, or is ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window
+        brings ``taps`` whole positions per beat).
     weight_bits : dict
         ``{bits: filters}`` of a dense layer or convolution (``{4: 61, 8: 3}``); each lane is
         as wide as the widest filter it serves after ``reorder_filters``.
@@ -148,7 +148,7 @@ class Layer:
     def window_split(self):
         """``(channels per beat, positions per beat)`` of the layer's window."""
         channels = self.map_shape[0]
-        if self.op == "conv" and self.simd > channels:
+        if self.op in ("conv", "depthwise") and self.simd > channels:
             return channels, self.simd // channels
         return self.simd, 1
 
@@ -170,7 +170,7 @@ class Layer:
 
 
 def _window(family, layer, padding):
-    if layer.op == "conv":
+    if layer.op in ("conv", "depthwise"):
         layer._check_window_simd()
     else:
         layer._check("simd", layer.map_shape[0], layer.simd)
@@ -235,22 +235,23 @@ def _depthwise(family, layer):
     bits = sorted(layer.weight_bits) or [8]
     # Each lane's width is the widest of its channels; the wide channels are taken to share
     # as few lanes as possible (the order reorder_filters gives the layer before).
-    folds = channels // layer.simd
+    simd, taps = layer.window_split
+    folds = channels // simd
     lane_bits = []
     remaining = dict(layer.weight_bits)
     for b in reversed(bits):
-        lanes = min(layer.simd - len(lane_bits), -(-remaining.get(b, 0) // folds))
+        lanes = min(simd - len(lane_bits), -(-remaining.get(b, 0) // folds))
         lane_bits += [b] * lanes
-    lane_bits += [bits[0]] * (layer.simd - len(lane_bits))
+    lane_bits += [bits[0]] * (simd - len(lane_bits))
     acc_bits = _accumulator_bits(layer, bits)
     positions = layer.kernel[0] * layer.kernel[1]
-    words = positions * folds
-    roms = [random_rom_columns(b * lane_bits.count(b), words)
+    words = positions // taps * folds
+    roms = [random_rom_columns(b * lane_bits.count(b) * taps, words)
             for b in sorted(set(lane_bits))]
     unit = costs.depthwise_cost(
-        family, channels=channels, positions=positions, lanes=layer.simd,
+        family, channels=channels, positions=positions, lanes=simd,
         lane_bits=lane_bits, in_bits=layer.in_bits, acc_bits=acc_bits, rom_columns=roms,
-        bias_columns=_bias_columns(layer.simd, acc_bits, folds))
+        bias_columns=_bias_columns(simd, acc_bits, folds), taps=taps)
     return [("window", window), ("depthwise", unit)]
 
 

@@ -165,9 +165,19 @@ def taps1d():
     return b.conv("conv2", 4, 3, high=1, stride=2).requantize("act2").graph
 
 
+def dwtaps():
+    """Depthwise windows of several positions per beat: the whole 3x3 window of 4 channels a
+    beat, then a strided 3x3 with a window row a beat."""
+    b = Builder(14, (3, 6, 6))
+    b.conv("conv1", 4, 1, high=2).requantize("act1")
+    b.conv("dw1", 4, 3, high=1, padding=1, depthwise=True).requantize("act2")
+    b.conv("dw2", 4, 3, high=1, stride=2, padding=1, depthwise=True).requantize("act3")
+    return b.then(g.flatten("flat")).dense("fc", 3, high=1).graph
+
+
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
             "map_output": map_output, "residual": residual, "residual1d": residual1d,
-            "offsets": offsets, "taps": taps, "taps1d": taps1d}
+            "offsets": offsets, "taps": taps, "taps1d": taps1d, "dwtaps": dwtaps}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
             "depthwise1d": None, "map_output": {"conv1": (4, 2)},
@@ -177,7 +187,8 @@ FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "residual1d": {"conv1": (4, 1), "body1": (2, 2)},
             "offsets": {"conv1": (2, 2), "conv2": (3, 4), "fc": (3, 3)},
             "taps": {"conv1": (4, 9), "conv2": (6, 12), "fc": (3, 6)},
-            "taps1d": {"conv1": (2, 10), "conv2": (4, 12)}}
+            "taps1d": {"conv1": (2, 10), "conv2": (4, 12)},
+            "dwtaps": {"conv1": (4, 3), "dw1": (4, 36), "dw2": (4, 12), "fc": (3, 4)}}
 
 
 def to_stream(acc, x):
@@ -299,6 +310,21 @@ def test_lowering_of_windows_with_several_positions_per_beat():
         .cycles_per_frame == 64 * 9
 
 
+def test_lowering_of_depthwise_windows_with_several_positions_per_beat():
+    """A depthwise SIMD of ``taps`` whole positions: the window and the unit take ``taps``
+    positions of all channels a beat and the unit sends the channels once per pixel."""
+    acc = compile_graph(dwtaps(), FOLDINGS["dwtaps"])
+    blocks = dict(acc.blocks)
+    window1, dw1 = blocks["dw1_window"], blocks["dw1"]
+    assert (window1.simd, window1.taps, dw1.simd, dw1.taps, dw1.in_lanes) == (4, 9, 4, 9, 36)
+    window2, dw2 = blocks["dw2_window"], blocks["dw2"]
+    assert (window2.simd, window2.taps, dw2.simd, dw2.taps, dw2.in_lanes) == (4, 3, 4, 3, 12)
+    assert acc.block_cycles()["dw1"] == 36 and acc.block_cycles()["dw2"] == 9 * 3
+    assert acc.cycles_per_frame == 36        # one input pixel per cycle
+    assert compile_graph(dwtaps(), {"conv1": (4, 3), "dw1": (4, 4), "dw2": (4, 4),
+                                    "fc": (3, 4)}).cycles_per_frame == 36 * 9
+
+
 def test_folding_errors_name_the_simd_a_window_allows():
     with pytest.raises(FoldingError) as info:
         check_folding(taps(), {"conv1": (4, 2), "conv2": (6, 8), "fc": (3, 6)})
@@ -308,11 +334,15 @@ def test_folding_errors_name_the_simd_a_window_allows():
     assert ("layer 'conv2': SIMD 8 does not divide in_channels 4 nor is it in_channels times "
             "a divisor of the 3x3 window's 9 positions; choose one of 1, 2, 4, 12, 36") \
         in message
-    with pytest.raises(FoldingError, match=r"layer 'dw': SIMD 12 does not divide in_channels "
-                                           r"4 \(a depthwise convolution splits only its "
-                                           r"channels over beats, not its window\); choose one "
-                                           r"of 1, 2, 4"):
-        check_folding(depthwise(), {"conv1": (4, 1), "dw": (4, 12), "fc": (3, 1)})
+    with pytest.raises(FoldingError, match=r"layer 'dw': SIMD 8 does not divide in_channels "
+                                           r"4 nor is it in_channels times a divisor of the "
+                                           r"3x3 window's 9 positions; choose one of 1, 2, 4, "
+                                           r"12, 36"):
+        check_folding(depthwise(), {"conv1": (4, 1), "dw": (4, 8), "fc": (3, 1)})
+    with pytest.raises(FoldingError, match=r"layer 'dw': PE 2 must equal the 4 channels of "
+                                           r"each of SIMD 12's 3 window positions in a "
+                                           r"depthwise convolution"):
+        check_folding(depthwise(), {"conv1": (4, 1), "dw": (2, 12), "fc": (3, 1)})
     # The same message before any hardware is built, from generation and from the estimate.
     with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide in_channels "
                                            r"1 nor is it"):

@@ -46,7 +46,7 @@ def ref_depthwise(x, weight, bias, stride, padding):
 def rtl_depthwise(unit, windows, *, backpressure=0.0, seed=0):
     """``(N, kh*kw*C)`` windows in, ``(N, C)`` accumulators out, plus the cycles."""
     out, offered, taken, when = run_stream(
-        unit, windows.reshape(-1, unit.simd), len(windows) * unit.folds, in_bits=unit.in_bits,
+        unit, windows.reshape(-1, unit.in_lanes), len(windows) * unit.folds, in_bits=unit.in_bits,
         out_bits=unit.acc_bits, out_signed=True, out_count=unit.simd, in_gaps=backpressure,
         out_stalls=backpressure, seed=seed)
     return out.reshape(len(windows), unit.channels), offered, taken, when
@@ -81,6 +81,40 @@ def test_depthwise_matches_numpy(case, backpressure):
     expected = np.moveaxis(ref_depthwise(x, weight, bias, (1, 1), padding), 1, -1)
     assert_equal(got.reshape(expected.shape), expected, seed)
     assert_equal(unit.reference(windows), expected, seed)
+
+
+TAP_CASES = [
+    # channels, taps, kernel, bits, in_bits, in_signed
+    (4, 3, (3, 3), [4, 8], 5, False),      # a window row a beat
+    (3, 9, (3, 3), [2, 8, 4], 4, True),    # the whole window a beat
+    (2, 5, (1, 5), [8], 8, False),         # 1-D kernel, whole window
+    (5, 2, (2, 3), [3, 8], 6, True),       # two positions a beat across rows
+]
+
+
+@pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
+@pytest.mark.parametrize("case", TAP_CASES, ids=lambda c: "c{}_taps{}_k{}x{}".format(
+    c[0], c[1], *c[2]))
+def test_depthwise_with_several_positions_per_beat_matches_numpy(case, backpressure):
+    channels, taps, kernel, bits, in_bits, in_signed = case
+    seed = 20 + TAP_CASES.index(case)
+    rng = np.random.default_rng(seed)
+    weight, bias, weight_bits = random_depthwise(rng, channels, kernel, bits)
+    lo, hi = numerics.int_range(in_bits, in_signed)
+    x = rng.integers(lo, hi + 1, (2, channels, 4, 5))
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    windows = im2col(x, kernel, 1, padding)
+    unit = DepthwiseUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=in_bits,
+                         in_signed=in_signed, simd=channels, taps=taps, pixels=20)
+    assert (unit.in_lanes, unit.beats) == (taps * channels, kernel[0] * kernel[1] // taps)
+    got, offered, taken, when = rtl_depthwise(unit, windows.reshape(-1, windows.shape[-1]),
+                                              backpressure=backpressure, seed=seed)
+    expected = np.moveaxis(ref_depthwise(x, weight, bias, (1, 1), padding), 1, -1)
+    assert_equal(got.reshape(expected.shape), expected, seed)
+    if backpressure == 0:
+        ends = when[unit.out_beats - 1::unit.out_beats]
+        assert list(np.diff(ends)) == [unit.cycles_per_frame] == [unit.in_beats]
+        assert unit.beat_times(taken) == when
 
 
 def test_depthwise_extremes_reach_accumulator_bounds():
@@ -158,6 +192,14 @@ def test_window_then_depthwise_is_a_depthwise_convolution(case):
 
 def test_depthwise_rejects_bad_parameters():
     weight = np.zeros((6, 3, 3), np.int64)
+    common = {"weight": weight, "bias": np.zeros(6, np.int64),
+              "weight_bits": np.full(6, 4), "in_bits": 4, "in_signed": False}
+    with pytest.raises(FoldingError, match=r"layer 'depthwise': taps 2 does not divide the "
+                                           r"3x3 window's 9 positions; choose one of 1, 3, 9"):
+        DepthwiseUnit(**common, simd=6, taps=2)
+    with pytest.raises(FoldingError, match=r"with taps 3 a beat carries whole positions, so "
+                                           r"SIMD must be channels 6, not 2"):
+        DepthwiseUnit(**common, simd=2, taps=3)
     common = dict(weight=weight, bias=np.zeros(6, np.int64), weight_bits=np.full(6, 4),
                   in_bits=5, in_signed=False, name="dw1")
     with pytest.raises(FoldingError, match=r"layer 'dw1': SIMD 4 does not divide channels 6; "

@@ -324,6 +324,30 @@ def test_layer_and_block_estimates_agree():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_a_depthwise_layer_of_several_positions_per_beat_prices_its_blocks(family):
+    """A depthwise SIMD of three whole positions: the layer's window is the lowering's (whole
+    pixels in, three positions out) and its unit has a multiplier per channel and tap."""
+    rng = np.random.default_rng(4)
+    window = SlidingWindow(channels=16, height=16, width=16, kernel=3, padding=1,
+                           shape=unsigned(5), simd=16, taps=3)
+
+    def unit(taps):
+        return DepthwiseUnit(weight=rng.integers(-7, 8, (16, 3, 3)),
+                             bias=rng.integers(-9, 9, 16), weight_bits=np.full(16, 4),
+                             in_bits=5, in_signed=False, simd=16, taps=taps, pixels=256)
+    layer = Layer("depthwise", (16, 16, 16), in_bits=5, kernel=3, padding=1, pe=16,
+                  simd=48, weight_bits={4: 16})
+    blocks = dict(layer_blocks(layer, family))
+    assert blocks["window"] == block_cost(window, family)
+    assert blocks["depthwise"].dsp == block_cost(unit(3), family).dsp \
+        == 3 * block_cost(unit(1), family).dsp
+    with pytest.raises(FoldingError, match=r"layer 'dw': SIMD 32 does not divide 16 nor is it "
+                                           r"16 times a divisor of the window's 9 positions"):
+        layer_cost(Layer("depthwise", (16, 16, 16), in_bits=5, kernel=3, padding=1, pe=16,
+                         simd=32, weight_bits={4: 16}, name="dw"), family)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_a_window_of_several_positions_per_beat_holds_a_buffer_per_tap(family):
     """A convolution whose SIMD spans window positions: the layer prices the window the
     lowering builds (whole pixels in, ``taps`` positions out), with one line buffer per tap."""
