@@ -128,6 +128,19 @@ LITE_ADDR_BITS = (vivado.REGISTER_WINDOW - 1).bit_length()
 _ENGINE_LITE_BITS = 8
 
 
+
+def _interface_ports(bus, ports, parameter, decl):
+    """The declarations of one AXI interface's ports, each tagged for Vivado's interface
+    inference; the first also carries the interface's parameters."""
+    tagged = []
+    for i, (port, direction, width) in enumerate(ports):
+        attrs = [f'  (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 {bus} '
+                 f'{port.upper()}" *)']
+        if i == 0:
+            attrs.append(f'  (* X_INTERFACE_PARAMETER = "{parameter}" *)')
+        tagged.append("\n".join(attrs + [decl(direction, width, f"{bus}_{port}")]))
+    return tagged
+
 def _wrapper(config, name, core):
     widths = {"addr_bits": config.addr_bits, "data_bits": config.data_bits,
               "data_bytes": config.data_bytes, "lite": LITE_ADDR_BITS}
@@ -150,25 +163,15 @@ def _wrapper(config, name, core):
     ports = []
     master = [(p, d, w) for p, d, w in _AXI4_PORTS] + \
         [(p, "output", w) for p, w, _ in _AXI4_CONSTANTS]
-    for i, (port, direction, width) in enumerate(master):
-        attrs = [f'  (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi '
-                 f'{port.upper()}" *)']
-        if i == 0:
-            attrs.append(f'  (* X_INTERFACE_PARAMETER = "PROTOCOL AXI4, DATA_WIDTH '
-                         f'{config.data_bits}, ADDR_WIDTH {config.addr_bits}, ID_WIDTH 1, '
-                         f'READ_WRITE_MODE READ_WRITE, MAX_BURST_LENGTH 32, '
-                         f'NUM_READ_OUTSTANDING 8, NUM_WRITE_OUTSTANDING 8, HAS_LOCK 1, '
-                         f'HAS_CACHE 1, HAS_PROT 1, HAS_QOS 1, HAS_REGION 0, HAS_BURST 1" *)')
-        ports.append("\n".join(attrs + [decl(direction, width, f"m_axi_{port}")]))
-    for i, (port, direction, width) in enumerate(_AXIL_PORTS):
-        attrs = [f'  (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 s_axi '
-                 f'{port.upper()}" *)']
-        if i == 0:
-            attrs.append(f'  (* X_INTERFACE_PARAMETER = "PROTOCOL AXI4LITE, DATA_WIDTH 32, '
-                         f'ADDR_WIDTH {LITE_ADDR_BITS}, READ_WRITE_MODE READ_WRITE, HAS_BURST 0, '
-                         f'HAS_LOCK 0, HAS_CACHE 0, HAS_QOS 0, HAS_REGION 0, '
-                         f'SUPPORTS_NARROW_BURST 0, MAX_BURST_LENGTH 1" *)')
-        ports.append("\n".join(attrs + [decl(direction, width, f"s_axi_{port}")]))
+    ports += _interface_ports(
+        "m_axi", master, f"PROTOCOL AXI4, DATA_WIDTH {config.data_bits}, ADDR_WIDTH "
+        f"{config.addr_bits}, ID_WIDTH 1, READ_WRITE_MODE READ_WRITE, MAX_BURST_LENGTH 32, "
+        f"NUM_READ_OUTSTANDING 8, NUM_WRITE_OUTSTANDING 8, HAS_LOCK 1, HAS_CACHE 1, "
+        f"HAS_PROT 1, HAS_QOS 1, HAS_REGION 0, HAS_BURST 1", decl)
+    ports += _interface_ports(
+        "s_axi", _AXIL_PORTS, f"PROTOCOL AXI4LITE, DATA_WIDTH 32, ADDR_WIDTH {LITE_ADDR_BITS}, "
+        f"READ_WRITE_MODE READ_WRITE, HAS_BURST 0, HAS_LOCK 0, HAS_CACHE 0, HAS_QOS 0, "
+        f"HAS_REGION 0, SUPPORTS_NARROW_BURST 0, MAX_BURST_LENGTH 1", decl)
     lines.append(",\n".join(ports))
     lines.append(");")
     for port, width, value in _AXI4_CONSTANTS:
