@@ -62,6 +62,16 @@ CASES = [
 ]
 
 
+def random_frames(rng, channels, kernel, bits, in_bits, in_signed):
+    """A random depthwise layer, two 4x5 input frames padded to keep their size, and their
+    windows."""
+    weight, bias, weight_bits = random_depthwise(rng, channels, kernel, bits)
+    lo, hi = numerics.int_range(in_bits, in_signed)
+    x = rng.integers(lo, hi + 1, (2, channels, 4, 5))
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    return weight, bias, weight_bits, x, padding, im2col(x, kernel, 1, padding)
+
+
 @pytest.mark.parametrize("backpressure", [0.0, 0.5], ids=["flow", "backpressure"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}_simd{}_k{}x{}_w{}_a{}{}".format(
     c[0], c[1], *c[2], "-".join(map(str, c[3])), c[4], "s" if c[5] else "u"))
@@ -69,11 +79,8 @@ def test_depthwise_matches_numpy(case, backpressure):
     channels, simd, kernel, bits, in_bits, in_signed = case
     seed = CASES.index(case)
     rng = np.random.default_rng(seed)
-    weight, bias, weight_bits = random_depthwise(rng, channels, kernel, bits)
-    lo, hi = numerics.int_range(in_bits, in_signed)
-    x = rng.integers(lo, hi + 1, (2, channels, 4, 5))
-    padding = (kernel[0] // 2, kernel[1] // 2)
-    windows = im2col(x, kernel, 1, padding)
+    weight, bias, weight_bits, x, padding, windows = random_frames(rng, channels, kernel,
+                                                                   bits, in_bits, in_signed)
     unit = DepthwiseUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=in_bits,
                          in_signed=in_signed, simd=simd)
     got, *_ = rtl_depthwise(unit, windows.reshape(-1, windows.shape[-1]),
@@ -99,11 +106,8 @@ def test_depthwise_with_several_positions_per_beat_matches_numpy(case, backpress
     channels, taps, kernel, bits, in_bits, in_signed = case
     seed = 20 + TAP_CASES.index(case)
     rng = np.random.default_rng(seed)
-    weight, bias, weight_bits = random_depthwise(rng, channels, kernel, bits)
-    lo, hi = numerics.int_range(in_bits, in_signed)
-    x = rng.integers(lo, hi + 1, (2, channels, 4, 5))
-    padding = (kernel[0] // 2, kernel[1] // 2)
-    windows = im2col(x, kernel, 1, padding)
+    weight, bias, weight_bits, x, padding, windows = random_frames(rng, channels, kernel,
+                                                                   bits, in_bits, in_signed)
     unit = DepthwiseUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=in_bits,
                          in_signed=in_signed, simd=channels, taps=taps, pixels=20)
     assert (unit.in_lanes, unit.beats) == (taps * channels, kernel[0] * kernel[1] // taps)
