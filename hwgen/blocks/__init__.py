@@ -7,6 +7,7 @@ from .fork import Broadcast
 from .matvec import MatVecUnit
 from .packed import PackedMultiplier
 from .packer import WeightPacker
+from .parallel_window import ParallelWindow
 from .pool import GlobalSumPool, MaxPool, SumPool
 from .reorder import Reorder
 from .requantizer import Requantizer
@@ -14,5 +15,5 @@ from .stream import AsSigned, WidthConverter
 from .window import SlidingWindow, im2col
 
 __all__ = ["AsSigned", "Add", "Broadcast", "DepthwiseUnit", "GlobalSumPool", "MatVecUnit", "MaxPool", "PackedMultiplier",
-           "Reorder", "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WeightPacker",
-           "WidthConverter", "im2col"]
+           "ParallelWindow", "Reorder", "Requantizer", "SlidingWindow", "StreamFifo", "SumPool",
+           "WeightPacker", "WidthConverter", "im2col"]

@@ -1,0 +1,316 @@
+"""ParallelWindow: 1-D convolution windows, several output positions per beat, from a shift
+register."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from quant.numerics import im2col, int_range
+
+from ..errors import FoldingError
+from ._util import check_count, check_int, check_pair, check_shape, divisors, pack_words
+from .timing import Timed
+
+__all__ = ["ParallelWindow", "ParallelWindowTiming"]
+
+
+class ParallelWindowTiming:
+    """The exact cycle model of a :class:`ParallelWindow` of ``beats`` beats per frame whose
+    output beat ``b`` is due after ``b + lookahead`` shifts of its frame (output always
+    taken).
+
+    The rules, cycle by cycle: the register shifts while the next output beat is not yet due,
+    and in the cycle a due beat is sent (shown one cycle later). A shift takes the frame's next
+    input beat, and waits for it while the frame has beats left. Past the frame's last beat (a
+    frame's last ``lookahead - 1`` output beats need shifts of its right padding), a shift
+    takes the next frame's first beat when offered, and shifts no input otherwise, but once the
+    next frame has begun it takes that frame's beats in a row. When a frame's last beat is
+    sent, the next frame starts with the shifts of it already made.
+    """
+
+    def __init__(self, beats, lookahead):
+        self.beats, self.lookahead = int(beats), int(lookahead)
+
+    #: The last output beat of a frame, with no next frame, leaves ``lookahead + 1`` cycles
+    #: after the frame's last input beat is taken (registered, after ``lookahead - 1`` shifts
+    #: without input); a beat needing a later input beat leaves 2 cycles after it.
+    latency = property(lambda self: self.lookahead + 1)
+    cycles_per_frame = property(lambda self: self.beats)
+
+    def beat_times(self, times):
+        return self.schedule(times)[1]
+
+    def input_times(self, times):
+        return self.schedule(times)[0]
+
+    def schedule(self, times):
+        """Input transfer cycles and output beat cycles of the frames whose input beats are
+        first offered at ``times`` (``frames * beats`` of them, each held until taken)."""
+        beats, c = self.beats, self.lookahead
+        offers = [int(t) for t in times]
+        if len(offers) % beats:
+            raise ValueError(f"times must hold whole frames of {beats} beats, not "
+                             f"{len(offers)}")
+        taken, out = [], []
+        # The frame's shifts, its next output beat, the shifts since the next frame began.
+        shifted = beat = pre = 0
+        cycle, index, expected = 0, 0, len(offers)
+        while len(out) < expected:
+            due = shifted == beat + c
+            end = due and beat == beats - 1
+            if end:
+                need = pre < beats
+            else:
+                need = shifted < beats or pre > 0
+            valid = index < len(offers) and offers[index] <= cycle
+            if need and not valid and not due:
+                cycle = offers[index]         # nothing moves until the beat is offered
+                continue
+            took = valid
+            shift = took or not need
+            if took:
+                taken.append(cycle)
+                index += 1
+            if due:
+                out.append(cycle + 1)
+                beat = 0 if end else beat + 1
+            if end:
+                shifted, pre = pre + shift, int(took and pre >= beats)
+            else:
+                if shifted >= beats and shift:
+                    pre = pre + 1 if pre else int(took)
+                shifted += shift
+            cycle += 1
+        return taken, out
+
+
+class ParallelWindow(Timed, wiring.Component):
+    """Windows of a 1-D signal, ``positions`` whole windows per beat, from a shift register.
+
+    The input is a signal of ``width`` pixels (``height`` 1), each pixel all its ``channels``
+    (HWC order), ``positions * stride`` consecutive pixels per beat. Each output beat carries
+    the windows of ``positions`` consecutive output positions, each in ``(kx, c)`` order: the
+    rows of :func:`im2col`, concatenated. Padding elements are ``pad_value``. The windows must
+    tile the input (``out_width * stride == width``), so a frame has as many input beats as
+    output beats, ``out_width / positions``, and the block takes and gives one beat per cycle:
+    a frame every ``beats`` cycles, frames back to back.
+
+    A register of pixels shifts in one input beat per shift. Output beat ``b`` of a frame is
+    sent after ``b + lookahead`` shifts of the frame, when every pixel its windows read sits at
+    a fixed place in the register: each output element is a fixed wire, replaced by
+    ``pad_value`` in the first and last beats where it falls in the padding. A frame's last
+    ``lookahead - 1`` output beats read right padding past the frame's end: their shifts take
+    the next frame's first beats when they are offered, and shift no input otherwise, so a
+    frame never waits for the next one.
+
+    Parameters
+    ----------
+    channels, height, width : int
+        Input signal; ``height`` must be 1.
+    kernel, stride, padding : int or (int, int)
+        Window geometry ``(y, x)``; along y only 1, 1 and 0. ``padding`` pixels on each side,
+        smaller than the kernel.
+    shape : Amaranth shape
+        Element type, e.g. ``unsigned(5)``.
+    positions : int
+        Output positions per beat; divides ``out_width``.
+    pad_value : int
+        The value of padding elements.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, positions * stride * channels)))
+    o_stream : Out(stream.Signature(ArrayLayout(shape, positions * kernel * channels)))
+    """
+
+    def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape,
+                 positions, pad_value=0, name="window"):
+        channels = check_count("channels", channels, name)
+        height = check_count("height", height, name)
+        width = check_count("width", width, name)
+        kernel = check_pair("kernel", kernel, 1, name)
+        stride = check_pair("stride", stride, 1, name)
+        padding = check_pair("padding", padding, 0, name)
+        shape = check_shape("shape", shape, name)
+        positions = check_count("positions", positions, name)
+        for what, value, one in (("height", height, 1), ("kernel height", kernel[0], 1),
+                                 ("stride along y", stride[0], 1),
+                                 ("padding along y", padding[0], 0)):
+            if value != one:
+                raise ValueError(f"layer '{name}': a parallel window is 1-D, so its {what} "
+                                 f"must be {one}, not {value}")
+        k, s, p = kernel[1], stride[1], padding[1]
+        if p >= k:
+            raise ValueError(f"layer '{name}': padding must be smaller than the kernel, not "
+                             f"{p} for a kernel of {k} along x")
+        if k > width + 2 * p:
+            raise ValueError(f"layer '{name}': kernel 1x{k} is larger than its padded input "
+                             f"1x{width + 2 * p}")
+        out_width = (width + 2 * p - k) // s + 1
+        if out_width * s != width:
+            paddings = [q for q in range(k) if k - s <= 2 * q]
+            paddings = [q for q in paddings if 2 * q < k]
+            choices = (f"padding one of {', '.join(map(str, paddings))}" if paddings else
+                       f"a kernel of {k} with stride {s} cannot, whatever the padding")
+            raise FoldingError(
+                f"layer '{name}': the windows must tile the input (out_width * stride == "
+                f"width, so that a frame has as many output beats as input beats), but "
+                f"width {width}, kernel {k}, stride {s}, padding {p} give {out_width} "
+                f"outputs of stride {s} over {width} pixels; that needs a width divisible by "
+                f"the stride and {choices}")
+        if k - p - s > width:
+            raise ValueError(f"layer '{name}': kernel {k} reaches too far past the frame for "
+                             f"width {width}: kernel - padding - stride must be at most the "
+                             f"width, not {k - p - s}")
+        if out_width % positions:
+            raise FoldingError(f"layer '{name}': positions {positions} does not divide "
+                               f"out_width {out_width}; choose one of "
+                               f"{', '.join(map(str, divisors(out_width)))}")
+        lo, hi = int_range(shape.width, shape.signed)
+        pad_value = check_int("pad_value", pad_value, name)
+        if not lo <= pad_value <= hi:
+            raise ValueError(f"layer '{name}': pad_value must be in the element range "
+                             f"{lo}..{hi}, not {pad_value}")
+        self._name = name
+        self._channels, self._width, self._shape = channels, width, shape
+        self._kernel, self._stride, self._padding = kernel, stride, padding
+        self._positions, self._out_width, self._pad_value = positions, out_width, pad_value
+        self._timing = self.timing_of(channels=channels, height=height, width=width,
+                                      kernel=kernel, stride=stride, padding=padding,
+                                      positions=positions)
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, self.in_lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, self.out_lanes))),
+        })
+
+    channels = property(lambda self: self._channels)
+    height = property(lambda self: 1)
+    width = property(lambda self: self._width)
+    kernel = property(lambda self: self._kernel)
+    stride = property(lambda self: self._stride)
+    padding = property(lambda self: self._padding)
+    shape = property(lambda self: self._shape)
+    positions = property(lambda self: self._positions)
+    out_height = property(lambda self: 1)
+    out_width = property(lambda self: self._out_width)
+    #: Elements per input beat (``positions * stride`` pixels).
+    in_lanes = property(lambda self: self._positions * self._stride[1] * self._channels)
+    #: Elements per output beat (``positions`` windows).
+    out_lanes = property(lambda self: self._positions * self._kernel[1] * self._channels)
+    in_beats = property(lambda self: self._out_width // self._positions)
+    out_beats = property(lambda self: self._out_width // self._positions)
+    pad_value = property(lambda self: self._pad_value)
+    timing = property(lambda self: self._timing)
+    #: Shifts of a frame before its first output beat is due.
+    lookahead = property(lambda self: self._timing.lookahead)
+
+    @staticmethod
+    def lookahead_of(kernel, stride, padding, positions):
+        """Input beats (shifts) a frame needs before its first output beat:
+        ``ceil(((positions - 1) * stride + kernel - padding) / (positions * stride))``."""
+        step = positions * stride
+        return -(-((positions - 1) * stride + kernel - padding) // step)
+
+    @classmethod
+    def timing_of(cls, *, width, kernel, stride=1, padding=0, positions, **_):
+        """The exact cycle model (:class:`ParallelWindowTiming`): ``out_width / positions``
+        cycles per frame."""
+        k, s, p = (v[1] if isinstance(v, (tuple, list)) else v
+                   for v in (kernel, stride, padding))
+        beats = ((width + 2 * p - k) // s + 1) // positions
+        return ParallelWindowTiming(beats, cls.lookahead_of(k, s, p, positions))
+
+    def reference(self, x):
+        """Windows of ``(..., channels, 1, width)`` inputs, as :func:`im2col` with padding
+        ``pad_value``."""
+        shifted = im2col(x - self._pad_value, self._kernel, self._stride, self._padding)
+        return shifted + self._pad_value
+
+    def pad_bounds(self):
+        """``{position: (first, end)}``: the output beats ``first <= b < end`` in which
+        register position ``r`` (window ``j``'s tap ``t`` at ``r = j * stride + t``) holds a
+        pixel of the frame, not padding, for every position some window reads."""
+        k, s, p = self._kernel[1], self._stride[1], self._padding[1]
+        step, beats = self._positions * s, self.out_beats
+        bounds = {}
+        for r in sorted({j * s + t for j in range(self._positions) for t in range(k)}):
+            # Padded index b * step + r is a pixel when p <= b * step + r < p + width.
+            first = max(0, -(-(p - r) // step))
+            end = min(beats, beats - (r - p) // step)
+            bounds[r] = (min(first, beats), max(end, 0))
+        return bounds
+
+    def elaborate(self, platform):
+        m = Module()
+        k, s, p = self._kernel[1], self._stride[1], self._padding[1]
+        channels, bits = self._channels, self._shape.width
+        step = self._positions * s                 # pixels per input beat
+        beats, c = self.out_beats, self.lookahead
+        pixel = channels * bits
+        cells = p + c * step                       # pixels the register holds
+        i, o = self.i_stream, self.o_stream
+
+        # hist[r]: padded index newest - (cells - 1) + r; shifting moves pixels down by a beat.
+        hist = Signal(cells * pixel, reset_less=True)
+
+        # Control: `shifted` counts the frame's shifts, `beat` its next output beat; `pre` the
+        # shifts since the next frame's first beat was taken (0: not yet).
+        shifted = Signal(range(beats + c))
+        beat = Signal(range(beats))
+        pre = Signal(range(c))
+        stall, due, end, need, shift = Signal(), Signal(), Signal(), Signal(), Signal()
+        took = Signal()
+        tail = shifted >= beats
+        pre_full = (pre >= beats) if c - 1 >= beats else Const(0)
+        m.d.comb += [
+            stall.eq(o.valid & ~o.ready),
+            due.eq(shifted == beat + c),
+            end.eq(due & ~stall & (beat == beats - 1)),
+            # A shift within the frame, or once the next frame has begun, needs its input beat.
+            need.eq(Mux(end, ~pre_full, ~tail | (pre != 0))),
+            i.ready.eq(~(due & stall)),
+            took.eq(i.valid & i.ready),
+            shift.eq(i.ready & (i.valid | ~need)),
+        ]
+        with m.If(shift):
+            m.d.sync += hist.eq(Cat(hist[step * pixel:], i.payload.as_value()))
+        with m.If(end):
+            m.d.sync += [shifted.eq(pre + shift), pre.eq(Mux(pre_full, took, 0))]
+        with m.Else():
+            m.d.sync += shifted.eq(shifted + shift)
+            with m.If(tail & shift):
+                m.d.sync += pre.eq(Mux(pre == 0, took, pre + 1))
+        with m.If(~stall):
+            m.d.sync += o.valid.eq(due)
+            with m.If(due):
+                m.d.sync += beat.eq(Mux(beat == beats - 1, 0, beat + 1))
+
+        # One output register per register position read; padding replaces it by beat.
+        pad_pixel = Const(pack_words([[self._pad_value] * channels], bits)[0], pixel)
+        compare = {}
+
+        def beat_below(n):
+            if n not in compare:
+                compare[n] = Signal(name=f"beat_below_{n}")
+                m.d.comb += compare[n].eq(beat < n)
+            return compare[n]
+
+        held = {}
+        for r, (first, end_beat) in self.pad_bounds().items():
+            if first >= end_beat:
+                held[r] = pad_pixel                 # padding in every beat
+                continue
+            register = Signal(pixel, name=f"out{r}", reset_less=True)
+            pad = Const(0)
+            if first > 0:
+                pad = pad | beat_below(first)
+            if end_beat < beats:
+                pad = pad | ~beat_below(end_beat)
+            source = hist[r * pixel:(r + 1) * pixel]
+            with m.If(due & ~stall):
+                m.d.sync += register.eq(Mux(pad, pad_pixel, source) if first > 0
+                                        or end_beat < beats else source)
+            held[r] = register
+        m.d.comb += o.payload.eq(Cat(*(held[j * s + t] for j in range(self._positions)
+                                       for t in range(k))))
+        return m
