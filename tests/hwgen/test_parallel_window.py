@@ -103,6 +103,43 @@ def test_parallel_window_edges(case):
     assert list(np.diff(ends)) == [window.cycles_per_frame] * 3
 
 
+# Every kernel 1..7 with stride 1..3 and each padding that tiles the input, on short signals
+# of a few channels, at each position count that divides the output (up to three of them).
+def _sweep():
+    cases = []
+    for k in range(1, 8):
+        for s in range(1, 4):
+            for p in range(k):
+                if not k - s <= 2 * p < k:
+                    continue
+                width = s * (4 + (k + s + p) % 5)
+                if k - p - s > width:
+                    continue
+                out_width = width // s
+                counts = [n for n in range(1, out_width + 1) if out_width % n == 0]
+                for positions in counts[::max(1, len(counts) // 3)]:
+                    cases.append((1 + (k + p) % 3, width, k, s, p, positions))
+    return cases
+
+
+SWEEP = _sweep()
+
+
+@pytest.mark.parametrize("case", SWEEP, ids=lambda c: "c{}_w{}_k{}_s{}_p{}_P{}".format(*c))
+def test_parallel_window_sweep(case):
+    """Random gaps and back-pressure: im2col; no gaps: the model's cycles exactly."""
+    channels, width, k, s, p, positions = case
+    seed = 500 + SWEEP.index(case)
+    window = make_window(channels, width, k, s, p, positions, signed(3), pad_value=-2)
+    x = frames_for(window, np.random.default_rng(seed), 3)
+    expected = window.reference(x)
+    got, *_ = rtl_parallel(window, x, in_gaps=0.3, out_stalls=0.3, seed=seed, drain=8)
+    assert_equal(got, expected, seed)
+    got, offered, taken, when = rtl_parallel(window, x, in_gaps=0.2, seed=seed, drain=8)
+    assert_equal(got, expected, seed)
+    assert (window.beat_times(offered), window.input_times(offered)) == (when, taken)
+
+
 TIMING = [(*PEAKS[layer], positions) for layer, positions in
           [("conv1", 1), ("conv1", 4), ("conv1", 16), ("conv2", 2), ("conv2", 16),
            ("conv3", 8), ("head", 4)]] + [case[:6] for case in EDGES]
