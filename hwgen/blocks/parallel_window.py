@@ -19,22 +19,23 @@ class ParallelWindowTiming:
     output beat ``b`` is due after ``b + lookahead`` shifts of its frame (output always
     taken).
 
-    The rules, cycle by cycle: the register shifts while the next output beat is not yet due,
-    and in the cycle a due beat is sent (shown one cycle later). A shift takes the frame's next
-    input beat, and waits for it while the frame has beats left. Past the frame's last beat (a
-    frame's last ``lookahead - 1`` output beats need shifts of its right padding), a shift
-    takes the next frame's first beat when offered, and shifts no input otherwise, but once the
-    next frame has begun it takes that frame's beats in a row. When a frame's last beat is
-    sent, the next frame starts with the shifts of it already made.
+    The rules, cycle by cycle: the register shifts once a cycle unless the shift needs an input
+    beat that is not offered, or would send a beat while the output is stalled; the shift that
+    makes ``b + lookahead`` shifts of the frame sends output beat ``b`` (shown one cycle later).
+    A shift takes the frame's next input beat, waiting for it, while the frame has input beats
+    left. Past them (a frame's last ``lookahead - 1`` output beats need shifts of its right
+    padding), a shift takes the next frame's first beat when it is offered and shifts no input
+    otherwise; once the next frame has begun, its beats follow in a row. When a frame's last
+    beat is sent, the next frame starts with the shifts of it already made.
     """
 
     def __init__(self, beats, lookahead):
         self.beats, self.lookahead = int(beats), int(lookahead)
 
-    #: The last output beat of a frame, with no next frame, leaves ``lookahead + 1`` cycles
-    #: after the frame's last input beat is taken (registered, after ``lookahead - 1`` shifts
-    #: without input); a beat needing a later input beat leaves 2 cycles after it.
-    latency = property(lambda self: self.lookahead + 1)
+    #: The last output beat of a frame, with no next frame, leaves ``lookahead`` cycles after
+    #: the frame's last input beat is taken (``lookahead - 1`` shifts without input, then the
+    #: output register); a beat that needs a later input beat leaves the cycle after it.
+    latency = property(lambda self: self.lookahead)
     cycles_per_frame = property(lambda self: self.beats)
 
     def beat_times(self, times):
@@ -56,30 +57,22 @@ class ParallelWindowTiming:
         shifted = beat = pre = 0
         cycle, index, expected = 0, 0, len(offers)
         while len(out) < expected:
-            due = shifted == beat + c
-            end = due and beat == beats - 1
-            if end:
-                need = pre < beats
-            else:
-                need = shifted < beats or pre > 0
-            valid = index < len(offers) and offers[index] <= cycle
-            if need and not valid and not due:
+            need = shifted < beats or pre > 0
+            took = index < len(offers) and offers[index] <= cycle
+            if need and not took:
                 cycle = offers[index]         # nothing moves until the beat is offered
                 continue
-            took = valid
-            shift = took or not need
             if took:
                 taken.append(cycle)
                 index += 1
-            if due:
+            if shifted >= beats:
+                pre = pre + 1 if pre else int(took)
+            shifted += 1
+            if shifted == beat + c:           # the shift sends the beat, shown a cycle later
                 out.append(cycle + 1)
-                beat = 0 if end else beat + 1
-            if end:
-                shifted, pre = pre + shift, int(took and pre >= beats)
-            else:
-                if shifted >= beats and shift:
-                    pre = pre + 1 if pre else int(took)
-                shifted += shift
+                beat += 1
+                if beat == beats:
+                    shifted, beat, pre = pre, 0, 0
             cycle += 1
         return taken, out
 
@@ -96,9 +89,11 @@ class ParallelWindow(Timed, wiring.Component):
     a frame every ``beats`` cycles, frames back to back.
 
     A register of pixels shifts in one input beat per shift. Output beat ``b`` of a frame is
-    sent after ``b + lookahead`` shifts of the frame, when every pixel its windows read sits at
-    a fixed place in the register: each output element is a fixed wire, replaced by
-    ``pad_value`` in the first and last beats where it falls in the padding. A frame's last
+    sent, into the output register, by the frame's shift number ``b + lookahead``: every
+    pixel its windows read then sits at a fixed place in the register or the beat shifting in,
+    so each output element is a fixed wire, replaced by ``pad_value`` in the first and last
+    beats where it falls in the padding. The register holds ``padding + (lookahead - 1) *
+    positions * stride`` pixels, the output register one per window tap position. A frame's last
     ``lookahead - 1`` output beats read right padding past the frame's end: their shifts take
     the next frame's first beats when they are offered, and shift no input otherwise, so a
     frame never waits for the next one.
@@ -247,43 +242,45 @@ class ParallelWindow(Timed, wiring.Component):
         step = self._positions * s                 # pixels per input beat
         beats, c = self.out_beats, self.lookahead
         pixel = channels * bits
-        cells = p + c * step                       # pixels the register holds
+        kept = p + (c - 1) * step                  # pixels the register holds
         i, o = self.i_stream, self.o_stream
 
-        # hist[r]: padded index newest - (cells - 1) + r; shifting moves pixels down by a beat.
-        hist = Signal(cells * pixel, reset_less=True)
+        # The register and the beat shifting in: `window[r]` is padded index
+        # newest - (kept + step - 1) + r after the shift. A shift keeps the newest `kept`.
+        hist = Signal(kept * pixel, reset_less=True)
+        window = Cat(hist, i.payload.as_value())
 
         # Control: `shifted` counts the frame's shifts, `beat` its next output beat; `pre` the
-        # shifts since the next frame's first beat was taken (0: not yet).
-        shifted = Signal(range(beats + c))
+        # shifts since the next frame's first beat was taken (0: not yet). The shift that
+        # brings a beat's last pixel sends the beat.
+        shifted = Signal(range(beats + c - 1))
         beat = Signal(range(beats))
         pre = Signal(range(c))
-        stall, due, end, need, shift = Signal(), Signal(), Signal(), Signal(), Signal()
-        took = Signal()
+        stall, due, need, shift, took, emit = (Signal(name=n) for n in
+                                               ("stall", "due", "need", "shift", "took", "emit"))
+        pre_next = Signal.like(shifted)
         tail = shifted >= beats
-        pre_full = (pre >= beats) if c - 1 >= beats else Const(0)
         m.d.comb += [
             stall.eq(o.valid & ~o.ready),
-            due.eq(shifted == beat + c),
-            end.eq(due & ~stall & (beat == beats - 1)),
+            due.eq(shifted == beat + (c - 1)),
             # A shift within the frame, or once the next frame has begun, needs its input beat.
-            need.eq(Mux(end, ~pre_full, ~tail | (pre != 0))),
+            need.eq(~tail | (pre != 0)),
             i.ready.eq(~(due & stall)),
             took.eq(i.valid & i.ready),
             shift.eq(i.ready & (i.valid | ~need)),
+            emit.eq(shift & due),
+            pre_next.eq(Mux(tail & shift, Mux(pre == 0, took, pre + 1), pre)),
         ]
         with m.If(shift):
-            m.d.sync += hist.eq(Cat(hist[step * pixel:], i.payload.as_value()))
-        with m.If(end):
-            m.d.sync += [shifted.eq(pre + shift), pre.eq(Mux(pre_full, took, 0))]
+            m.d.sync += hist.eq(window[step * pixel:])
+        with m.If(emit & (beat == beats - 1)):
+            m.d.sync += [shifted.eq(pre_next), pre.eq(0), beat.eq(0)]
         with m.Else():
-            m.d.sync += shifted.eq(shifted + shift)
-            with m.If(tail & shift):
-                m.d.sync += pre.eq(Mux(pre == 0, took, pre + 1))
+            m.d.sync += [shifted.eq(shifted + shift), pre.eq(pre_next)]
+            with m.If(emit):
+                m.d.sync += beat.eq(beat + 1)
         with m.If(~stall):
-            m.d.sync += o.valid.eq(due)
-            with m.If(due):
-                m.d.sync += beat.eq(Mux(beat == beats - 1, 0, beat + 1))
+            m.d.sync += o.valid.eq(emit)
 
         # One output register per register position read; padding replaces it by beat.
         pad_pixel = Const(pack_words([[self._pad_value] * channels], bits)[0], pixel)
@@ -306,8 +303,8 @@ class ParallelWindow(Timed, wiring.Component):
                 pad = pad | beat_below(first)
             if end_beat < beats:
                 pad = pad | ~beat_below(end_beat)
-            source = hist[r * pixel:(r + 1) * pixel]
-            with m.If(due & ~stall):
+            source = window[r * pixel:(r + 1) * pixel]
+            with m.If(emit):
                 m.d.sync += register.eq(Mux(pad, pad_pixel, source) if first > 0
                                         or end_beat < beats else source)
             held[r] = register

@@ -159,6 +159,7 @@ def test_parallel_window_beat_times_are_exact(case):
         _, offered, taken, when = rtl_parallel(window, x, in_gaps=gaps, seed=seed, drain=8)
         assert window.beat_times(offered) == when, f"gaps {gaps} (seed {seed})"
         assert window.input_times(offered) == taken, f"gaps {gaps} (seed {seed})"
+        assert when[-1] == taken[-1] + window.latency
         if gaps == 0.0:
             ends = when[window.out_beats - 1::window.out_beats]
             assert list(np.diff(ends)) == [window.out_beats] * 2
@@ -179,8 +180,10 @@ def test_parallel_window_properties():
     assert (window.kernel, window.stride, window.padding) == ((1, 5), (1, 2), (0, 2))
     assert (window.channels, window.height, window.width) == (8, 1, 256)
     assert (window.positions, window.pad_value, window.shape) == (4, -1, signed(6))
-    # Beat b's windows reach padded pixel 8b + 3 * 2 + 4; 8 * lookahead + 2 pixels hold them.
-    assert window.lookahead == 2 and window.latency == 3
+    # Beat b's windows reach padded pixel 8b + 3 * 2 + 4, shifted in by the frame's shift
+    # b + 2; the window's first pixel, padded pixel 8b, is then 2 + 8 pixels older than the
+    # beat shifting in.
+    assert window.lookahead == 2 and window.latency == 2
     square = ParallelWindow(channels=1, height=1, width=8, kernel=(1, 3), padding=(0, 1),
                             shape=unsigned(2), positions=8)
     assert square.lookahead == 2 and square.out_beats == 1
