@@ -234,3 +234,20 @@ def test_parallel_window_rejects_bad_parameters():
         ParallelWindow(**common, kernel=(1, 3), padding=(0, 1), positions=0)
     with pytest.raises(TypeError, match=r"kernel must be an integer or a pair of integers"):
         ParallelWindow(**common, kernel=2.5, positions=1)
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_parallel_window_cost_against_synthesis(family):
+    """conv2 of `peaks` on 64 samples at 4 positions: the cost function's flip-flops are
+    yosys's, its LUTs within 15%."""
+    from hwgen.model.costs import parallel_window_cost
+    from hwgen.synth import synthesize
+    window = make_window(8, 64, 5, 2, 2, 4)
+    estimate = parallel_window_cost(family, channels=8, width=64, kernel=window.kernel,
+                                    stride=window.stride, padding=window.padding,
+                                    element_bits=4, positions=4)
+    result = synthesize(window, family)
+    assert estimate.ff == result["FF"], result["cells"]
+    assert abs(estimate.lut - result["LUT"]) <= 0.15 * result["LUT"], (estimate, result["LUT"])
+    assert result["LUTRAM"] == result["SRL"] == result["RAMB"] == result["DSP"] == 0
