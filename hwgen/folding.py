@@ -166,7 +166,8 @@ def choose_folding(graph, mac_budget=64, fixed=None):
         for pe in divisors(layer.out_channels):
             widened = widened_filters(layer.node, pe, layer.name in finals)
             for simd in layer.simd_options:
-                if layer.depthwise and pe != layer.in_lanes(simd):
+                if layer.depthwise and pe != layer.in_lanes(simd) or \
+                        layer.positions(simd) > 1 and pe != layer.out_channels:
                     continue
                 cycles = layer.cycles(pe, simd)
                 macs = simd if layer.depthwise else pe * simd
@@ -190,16 +191,21 @@ def stream_lanes(graph, folding):
     per beat. Values after a layer missing from ``folding`` map to None.
     """
     lanes = {}
+    views = {v.name: v for v in filter_views(graph)}
     for node in graph.nodes:
         if node.op in FILTER_OPS:
-            lanes[node.name] = folding[node.name][0] if node.name in folding else None
+            lanes[node.name] = views[node.name].out_lanes(*folding[node.name]) \
+                if node.name in folding else None
         else:
             lanes[node.name] = lanes.get(node.inputs[0])
     first = next((n for n in graph.consumers("input") if n.op in FILTER_OPS), None)
-    simd = folding.get(first.name, (None, None))[1] if first is not None else 1
-    # Above the input's channels (or features), a window brings several positions per beat
-    # from a stream of one pixel per beat (FilterView.in_lanes).
-    lanes["input"] = simd if simd is None else min(simd, int(graph.input.shape[0]))
+    if first is None:
+        lanes["input"] = 1
+    else:
+        # Above the input's channels (or features), a window brings several positions per
+        # beat from a stream of whole pixels (FilterView.in_lanes).
+        simd = folding.get(first.name, (None, None))[1]
+        lanes["input"] = simd if simd is None else views[first.name].in_lanes(simd)
     for node in graph.nodes:   # again, now that the input is known
         if node.op not in FILTER_OPS:
             lanes[node.name] = lanes.get(node.inputs[0])
