@@ -89,11 +89,11 @@ class ParallelWindow(Timed, wiring.Component):
     a frame every ``beats`` cycles, frames back to back.
 
     A register of pixels shifts in one input beat per shift. Output beat ``b`` of a frame is
-    sent, into the output register, by the frame's shift number ``b + lookahead``: every
-    pixel its windows read then sits at a fixed place in the register or the beat shifting in,
-    so each output element is a fixed wire, replaced by ``pad_value`` in the first and last
-    beats where it falls in the padding. The register holds ``padding + (lookahead - 1) *
-    positions * stride`` pixels, the output register one per window tap position. A frame's last
+    sent, into the output register, by the frame's shift number ``b + lookahead``: every pixel
+    its windows read then sits at a fixed place in the register or in the beat shifting in, so
+    each output element is a fixed wire, replaced by ``pad_value`` in the first and last beats
+    where it falls in the padding. The register holds ``padding + (lookahead - 1) * positions
+    * stride`` pixels, the output register one per window tap position. A frame's last
     ``lookahead - 1`` output beats read right padding past the frame's end: their shifts take
     the next frame's first beats when they are offered, and shift no input otherwise, so a
     frame never waits for the next one.
@@ -143,8 +143,7 @@ class ParallelWindow(Timed, wiring.Component):
                              f"1x{width + 2 * p}")
         out_width = (width + 2 * p - k) // s + 1
         if out_width * s != width:
-            paddings = [q for q in range(k) if k - s <= 2 * q]
-            paddings = [q for q in paddings if 2 * q < k]
+            paddings = [q for q in range(k) if k - s <= 2 * q < k]
             choices = (f"padding one of {', '.join(map(str, paddings))}" if paddings else
                        f"a kernel of {k} with stride {s} cannot, whatever the padding")
             raise FoldingError(
@@ -298,15 +297,13 @@ class ParallelWindow(Timed, wiring.Component):
                 held[r] = pad_pixel                 # padding in every beat
                 continue
             register = Signal(pixel, name=f"out{r}", reset_less=True)
-            pad = Const(0)
-            if first > 0:
-                pad = pad | beat_below(first)
-            if end_beat < beats:
-                pad = pad | ~beat_below(end_beat)
-            source = window[r * pixel:(r + 1) * pixel]
+            value = window[r * pixel:(r + 1) * pixel]
+            pad = ([beat_below(first)] if first > 0 else []) + \
+                  ([~beat_below(end_beat)] if end_beat < beats else [])
+            if pad:
+                value = Mux(Cat(*pad).any(), pad_pixel, value)
             with m.If(emit):
-                m.d.sync += register.eq(Mux(pad, pad_pixel, source) if first > 0
-                                        or end_beat < beats else source)
+                m.d.sync += register.eq(value)
             held[r] = register
         m.d.comb += o.payload.eq(Cat(*(held[j * s + t] for j in range(self._positions)
                                        for t in range(k))))
