@@ -5,10 +5,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from quant.numerics import im2col, int_range
+from quant.numerics import im2col
 
 from ..errors import FoldingError
-from ._util import check_count, check_int, check_pair, check_shape, divisors, pack_words
+from ._util import check_count, check_pad_value, check_window, divisors, pack_words
 from .timing import Timed
 
 __all__ = ["ParallelWindow", "ParallelWindowTiming"]
@@ -120,24 +120,17 @@ class ParallelWindow(Timed, wiring.Component):
 
     def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape,
                  positions, pad_value=0, name="window"):
-        channels = check_count("channels", channels, name)
-        height = check_count("height", height, name)
-        width = check_count("width", width, name)
-        kernel = check_pair("kernel", kernel, 1, name)
-        stride = check_pair("stride", stride, 1, name)
-        padding = check_pair("padding", padding, 0, name)
-        shape = check_shape("shape", shape, name)
+        channels, height, width, kernel, stride, padding, shape = check_window(
+            name, channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+            padding=padding, shape=shape)
         positions = check_count("positions", positions, name)
+        # (A padding along y is refused with the kernel height of 1: smaller than it.)
         for what, value, one in (("height", height, 1), ("kernel height", kernel[0], 1),
-                                 ("stride along y", stride[0], 1),
-                                 ("padding along y", padding[0], 0)):
+                                 ("stride along y", stride[0], 1)):
             if value != one:
                 raise ValueError(f"layer '{name}': a parallel window is 1-D, so its {what} "
                                  f"must be {one}, not {value}")
         k, s, p = kernel[1], stride[1], padding[1]
-        if p >= k:
-            raise ValueError(f"layer '{name}': padding must be smaller than the kernel, not "
-                             f"{p} for a kernel of {k} along x")
         if k > width + 2 * p:
             raise ValueError(f"layer '{name}': kernel 1x{k} is larger than its padded input "
                              f"1x{width + 2 * p}")
@@ -160,11 +153,7 @@ class ParallelWindow(Timed, wiring.Component):
             raise FoldingError(f"layer '{name}': positions {positions} does not divide "
                                f"out_width {out_width}; choose one of "
                                f"{', '.join(map(str, divisors(out_width)))}")
-        lo, hi = int_range(shape.width, shape.signed)
-        pad_value = check_int("pad_value", pad_value, name)
-        if not lo <= pad_value <= hi:
-            raise ValueError(f"layer '{name}': pad_value must be in the element range "
-                             f"{lo}..{hi}, not {pad_value}")
+        pad_value = check_pad_value(pad_value, shape, name)
         self._name = name
         self._channels, self._width, self._shape = channels, width, shape
         self._kernel, self._stride, self._padding = kernel, stride, padding

@@ -199,7 +199,8 @@ def test_parallel_window_rejects_bad_parameters():
         ParallelWindow(**common, kernel=3, padding=(0, 1), positions=1)
     with pytest.raises(ValueError, match=r"so its stride along y must be 1, not 2"):
         ParallelWindow(**common, kernel=(1, 3), stride=(2, 1), padding=(0, 1), positions=1)
-    with pytest.raises(ValueError, match=r"so its padding along y must be 0, not 1"):
+    with pytest.raises(ValueError, match=r"layer 'conv2': padding must be smaller than the "
+                                         r"kernel, not 1 for a kernel of 1 along y"):
         ParallelWindow(**common, kernel=(1, 3), padding=1, positions=1)
     with pytest.raises(ValueError, match=r"layer 'conv2': padding must be smaller than the "
                                          r"kernel, not 3 for a kernel of 3 along x"):
