@@ -6,7 +6,8 @@ in :mod:`hwgen.app`, the one part of the package that uses the simulator and the
 
 from .accelerator import Accelerator
 from .errors import FoldingError, GraphError, ToolchainError, UnsupportedLayerError
-from .explore import Design, DesignError, compile, estimate
+from .explore import (Design, DesignError, compile, estimate, samples_folding,
+                      signal_length)
 from .folding import check_folding, choose_folding
 from .generate import compile_graph, generate, metadata, plan
 from .support import check_hardware_support, hardware_problems
@@ -14,4 +15,5 @@ from .support import check_hardware_support, hardware_problems
 __all__ = ["Accelerator", "Design", "DesignError", "FoldingError", "GraphError",
            "ToolchainError", "UnsupportedLayerError", "check_folding", "check_hardware_support",
            "choose_folding", "compile", "compile_graph", "estimate", "generate",
-           "hardware_problems", "metadata", "plan"]
+           "hardware_problems", "metadata", "plan", "samples_folding",
+           "signal_length"]

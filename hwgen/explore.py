@@ -12,16 +12,21 @@ cheapest design in which no layer uses more LUTs or DSPs than its FINN-style fol
 
 import math
 
+from quant.numerics import is_int
+
+from .blocks._util import divisors
 from .design import Design, DesignError
 from .errors import FoldingError
 from .folding import check_folding
 from .generate import plan
 from .model import Resources, device as get_device
+from .model.resources import KINDS
 from .pricing import join_costs, stream_glue
 from .search import Infeasible, Option, Search, greedy_folding
 from .support import check_hardware_support
 
-__all__ = ["Design", "DesignError", "compile", "estimate", "greedy_folding"]
+__all__ = ["Design", "DesignError", "compile", "estimate", "greedy_folding", "samples_folding",
+           "signal_length"]
 
 
 def _check_share(name, value):
@@ -120,11 +125,31 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
     _check_target(target_fps)
     check_hardware_support(graph)
     search = Search(graph, part, clock_mhz, utilization)
+    # The layers are searched without the stream glue (converters, forks, deeper line
+    # buffers), which only the built netlist shows: when the glue pushes a resource past the
+    # utilization, the search runs again with that much of it kept free.
+    for _ in range(3):
+        design, searched = _compile(graph, search, target_fps)
+        extra = design.total - searched
+        over = [k for k in KINDS if getattr(design.total, k) > utilization * search.capacity[k]]
+        if not over:
+            return design
+        search.reserve = Resources(**{k: max(getattr(search.reserve, k),
+                                             getattr(extra, k)) for k in KINDS})
+    raise DesignError(
+        f"the model does not fit {part.name}: with the stream glue the design still needs "
+        f"{_over(design.total, search.capacity, utilization, over)}")
+
+
+def _compile(graph, search, target_fps):
+    """One search: the design (with its glue and latency) and the total the search priced."""
+    part, clock_mhz, utilization = search.device, search.clock_mhz, search.utilization
     explorer = _Explorer(search)
     best, why_faster = explorer.fastest()
     if target_fps is None:
         best.explored = explorer.explored
-        return _with_latency(graph, best)
+        searched = best.total
+        return _with_latency(graph, best), searched
     target = math.floor(clock_mhz * 1e6 / target_fps)
     if target < best.cycles_per_frame:
         if why_faster is None or why_faster.kind == "cycles":
@@ -145,7 +170,8 @@ def compile(graph, device="xc7z020", clock_mhz=100.0, target_fps=None, utilizati
     if isinstance(design, Infeasible):
         design = explorer.attempt(target)
     design.explored = explorer.explored
-    return _with_latency(graph, design)
+    searched = design.total
+    return _with_latency(graph, design), searched
 
 
 def _input_bound(search, design, name):
@@ -158,6 +184,52 @@ def _input_bound(search, design, name):
     if beats == design.cycles_per_frame >= view.cycles(pe, simd):
         return f"its input stream, {lanes} element{'s' if lanes > 1 else ''} per cycle"
     return None
+
+
+def signal_length(graph):
+    """The length of a 1-D signal input ``(channels, length)``, or None for another input."""
+    shape = tuple(int(d) for d in graph.input.shape)
+    return shape[1] if len(shape) == 2 else None
+
+
+def samples_folding(graph, samples_per_cycle):
+    """The folding with which a 1-D network takes ``samples_per_cycle`` samples of its signal
+    every cycle: a frame interval of ``length / samples_per_cycle`` cycles, each layer folded
+    FINN-style for it (:func:`~hwgen.search.greedy_folding`; whole windows of several output
+    positions per beat where one position per cycle is too slow).
+
+    Raises
+    ------
+    ValueError
+        For an input that is not a 1-D signal ``(channels, length)``, or a count that does
+        not divide its length.
+    DesignError
+        When some layer cannot reach the interval at any folding; names the layer and its
+        fewest cycles.
+    """
+    check_hardware_support(graph)
+    length = signal_length(graph)
+    if length is None:
+        raise ValueError(f"samples per cycle apply to a 1-D signal input (channels, length), "
+                         f"not an input of shape {tuple(graph.input.shape)}")
+    if isinstance(samples_per_cycle, bool) or not is_int(samples_per_cycle) or \
+            samples_per_cycle < 1 or length % samples_per_cycle:
+        raise ValueError(f"samples per cycle must divide the signal length {length}; choose "
+                         f"one of {', '.join(map(str, divisors(length)))}, not "
+                         f"{samples_per_cycle!r}")
+    target = length // samples_per_cycle
+    folding = greedy_folding(graph, target)
+    search = Search(graph, get_device("xc7z020"), 100.0, 1.0)   # cycles only
+    for view in search.network.filters:
+        if search.cycles(view, *folding[view.name]) > target:
+            fewest = min(search.cycles(view, pe, simd) for pe in divisors(view.out_channels)
+                         for simd in view.simd_options if not view.folding_problems(pe, simd))
+            raise DesignError(
+                f"{samples_per_cycle} samples per cycle need a frame interval of {target} "
+                f"cycles; layer '{view.name}' takes at least {fewest} at any folding (its "
+                f"positions per beat must divide its {view.pixels} output positions, and "
+                f"the pools and requantizers after it take one pixel per beat at most)")
+    return folding
 
 
 def estimate(graph, folding, device="xc7z020", clock_mhz=100.0, lut_lanes=None,

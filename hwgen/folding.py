@@ -25,6 +25,8 @@ def filter_layers(graph):
     return [n for n in graph.nodes if n.op in FILTER_OPS]
 
 
+#: Pools: they take at most one pixel per beat.
+POOL_OPS = ("maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool")
 #: Layers that keep channels apart and in order: a channel permutation passes through them.
 CHANNELWISE_OPS = ("requantize", "flatten", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d",
                    "global_avgpool")
@@ -114,7 +116,9 @@ def check_folding(graph, folding):
     beat), and a depthwise convolution has ``pe == simd``. A convolution (depthwise or not)
     may also take ``simd = taps * in_channels`` for ``taps`` dividing ``kh * kw`` (a depthwise
     one then with ``pe == in_channels``): its window then brings ``taps`` whole positions per
-    beat from an input stream of one pixel per beat
+    beat from an input stream of one pixel per beat; a 1-D convolution whose windows tile its
+    input may take ``simd = positions * kh * kw * in_channels`` with ``pe == out_channels``:
+    whole windows of ``positions`` output positions per beat
     (:attr:`~hwgen.ops.FilterView.simd_options`). Any ``pe`` suits any mix of precisions: a lane is
     as wide as the widest filter it serves (:func:`lane_bits`). Any ``simd`` can follow any
     stream: where the elements per beat change the accelerator regroups the stream (see
@@ -166,7 +170,8 @@ def choose_folding(graph, mac_budget=64, fixed=None):
         for pe in divisors(layer.out_channels):
             widened = widened_filters(layer.node, pe, layer.name in finals)
             for simd in layer.simd_options:
-                if layer.depthwise and pe != layer.in_lanes(simd):
+                if layer.depthwise and pe != layer.in_lanes(simd) or \
+                        layer.positions(simd) > 1 and pe != layer.out_channels:
                     continue
                 cycles = layer.cycles(pe, simd)
                 macs = simd if layer.depthwise else pe * simd
@@ -183,24 +188,39 @@ def choose_folding(graph, mac_budget=64, fixed=None):
 def stream_lanes(graph, folding):
     """``{value: elements per beat}`` of the accelerator's streams for ``folding``.
 
-    A dense layer or convolution sends ``pe`` channels per beat; requantize, pools, flatten and
-    forks keep their input's beat; an ``add`` sends its first operand's (the other operand is
-    regrouped to it). The input takes the beat of its first consumer with weights (its
-    ``simd``, or one pixel when its window brings several positions per beat), or one element
-    per beat. Values after a layer missing from ``folding`` map to None.
+    A dense layer or convolution sends ``pe`` channels of each output position per beat
+    (:meth:`~hwgen.ops.FilterView.out_lanes`); requantize, pools, flatten and forks keep their
+    input's beat (a pool splits a wider beat than a pixel); an ``add`` sends its first
+    operand's (the other operand is regrouped to it). The input takes the beat of its first
+    consumer with weights (:meth:`~hwgen.ops.FilterView.in_lanes`), or one element per beat.
+    Values after a layer missing from ``folding`` map to None.
     """
     lanes = {}
+    views = {v.name: v for v in filter_views(graph)}
+    shapes = graph.shapes()
+
+    def passed(node):
+        """The beat a node without weights sends: its input's, at most a pixel for a pool."""
+        beat = lanes.get(node.inputs[0])
+        if beat is not None and node.op in POOL_OPS:
+            beat = min(beat, shapes[node.inputs[0]][0])
+        return beat
+
     for node in graph.nodes:
         if node.op in FILTER_OPS:
-            lanes[node.name] = folding[node.name][0] if node.name in folding else None
+            lanes[node.name] = views[node.name].out_lanes(*folding[node.name]) \
+                if node.name in folding else None
         else:
-            lanes[node.name] = lanes.get(node.inputs[0])
+            lanes[node.name] = passed(node)
     first = next((n for n in graph.consumers("input") if n.op in FILTER_OPS), None)
-    simd = folding.get(first.name, (None, None))[1] if first is not None else 1
-    # Above the input's channels (or features), a window brings several positions per beat
-    # from a stream of one pixel per beat (FilterView.in_lanes).
-    lanes["input"] = simd if simd is None else min(simd, int(graph.input.shape[0]))
+    if first is None:
+        lanes["input"] = 1
+    else:
+        # Above the input's channels (or features), a window brings several positions per
+        # beat from a stream of whole pixels (FilterView.in_lanes).
+        simd = folding.get(first.name, (None, None))[1]
+        lanes["input"] = simd if simd is None else views[first.name].in_lanes(simd)
     for node in graph.nodes:   # again, now that the input is known
         if node.op not in FILTER_OPS:
-            lanes[node.name] = lanes.get(node.inputs[0])
+            lanes[node.name] = passed(node)
     return lanes

@@ -11,6 +11,7 @@ import quant
 
 from .accelerator import Accelerator
 from .blocks.matvec import ROM_STYLES, MatVecUnit
+from .blocks.matvec_lanes import MatVecLanes
 from .engine import EngineConfig, compile_program
 from .engine.core import Engine
 from .errors import FoldingError
@@ -103,7 +104,7 @@ def metadata(acc):
     for name, block in acc.blocks:
         node = graph[name] if name in {n.name for n in graph.nodes} else None
         entry = {"name": name, "block": type(block).__name__}
-        if isinstance(block, MatVecUnit):
+        if isinstance(block, (MatVecUnit, MatVecLanes)):
             entry |= {"in_features": block.in_features, "out_features": block.out_features,
                       "pe": block.pe, "simd": block.simd, "acc_bits": block.acc_bits,
                       "in_bits": block.in_bits, "lane_bits": block.lane_bits.tolist(),
@@ -111,7 +112,8 @@ def metadata(acc):
                           block.weight_bits, return_counts=True))},
                       "cycles_per_frame": cycles[name], "latency": block.latency,
                       "macs": macs[name], "dsp": block.dsp_count,
-                      "lut_lanes": block.lut_lane_count, "rom_style": block.rom_style}
+                      "lut_lanes": block.lut_lane_count, "rom_style": block.rom_style,
+                      "positions": getattr(block, "positions", 1)}
         elif hasattr(block, "dsp_count"):
             entry["dsp"] = block.dsp_count
         if name in acc.fifo_depths:

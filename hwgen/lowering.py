@@ -21,9 +21,9 @@ import numpy as np
 from quant import numerics
 from quant.graph import requantize_offset, requantize_rounding
 
-from .blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit,
-                     MaxPool, Reorder, Requantizer, SlidingWindow, StreamFifo, SumPool,
-                     WidthConverter)
+from .blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecLanes,
+                     MatVecUnit, MaxPool, ParallelWindow, Reorder, Requantizer, SlidingWindow,
+                     StreamFifo, SumPool, WidthConverter)
 from .blocks._util import accumulator_bits, element_shape
 from .blocks.timing import Gather
 from .folding import fixed_order_filters, lane_bits, stream_lanes
@@ -123,13 +123,18 @@ class _Lowering:
         return [end.moved((fork, "o_streams", n)) for n in range(readers)]
 
     def regroup(self, name, end, lanes):
-        """``end`` regrouped to ``lanes`` elements per beat (through the gcd when neither
-        count divides the other)."""
+        """``end`` regrouped to ``lanes`` elements per beat. When neither count divides the
+        other, the beats are gathered to their least common multiple and split again, which
+        keeps the rate of the narrower side (through the gcd instead, when the frame is not a
+        whole number of lcm beats: a beat a cycle of the gcd)."""
         if end.lanes == lanes:
             return end
         end = self._queued(name, end, lanes)
-        step = lanes if max(lanes, end.lanes) % min(lanes, end.lanes) == 0 else \
-            math.gcd(lanes, end.lanes)
+        step = lanes
+        if max(lanes, end.lanes) % min(lanes, end.lanes):
+            step = math.lcm(lanes, end.lanes)
+            if end.elements % step:
+                step = math.gcd(lanes, end.lanes)
         for suffix, count in (("in", step), ("in2", lanes)):
             if end.lanes == count:
                 break
@@ -177,15 +182,22 @@ def _dense(low, view, ends):
     return _matvec(low, view, end, weight, pe, simd, vectors=1, map=None)
 
 
-def _matvec(low, view, end, weight, pe, simd, vectors, map):
+def _matvec(low, view, end, weight, pe, simd, vectors, map, positions=1):
+    """The layer's matrix-vector unit, or with several ``positions`` per beat one unfolded
+    unit per position."""
     t = view.node.tensors
-    out = low.append(view.name, MatVecUnit, {
+    params = {
         "weight": weight, "bias": t["bias"], "weight_bits": low.lane_widths(view, pe),
         "in_bits": end.bits, "in_signed": end.signed, "pe": pe, "simd": simd,
         "multiplier": low.device, "lut_lanes": low.lut_lanes.get(view.name),
-        "rom_style": low.rom_styles.get(view.name), "vectors": vectors}, end)
+        "rom_style": low.rom_styles.get(view.name), "vectors": vectors}
+    if positions > 1:
+        out = low.append(view.name, MatVecLanes, params | {
+            "positions": positions, "simd": simd // positions}, end)
+    else:
+        out = low.append(view.name, MatVecUnit, params, end)
     acc_bits = accumulator_bits(weight, t["bias"], end.bits, end.signed)
-    return out.moved(out.port, bits=acc_bits, signed=True, lanes=pe,
+    return out.moved(out.port, bits=acc_bits, signed=True, lanes=pe * positions,
                      elements=view.out_elements, map=map)
 
 
@@ -205,11 +217,28 @@ def _window(low, view, end, simd, pad_value=0):
     return out.moved(out.port, lanes=simd)
 
 
+def _parallel_window(low, view, end, positions):
+    """The whole windows of ``positions`` consecutive output positions per beat (a 1-D layer
+    whose windows tile its input), from a stream of ``positions * stride`` whole samples per
+    beat."""
+    g = view.geometry
+    end = low.regroup(view.name, end, positions * g.stride[1] * g.channels)
+    out = low.append(f"{view.name}_window", ParallelWindow, {
+        "channels": g.channels, "height": g.height, "width": g.width, "kernel": g.kernel,
+        "stride": g.stride, "padding": g.padding, "shape": end.shape,
+        "positions": positions}, end)
+    return out.moved(out.port, lanes=positions * view.fan_in)
+
+
 def _conv(low, view, ends):
     pe, simd = low.folding[view.name]
-    end = _window(low, view, ends[0], simd)
+    positions = view.positions(simd)
+    if view.whole_windows(simd):
+        end = _parallel_window(low, view, ends[0], positions)
+    else:
+        end = _window(low, view, ends[0], simd)
     return _matvec(low, view, end, view.matrix, pe, simd, vectors=view.pixels,
-                   map=view.out_shape)
+                   map=view.out_shape, positions=positions)
 
 
 def _depthwise(low, view, ends):
@@ -228,8 +257,15 @@ def _depthwise(low, view, ends):
                      elements=view.out_elements, map=view.out_shape)
 
 
+def _pixels(low, view, end):
+    """``end`` at most one whole pixel per beat, as pools take it (a layer that gives several
+    positions per beat feeds a pool at one pixel per cycle)."""
+    channels = view.geometry.channels
+    return low.regroup(view.name, end, channels) if end.lanes > channels else end
+
+
 def _pool(low, view, ends):
-    end = ends[0]
+    end = _pixels(low, view, ends[0])
     g = view.geometry
     cls = MaxPool if view.kind == "maxpool" else SumPool
     params = {"channels": g.channels, "height": g.height, "width": g.width, "kernel": g.kernel,
@@ -243,7 +279,7 @@ def _pool(low, view, ends):
 
 
 def _global_pool(low, view, ends):
-    end = ends[0]
+    end = _pixels(low, view, ends[0])
     g = view.geometry
     out = low.append(view.name, GlobalSumPool, {
         "channels": g.channels, "height": g.height, "width": g.width, "shape": end.shape,

@@ -122,8 +122,10 @@ class FilterView(OpView):
     (``in_features``, or the input channels of a convolution, whose window brings ``simd``
     channels of one window position per beat), or, for a convolution (depthwise or not), is
     ``taps * in_channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
-    whole positions per beat): :attr:`simd_options`. A depthwise convolution outputs the
-    channels it takes in: ``pe == in_lanes(simd)``.
+    whole positions per beat), or, for a 1-D convolution, ``positions * kh * kw *
+    in_channels`` (``positions`` whole windows per beat, with ``pe == out_channels``):
+    :attr:`simd_options`. A depthwise convolution outputs the channels it takes in: ``pe ==
+    in_lanes(simd)``.
     """
 
     has_weights = True
@@ -203,18 +205,56 @@ class FilterView(OpView):
         options = divisors(self.in_count)
         if self.kind in ("conv", "depthwise"):
             options += [taps * self.in_count for taps in divisors(self.window)[1:]]
-        return options
+        return options + [p * self.fan_in for p in self.position_options]
+
+    @cached_property
+    def tiles(self):
+        """Whether the layer is a 1-D convolution whose windows tile its input (``out_length *
+        stride == length``): it may then take whole windows, ``positions * stride`` samples
+        per input beat (a :class:`~hwgen.blocks.ParallelWindow`)."""
+        g = self.geometry
+        return self.kind == "conv" and g.height == 1 and g.out_width * g.stride[1] == g.width
+
+    @cached_property
+    def position_options(self):
+        """Output positions per beat above one the layer may take (``simd = positions * kh *
+        kw * in_channels``): the divisors of a tiling layer's output length."""
+        return divisors(self.geometry.out_width)[1:] if self.tiles else []
+
+    def whole_windows(self, simd):
+        """Whether the layer folded ``simd`` takes whole windows from a
+        :class:`~hwgen.blocks.ParallelWindow` (a tiling layer with ``simd`` a multiple of its
+        window)."""
+        return self.tiles and simd % self.fan_in == 0
+
+    def positions(self, simd):
+        """Output positions per beat of the layer folded ``simd``."""
+        return simd // self.fan_in if self.whole_windows(simd) else 1
 
     def in_lanes(self, simd):
         """Elements per beat of the input stream the layer folded ``simd`` takes: ``simd``,
-        or one whole pixel when its window brings several positions per beat."""
+        one whole pixel when its window brings several positions of a window per beat, or
+        ``positions * stride`` whole samples when it takes whole windows."""
+        if self.whole_windows(simd):
+            return self.positions(simd) * self.geometry.stride[1] * self.in_count
         return min(simd, self.in_count)
 
+    def out_lanes(self, pe, simd):
+        """Elements per beat of the layer's output: ``pe`` channels of each output position
+        the beat carries."""
+        return pe * self.positions(simd)
+
     def cycles(self, pe, simd):
-        """Clock cycles per frame of the layer's arithmetic folded ``pe`` x ``simd``."""
+        """Clock cycles per frame of the layer folded ``pe`` x ``simd``: of its arithmetic,
+        and for a convolution of its window taking the input map (a strided window takes
+        more input beats than it gives windows)."""
         if self.depthwise:
-            return self.pixels * self.window * (self.in_count // simd)
-        return self.pixels * (self.out_channels // pe) * (self.window * self.in_count // simd)
+            arithmetic = self.pixels * self.window * self.in_count // simd
+        else:
+            arithmetic = self.pixels * (self.out_channels // pe) * self.fan_in // simd
+        if self.kind == "dense":
+            return arithmetic
+        return max(arithmetic, self.in_elements // self.in_lanes(simd))
 
     def folding_problems(self, pe, simd):
         """What is wrong with ``(pe, simd)`` for this layer, one message each."""
@@ -231,6 +271,10 @@ class FilterView(OpView):
             problems.append(f"layer '{self.name}': SIMD {simd} does not divide {self.in_name} "
                             f"{self.in_count}{rule}; choose one of "
                             f"{', '.join(map(str, self.simd_options))}")
+        if not problems and self.positions(simd) > 1 and pe != self.out_channels:
+            problems.append(f"layer '{self.name}': PE {pe} must be {self.out_name} "
+                            f"{self.out_channels} with SIMD {simd} ({self.positions(simd)} "
+                            f"whole windows a beat, each giving all its channels)")
         if not problems and self.depthwise and pe != self.in_lanes(simd):
             what = (f"SIMD {simd}" if simd <= self.in_count else
                     f"the {self.in_count} channels of each of SIMD {simd}'s "

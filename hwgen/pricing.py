@@ -18,6 +18,9 @@ from .ops import op_views
 
 __all__ = ["Network", "join_costs", "stream_glue"]
 
+#: Views that take at most one pixel per beat.
+POOL_KINDS = ("maxpool", "avgpool", "global_avgpool")
+
 
 def _type(lo, hi):
     return numerics.bits_for_range(min(int(lo), 0), max(int(hi), 0))
@@ -77,13 +80,33 @@ class Network:
                      multiplier=self.family, acc_bits=self.types[view.name][0],
                      rom_style=option.style, name=view.name)
 
+    def beat_lanes(self, owner, lanes):
+        """``{value: elements per beat}`` of the values streamed at layer ``owner``'s beat of
+        ``lanes`` elements: a pool takes at most one pixel per beat (the lowering regroups a
+        wider stream to it), and what follows it keeps its beat."""
+        out = {}
+        for value in self.carried.get(owner, []):
+            view = self.views[value]
+            if view.kind in POOL_KINDS:
+                lanes = min(lanes, view.in_shape[0])
+            out[value] = lanes
+        return out
+
+    def streamed(self, owner, lanes):
+        """Cycles per frame of the blocks streamed at layer ``owner``'s beat of ``lanes``
+        elements: the most beats any of them takes in or gives out."""
+        beats = self.beat_lanes(owner, lanes)
+        return max(max(self.elements[v] // n, self.elements[self.views[v].node.inputs[0]] // n
+                       if v != owner else 0) for v, n in beats.items())
+
     def follower_cost(self, view, lanes):
         """Blocks streamed at the layer's beat: requantizers, pools and joins after it."""
         key = (view.name, lanes)
         if key not in self._followers:
             self._followers[key] = sum(
-                (self.value_cost(self.views[v], lanes) for v in self.carried.get(view.name, [])
-                 if v != view.name), Resources())
+                (self.value_cost(self.views[v], n)
+                 for v, n in self.beat_lanes(view.name, lanes).items() if v != view.name),
+                Resources())
         return self._followers[key]
 
     def value_cost(self, view, lanes):
@@ -100,7 +123,7 @@ class Network:
             layer = Layer("requantize", in_bits=in_bits, in_signed=True, out_bits=a["out_bits"],
                           out_signed=a["out_signed"], offset_bits=offset_bits,
                           scale="power_of_two" if power else "per_channel", **common)
-        elif view.kind in ("maxpool", "avgpool", "global_avgpool"):
+        elif view.kind in POOL_KINDS:
             g = view.geometry
             layer = Layer(view.kind, in_bits=in_bits, in_signed=in_signed, kernel=g.kernel,
                           stride=g.stride, padding=g.padding, **common)

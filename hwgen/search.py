@@ -79,6 +79,8 @@ class Search:
     clock_mhz: float
     utilization: float
     cache: dict = field(default_factory=dict)
+    #: Resources kept free for what the layer prices leave out (the stream glue).
+    reserve: Resources = field(default_factory=Resources)
 
     def __post_init__(self):
         self.network = Network(self.graph, self.device.family)
@@ -87,16 +89,19 @@ class Search:
         self.first = first.name if first is not None and \
             self.network.views[first.name].has_weights else None
 
+    def allowed(self, kind):
+        """How much of resource ``kind`` the layers may use."""
+        return self.utilization * self.capacity[kind] - getattr(self.reserve, kind)
+
     def options(self, view, target):
         """Per pe: the smallest simd within ``target`` cycles, with each LUT choice (ROMs
         where synthesis puts them); only the shapes within twice the fewest MACs per cycle or
         with at most 64 lanes."""
         out = []
         for pe in divisors(view.out_channels):
-            if self.streamed(view, pe) > target:
-                continue
             for simd in view.simd_options:
-                if view.depthwise and pe != view.in_lanes(simd):
+                if view.depthwise and pe != view.in_lanes(simd) or \
+                        view.positions(simd) > 1 and pe != view.out_channels:
                     continue
                 cycles = self.cycles(view, pe, simd)
                 if cycles <= target:
@@ -112,17 +117,12 @@ class Search:
                 if pe * simd <= 2 * fewest or pe <= 64
                 for lut in self.network.lut_choices(view, pe)]
 
-    def streamed(self, view, pe):
-        """Cycles per frame of the blocks streamed at the layer's beat (``pe`` lanes)."""
-        net = self.network
-        return max(net.elements[v] for v in net.carried[view.name]) // pe
-
     def cycles(self, view, pe, simd):
         """Cycles per frame of a layer folded ``pe`` x ``simd`` and of what it streams."""
         cycles = view.cycles(pe, simd)
         if view.name == self.first:
             cycles = max(cycles, self.network.elements["input"] // view.in_lanes(simd))
-        return max(cycles, self.streamed(view, pe))
+        return max(cycles, self.network.streamed(view.name, view.out_lanes(pe, simd)))
 
     def restyled(self, view, options, styles):
         """``options`` with their weight ROMs forced to each of ``styles``."""
@@ -156,7 +156,7 @@ class Search:
         if key not in self.cache:
             net = self.network
             own = layer_cost(net.layer(view, option), net.family)
-            after = net.follower_cost(view, option.pe)
+            after = net.follower_cost(view, view.out_lanes(option.pe, option.simd))
             both = own + after
             self.cache[key] = (own, after, both, np.array([getattr(both, k) for k in KINDS]))
         return self.cache[key]
@@ -187,7 +187,7 @@ class Search:
                     return float(weights @ self.combined(view, option)[1]), option.simd * option.pe
                 picks[view.name] = min(offered[view.name], key=price)
             total = sum((self.combined(v, picks[v.name])[0] for v in views), Resources())
-            over = [k for k in KINDS if getattr(total, k) > self.utilization * self.capacity[k]]
+            over = [k for k in KINDS if getattr(total, k) > self.allowed(k)]
             if not over:
                 return picks
             for k in over:
@@ -208,7 +208,7 @@ class Search:
         def fewest(view, kind):
             return min(getattr(self.combined(view, o)[0], kind) for o in options[view.name])
         least = Resources(**{k: sum(fewest(v, k) for v in views) for k in KINDS})
-        bound = [k for k in KINDS if getattr(least, k) > self.utilization * self.capacity[k]]
+        bound = [k for k in KINDS if getattr(least, k) > self.allowed(k)]
         if not bound:
             # Weights can sit in block RAM or in logic: a layer's best split still takes a
             # share of the two together, and the two shares may average at most utilization.
@@ -228,7 +228,8 @@ class Search:
         """The :class:`~hwgen.design.Design` of ``{layer: Option}``."""
         net = self.network
         rows, total = [], Resources()
-        owner_lanes = {name: option.pe for name, option in picks.items()}
+        lanes = {value: n for name, option in picks.items() for value, n in
+                 net.beat_lanes(name, net.views[name].out_lanes(option.pe, option.simd)).items()}
         for name, view in net.views.items():
             if view.has_weights:
                 option = picks[name]
@@ -239,17 +240,17 @@ class Search:
                              "rom_style": option.style, "cycles": option.cycles,
                              "resources": own})
             else:
-                lanes = owner_lanes.get(net.stream_of.get(name), 1)
-                own = net.value_cost(view, lanes)
+                beat = lanes.get(name, 1)
+                own = net.value_cost(view, beat)
                 if view.kind == "flatten" and not any(vars(own).values()):
                     continue
-                rows.append({"name": name, "op": view.node.op, "pe": None, "simd": lanes,
-                             "cycles": net.elements[view.node.inputs[0]] // lanes,
+                rows.append({"name": name, "op": view.node.op, "pe": None, "simd": beat,
+                             "cycles": net.elements[view.node.inputs[0]] // beat,
                              "resources": own})
             total += own
         output = self.graph.output
         cycles = max([r["cycles"] for r in rows]
-                     + [net.elements[output] // owner_lanes.get(net.stream_of.get(output), 1)])
+                     + [net.elements[output] // lanes.get(output, 1)])
         return Design(self.device, self.clock_mhz,
                       {name: (o.pe, o.simd) for name, o in picks.items()},
                       {name: o.lut_lanes for name, o in picks.items()},
@@ -275,10 +276,10 @@ def greedy_folding(graph, target_cycles):
     for view in network.filters:
         pes, simds = divisors(view.out_channels), view.simd_options
         channel_simds = divisors(view.in_count)
-        most = max(network.elements[v] for v in network.carried[view.name])
 
         def late(pe, simd):
-            return view.cycles(pe, simd) > target_cycles or most // pe > target_cycles
+            return view.cycles(pe, simd) > target_cycles or \
+                network.streamed(view.name, view.out_lanes(pe, simd)) > target_cycles
 
         pe, simd = pes[0], simds[0]
         while late(pe, simd):

@@ -325,11 +325,13 @@ def random_options(rng, graph):
         out = node.tensors["weight"].shape[0]
         if rng.integers(5) == 0:
             continue                                   # folded automatically
-        # A convolution's SIMD may also span several window positions (taps * channels).
-        simd = int(rng.choice(views[node.name].simd_options))
+        # A convolution's SIMD may also span several window positions (taps * channels), or
+        # a 1-D one's several whole windows (then every filter of each: pe == out).
+        view = views[node.name]
+        simd = int(rng.choice(view.simd_options))
         # A depthwise one outputs the channels it takes in a beat.
-        pe = views[node.name].in_lanes(simd) if is_depthwise(node) else \
-            int(rng.choice(divisors(out)))
+        pe = view.in_lanes(simd) if is_depthwise(node) else \
+            out if view.positions(simd) > 1 else int(rng.choice(divisors(out)))
         folding[node.name] = (pe, simd)
         if is_depthwise(node):
             continue

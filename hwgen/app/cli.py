@@ -127,6 +127,10 @@ def _demo_parser(p):
                    help="QAT epochs (default: the example's own)")
     p.add_argument("--weight-bits", type=int, default=None, choices=PEAKS_WEIGHT_BITS,
                    metavar="W", help="the peaks example's weight width, 2, 3 or 4 (default: 4)")
+    p.add_argument("--samples-per-cycle", type=int, default=None, metavar="P",
+                   help="a 1-D example (peaks): fold every layer to take P samples of the "
+                        "signal per clock cycle, a divisor of its length (default: the "
+                        "automatic folding)")
     _add_sim_options(p)
     _add_arch_options(p)
     _add_latency_option(p)
@@ -144,6 +148,9 @@ def _estimate_parser(p):
     p.add_argument("--target-fps", type=float, default=None, metavar="N",
                    help="the cheapest design that reaches N frames/s (default: the fastest "
                         "that fits)")
+    p.add_argument("--samples-per-second", type=float, default=None, metavar="R",
+                   help="a 1-D model: the cheapest design that takes R samples of its signal "
+                        "per second (R / length frames/s; instead of --target-fps)")
     p.add_argument("--utilization", type=float, default=0.8, metavar="U",
                    help="share of each resource the design may use, in (0, 1] (default: "
                         "%(default)s)")

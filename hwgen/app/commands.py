@@ -21,6 +21,7 @@ import sim.engine
 from hwgen.design import DesignError
 from hwgen.engine.search import DEFAULT_BANDWIDTH_GBS, check_bandwidth, search_engine
 from hwgen.errors import UnsupportedLayerError
+from hwgen.explore import signal_length
 from hwgen.model import device as get_device
 from hwgen.support import check_hardware_support
 from hwgen.packing import lane_table, plan_lanes
@@ -246,6 +247,16 @@ def estimate(args):
     check_number("--utilization", args.utilization, high=1.0)
     if args.target_fps is not None:
         check_number("--target-fps", args.target_fps)
+    length = signal_length(graph)
+    if args.samples_per_second is not None:
+        check_number("--samples-per-second", args.samples_per_second)
+        if args.target_fps is not None:
+            raise ValueError("give --target-fps or --samples-per-second, not both")
+        if length is None:
+            raise ValueError(f"--samples-per-second is for a model of a 1-D signal (channels, "
+                             f"length); this one's input is {tuple(graph.input.shape)}: use "
+                             f"--target-fps")
+        args.target_fps = args.samples_per_second / length
     arch = args.arch
     bandwidth = args.bandwidth_gbs
     if bandwidth is not None and arch == "dataflow":
@@ -257,13 +268,15 @@ def estimate(args):
     check_output_folder(args.out, "--out")
     clear_report(args.out)
     extra = {"model": str(args.model), "target_fps": args.target_fps}
+    if args.samples_per_second is not None:
+        extra["target_samples_per_second"] = args.samples_per_second
     common = {"device": args.device, "clock_mhz": args.clock_mhz,
               "target_fps": args.target_fps, "utilization": args.utilization}
     run = {"dataflow": lambda: hwgen.compile(graph, **common),
            "engine": lambda: search_engine(graph, bandwidth_gbs=bandwidth, **common)}
     if arch != "auto":
         design = run[arch]()
-        json_path, png_path = write_report(design, args.out, extra)
+        json_path, png_path = write_report(design, args.out, extra | _rate(design, length))
         text = table(design) if arch == "dataflow" else engine_table(design)
     else:
         results = {}
@@ -277,7 +290,8 @@ def estimate(args):
             raise DesignError("neither architecture fits: " + "; ".join(
                 f"{name}: {error}" for name, error in results.items()))
         choice = max(fits, key=lambda name: fits[name].fps)
-        json_path, png_path = write_report(results, args.out, extra | {"chosen": choice})
+        json_path, png_path = write_report(results, args.out, extra | {"chosen": choice}
+                                           | _rate(fits[choice], length))
         parts = []
         for name, result in results.items():
             parts.append(f"{name}:")
@@ -290,6 +304,9 @@ def estimate(args):
         print(json_path.read_text(), end="")
     else:
         print(text)
+        if length is not None:
+            rate = _rate(design if arch != "auto" else fits[choice], length)
+            print(f"{rate['samples_per_second']:,.4g} samples/s (signal of {length} samples)")
         print(json_path)
         print(png_path)
     return 0
@@ -429,6 +446,11 @@ def _mark_failed(out, marker, created, error):
         write_text(report, json.dumps(data, indent=2) + "\n")
 
 
+def _rate(design, length):
+    """``{"samples_per_second": ...}`` of a design for a 1-D signal of ``length`` samples."""
+    return {} if length is None else {"samples_per_second": design.fps * length}
+
+
 def demo(args):
     """``hwgen demo``: one built-in example end to end, on either architecture."""
     if args.images is not None:
@@ -444,6 +466,11 @@ def demo(args):
     if args.weight_bits is not None and args.example != "peaks":
         raise ValueError("--weight-bits is the peaks example's weight width; add --example "
                          "peaks")
+    if args.samples_per_cycle is not None:
+        check_number("--samples-per-cycle", args.samples_per_cycle, integer=True)
+        if args.arch != "dataflow":
+            raise ValueError("--samples-per-cycle folds the dataflow accelerator; drop "
+                             "--arch engine")
     check_distribution(args.workers, args.cluster, args.shards)
     _check_engine_distribution(args, args.arch)
     if args.out is not None:
@@ -453,5 +480,6 @@ def demo(args):
                  epochs=args.epochs, simulator=args.sim, backpressure=backpressure,
                  seed=args.seed, synth=not args.no_synth, workers=args.workers,
                  client=client, shards=args.shards, arch=args.arch, engine=engine,
-                 latency=latency, weight_bits=args.weight_bits)
+                 latency=latency, weight_bits=args.weight_bits,
+                 samples_per_cycle=args.samples_per_cycle)
     return 0

@@ -18,6 +18,7 @@ import hwgen
 import hwgen.synth
 import quant
 import sim
+from hwgen.blocks._util import divisors
 from hwgen.engine import EngineConfig
 from hwgen.generate import ARCHITECTURES
 from hwgen.engine.model import metadata_cycles
@@ -48,11 +49,15 @@ def _measured(result):
 
 
 def _run_dataflow(graph, x, out_dir, simulator, backpressure, seed, synth, steps,
-                  distribution):
-    """Steps 3 to 5 on the dataflow architecture: its design, simulation (on Dask workers
-    when ``distribution`` says so) and DSP check."""
+                  distribution, samples_per_cycle=None):
+    """Steps 3 to 5 on the dataflow architecture: its design (folded for
+    ``samples_per_cycle`` when given), simulation (on Dask workers when ``distribution`` says
+    so) and DSP check."""
+    folding = None
+    if samples_per_cycle is not None:
+        folding = hwgen.samples_folding(graph, samples_per_cycle)
     _log(f"[3/{steps}] generate Verilog (MAC lanes packed onto DSP48E1-sized multipliers)")
-    meta = hwgen.generate(graph, out_dir / "rtl", device="xc7")
+    meta = hwgen.generate(graph, out_dir / "rtl", device="xc7", folding=folding)
     follow_umask(meta["verilog"], out_dir / "rtl" / "metadata.json")
 
     _log(f"[4/{steps}] simulate {len(x)} test inputs in cocotb ({simulator}, back-pressure "
@@ -86,6 +91,12 @@ def _run_dataflow(graph, x, out_dir, simulator, backpressure, seed, synth, steps
         "macs_per_frame": meta["macs_per_frame"],
         "folding": meta["folding"],
     }
+    length = hwgen.signal_length(graph)
+    if length is not None:
+        report["samples_per_cycle"] = {
+            "requested": samples_per_cycle, "model": length / meta["cycles_per_frame"],
+            "measured": None if flow.cycles_per_frame is None else
+            length / flow.cycles_per_frame}
     return {"meta": meta, "result": result, "outputs": result.outputs, "failure": failure,
             "report": report}
 
@@ -160,6 +171,22 @@ def engine_report(result, meta, flow=None):
     }
 
 
+def _check_samples_per_cycle(example, spec, arch, samples_per_cycle):
+    """Before training: a count of samples per cycle fits a 1-D example on the dataflow
+    architecture and divides its signal length."""
+    if arch != "dataflow":
+        raise ValueError("samples per cycle fold the dataflow accelerator, not the engine")
+    if len(spec.input_shape) != 2:
+        raise ValueError(f"samples per cycle are for a 1-D example (peaks); {example}'s "
+                         f"input is {spec.input_shape}")
+    length = spec.input_shape[1]
+    if isinstance(samples_per_cycle, bool) or not isinstance(samples_per_cycle, int) or \
+            samples_per_cycle < 1 or length % samples_per_cycle:
+        raise ValueError(f"samples per cycle must divide {example}'s signal length {length}; "
+                         f"choose one of {', '.join(map(str, divisors(length)))}, not "
+                         f"{samples_per_cycle!r}")
+
+
 def _number(value):
     value = float(value)
     return int(value) if value.is_integer() else round(value, 1)
@@ -167,7 +194,8 @@ def _number(value):
 
 def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simulator="icarus",
              backpressure=0.0, seed=0, synth=True, *, arch="dataflow", engine=None, latency=0,
-             float_epochs=None, workers=None, client=None, shards=None, weight_bits=None):
+             float_epochs=None, workers=None, client=None, shards=None, weight_bits=None,
+             samples_per_cycle=None):
     """Run one example end to end and return the report (also written to ``report.json``).
 
     ``images`` test inputs are simulated with ``backpressure`` (see :func:`sim.simulate`),
@@ -177,6 +205,9 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     the DSP counts with the packing planner's prediction. ``epochs`` and ``float_epochs``
     override the training recipe's (to make a quick model; the metrics then drop).
     ``weight_bits`` (2, 3 or 4; peaks only, default 4) is the peak detector's weight width.
+    ``samples_per_cycle`` (a 1-D example, dataflow) folds every layer to take that many
+    samples of the signal per cycle (:func:`hwgen.samples_folding`); the report gives the
+    samples per cycle by the model and measured.
 
     ``arch="engine"`` runs the network on the layer-sequential engine built as ``engine`` (an
     :class:`~hwgen.engine.EngineConfig`, default the default one) instead: every tensor it
@@ -197,6 +228,8 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     if not 1 <= images <= 1000:
         raise ValueError(f"images must be in 1..1000, not {images}")
     sim.runner.check_backpressure(backpressure)
+    if samples_per_cycle is not None:
+        _check_samples_per_cycle(example, spec, arch, samples_per_cycle)
     out_dir = Path(out_dir or ("build/demo" if example == "mnist_mlp" else f"build/{example}"))
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / "report.json"
@@ -221,7 +254,7 @@ def run_demo(example="mnist_mlp", out_dir=None, images=None, epochs=None, simula
     else:
         run = _run_dataflow(graph, x_test[:images], out_dir, simulator, backpressure, seed,
                             synth, steps, {"workers": workers, "client": client,
-                                           "shards": shards})
+                                           "shards": shards}, samples_per_cycle)
     meta, result, outputs, failure = run["meta"], run["result"], run["outputs"], run["failure"]
 
     metric = spec.metric

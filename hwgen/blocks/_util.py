@@ -8,7 +8,8 @@ from quant import numerics
 from quant.numerics import is_int
 
 __all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "is_int", "check_int",
-           "check_pair", "check_count", "check_shape", "registered_product", "rom_attrs",
+           "check_pair", "check_count", "check_shape", "check_window", "check_pad_value",
+           "registered_product", "rom_attrs",
            "accumulator_range", "accumulator_bits", "lut_multiply"]
 
 
@@ -87,6 +88,32 @@ def check_shape(name, value, layer):
     if shape.width < 1:
         raise ValueError(f"{_where(layer)}{name} must be at least 1 bit wide, not {shape!r}")
     return shape
+
+
+def check_window(layer, *, channels, height, width, kernel, stride, padding, shape):
+    """The checked geometry of a window over a map: counts, ``(y, x)`` pairs with a padding
+    smaller than the kernel along each axis, and the element shape, in that order."""
+    channels = check_count("channels", channels, layer)
+    height = check_count("height", height, layer)
+    width = check_count("width", width, layer)
+    kernel = check_pair("kernel", kernel, 1, layer)
+    stride = check_pair("stride", stride, 1, layer)
+    padding = check_pair("padding", padding, 0, layer)
+    for axis, k, p in zip("yx", kernel, padding):
+        if p >= k:
+            raise ValueError(f"{_where(layer)}padding must be smaller than the kernel, not "
+                             f"{p} for a kernel of {k} along {axis}")
+    return channels, height, width, kernel, stride, padding, check_shape("shape", shape, layer)
+
+
+def check_pad_value(pad_value, shape, layer):
+    """``pad_value`` as an int within the range of the elements of ``shape``."""
+    lo, hi = numerics.int_range(shape.width, shape.signed)
+    pad_value = check_int("pad_value", pad_value, layer)
+    if not lo <= pad_value <= hi:
+        raise ValueError(f"{_where(layer)}pad_value must be in the element range {lo}..{hi}, "
+                         f"not {pad_value}")
+    return pad_value
 
 
 def _is_ecp5(platform):

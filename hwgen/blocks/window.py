@@ -5,10 +5,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from quant.numerics import im2col, int_range
+from quant.numerics import im2col
 
 from ..errors import FoldingError
-from ._util import check_count, check_int, check_pair, check_shape, divisors, pack_words
+from ._util import check_count, check_pad_value, check_window, divisors, pack_words
 from .linebuffer import WindowGeometry, window_timing
 from .timing import Timed
 
@@ -75,19 +75,11 @@ class SlidingWindow(Timed, wiring.Component):
 
     def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape, simd=1,
                  taps=1, buffer_rows=None, pad_value=0, name="window"):
-        channels = check_count("channels", channels, name)
-        height = check_count("height", height, name)
-        width = check_count("width", width, name)
-        kernel = check_pair("kernel", kernel, 1, name)
-        stride = check_pair("stride", stride, 1, name)
-        padding = check_pair("padding", padding, 0, name)
-        shape = check_shape("shape", shape, name)
+        channels, height, width, kernel, stride, padding, shape = check_window(
+            name, channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+            padding=padding, shape=shape)
         simd = check_count("simd", simd, name)
         taps = check_count("taps", taps, name)
-        for axis, k, p in zip("yx", kernel, padding):
-            if p >= k:
-                raise ValueError(f"layer '{name}': padding must be smaller than the kernel, "
-                                 f"not {p} for a kernel of {k} along {axis}")
         if channels % simd:
             raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
                                f"{channels}; choose one of "
@@ -111,11 +103,7 @@ class SlidingWindow(Timed, wiring.Component):
             if buffer_rows < rows:
                 raise ValueError(f"layer '{name}': buffer_rows must be at least {rows} (the "
                                  f"rows one window spans), not {buffer_rows}")
-        lo, hi = int_range(shape.width, shape.signed)
-        pad_value = check_int("pad_value", pad_value, name)
-        if not lo <= pad_value <= hi:
-            raise ValueError(f"layer '{name}': pad_value must be in the element range "
-                             f"{lo}..{hi}, not {pad_value}")
+        pad_value = check_pad_value(pad_value, shape, name)
         self._timing = self.timing_of(channels=channels, height=height, width=width,
                                       kernel=kernel, stride=stride, padding=padding, simd=simd,
                                       taps=taps, buffer_rows=buffer_rows)

@@ -10,9 +10,9 @@ import numpy as np
 
 from quant import numerics
 
-from ..blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
-                      PackedMultiplier, Requantizer, SlidingWindow, StreamFifo, SumPool,
-                      WidthConverter)
+from ..blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecLanes,
+                      MatVecUnit, MaxPool, PackedMultiplier, ParallelWindow, Requantizer,
+                      SlidingWindow, StreamFifo, SumPool, WidthConverter)
 from ..blocks import matvec as _matvec_module
 from . import costs
 from .devices import FAMILIES
@@ -154,6 +154,17 @@ def _matvec(family, block):
         rom_style=block.rom_style, reset_columns=resets)
 
 
+def _parallel_window(family, block):
+    (_, kw), (_, sw), (_, pw) = block.kernel, block.stride, block.padding
+    return costs.parallel_window_cost(
+        family, channels=block.channels, width=block.width, kernel=kw, stride=sw, padding=pw,
+        element_bits=block.shape.width, positions=block.positions)
+
+
+def _matvec_lanes(family, block):
+    return _matvec(family, block.units[0]) * block.positions
+
+
 def _requantizer(family, block):
     mult = block.multiplier.reshape(block.beats_per_frame, block.lanes)
     pieces, varying = [], []
@@ -185,8 +196,8 @@ def _packed(family, block):
 
 
 _COSTS = [
-    (MatVecUnit, _matvec), (Requantizer, _requantizer), (PackedMultiplier, _packed),
-    (SlidingWindow, _window), (MaxPool, _pool), (SumPool, _pool),
+    (MatVecUnit, _matvec), (MatVecLanes, _matvec_lanes), (Requantizer, _requantizer), (PackedMultiplier, _packed),
+    (SlidingWindow, _window), (ParallelWindow, _parallel_window), (MaxPool, _pool), (SumPool, _pool),
     (GlobalSumPool, _global_pool), (DepthwiseUnit, _depthwise), (Add, _add),
     (StreamFifo, _fifo), (WidthConverter, _converter), (Broadcast, _broadcast),
     (AsSigned, _as_signed),

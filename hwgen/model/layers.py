@@ -9,7 +9,7 @@ case of the layer's fan-in, weight and activation ranges. A ResNet-50 is priced 
 second (most of it finding the line-buffer depths of the large feature maps).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import lcm, prod
 
@@ -35,7 +35,8 @@ __all__ = ["Layer", "OPS", "layer_blocks", "layer_cost", "weight_layout"]
 #: Layer kinds and the blocks they become.
 OPS = {
     "dense": "MatVecUnit",
-    "conv": "SlidingWindow + MatVecUnit",
+    "conv": "SlidingWindow + MatVecUnit (ParallelWindow + MatVecLanes for whole windows of "
+            "several positions a beat)",
     "depthwise": "SlidingWindow + DepthwiseUnit",
     "maxpool": "MaxPool",
     "avgpool": "SumPool",
@@ -69,7 +70,9 @@ class Layer:
         Folding: outputs and inputs per cycle. Pools, requantizers and adds take ``simd`` as
         their elements per beat. A convolution's ``simd`` (depthwise or not) divides its
         channels, or is ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window
-        brings ``taps`` whole positions per beat).
+        brings ``taps`` whole positions per beat); a 1-D convolution's may be ``positions *
+        kh * kw * channels`` (whole windows of ``positions`` outputs per beat, ``pe ==
+        out_channels``).
     weight_bits : dict
         ``{bits: filters}`` of a dense layer or convolution (``{4: 61, 8: 3}``); each lane is
         as wide as the widest filter it serves after ``reorder_filters``.
@@ -143,6 +146,21 @@ class Layer:
         if self.op == "conv":
             return self.kernel[0] * self.kernel[1] * self.map_shape[0]
         return prod(self.in_shape)
+
+    @property
+    def whole_windows(self):
+        """Whether a convolution takes whole windows from a ParallelWindow: a 1-D one whose
+        windows tile its input, with ``simd`` a multiple of its window."""
+        channels, height, width = self.map_shape
+        (kh, kw), (_, sw), (_, pw) = self.kernel, self.stride, self.padding
+        return (self.op == "conv" and height == 1 and kh == 1 and
+                numerics.conv_output_size(width, kw, sw, pw) * sw == width and
+                self.simd % self.in_features == 0)
+
+    @property
+    def positions(self):
+        """Output positions per beat (whole windows of several positions)."""
+        return self.simd // self.in_features if self.whole_windows else 1
 
     @property
     def window_split(self):
@@ -350,8 +368,29 @@ def _dense(family, layer):
 
 
 def _conv(family, layer):
-    window, _ = _window(family, layer, layer.padding)
-    return [("window", window), ("matvec", _matvec(family, layer))]
+    if not layer.whole_windows:
+        window, _ = _window(family, layer, layer.padding)
+        return [("window", window), ("matvec", _matvec(family, layer))]
+    # Whole windows from a ParallelWindow; several positions a beat take one unfolded unit
+    # each (MatVecLanes).
+    positions = layer.positions
+    channels, _, width = layer.map_shape
+    (_, kw), (_, sw), (_, pw) = layer.kernel, layer.stride, layer.padding
+    out_width = width // sw
+    if out_width % positions:
+        raise FoldingError(
+            f"layer '{layer.name}': SIMD {layer.simd} is {positions} whole windows a beat, "
+            f"which must divide its {out_width} output positions")
+    layer._check("pe", layer.out_channels, layer.pe)
+    if positions > 1 and layer.pe != layer.out_channels:
+        raise FoldingError(f"layer '{layer.name}': PE must be out_channels "
+                           f"{layer.out_channels} with {positions} whole windows a beat, not "
+                           f"{layer.pe}")
+    window = costs.parallel_window_cost(
+        family, channels=channels, width=width, kernel=kw, stride=sw, padding=pw,
+        element_bits=layer.in_bits, positions=positions)
+    unit = _matvec(family, replace(layer, simd=layer.in_features))
+    return [("window", window), ("matvec", unit * positions)]
 
 
 def _requantize(family, layer):

@@ -18,7 +18,7 @@ from hwgen.app.cli import main
 from hwgen.synth import SynthesisError
 from quant import graph as g
 from tests.hwgen.graphs import random_inputs, random_mlp
-from tests.hwgen.test_conv_accelerator import cnn2d
+from tests.hwgen.test_conv_accelerator import cnn2d, signal_cnn
 
 ROOT = Path(__file__).resolve().parents[2]
 # The module (the package's `boards.build` is the function of the same name).
@@ -326,6 +326,21 @@ def test_estimate_auto_prices_both_architectures(model, tmp_path, capsys):
     assert out.startswith("dataflow:\n") and "\nengine:\n" in out
     assert f"auto picks {report['chosen']}" in out
     assert (tmp_path / "e" / "estimate.png").stat().st_size > 0
+
+
+def test_estimate_takes_a_sample_rate_for_a_signal(tmp_path, capsys):
+    quant.save(signal_cnn(), tmp_path / "signal.qgraph")
+    code, out, _ = run(["estimate", tmp_path / "signal.qgraph", "--device", "xczu9eg",
+                        "--clock-mhz", "200", "--samples-per-second", "1.6e9",
+                        "--out", tmp_path / "e"], capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["target_samples_per_second"] == 1.6e9
+    assert report["target_fps"] == 1.6e9 / 64
+    # 8 samples a cycle at 200 MHz: 8 cycles per 64-sample frame.
+    assert report["cycles_per_frame"] == 8
+    assert report["samples_per_second"] == pytest.approx(1.6e9)
+    assert "1.6e+09 samples/s (signal of 64 samples)" in out
 
 
 def test_build_dry_run_without_synthesis(model, tmp_path, capsys):

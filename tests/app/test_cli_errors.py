@@ -222,6 +222,14 @@ CASES = [
     ("target-fps-text", "estimate m.qgraph --out e --target-fps fast", 64,
      r"hwgen estimate: argument --target-fps: invalid float value: 'fast' \(see `hwgen "
      r"estimate --help`\)", ["e"]),
+    ("samples-per-second-zero", "estimate m.qgraph --out e --samples-per-second 0", 1,
+     r"--samples-per-second must be a finite number > 0, not 0", ["e"]),
+    ("samples-per-second-and-fps",
+     "estimate m.qgraph --out e --samples-per-second 1e9 --target-fps 5", 1,
+     r"give --target-fps or --samples-per-second, not both", ["e"]),
+    ("samples-per-second-not-a-signal", "estimate m.qgraph --out e --samples-per-second 1e9",
+     1, r"--samples-per-second is for a model of a 1-D signal \(channels, length\); this "
+        r"one's input is \(20,\): use --target-fps", ["e"]),
     ("clock-nan", "estimate m.qgraph --out e --clock-mhz nan", 1,
      r"--clock-mhz must be a finite number > 0, not nan", ["e"]),
     ("clock-above-the-part", "estimate m.qgraph --out e --clock-mhz 1000", 1,
@@ -331,6 +339,18 @@ CASES = [
      r"--weight-bits is the peaks example's weight width; add --example peaks", ["d"]),
     ("demo-weight-bits-choice", "demo --example peaks --weight-bits 5 --out d", 64,
      r"hwgen demo: argument --weight-bits: invalid choice: 5 .*", ["d"]),
+    ("demo-samples-per-cycle-zero", "demo --example peaks --samples-per-cycle 0 --out d", 1,
+     r"--samples-per-cycle must be an integer > 0, not 0", ["d"]),
+    ("demo-samples-per-cycle-engine",
+     "demo --example peaks --arch engine --samples-per-cycle 2 --out d", 1,
+     r"--samples-per-cycle folds the dataflow accelerator; drop --arch engine", ["d"]),
+    ("demo-samples-per-cycle-not-a-divisor",
+     "demo --example peaks --samples-per-cycle 3 --out d", 1,
+     r"samples per cycle must divide peaks's signal length 256; choose one of 1, 2, 4, 8, "
+     r"16, 32, 64, 128, 256, not 3", ["d"]),
+    ("demo-samples-per-cycle-not-a-signal", "demo --samples-per-cycle 2 --out d", 1,
+     r"samples per cycle are for a 1-D example \(peaks\); mnist_mlp's input is \(784,\)",
+     ["d"]),
     # the command line
     ("no-command", "", 64,
      r"hwgen: the following arguments are required: COMMAND \(see `hwgen --help`\)", []),

@@ -60,6 +60,17 @@ def test_weight_bits_are_the_peaks_examples_alone(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_peaks_demo_at_four_samples_per_cycle(tmp_path):
+    """A quick peak detector folded for 4 samples a cycle: 64 cycles per 256-sample signal,
+    measured as the model says, the RTL equal to the golden under back-pressure."""
+    report = run_demo("peaks", out_dir=tmp_path, images=12, epochs=1, float_epochs=1,
+                      backpressure=0.3, synth=False, samples_per_cycle=4)
+    _check(report, 12)
+    assert report["samples_per_cycle"] == {"requested": 4, "model": 4.0, "measured": 4.0}
+    assert report["cycles_per_frame"]["model"] == 64
+    assert report["f1"]["rtl"] == report["f1"]["golden_on_simulated"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("example, target", [("mnist_cnn", 0.97), ("resnet_mnist", 0.97)])
 def test_mnist_examples_reach_their_accuracy(example, target, tmp_path):

