@@ -288,7 +288,7 @@ def test_simple_blocks_count_their_registers():
 
 
 def test_block_cost_rejects_other_objects():
-    with pytest.raises(TypeError, match=r"block must be one of MatVecUnit, Requantizer, .*, not "
+    with pytest.raises(TypeError, match=r"block must be one of MatVecUnit, MatVecLanes, Requantizer, .*, not "
                                         r"'adder'"):
         block_cost("adder", "xc7")
     with pytest.raises(ValueError, match=r"family must be one of 'xc7', 'xcup', 'ecp5', not "
