@@ -15,7 +15,8 @@ once. For each ``P`` it is folded by :func:`hwgen.samples_folding` (every layer'
 Then :func:`hwgen.compile` searches the cheapest design for ``--target-sps`` samples/s on
 ZCU102 within 80% of every resource, or records what bounds it. With ``--ulx3s P`` the
 open flow (yosys, nextpnr-ecp5, ecppack) builds the self-test of the design at ``P`` for the
-ULX3S-85F and records nextpnr's Fmax and ``Fmax * P``, merged into the JSON.
+ULX3S-85F and records nextpnr's Fmax and ``Fmax * P``, merged into the JSON. Each ``P``'s row
+is written as it is measured and replaces the row of the same ``P`` in ``--out``.
 
 Usage::
 
@@ -151,17 +152,23 @@ def main(argv=None):
     result = json.loads(out.read_text()) if out.exists() else {}
     if args.ulx3s is not None:
         result["ulx3s"] = ulx3s(graph, args.ulx3s, args.build_dir)
-    else:
-        with tempfile.TemporaryDirectory() as scratch:
-            rows = [measure(graph, scores, x_test, labels, int(p), args,
-                            Path(scratch) / f"p{p}") for p in args.positions.split(",")]
-        result |= {
-            "benchmark": "the peaks network at P samples per cycle",
-            "weight_bits": args.weight_bits, "signal_length": 256,
-            "golden_f1_test": round(scores["golden"]["f1"], 4),
-            "positions": rows, "searched_zcu102": searched(graph, args),
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
-    out.write_text(json.dumps(result, indent=2) + "\n")
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(out)
+        return
+    result |= {
+        "benchmark": "the peaks network at P samples per cycle",
+        "weight_bits": args.weight_bits, "signal_length": 256,
+        "golden_f1_test": round(scores["golden"]["f1"], 4),
+        "searched_zcu102": searched(graph, args),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
+    # Each P's row replaces the row of the same P already in the file, written as it comes
+    # (runs of different P may go one after the other).
+    rows = {row["positions"]: row for row in result.get("positions", [])}
+    with tempfile.TemporaryDirectory() as scratch:
+        for p in map(int, args.positions.split(",")):
+            rows[p] = measure(graph, scores, x_test, labels, p, args, Path(scratch) / f"p{p}")
+            result["positions"] = [rows[k] for k in sorted(rows)]
+            out.write_text(json.dumps(result, indent=2) + "\n")
     print(out)
 
 
