@@ -13,7 +13,7 @@ from tests.hwgen.test_conv_accelerator import Builder, signal_cnn
 from ..graphgen import random_inputs
 
 
-@pytest.mark.parametrize("positions", [1, 2, 8, 32])
+@pytest.mark.parametrize("positions", [1, 2, 8, pytest.param(32, marks=pytest.mark.slow)])
 def test_signal_at_several_samples_per_cycle(positions, tmp_path):
     graph = signal_cnn()
     folding = hwgen.samples_folding(graph, positions)
