@@ -25,8 +25,8 @@ from .pricing import join_costs, stream_glue
 from .search import Infeasible, Option, Search, greedy_folding
 from .support import check_hardware_support
 
-__all__ = ["Design", "DesignError", "compile", "estimate", "greedy_folding", "samples_folding",
-           "signal_length"]
+__all__ = ["Design", "DesignError", "check_samples_per_cycle", "compile", "estimate",
+           "greedy_folding", "samples_folding", "signal_length"]
 
 
 def _check_share(name, value):
@@ -192,6 +192,16 @@ def signal_length(graph):
     return shape[1] if len(shape) == 2 else None
 
 
+def check_samples_per_cycle(samples_per_cycle, length, signal="the signal"):
+    """Raise ValueError unless ``samples_per_cycle`` is a positive divisor of ``length``, the
+    length of ``signal``."""
+    if isinstance(samples_per_cycle, bool) or not is_int(samples_per_cycle) or \
+            samples_per_cycle < 1 or length % samples_per_cycle:
+        raise ValueError(f"samples per cycle must divide {signal} length {length}; choose one "
+                         f"of {', '.join(map(str, divisors(length)))}, not "
+                         f"{samples_per_cycle!r}")
+
+
 def samples_folding(graph, samples_per_cycle):
     """The folding with which a 1-D network takes ``samples_per_cycle`` samples of its signal
     every cycle: a frame interval of ``length / samples_per_cycle`` cycles, each layer folded
@@ -212,11 +222,7 @@ def samples_folding(graph, samples_per_cycle):
     if length is None:
         raise ValueError(f"samples per cycle apply to a 1-D signal input (channels, length), "
                          f"not an input of shape {tuple(graph.input.shape)}")
-    if isinstance(samples_per_cycle, bool) or not is_int(samples_per_cycle) or \
-            samples_per_cycle < 1 or length % samples_per_cycle:
-        raise ValueError(f"samples per cycle must divide the signal length {length}; choose "
-                         f"one of {', '.join(map(str, divisors(length)))}, not "
-                         f"{samples_per_cycle!r}")
+    check_samples_per_cycle(samples_per_cycle, length)
     target = length // samples_per_cycle
     folding = greedy_folding(graph, target)
     search = Search(graph, get_device("xc7z020"), 100.0, 1.0)   # cycles only

@@ -18,8 +18,8 @@ import hwgen
 import hwgen.synth
 import quant
 import sim
-from hwgen.blocks._util import divisors
 from hwgen.engine import EngineConfig
+from hwgen.explore import check_samples_per_cycle
 from hwgen.generate import ARCHITECTURES
 from hwgen.engine.model import metadata_cycles
 from hwgen.synth import SynthesisError
@@ -179,12 +179,7 @@ def _check_samples_per_cycle(example, spec, arch, samples_per_cycle):
     if len(spec.input_shape) != 2:
         raise ValueError(f"samples per cycle are for a 1-D example (peaks); {example}'s "
                          f"input is {spec.input_shape}")
-    length = spec.input_shape[1]
-    if isinstance(samples_per_cycle, bool) or not isinstance(samples_per_cycle, int) or \
-            samples_per_cycle < 1 or length % samples_per_cycle:
-        raise ValueError(f"samples per cycle must divide {example}'s signal length {length}; "
-                         f"choose one of {', '.join(map(str, divisors(length)))}, not "
-                         f"{samples_per_cycle!r}")
+    check_samples_per_cycle(samples_per_cycle, spec.input_shape[1], f"{example}'s signal")
 
 
 def _number(value):
