@@ -211,9 +211,11 @@ class FilterView(OpView):
     def tiles(self):
         """Whether the layer is a 1-D convolution whose windows tile its input (``out_length *
         stride == length``): it may then take whole windows, ``positions * stride`` samples
-        per input beat (a :class:`~hwgen.blocks.ParallelWindow`)."""
+        per input beat (a :class:`~hwgen.blocks.ParallelWindow`). A 2-D kernel over a map one
+        row high (its other rows in the padding) is not 1-D: it keeps the sliding window."""
         g = self.geometry
-        return self.kind == "conv" and g.height == 1 and g.out_width * g.stride[1] == g.width
+        return (self.kind == "conv" and g.height == 1 and g.kernel[0] == 1 and g.stride[0] == 1
+                and g.out_width * g.stride[1] == g.width)
 
     @cached_property
     def position_options(self):

@@ -14,6 +14,7 @@ import pytest
 import hwgen
 import quant
 import sim
+from hwgen.generate import compile_graph
 
 from .graphgen import random_case, random_inputs
 from .quant import loop_reference
@@ -47,6 +48,17 @@ def check_case(seed, tmp_path):
             assert result.frame_latency == meta["latency"], \
                 f"latency: model {meta['latency']}, measured {result.frame_latency}\n" \
                 f"{case.summary()}"
+
+
+def test_every_case_elaborates():
+    """Every case of both tiers builds its blocks (seconds, not the slow tier's hour): a
+    folding the lowering cannot build fails here first."""
+    for seed in (*DEFAULT_SEEDS, *SLOW_SEEDS):
+        case = random_case(seed)
+        try:
+            compile_graph(case.graph, **case.options)
+        except Exception as error:
+            raise AssertionError(f"{error}\n{case.summary()}") from error
 
 
 @pytest.mark.parametrize("seed", DEFAULT_SEEDS)
