@@ -7,7 +7,7 @@ in :mod:`hwgen.app`, the one part of the package that uses the simulator and the
 from .accelerator import Accelerator
 from .errors import FoldingError, GraphError, ToolchainError, UnsupportedLayerError
 from .explore import (Design, DesignError, compile, estimate, samples_folding,
-                      signal_length)
+                      signal_length, unfolded_lut_lanes)
 from .folding import check_folding, choose_folding
 from .generate import compile_graph, generate, metadata, plan
 from .support import check_hardware_support, hardware_problems
@@ -16,4 +16,4 @@ __all__ = ["Accelerator", "Design", "DesignError", "FoldingError", "GraphError",
            "ToolchainError", "UnsupportedLayerError", "check_folding", "check_hardware_support",
            "choose_folding", "compile", "compile_graph", "estimate", "generate",
            "hardware_problems", "metadata", "plan", "samples_folding",
-           "signal_length"]
+           "signal_length", "unfolded_lut_lanes"]

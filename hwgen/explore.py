@@ -12,6 +12,8 @@ cheapest design in which no layer uses more LUTs or DSPs than its FINN-style fol
 
 import math
 
+import numpy as np
+
 from quant.numerics import is_int
 
 from .blocks._util import divisors
@@ -21,12 +23,13 @@ from .folding import check_folding
 from .generate import plan
 from .model import Resources, device as get_device
 from .model.resources import KINDS
+from .ops import op_views
 from .pricing import join_costs, stream_glue
 from .search import Infeasible, Option, Search, greedy_folding
 from .support import check_hardware_support
 
 __all__ = ["Design", "DesignError", "check_samples_per_cycle", "compile", "estimate",
-           "greedy_folding", "samples_folding", "signal_length"]
+           "greedy_folding", "samples_folding", "signal_length", "unfolded_lut_lanes"]
 
 
 def _check_share(name, value):
@@ -200,6 +203,22 @@ def check_samples_per_cycle(samples_per_cycle, length, signal="the signal"):
         raise ValueError(f"samples per cycle must divide {signal} length {length}; choose one "
                          f"of {', '.join(map(str, divisors(length)))}, not "
                          f"{samples_per_cycle!r}")
+
+
+def unfolded_lut_lanes(graph, folding):
+    """``{layer: {bits: lanes}}`` putting every lane of each unfolded layer in ``folding``
+    (one fold each way: whole windows or the whole input vector, every filter at once) in
+    LUTs: its weights are constants, and a constant LUT lane costs about the LUTs of a packed
+    lane's adder tree alone, with no DSP (see :class:`~hwgen.blocks.MatVecUnit`)."""
+    out = {}
+    for name, view in op_views(graph).items():
+        if not view.has_weights or view.depthwise or name not in folding:
+            continue
+        pe, simd = folding[name]
+        if pe == view.out_channels and simd % view.fan_in == 0:
+            bits, counts = np.unique(view.weight_bits, return_counts=True)
+            out[name] = dict(zip(bits.tolist(), counts.tolist()))
+    return out
 
 
 def samples_folding(graph, samples_per_cycle):

@@ -33,6 +33,7 @@ class Network:
     def __init__(self, graph, family):
         graph.validate()
         self.graph, self.family = graph, family
+        self._values = {}
         self.views = op_views(graph)
         ranges = graph.ranges()
         self.types = {"input": (graph.input.bits, graph.input.signed)}
@@ -78,7 +79,19 @@ class Network:
                      kernel=g.kernel, stride=g.stride, padding=g.padding, pe=option.pe,
                      simd=option.simd, weight_bits=hist, lut_lanes=option.lut_lanes,
                      multiplier=self.family, acc_bits=self.types[view.name][0],
-                     rom_style=option.style, name=view.name)
+                     rom_style=option.style, weight_values=self.weight_values(view),
+                     name=view.name)
+
+    def weight_values(self, view):
+        """:attr:`~hwgen.model.Layer.weight_values` of a layer: each width's value counts."""
+        if view.name not in self._values:
+            matrix = view.matrix.reshape(view.out_channels, -1)
+            bits = view.weight_bits
+            self._values[view.name] = tuple(
+                (int(b), tuple(zip(*(a.tolist() for a in np.unique(matrix[bits == b],
+                                                                   return_counts=True)))))
+                for b in np.unique(bits))
+        return self._values[view.name]
 
     def beat_lanes(self, owner, lanes):
         """``{value: elements per beat}`` of the values streamed at layer ``owner``'s beat of

@@ -53,11 +53,14 @@ def _run_dataflow(graph, x, out_dir, simulator, backpressure, seed, synth, steps
     """Steps 3 to 5 on the dataflow architecture: its design (folded for
     ``samples_per_cycle`` when given), simulation (on Dask workers when ``distribution`` says
     so) and DSP check."""
-    folding = None
+    folding = lut_lanes = None
     if samples_per_cycle is not None:
+        # Unfolded layers multiply by constants in LUTs (no DSP packing to check there).
         folding = hwgen.samples_folding(graph, samples_per_cycle)
+        lut_lanes = hwgen.unfolded_lut_lanes(graph, folding)
     _log(f"[3/{steps}] generate Verilog (MAC lanes packed onto DSP48E1-sized multipliers)")
-    meta = hwgen.generate(graph, out_dir / "rtl", device="xc7", folding=folding)
+    meta = hwgen.generate(graph, out_dir / "rtl", device="xc7", folding=folding,
+                          lut_lanes=lut_lanes)
     follow_umask(meta["verilog"], out_dir / "rtl" / "metadata.json")
 
     _log(f"[4/{steps}] simulate {len(x)} test inputs in cocotb ({simulator}, back-pressure "

@@ -10,7 +10,8 @@ from quant.numerics import is_int
 __all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "is_int", "check_int",
            "check_pair", "check_count", "check_shape", "check_window", "check_pad_value",
            "registered_product", "rom_attrs",
-           "accumulator_range", "accumulator_bits", "lut_multiply"]
+           "accumulator_range", "accumulator_bits", "lut_multiply",
+           "csd_digits", "const_multiply"]
 
 
 def element_shape(bits, is_signed):
@@ -229,6 +230,27 @@ def accumulator_bits(weight, bias, in_bits, in_signed):
     lo, hi = accumulator_range(weight.reshape(weight.shape[0], -1), bias,
                                *numerics.int_range(in_bits, in_signed))
     return numerics.bits_for_range(min(lo, -1), hi)[0]
+
+
+def csd_digits(value):
+    """The canonical signed digits of an integer: ``[(shift, sign), ...]``, no two adjacent,
+    so a product by a constant ``value`` takes the fewest shifted terms (7 is 8 - 1)."""
+    digits, value, shift = [], int(value), 0
+    while value:
+        if value & 1:
+            sign = 2 - (value & 3)          # 1 when value = 1 (mod 4), -1 when 3 (mod 4)
+            digits.append((shift, sign))
+            value -= sign
+        value >>= 1
+        shift += 1
+    return digits
+
+
+def const_multiply(weight, x):
+    """``weight * x`` for a constant integer ``weight``: a sum of the shifted terms of its
+    canonical signed digits (LUTs only, none for a zero weight)."""
+    terms = [(x << shift) if sign > 0 else -(x << shift) for shift, sign in csd_digits(weight)]
+    return tree_sum(terms) if terms else Const(0)
 
 
 def lut_multiply(w, x, bits):

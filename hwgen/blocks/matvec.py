@@ -5,7 +5,7 @@ issue control are one design, each part sized by the others.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -15,8 +15,8 @@ from quant import numerics
 
 from .. import packing
 from ..errors import FoldingError
-from ._util import (accumulator_bits, accumulator_range, check_count, divisors, element_shape,
-                    lut_multiply, pack_words, rom_attrs, tree_sum)
+from ._util import (accumulator_bits, accumulator_range, check_count, const_multiply, divisors,
+                    element_shape, lut_multiply, pack_words, rom_attrs, tree_sum)
 from .packed import PackedMultiplier
 from .timing import MatVecTiming, Timed
 from .weightrom import weight_layout
@@ -47,7 +47,11 @@ class MatVecUnit(Timed, wiring.Component):
     and each pack of DSP lanes forms its packed multiplier operand from the raw weights as
     they are read (:func:`~hwgen.blocks.packer.packed_word`). Lane ``p`` of every output
     beat computes filter ``fold * pe + p``, so the filters of each precision must sit in the
-    same lanes in every fold (``reorder_filters`` arranges that).
+    same lanes in every fold (``reorder_filters`` arranges that). An unfolded unit (one fold
+    each way, :attr:`constant_weights`) has no weight memories: its weights and biases are
+    constants, and a LUT lane sums the shifted terms of its weights' canonical signed digits
+    (a zero weight costs nothing). At W4A4 that is cheaper than packing: 8 filters of 20
+    inputs took 2,093 LUTs in yosys (xcup) with LUT lanes, 2,524 LUTs and 40 DSPs packed.
 
     The pipeline (:data:`PIPELINE_DEPTH` cycles from issuing a fold to offering its result)
     never stalls: results enter an output queue, and the last input fold of an output fold is
@@ -148,10 +152,18 @@ class MatVecUnit(Timed, wiring.Component):
     in_bits = property(lambda self: self._in_bits)
     in_signed = property(lambda self: self._in_signed)
     acc_bits = property(lambda self: self._acc_bits)
+    weight = property(lambda self: self._weight.copy())
     weight_bits = property(lambda self: self._weight_bits.copy())
     rom_style = property(lambda self: self._rom_style)
     output_folds = property(lambda self: self.out_features // self._pe)
     input_folds = property(lambda self: self.in_features // self._simd)
+
+    @property
+    def constant_weights(self):
+        """Whether the unit is unfolded (one output fold, one input fold): every lane then
+        multiplies by the same weights every cycle, so they are constants in the logic, with
+        no weight memory, and a LUT lane is a sum of the weight's shifted terms."""
+        return self.output_folds * self.input_folds == 1
 
     @staticmethod
     def _plan_groups(name, lane_bits, in_bits, in_signed, multiplier, lut_lanes):
@@ -314,7 +326,11 @@ class MatVecUnit(Timed, wiring.Component):
 
         layout = self._layout
         parts = []
+        constant = self.constant_weights
         for j, (width, init) in enumerate(zip(layout.widths, layout.init(self._weight))):
+            if constant:
+                parts.append(Const(init[0], width))
+                continue
             attrs = ({"rom_style": self._rom_style} if self._rom_style is not None
                      else rom_attrs(platform, nf * sf))
             rom = Memory(shape=unsigned(width), depth=nf * sf, init=init, attrs=attrs)
@@ -334,6 +350,12 @@ class MatVecUnit(Timed, wiring.Component):
         vector = registered(rd.data, "vector", 2)
         x = [vector.word_select(s, self._in_bits) for s in range(simd)]
         x = [v.as_signed() if self._in_signed else v for v in x]
+        if constant:
+            # Constant LUT lanes multiply the input four cycles later, in stage 8 like the
+            # others: the input vector is delayed once for all lanes, not each product.
+            late = registered(vector, "vector_late", 4)
+            late = [late.word_select(s, self._in_bits) for s in range(simd)]
+            late = [v.as_signed() if self._in_signed else v for v in late]
         products = [[None] * simd for _ in range(pe)]
         for group in self._groups:
             bits, plan, packs, lut = group["bits"], group["plan"], group["packs"], group["lut"]
@@ -350,6 +372,13 @@ class MatVecUnit(Timed, wiring.Component):
                     for i, lane in enumerate(pack):
                         products[lane][s] = unit.products[i]
                 for lane in lut:
+                    if constant:
+                        value = int(self._weight[lane, s])
+                        product = Signal(signed(bits + self._in_bits + 1),
+                                         name=f"prod{lane}_{s}", reset_less=True)
+                        m.d.sync += product.eq(const_multiply(value, late[s]))
+                        products[lane][s] = product if value else None
+                        continue
                     # In fabric: the product in stage 4, then registers to keep pace.
                     product = Signal(signed(bits + self._in_bits + 1), name=f"prod{lane}_{s}",
                                      reset_less=True)
@@ -373,12 +402,16 @@ class MatVecUnit(Timed, wiring.Component):
         m.d.sync += [fold[i + 1].eq(fold[i]) for i in range(depth - 2)]
 
         acc_shape = signed(self._acc_bits)
-        bias = Memory(shape=unsigned(pe * self._acc_bits), depth=nf,
-                      init=pack_words(self._bias.reshape(nf, pe), self._acc_bits),
-                      attrs=rom_attrs(platform, nf))
-        m.submodules.bias = bias
-        bias_port = bias.read_port()
-        m.d.comb += bias_port.addr.eq(fold[depth - 4])
+        biases = pack_words(self._bias.reshape(nf, pe), self._acc_bits)
+        if nf == 1:         # one output fold: the biases are constants too
+            bias_word = Const(biases[0], pe * self._acc_bits)
+        else:
+            bias = Memory(shape=unsigned(pe * self._acc_bits), depth=nf, init=biases,
+                          attrs=rom_attrs(platform, nf))
+            m.submodules.bias = bias
+            bias_port = bias.read_port()
+            m.d.comb += bias_port.addr.eq(fold[depth - 4])
+            bias_word = bias_port.data
 
         # The bias joins the dot product of the first input fold, and the accumulator is
         # cleared after the last one: the control bits, which fan out to every lane, feed no
@@ -393,9 +426,9 @@ class MatVecUnit(Timed, wiring.Component):
         for p in range(pe):
             bias_p = Signal(acc_shape, name=f"bias{p}", reset_less=True)
             m.d.sync += bias_p.eq(Mux(first[depth - 3],
-                                      bias_port.data.word_select(p, self._acc_bits), 0))
+                                      bias_word.word_select(p, self._acc_bits), 0))
             dot = Signal(acc_shape, name=f"dot{p}", reset_less=True)
-            m.d.sync += dot.eq(tree_sum(products[p] + [bias_p]))
+            m.d.sync += dot.eq(tree_sum([v for v in products[p] if v is not None] + [bias_p]))
             acc = Signal(acc_shape, name=f"acc{p}", reset_less=True)
             total = Signal(acc_shape, name=f"sum{p}")
             m.d.comb += total.eq(acc + dot)

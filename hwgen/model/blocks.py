@@ -151,7 +151,15 @@ def _matvec(family, block):
         simd=block.simd, in_bits=block.in_bits, in_signed=block.in_signed,
         acc_bits=block.acc_bits, groups=groups, rom_columns=roms, bias_columns=bias,
         pipeline_depth=_matvec_module.PIPELINE_DEPTH, queue_depth=block.queue_depth,
-        rom_style=block.rom_style, reset_columns=resets)
+        rom_style=block.rom_style, reset_columns=resets,
+        constant_weights=_constant_weights(block))
+
+
+def _constant_weights(block):
+    """An unfolded unit's LUT lane weights, ``(lanes, simd)`` (None for a folded unit)."""
+    if not block.constant_weights:
+        return None
+    return block.weight[[lane for group in block.groups for lane in group["lut"]]]
 
 
 def _parallel_window(family, block):

@@ -14,6 +14,9 @@ All functions take the family (``"xc7"``, ``"xcup"`` or ``"ecp5"``) first and re
 
 from math import ceil
 
+from quant.numerics import bits_for_range, int_range
+
+from ..blocks._util import csd_digits
 from .logic import (counter_bits, counter_luts, delay_cost, dsp_absorbs_registers,
                     multiplier_dsps, range_bits)
 from .memory import memory_cost, rom_cost
@@ -26,8 +29,10 @@ __all__ = ["LUT_WEIGHTS", "accelerator_cost", "add_cost", "broadcast_cost", "dep
 
 #: LUTs per unit of each structural piece, per family (fitted; see the module docstring).
 LUT_WEIGHTS = {
-    "xc7": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.24},
-    "xcup": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.24},
+    "xc7": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.24,
+            "constant_terms": 1.15, "constant_tree": 1.35, "constant_levels": 0.55},
+    "xcup": {"window": 0.65, "weight_rom": 1.4, "adder_tree": 1.3, "lut_multiplier": 0.24,
+             "constant_terms": 1.15, "constant_tree": 1.35, "constant_levels": 0.55},
 }
 
 
@@ -358,9 +363,18 @@ def packer_cost(family, plan):
     return Resources(lut=plan.lanes - 1 if plan.act_signed else 0)
 
 
+def _constant_product(weight, in_bits, in_signed):
+    """``(digits, bits)`` of a product by a constant nonzero weight: its canonical signed
+    digits (:func:`~hwgen.blocks._util.csd_digits`) and the width of its range (synthesis
+    keeps no constant bit and merges copied sign bits)."""
+    lo, hi = int_range(in_bits, in_signed)
+    ends = (weight * lo, weight * hi)
+    return len(csd_digits(weight)), bits_for_range(min(ends), max(ends))[0]
+
+
 def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_signed,
                 acc_bits, groups, rom_columns, bias_columns, pipeline_depth, queue_depth,
-                rom_style=None, reset_columns=None):
+                rom_style=None, reset_columns=None, constant_weights=None):
     """:class:`~hwgen.blocks.matvec.MatVecUnit`: the input vector's double buffer, the weight
     memories, packed multipliers with their run-time packing and LUT multipliers, an adder
     tree and an accumulator per lane, the bias ROM, the control pipeline and the output
@@ -374,7 +388,9 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
     forces the weight memories into block RAM or logic. ``reset_columns`` gives, per weight
     memory, how many of its distinct columns synthesis reads through a register with a
     synchronous reset when the memory is logic (:func:`~hwgen.model.memory.rom_reset_columns`;
-    None: none).
+    None: none). ``constant_weights``, ``(LUT lanes, simd)``, gives an unfolded unit's (one
+    fold each way) LUT lane weights: such a lane sums its weights' shifted terms of the
+    input, delayed once for every lane.
     """
     nf, sf = out_features // pe, in_features // simd
     words = nf * sf
@@ -425,6 +441,8 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
                     + packer_cost(family, plan))
             parts += unit * (packs * simd)
             lane_products += [plan.product_bits] * dsp_lanes
+        if lut_lanes and constant_weights is not None:
+            continue
         if lut_lanes:
             # Narrow-range weights: |w x| < 2^(bits + in_bits - 1) (one bit less for signed x).
             product = bits + in_bits - (1 if in_signed else 0)
@@ -446,4 +464,27 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
         lut += round(w["adder_tree"] * (simd - 1) * (bits + levels)) + acc_bits
         if simd == 1:
             lut += acc_bits
+    if constant_weights is not None and len(constant_weights):
+        # The input four cycles later; a product register per input element and distinct
+        # nonzero weight (synthesis merges equal ones across lanes), its terms summed; per
+        # lane the dot sum of its products and the bias, and the accumulator.
+        parts += delay_cost(family, simd * in_bits, 4)
+        product = {}
+        for s in range(simd):
+            for value in set(map(int, constant_weights[:, s])) - {0}:
+                product[s, value] = _constant_product(value, in_bits, in_signed)
+        # A product's shifted terms overlap on about the input's width, plus a carry.
+        ff += sum(bits for _, bits in product.values())
+        lut += round(w["constant_terms"] * (in_bits + 1) *
+                     sum(digits - 1 for digits, _ in product.values()))
+        for row in constant_weights:
+            used = [product[s, int(v)][1] for s, v in enumerate(row) if v]
+            ff += 2 * acc_bits
+            lut += acc_bits
+            if used:
+                # Operands as narrow as each product (not extended to the sum), growing a
+                # bit a level (fitted on benchmarks/estimator.json's unfolded units).
+                adders = len(used) - 1
+                lut += round(w["constant_tree"] * adders * sum(used) / len(used)
+                             + w["constant_levels"] * adders * adders.bit_length())
     return parts + Resources(lut=lut, ff=ff)

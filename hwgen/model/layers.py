@@ -97,6 +97,10 @@ class Layer:
         channel, so a lane selects its offset by the fold when it serves several channels.
     skip_bits, skip_signed, fifo_depth : int, bool, int
         Second input of an add and the depth of the FIFO on its skip path.
+    weight_values : tuple
+        ``((bits, ((value, count), ...)), ...)``: how often each weight value occurs among
+        the filters of each width. An unfolded layer's LUT lanes multiply by constants, whose
+        cost depends on the values; without them, values are uniform over each width's range.
     name : str
     """
 
@@ -124,6 +128,7 @@ class Layer:
     skip_bits: int = None
     skip_signed: bool = None
     fifo_depth: int = 0
+    weight_values: tuple = ()
     name: str = ""
 
     def __post_init__(self):
@@ -327,6 +332,23 @@ def _lane_groups(layer, multiplier):
     return groups
 
 
+def _constants(groups, simd, values):
+    """Weights for an unfolded unit's LUT lanes, ``(lanes, simd)``, drawn from ``values``
+    (``{bits: ((value, count), ...)}``), or uniform over a width's narrow range where it
+    has none; a fixed seed, so that a layer's price never changes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _, _, _, lut, bits in groups:
+        if not lut:
+            continue
+        if bits in values:
+            drawn, counts = np.asarray(values[bits]).T
+            rows.append(rng.choice(drawn, (lut, simd), p=counts / counts.sum()))
+        else:
+            rows.append(rng.integers(-(1 << (bits - 1)) + 1, 1 << (bits - 1), (lut, simd)))
+    return np.concatenate(rows) if rows else np.zeros((0, simd), dtype=np.int64)
+
+
 def weight_layout(layer):
     """The :class:`~hwgen.blocks.weightrom.WeightLayout` of a dense layer's or a convolution's
     weight memories: its lanes at their widths (as :func:`_lane_groups` orders them),
@@ -360,7 +382,9 @@ def _matvec(family, layer):
         pipeline_depth=_matvec_module.PIPELINE_DEPTH,
         # As MatVecUnit.queue_depth: room for every result in flight.
         queue_depth=-(-_matvec_module.PIPELINE_DEPTH // sf) + 1, rom_style=layer.rom_style,
-        reset_columns=resets)
+        reset_columns=resets, constant_weights=_constants(groups, layer.simd,
+                                                         dict(layer.weight_values))
+        if words == 1 else None)
 
 
 def _dense(family, layer):

@@ -164,6 +164,29 @@ def test_matvec_one_cycle_per_frame(fan_in_one):
     assert set(np.diff(when[2:])) == {1}
 
 
+@pytest.mark.parametrize("in_signed", [False, True], ids=["unsigned", "signed"])
+@pytest.mark.parametrize("device", [None, "xcup"])
+def test_unfolded_matvec_multiplies_by_constants(device, in_signed):
+    """An unfolded unit's weights are constants: every weight of each width (zero and both
+    extremes among them), beside packed lanes, against extreme and random inputs."""
+    rng = np.random.default_rng(11)
+    bits = [2, 4, 8, 4]
+    weight_bits = np.asarray(bits)
+    # Every value of each filter's range, the rest random.
+    weight = np.stack([np.resize(np.arange(-(1 << (b - 1)) + 1, 1 << (b - 1)), 255)
+                       for b in bits])
+    weight = np.stack([rng.permutation(row) for row in weight])
+    bias = rng.integers(-300, 300, 4)
+    x = np.vstack([vectors(rng, 4, 255, 5, in_signed),
+                   vectors(rng, 4, 255, 5, in_signed, extreme=True)])
+    unit = MatVecUnit(weight=weight, bias=bias, weight_bits=weight_bits, in_bits=5,
+                      in_signed=in_signed, pe=4, simd=255, multiplier=device,
+                      lut_lanes={4: 1} if device else None)
+    assert unit.constant_weights
+    got, _ = rtl_matvec(unit, x, 0.3, 11)
+    np.testing.assert_array_equal(got, ref_matvec(weight, bias, x))
+
+
 @pytest.mark.parametrize("in_gaps", [0.0, 0.6], ids=["flow", "gaps"])
 @pytest.mark.parametrize("device", [None, "ecp5", "xc7"])
 def test_matvec_beat_times_are_exact(device, in_gaps):

@@ -405,6 +405,15 @@ def test_layer_errors():
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def _recorded_synthesis(family):
+    """The estimator benchmark's module and its recorded synthesis of each block of
+    ``family`` (benchmarks/estimator.json), by block name."""
+    rows = {r["block"]: r["synth"] for r in
+            json.loads((BENCHMARKS / "estimator.json").read_text())["rows"]
+            if r["family"] == family}
+    return _estimator_benchmark(), rows
+
+
 def _estimator_benchmark():
     spec = importlib.util.spec_from_file_location("estimator_benchmark",
                                                   BENCHMARKS / "estimator.py")
@@ -418,10 +427,7 @@ def test_lut_multiplier_units_against_their_recorded_synthesis(family):
     """The matrix-vector units with LUT multipliers that benchmarks/estimator.json records
     (2 to 8-bit weights, 4 to 8-bit activations, 1 to 4 products per lane): LUTs within 10%
     of yosys's count, DSPs and block RAM exact."""
-    bench = _estimator_benchmark()
-    rows = {r["block"]: r["synth"] for r in
-            json.loads((BENCHMARKS / "estimator.json").read_text())["rows"]
-            if r["family"] == family}
+    bench, rows = _recorded_synthesis(family)
     specs = [spec for spec in bench.SWEEP if "_lut" in spec[0]]
     assert len(specs) == 8
     for spec in specs:
@@ -436,10 +442,7 @@ def test_matvec_registers_against_their_recorded_synthesis(family):
     """Every matrix-vector unit that benchmarks/estimator.json records: flip-flops within 6%
     and LUT RAM within 5% (or 2 LUTs) of yosys's count (weight ROMs in logic and in block
     RAM, of power-of-two depths and others, packed and LUT multipliers)."""
-    bench = _estimator_benchmark()
-    rows = {r["block"]: r["synth"] for r in
-            json.loads((BENCHMARKS / "estimator.json").read_text())["rows"]
-            if r["family"] == family}
+    bench, rows = _recorded_synthesis(family)
     specs = [spec for spec in bench.SWEEP if spec[0].startswith("mv_")]
     assert len(specs) == 22
     for spec in specs:
@@ -448,6 +451,23 @@ def test_matvec_registers_against_their_recorded_synthesis(family):
         assert abs(estimate.ff - synth["ff"]) <= 0.06 * synth["ff"], (spec[0], estimate)
         assert abs(estimate.lutram - synth["lutram"]) <= max(0.05 * synth["lutram"], 2), \
             (spec[0], estimate)
+
+
+@pytest.mark.parametrize("family", ["xc7", "xcup"])
+def test_unfolded_matvec_against_its_recorded_synthesis(family):
+    """Unfolded units (constant weights) that benchmarks/estimator.json records: LUTs within
+    15% and flip-flops within 10% of yosys's count, DSPs exact (LUT lanes of 2 to 8 bits,
+    signed inputs, beside packed lanes)."""
+    bench, rows = _recorded_synthesis(family)
+    specs = [spec for spec in bench.SWEEP if spec[0].startswith("cmv_")]
+    assert len(specs) == 8
+    for spec in specs:
+        synth, unit = rows[spec[0]], bench.build(spec, family)
+        assert unit.constant_weights, spec[0]
+        estimate = block_cost(unit, family)
+        assert abs(estimate.lut - synth["lut"]) <= 0.15 * synth["lut"], (spec[0], estimate)
+        assert abs(estimate.ff - synth["ff"]) <= 0.10 * synth["ff"], (spec[0], estimate)
+        assert estimate.dsp == synth["dsp"], spec[0]
 
 
 @pytest.mark.synth

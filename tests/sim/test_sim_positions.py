@@ -13,11 +13,19 @@ from tests.hwgen.test_conv_accelerator import Builder, signal_cnn
 from ..graphgen import random_inputs
 
 
-@pytest.mark.parametrize("positions", [1, 2, 8, pytest.param(32, marks=pytest.mark.slow)])
-def test_signal_at_several_samples_per_cycle(positions, tmp_path):
+@pytest.mark.parametrize("positions, lanes", [
+    (1, "packed"), (2, "constant"), (8, "packed"), (8, "constant"),
+    pytest.param(32, "constant", marks=pytest.mark.slow)])
+def test_signal_at_several_samples_per_cycle(positions, lanes, tmp_path):
+    """Unfolded layers with packed DSP lanes, or with constant LUT lanes
+    (``hwgen.unfolded_lut_lanes``)."""
     graph = signal_cnn()
     folding = hwgen.samples_folding(graph, positions)
-    meta = hwgen.generate(graph, tmp_path / "rtl", folding=folding, device="xcup")
+    lut_lanes = hwgen.unfolded_lut_lanes(graph, folding) if lanes == "constant" else None
+    if lanes == "constant":
+        assert lut_lanes
+    meta = hwgen.generate(graph, tmp_path / "rtl", folding=folding, device="xcup",
+                          lut_lanes=lut_lanes)
     assert meta["cycles_per_frame"] == 64 // positions
     x = random_inputs(graph, 12, positions)
     result = sim.simulate(graph, x, out_dir=tmp_path / "flow", design=meta, seed=1,
@@ -30,7 +38,8 @@ def test_signal_at_several_samples_per_cycle(positions, tmp_path):
                            backpressure=0.4, check=False)
     assert pressed.ok, pressed.describe()
     # The search prices the same interval as the accelerator's schedule.
-    design = hwgen.estimate(graph, folding, device="xczu9eg", clock_mhz=200)
+    design = hwgen.estimate(graph, folding, device="xczu9eg", clock_mhz=200,
+                            lut_lanes=lut_lanes)
     assert design.cycles_per_frame == meta["cycles_per_frame"]
 
 
