@@ -20,10 +20,14 @@ open flow (yosys, nextpnr-ecp5, ecppack) builds the self-test of the design at `
 ULX3S-85F and records nextpnr's Fmax and ``Fmax * P``, merged into the JSON. Each ``P``'s row
 is written as it is measured and replaces the row of the same ``P`` in ``--out``.
 
+``--channels`` trains the same recipe with other filter counts (a narrower network for a
+higher rate) and records it under ``variants`` in the same JSON.
+
 Usage::
 
     python benchmarks/peaks.py [--out benchmarks/peaks.json] [--positions 1,2,4,8,16,32]
         [--signals 100] [--clock-mhz 200] [--synth-up-to 16] [--weight-bits 4]
+        [--channels 8,16,16]
     python benchmarks/peaks.py --ulx3s 4 [--build-dir build/peaks_ulx3s]
 """
 
@@ -50,10 +54,33 @@ KINDS = ("lut", "ff", "dsp", "bram18")
 SYNTH = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram18": "RAMB"}
 
 
-def trained(weight_bits):
-    model, scores, x_test, labels = train_example("peaks", 0, None, None, weight_bits)
+#: The peaks example's filters per convolution.
+CHANNELS = (8, 16, 16)
+
+
+def trained(weight_bits, channels):
+    """The example's network (seed 0), or the same recipe with other ``channels``."""
+    if channels == CHANNELS:
+        model, scores, x_test, labels = train_example("peaks", 0, None, None, weight_bits)
+    else:
+        from quant import peaks, train
+        model, scores = train.train_peaks(seed=0, progress=False, weight_bits=weight_bits,
+                                          channels=channels)
+        _, _, x_test, labels = peaks.dataset()
+        x_test = x_test[:, None, :]
     graph = export.export(model, input_shape=(1, 256))
     return graph, scores, x_test, labels
+
+
+def update(out, channels, change):
+    """Apply ``change`` to this network's part of the JSON as the file holds it now (the
+    example's at the top level, another ``channels``' under ``variants``), and write it:
+    runs for other P or networks may have written it since this one began."""
+    result = json.loads(out.read_text()) if out.exists() else {}
+    part = result if channels == CHANNELS else result.setdefault("variants", {}).setdefault(
+        ",".join(map(str, channels)), {})
+    change(part)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def measure(graph, scores, x, labels, positions, args, work):
@@ -148,24 +175,31 @@ def searched(graph, args):
 
 
 def ulx3s(graph, positions, build_dir):
+    """The open flow's build of the design at ``positions`` for the ULX3S-85F: nextpnr's
+    Fmax and ``Fmax * P``, or why it does not fit (the flow's error)."""
     started = time.monotonic()
     folding = hwgen.samples_folding(graph, positions)
+    entry = {"board": "ulx3s_85f", "positions": positions}
     try:
         report = boards.build(graph, "ulx3s_85f", build_dir, folding=folding,
+                              lut_lanes=hwgen.unfolded_lut_lanes(graph, folding),
                               log=lambda m: print(m, file=sys.stderr, flush=True))
     except boards.BuildError as error:
-        # A design that misses its clock is still measured: the report has nextpnr's.
+        # A design that misses its clock is still measured: the report has nextpnr's. One
+        # that nextpnr cannot place has no timing: the error says what ran out.
         print(f"build: {error}", file=sys.stderr)
         report = json.loads((Path(build_dir) / "report.json").read_text())
+        if not report.get("timing"):
+            return entry | {"fits": False, "error": str(error).splitlines()[-2:],
+                            "build_seconds": round(time.monotonic() - started, 1)}
     timing, util = report["timing"], report["utilization"]
-    return {"board": "ulx3s_85f", "positions": positions,
-            "fmax_mhz": timing["fmax_mhz"], "constraint_mhz": timing["constraint_mhz"],
-            "timing_met": timing["met"],
-            "samples_per_second": timing["fmax_mhz"] * 1e6 * positions,
-            "utilization": {"used": util["design"], "available": util["available"],
-                            "percent": util["percent"]},
-            "selftest": report.get("selftest"),
-            "build_seconds": round(time.monotonic() - started, 1)}
+    return entry | {
+        "fits": True, "fmax_mhz": timing["fmax_mhz"], "constraint_mhz": timing["constraint_mhz"],
+        "timing_met": timing["met"], "samples_per_second": timing["fmax_mhz"] * 1e6 * positions,
+        "utilization": {"used": util["design"], "available": util["available"],
+                        "percent": util["percent"]},
+        "selftest": report.get("selftest"),
+        "build_seconds": round(time.monotonic() - started, 1)}
 
 
 def main(argv=None):
@@ -179,29 +213,36 @@ def main(argv=None):
     parser.add_argument("--target-sps", type=float, default=4e9)
     parser.add_argument("--ulx3s", type=int, default=None, metavar="P")
     parser.add_argument("--build-dir", default=str(ROOT / "build" / "peaks_ulx3s"))
+    parser.add_argument("--channels", default=",".join(map(str, CHANNELS)),
+                        help="filters of conv1..conv3 (another network than the example's "
+                             "is trained here and recorded under 'variants')")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    graph, scores, x_test, labels = trained(args.weight_bits)
-    result = json.loads(out.read_text()) if out.exists() else {}
+    channels = tuple(int(c) for c in args.channels.split(","))
+    graph, scores, x_test, labels = trained(args.weight_bits, channels)
     if args.ulx3s is not None:
-        result["ulx3s"] = ulx3s(graph, args.ulx3s, args.build_dir)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        entry = ulx3s(graph, args.ulx3s, args.build_dir)
+        update(out, channels, lambda part: part.update(ulx3s=entry))
         print(out)
         return
-    result |= {
-        "benchmark": "the peaks network at P samples per cycle",
+    summary = {
+        "benchmark": "the peaks network at P samples per cycle", "channels": list(channels),
         "weight_bits": args.weight_bits, "signal_length": 256,
-        "golden_f1_test": round(scores["golden"]["f1"], 4),
+        "f1_test": {name: round(scores[name]["f1"], 4)
+                    for name in ("golden", "centroid", "find_peaks") if name in scores},
         "searched_zcu102": searched(graph, args),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
-    # Each P's row replaces the row of the same P already in the file, written as it comes
-    # (runs of different P may go one after the other).
-    rows = {row["positions"]: row for row in result.get("positions", [])}
+    update(out, channels, lambda part: part.update(summary))
+
+    def add_row(part, row):
+        # Each P's row replaces the row of the same P already there.
+        rows = {r["positions"]: r for r in part.get("positions", [])} | {row["positions"]: row}
+        part["positions"] = [rows[k] for k in sorted(rows)]
+
     with tempfile.TemporaryDirectory() as scratch:
         for p in map(int, args.positions.split(",")):
-            rows[p] = measure(graph, scores, x_test, labels, p, args, Path(scratch) / f"p{p}")
-            result["positions"] = [rows[k] for k in sorted(rows)]
-            out.write_text(json.dumps(result, indent=2) + "\n")
+            row = measure(graph, scores, x_test, labels, p, args, Path(scratch) / f"p{p}")
+            update(out, channels, lambda part: add_row(part, row))
     print(out)
 
 

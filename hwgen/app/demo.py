@@ -58,7 +58,9 @@ def _run_dataflow(graph, x, out_dir, simulator, backpressure, seed, synth, steps
         # Unfolded layers multiply by constants in LUTs (no DSP packing to check there).
         folding = hwgen.samples_folding(graph, samples_per_cycle)
         lut_lanes = hwgen.unfolded_lut_lanes(graph, folding)
-    _log(f"[3/{steps}] generate Verilog (MAC lanes packed onto DSP48E1-sized multipliers)")
+    lanes = ("unfolded layers multiply by constants in LUTs, the others pack MAC lanes"
+             if lut_lanes else "MAC lanes packed")
+    _log(f"[3/{steps}] generate Verilog ({lanes} onto DSP48E1-sized multipliers)")
     meta = hwgen.generate(graph, out_dir / "rtl", device="xc7", folding=folding,
                           lut_lanes=lut_lanes)
     follow_umask(meta["verilog"], out_dir / "rtl" / "metadata.json")
