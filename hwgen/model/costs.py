@@ -441,9 +441,7 @@ def matvec_cost(family, *, in_features, out_features, pe, simd, in_bits, in_sign
                     + packer_cost(family, plan))
             parts += unit * (packs * simd)
             lane_products += [plan.product_bits] * dsp_lanes
-        if lut_lanes and constant_weights is not None:
-            continue
-        if lut_lanes:
+        if lut_lanes and constant_weights is None:      # constant lanes: priced below
             # Narrow-range weights: |w x| < 2^(bits + in_bits - 1) (one bit less for signed x).
             product = bits + in_bits - (1 if in_signed else 0)
             parts += delay_cost(family, product * lut_lanes * simd, 5)
