@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import VECTOR_WEIGHT_BITS
 from .params import MAX_PASSES, param_layout
-from .loader import band_rows
+from .bands import Bands
 from .macarray import MacArray
 from .post import VECTOR_OPS, OutputPath, VectorLanes
 from .program import ADD, DEPTHWISE, DESCRIPTOR_LAYOUT, MATMUL, POOL_MAX, POOL_SUM
@@ -92,10 +92,12 @@ class Compute(wiring.Component):
                          pw_start.eq(d.pad_w * d.in_groups),
                          inner.eq(Mux(d.op == MATMUL, d.in_groups, 1))]
 
-        band, fold = Signal(16), Signal(16)
+        m.submodules.bands = bands = Bands(addr_bits=16, word_shift=0)
+        m.d.comb += bands.desc.eq(d)
+        band, fold = bands.band, Signal(16)
+        rows_out = bands.rows
         bank = Signal()                      # weight bank of the fold
         in_bank = band[0]
-        oy0, rows_out, r0, _ = band_rows(d, band)
         oy, ox, q = Signal(16), Signal(16), Signal(4)
         ky, kx, g = Signal(8), Signal(8), Signal(16)
         iy_base, ix_base = Signal(signed(18)), Signal(signed(18))
@@ -130,7 +132,8 @@ class Compute(wiring.Component):
         with m.FSM(name="compute"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [band.eq(0), bank.eq(0), bands_done.eq(0)]
+                    m.d.comb += bands.start.eq(1)
+                    m.d.sync += [bank.eq(0), bands_done.eq(0)]
                     m.next = "BAND"
             with m.State("BAND"):
                 with m.If(band == d.bands):
@@ -141,16 +144,15 @@ class Compute(wiring.Component):
                     m.next = "FOLD"
             with m.State("FOLD"):
                 with m.If(fold == d.folds):
-                    m.d.comb += self.ibuf_clear.bit_select(in_bank, 1).eq(1)
-                    m.d.sync += band.eq(band + 1)
+                    m.d.comb += [self.ibuf_clear.bit_select(in_bank, 1).eq(1),
+                                 bands.advance.eq(1)]
                     m.next = "BAND"
                 with m.Elif(self.wbuf_full.bit_select(bank, 1)):
-                    top = oy0 * d.stride_h - d.pad_h
                     m.d.sync += [
                         oy.eq(0), ox.eq(0), q.eq(0), ky.eq(0), kx.eq(0), g.eq(0), wk.eq(0),
                         ky_off.eq(0), kx_off.eq(0), pixel_off.eq(0),
-                        iy_base.eq(top), ix_base.eq(-d.pad_w),
-                        row_base.eq((top - r0) * rowstride), col_base.eq(-pw_start),
+                        iy_base.eq(bands.top), ix_base.eq(-d.pad_w),
+                        row_base.eq(bands.pad_offset), col_base.eq(-pw_start),
                         passes.eq(Mux(is_matmul, Mux(bank, fields[1].passes, fields[0].passes),
                                       1)),
                     ]
@@ -200,7 +202,8 @@ class Compute(wiring.Component):
                 # count) before ``go``, so done cannot be judged from the descriptor here.
                 m.d.comb += self.done.eq(1)
                 with m.If(self.go):
-                    m.d.sync += [band.eq(0), bank.eq(0), bands_done.eq(0)]
+                    m.d.comb += bands.start.eq(1)
+                    m.d.sync += [bank.eq(0), bands_done.eq(0)]
                     m.next = "BAND"
 
         # Stage 1: the buffers' data, with the k-step's control.

@@ -14,24 +14,13 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .bands import Bands
 from .dma import command_signature
 from .gearbox import Unpacker
 from .params import PASS_COUNT_BITS, param_layout
 from .program import ADD, DESCRIPTOR_LAYOUT
 
-__all__ = ["Loader", "band_rows"]
-
-
-def band_rows(d, band):
-    """``(first output row, output rows, first input row, input rows end)`` of ``band`` of the
-    layer of descriptor ``d`` (Amaranth values)."""
-    oy0 = band * d.band_rows
-    rows = Mux(d.out_height - oy0 < d.band_rows, d.out_height - oy0, d.band_rows)
-    top = oy0 * d.stride_h - d.pad_h
-    r0 = Mux(top < 0, 0, top)
-    bottom = (oy0 + rows - 1) * d.stride_h - d.pad_h + d.kernel_h
-    r1 = Mux(bottom > d.in_height, d.in_height, bottom)
-    return oy0, rows, r0, r1
+__all__ = ["Loader"]
 
 
 class Loader(wiring.Component):
@@ -89,17 +78,19 @@ class Loader(wiring.Component):
         m.submodules.unpacker = unpacker = Unpacker(data_bits=db, lanes=c.tn,
                                                     element_bits=self._element_bits)
 
-        band, fold = Signal(16), Signal(16)
+        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits, word_shift=shift)
+        m.d.comb += bands.desc.eq(d)
+        band, fold = bands.band, Signal(16)
         bank = Signal()                      # the next fold's weight bank
         in_bank = band[0]
-        oy0, rows_out, r0, r1 = band_rows(d, band)
         # Issuing: rows of the first operand, then (an add) of the second.
         row, second_cmd = Signal(16), Signal()
         address = Signal(c.addr_bits)
         issued = Signal()
-        # Taking: groups written into the input buffer, for each operand.
+        # Taking: groups written into the input buffer, for each operand; groups left in the
+        # row and rows left in the operand after this one.
         written, second_data = Signal(24), Signal()
-        operand_words = Signal(24)
+        col_left, rows_left = Signal(24), Signal(16)
         param_address = Signal(c.addr_bits)
         passes = Signal(PASS_COUNT_BITS)     # the next fold's pass count
         layout = param_layout(c)
@@ -110,7 +101,11 @@ class Loader(wiring.Component):
         kstep_count = Signal(range(self._kstep_words_max + 1))
         pending = Signal()                   # a k-step is assembled: write it
         weight_addr = Signal(range(c.weight_words + 1))
-        steps = Signal(24)                   # k-steps of this fold's weights
+        # Words of the next fold's read (its parameters and weights), a cycle after its pass
+        # count: the state FOLD always comes between.
+        kstep_total, fold_total = Signal(24), Signal(24)
+        m.d.sync += [kstep_total.eq(d.ksteps * d.kstep_words),
+                     fold_total.eq(d.fold_words + passes * kstep_total)]
         row_bytes = d.in_row_words << shift
         row2_bytes = d.in2_row_words << shift
 
@@ -118,7 +113,7 @@ class Loader(wiring.Component):
         m.d.comb += [
             unpacker.bits.eq(Mux(second_data, d.in2_bits, d.in_bits)),
             unpacker.is_signed.eq(Mux(second_data, d.in2_signed, d.in_signed)),
-            unpacker.row_groups.eq(d.in_width * d.in_groups),
+            unpacker.row_groups.eq(bands.row_groups),
             unpacker.row_words.eq(Mux(second_data, d.in2_row_words, d.in_row_words)),
             self.ibuf_addr.eq(Mux(in_bank, c.input_words, 0) + Mux(second_data, half, 0)
                               + written),
@@ -136,16 +131,18 @@ class Loader(wiring.Component):
         with m.FSM(name="loader"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += [band.eq(0), bank.eq(0)]
+                    m.d.comb += bands.start.eq(1)
+                    m.d.sync += bank.eq(0)
                     m.next = "BAND"
             with m.State("BAND"):
                 with m.If(band == d.bands):
                     m.next = "DONE"
                 with m.Elif(~self.ibuf_full.bit_select(in_bank, 1)):
-                    m.d.sync += [row.eq(r0), second_cmd.eq(0), issued.eq(0),
-                                 address.eq(d.in_addr + r0 * row_bytes),
+                    m.d.sync += [row.eq(bands.r0), second_cmd.eq(0), issued.eq(0),
+                                 address.eq(d.in_addr + bands.in_offset),
                                  written.eq(0), second_data.eq(0),
-                                 operand_words.eq((r1 - r0) * d.in_width * d.in_groups)]
+                                 col_left.eq(bands.row_groups - 1),
+                                 rows_left.eq(bands.r1 - bands.r0 - 1)]
                     m.next = "INPUT"
             with m.State("INPUT"):
                 # Commands: one per row.
@@ -155,10 +152,10 @@ class Loader(wiring.Component):
                                  self.o_cmd.payload.words.eq(
                                      Mux(second_cmd, d.in2_row_words, d.in_row_words))]
                     with m.If(self.o_cmd.ready):
-                        with m.If(row == r1 - 1):
+                        with m.If(row == bands.r1 - 1):
                             with m.If((d.op == ADD) & ~second_cmd):
-                                m.d.sync += [second_cmd.eq(1), row.eq(r0),
-                                             address.eq(d.in2_addr + r0 * row2_bytes)]
+                                m.d.sync += [second_cmd.eq(1), row.eq(bands.r0),
+                                             address.eq(d.in2_addr + bands.in2_offset)]
                             with m.Else():
                                 m.d.sync += issued.eq(1)
                         with m.Else():
@@ -172,26 +169,31 @@ class Loader(wiring.Component):
                              unpacker.o_groups.ready.eq(1),
                              self.ibuf_en.eq(unpacker.o_groups.valid)]
                 with m.If(unpacker.o_groups.valid):
-                    with m.If(written == operand_words - 1):
+                    m.d.sync += written.eq(written + 1)
+                    with m.If(col_left == 0):
+                        m.d.sync += [col_left.eq(bands.row_groups - 1),
+                                     rows_left.eq(rows_left - 1)]
+                    with m.Else():
+                        m.d.sync += col_left.eq(col_left - 1)
+                    with m.If((col_left == 0) & (rows_left == 0)):
                         with m.If((d.op == ADD) & ~second_data):
-                            m.d.sync += [second_data.eq(1), written.eq(0)]
+                            m.d.sync += [second_data.eq(1), written.eq(0),
+                                         rows_left.eq(bands.r1 - bands.r0 - 1)]
                         with m.Else():
                             m.d.comb += self.ibuf_set.bit_select(in_bank, 1).eq(1)
                             m.d.sync += [fold.eq(0), param_address.eq(d.param_addr),
                                          passes.eq(d.first_passes)]
                             m.next = "FOLD"
-                    with m.Else():
-                        m.d.sync += written.eq(written + 1)
             with m.State("FOLD"):
                 with m.If(fold == d.folds):
-                    m.d.sync += band.eq(band + 1)
+                    m.d.comb += bands.advance.eq(1)
                     m.next = "BAND"
                 with m.Elif(~self.wbuf_full.bit_select(bank, 1)):
                     m.d.sync += [words.eq(0), kstep_count.eq(0), issued.eq(0),
-                                 weight_addr.eq(0), steps.eq(passes * d.ksteps)]
+                                 weight_addr.eq(0)]
                     m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
-                total = d.fold_words + steps * d.kstep_words
+                total = fold_total
                 with m.If(~issued):
                     m.d.comb += [self.o_cmd.valid.eq(1),
                                  self.o_cmd.payload.address.eq(param_address),
@@ -225,6 +227,7 @@ class Loader(wiring.Component):
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
                 with m.If(self.go):
-                    m.d.sync += [band.eq(0), bank.eq(0)]
+                    m.d.comb += bands.start.eq(1)
+                    m.d.sync += bank.eq(0)
                     m.next = "BAND"
         return m

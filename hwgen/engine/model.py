@@ -7,7 +7,8 @@ each other banks, and each is only right read against the other two.
 The model follows the engine's real schedule (:mod:`hwgen.engine.core`). A layer is:
 
 1. its descriptor fetch: one read of ``512 / data_bits`` words, started the cycle after the
-   layer before ends;
+   layer before ends, then :data:`~hwgen.engine.bands.SETUP_CYCLES` while the units' band
+   geometry registers the descriptor's products;
 2. three units working on the layer at once, handing each other banks of three
    double-buffered memories with a full flag per bank (a flag set or cleared at a clock edge is
    seen by the other unit in the next cycle, which acts on it at the edge after):
@@ -59,6 +60,7 @@ to 28% (6.9%) at 30%; the short layers are the furthest off.
 from collections import deque
 from dataclasses import dataclass
 
+from .bands import SETUP_CYCLES, band_rows
 from .config import EngineConfig
 from .dma import MAX_BURST, MAX_OUTSTANDING
 from .macarray import MacArray
@@ -140,15 +142,6 @@ class NetworkCycles:
 
 
 # -- geometry --------------------------------------------------------------------------------
-
-def _band_rows(d, band):
-    """``(output rows, first input row, input rows end)`` of ``band`` (as ``loader.band_rows``)."""
-    oy0 = band * d.band_rows
-    rows = min(d.out_height - oy0, d.band_rows)
-    r0 = max(0, oy0 * d.stride_h - d.pad_h)
-    r1 = min(d.in_height, (oy0 + rows - 1) * d.stride_h - d.pad_h + d.kernel_h)
-    return rows, r0, r1
-
 
 def _steps_per_pixel(d, passes):
     """k-steps the compute unit issues for each output pixel of a fold of ``passes`` passes."""
@@ -330,8 +323,7 @@ class _Store:
         self.wready = self.bvalid = False
 
     def begin_band(self, band):
-        rows, _, _ = _band_rows(self.d, band)
-        oy0 = band * self.d.band_rows
+        oy0, rows, _, _ = band_rows(self.d, band)
         self.rows_state = True
         self.rows, self.row, self.index = rows, 0, 0
         self.total = rows * self.d.out_width * self.d.out_groups
@@ -448,7 +440,7 @@ class _Layer:
 
     def input_rows(self, band):
         d = self.d
-        _, r0, r1 = _band_rows(d, band)
+        _, _, r0, r1 = band_rows(d, band)
         groups = d.in_width * d.in_groups
         row_bytes = d.in_row_words * self.word_bytes
         rows = [(d.in_addr + r * row_bytes, d.in_row_words, groups, d.in_bits)
@@ -491,7 +483,7 @@ class _Layer:
         for band in range(d.bands):
             full = yield ("ibuf_set", band)
             free = yield ("obuf_clear", band - 2)
-            rows, _, _ = _band_rows(d, band)
+            _, rows, _, _ = band_rows(d, band)
             t = max(t, full, free) + 1               # BAND -> FOLD
             for fold in range(d.folds):
                 full = yield ("wbuf_set", n)
@@ -532,7 +524,7 @@ class _Layer:
                     break
             self.write_cycles += edge - first
             self.events[("obuf_clear", band)] = edge
-            self.bytes_written += _band_rows(d, band)[0] * d.out_row_words * self.word_bytes
+            self.bytes_written += band_rows(d, band)[1] * d.out_row_words * self.word_bytes
         edge += 1                                    # BAND: no band left; DRAIN
         unit.step()
         drain = edge
@@ -597,7 +589,7 @@ def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0
         raise ValueError(f"fold_passes must give each of the {d.folds} folds 1 to "
                          f"{d.passes} passes, not {list(fold_passes)}")
     fetch = _fetch_cycles(config, latency)
-    go = start + fetch
+    go = start + fetch + SETUP_CYCLES
     layer = _Layer(d, config, latency, fold_passes)
     end = layer.run(go)
     total = end - max(start, 0)

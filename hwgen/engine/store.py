@@ -4,9 +4,9 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .bands import Bands
 from .dma import command_signature
 from .gearbox import Packer
-from .loader import band_rows
 from .program import DESCRIPTOR_LAYOUT
 
 __all__ = ["Store"]
@@ -59,20 +59,21 @@ class Store(wiring.Component):
                                               max_bits=self._out_bits)
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=c.tm * self._out_bits,
                                                            depth=_AHEAD)
-        band = Signal(16)
+        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits, word_shift=shift)
+        m.d.comb += bands.desc.eq(d)
+        band, rows_out = bands.band, bands.rows
         bank = band[0]
-        oy0, rows_out, _, _ = band_rows(d, band)
         row = Signal(16)
         address = Signal(c.addr_bits)
         row_bytes = d.out_row_words << shift
         cmds_done = Signal()
         index = Signal(24)                   # output-buffer words read in this band
-        total = rows_out * d.out_width * d.out_groups
+        total = bands.out_total
         reading = Signal()
         in_flight = Signal()
         m.d.comb += [
             packer.bits.eq(d.out_bits),
-            packer.row_groups.eq(d.out_width * d.out_groups),
+            packer.row_groups.eq(bands.out_row_groups),
             packer.i_groups.valid.eq(queue.r_rdy),
             packer.i_groups.payload.eq(queue.r_data),
             queue.r_en.eq(packer.i_groups.ready),
@@ -93,14 +94,14 @@ class Store(wiring.Component):
         with m.FSM(name="store"):
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.sync += band.eq(0)
+                    m.d.comb += bands.start.eq(1)
                     m.next = "BAND"
             with m.State("BAND"):
                 with m.If(band == d.bands):
                     m.next = "DRAIN"
                 with m.Elif(self.obuf_full.bit_select(bank, 1)):
                     m.d.sync += [row.eq(0), index.eq(0), cmds_done.eq(0), reading.eq(1),
-                                 address.eq(d.out_addr + oy0 * row_bytes)]
+                                 address.eq(d.out_addr + bands.out_offset)]
                     m.next = "ROWS"
             with m.State("ROWS"):
                 with m.If(~cmds_done):
@@ -114,12 +115,13 @@ class Store(wiring.Component):
                 # The bank is given back once its last word is in the queue.
                 with m.If(cmds_done & (index == total) & ~in_flight):
                     m.d.comb += self.obuf_clear.bit_select(bank, 1).eq(1)
-                    m.d.sync += [reading.eq(0), band.eq(band + 1)]
+                    m.d.comb += bands.advance.eq(1)
+                    m.d.sync += reading.eq(0)
                     m.next = "BAND"
             with m.State("DRAIN"):
                 with m.If(~queue.r_rdy & self.writer_idle):
                     m.d.comb += self.done.eq(1)
                     with m.If(self.go):
-                        m.d.sync += band.eq(0)
+                        m.d.comb += bands.start.eq(1)
                         m.next = "BAND"
         return m
