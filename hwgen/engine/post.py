@@ -81,6 +81,12 @@ class OutputPath(wiring.Component):
         m.d.comb += [self.o_valid.eq(delayed(self.valid, stages, "valid")),
                      self.o_tag.eq(delayed(self.tag, stages, "tag"))]
         product_shape = signed(max(self._acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2)
+        # The rounding constant and the fraction's mask, from the shift a stage ahead (shared
+        # by the lanes, no wider than a product).
+        width = product_shape.width
+        half2, mask2 = Signal(width, name="half2"), Signal(width, name="mask2")
+        m.d.sync += [half2.eq(Mux(shift[1] == 0, 0, (Const(1, width + 1) << shift[1])[1:width + 1])),
+                     mask2.eq(((Const(1, width + 1) << shift[1]) - 1)[:width])]
         for p in range(self._lanes):
             # 0: operands registered (a DSP's A, B and C registers); 1: the product plus the
             # offset; 2: the rounding constant added, and whether the value was a tie; 3: the
@@ -94,8 +100,7 @@ class OutputPath(wiring.Component):
             m.d.sync += product.eq(Mux(requant[1], value * mult + offset, value))
             rounded = Signal(product_shape, name=f"rounded{p}")
             tie = Signal(name=f"tie{p}")
-            half = Mux(shift[2] == 0, 0, (1 << shift[2]) >> 1)
-            fraction = product & ((Const(1, product_shape.width) << shift[2]) - 1)
+            half, fraction = half2, product & mask2
             m.d.sync += [rounded.eq(Mux(requant[2], product + half, product)),
                          tie.eq((shift[2] != 0) & (fraction == half))]
             shifted = Signal(product_shape, name=f"shifted{p}")
