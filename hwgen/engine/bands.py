@@ -1,24 +1,31 @@
-"""Band geometry: the rows of a layer's current band, in registers, stepped band by band.
+"""Band geometry: the products of a layer's descriptor fields, and the rows of its current band
+in registers, stepped band by band.
 
 A band's rows, the input rows it reads and their offsets in DRAM and in the input buffer are
-products of the band number and descriptor fields. Computed from scratch each band they are
-chains of multipliers in one cycle (the engine's slowest path on ECP5). Here the products of
-descriptor fields alone are registered while the layer's ``go`` waits :data:`SETUP_CYCLES`
-cycles after its descriptor, and each band's values come from the band before's by additions:
-the units see them as registers, at the same cycles as before.
+products of the band number and descriptor fields. Computed from scratch each band they were
+chains of multipliers in one cycle (the engine's slowest path on ECP5) and took DSP slices
+from the MAC array. Here :class:`LayerGeometry` forms the products of descriptor fields once
+per layer, by shift and add, one multiplier bit a cycle, while the units' ``go`` waits
+:data:`SETUP_CYCLES` cycles after the descriptor; each unit's :class:`Bands` then steps from
+band to band by additions, and the units see the geometry as registers at the same cycles as
+before.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Signal, Value, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .program import DESCRIPTOR_LAYOUT
 
-__all__ = ["SETUP_CYCLES", "Bands", "band_rows"]
+__all__ = ["SETUP_CYCLES", "LayerGeometry", "Bands", "band_rows", "geometry_layout"]
 
-#: Cycles between a layer's descriptor and its units' ``go``: the descriptor's products, two
-#: stages of registers.
-SETUP_CYCLES = 2
+#: Multiplier bits of the first round of products (descriptor fields by descriptor fields) and
+#: of the second (by a product of the first).
+_FIRST_BITS, _SECOND_BITS = 16, 20
+
+#: Cycles from a layer's descriptor to its units' ``go``: the two rounds of products, each
+#: loaded in a cycle.
+SETUP_CYCLES = _FIRST_BITS + _SECOND_BITS + 2
 
 
 def band_rows(d, band):
@@ -31,18 +38,134 @@ def band_rows(d, band):
     return oy0, rows, r0, r1
 
 
-class Bands(wiring.Component):
-    """The current band of a layer and its geometry, for a unit that goes through the bands in
-    order.
+def geometry_layout(addr_bits):
+    """The layer's constants :class:`LayerGeometry` forms (byte counts modulo
+    ``2 ** addr_bits``, like the addresses)."""
+    return data.StructLayout({
+        "step": 20,                   # band_rows * stride_h: input rows from band to band
+        "row_groups": 24,             # in_width * in_groups: groups of an input row
+        "out_row_groups": 24,         # out_width * out_groups
+        "sh_groups": 24,              # stride_h * row_groups
+        "sw_groups": 16,              # stride_w * in_groups
+        "pw_groups": 16,              # pad_w * in_groups
+        "step_in": addr_bits,         # step * the input's row bytes
+        "step_in2": addr_bits,        # step * the second operand's row bytes
+        "pad_in": addr_bits,          # pad_h * the input's row bytes
+        "pad_in2": addr_bits,
+        "step_pad": 26,               # step * row_groups
+        "pad_groups": 26,             # pad_h * row_groups
+        "step_out": addr_bits,        # band_rows * the output's row bytes
+        "full_span": signed(20),      # input rows end minus top of a whole band
+        "last_bottom": signed(20),    # the last band's input rows end, before clipping
+        "last_rows": 16,              # the last band's output rows
+        "full_total": 24,             # output groups of a whole band
+        "last_total": 24,             # of the last band
+        "kstep_total": 24,            # ksteps * kstep_words
+    })
 
-    ``desc`` must hold the layer's descriptor from :data:`SETUP_CYCLES` cycles before
-    ``start``, and its bands must be ``ceil(out_height / band_rows)`` (only the last one is
-    short). From the cycle after ``start`` the outputs describe band 0, from the cycle after
-    ``advance`` the next band.
+
+def _serial_product(m, a, b, width, load, name):
+    """``a * b`` modulo ``2 ** width``, ``len(b)`` cycles after the cycle of ``load`` (and held
+    until the next ``load``): one bit of ``b`` a cycle, an adder deep, no multiplier."""
+    acc, mcand, mplier = Signal(width, name=name), Signal(width), Signal(len(b))
+    with m.If(load):
+        m.d.sync += [acc.eq(0), mcand.eq(a), mplier.eq(b)]
+    with m.Else():
+        m.d.sync += [mcand.eq(mcand << 1), mplier.eq(mplier >> 1)]
+        with m.If(mplier[0]):
+            m.d.sync += acc.eq(acc + mcand)
+    return acc
+
+
+class LayerGeometry(wiring.Component):
+    """The constants of a layer (:func:`geometry_layout`) from its descriptor.
+
+    ``prepare`` is high the cycle the descriptor is in (``desc`` holds it from then on);
+    ``start`` pulses :data:`SETUP_CYCLES` cycles later, when ``geometry`` holds the layer's
+    constants (until the next ``prepare``); ``busy`` in between.
 
     Members
     -------
     desc : In(DESCRIPTOR_LAYOUT)
+    prepare : In(1)
+    geometry : Out(geometry_layout(addr_bits))
+    start, busy : Out(1)
+    """
+
+    def __init__(self, *, addr_bits, word_shift):
+        self._shift = word_shift
+        super().__init__({
+            "desc": In(DESCRIPTOR_LAYOUT), "prepare": In(1),
+            "geometry": Out(geometry_layout(addr_bits)), "start": Out(1), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        d, g, s = self.desc, self.geometry, self._shift
+        count = Signal(range(SETUP_CYCLES + 1))
+        with m.If(self.prepare):
+            m.d.sync += count.eq(1)
+        with m.Elif(count == SETUP_CYCLES):
+            m.d.sync += count.eq(0)
+        with m.Elif(count != 0):
+            m.d.sync += count.eq(count + 1)
+        m.d.comb += [self.busy.eq(count != 0), self.start.eq(count == SETUP_CYCLES)]
+
+        def product(a, b, field, load, rnd):
+            assert len(b) <= rnd, (field, len(b))
+            m.d.comb += g[field].eq(_serial_product(m, a, b, len(Value.cast(g[field])), load,
+                                                    field))
+
+        first, second = self.prepare, count == _FIRST_BITS + 1
+        in_rb, in2_rb = d.in_row_words << s, d.in2_row_words << s
+        last_oy0 = Signal(32)
+        height_span = Signal(20)
+        # Round 1: descriptor fields by descriptor fields.
+        for a, b, field in ((d.band_rows, d.stride_h, "step"),
+                            (d.in_width, d.in_groups, "row_groups"),
+                            (d.out_width, d.out_groups, "out_row_groups"),
+                            (d.in_groups, d.stride_w, "sw_groups"),
+                            (d.in_groups, d.pad_w, "pw_groups"),
+                            (in_rb, d.pad_h, "pad_in"), (in2_rb, d.pad_h, "pad_in2"),
+                            (d.out_row_words << s, d.band_rows, "step_out"),
+                            (d.kstep_words, d.ksteps, "kstep_total")):
+            product(a, b, field, first, _FIRST_BITS)
+        m.d.comb += [
+            last_oy0.eq(_serial_product(m, d.band_rows, (d.bands - 1)[:16], 32, first,
+                                          "last_oy0")),
+            height_span.eq(_serial_product(m, d.out_height - 1, d.stride_h, 20, first,
+                                           "height_span")),
+        ]
+        # Round 2: by products of round 1.
+        last_rows = Signal(16)
+        with m.If(second):
+            m.d.sync += [last_rows.eq(d.out_height - last_oy0),
+                         g.full_span.eq(g.step - d.stride_h + d.kernel_h),
+                         g.last_bottom.eq(height_span - d.pad_h + d.kernel_h)]
+        m.d.comb += g.last_rows.eq(last_rows)
+        for a, b, field in ((in_rb, g.step, "step_in"), (in2_rb, g.step, "step_in2"),
+                            (g.row_groups, g.step, "step_pad"),
+                            (g.row_groups, d.pad_h, "pad_groups"),
+                            (g.row_groups, d.stride_h, "sh_groups"),
+                            (g.out_row_groups, d.band_rows, "full_total"),
+                            (g.out_row_groups, d.out_height - last_oy0[:16], "last_total")):
+            product(a, b, field, second, _SECOND_BITS)
+        return m
+
+
+class Bands(wiring.Component):
+    """The current band of a layer and its geometry, for a unit that goes through the bands in
+    order.
+
+    ``geometry`` holds the layer's constants (:class:`LayerGeometry`) from ``start`` on, and
+    the layer's bands are ``ceil(out_height / band_rows)`` (only the last one is short). From
+    the cycle after ``start`` the outputs describe band 0, from the cycle after ``advance``
+    the next band.
+
+    Members
+    -------
+    desc : In(DESCRIPTOR_LAYOUT)
+    geometry : In(geometry_layout(addr_bits))
     start, advance : In(1)
     band : Out(16)
     rows : Out(16)
@@ -61,86 +184,49 @@ class Bands(wiring.Component):
         Bytes of output rows before the band.
     out_total : Out(24)
         The band's output groups (``rows * out_width * out_groups``).
-    row_groups, out_row_groups : Out(24)
-        Groups of an input row, of an output row (descriptor products, for the units).
     """
 
-    def __init__(self, *, addr_bits, word_shift):
-        self._addr_bits, self._shift = addr_bits, word_shift
+    def __init__(self, *, addr_bits):
+        self._addr_bits = addr_bits
         super().__init__({
-            "desc": In(DESCRIPTOR_LAYOUT), "start": In(1), "advance": In(1),
+            "desc": In(DESCRIPTOR_LAYOUT), "geometry": In(geometry_layout(addr_bits)),
+            "start": In(1), "advance": In(1),
             "band": Out(16), "rows": Out(16), "top": Out(signed(18)),
             "r0": Out(16), "r1": Out(16),
             "in_offset": Out(addr_bits), "in2_offset": Out(addr_bits),
             "pad_offset": Out(signed(26)), "out_offset": Out(addr_bits),
-            "out_total": Out(24), "row_groups": Out(24), "out_row_groups": Out(24),
+            "out_total": Out(24),
         })
 
     def elaborate(self, platform):
         m = Module()
-        d, s = self.desc, self._shift
-        a = self._addr_bits
+        d, g, a = self.desc, self.geometry, self._addr_bits
 
-        # Stage 1: products of two descriptor fields (and the row sizes in bytes).
-        step = Signal(20)                    # input rows from one band to the next
-        in_rb, in2_rb, out_rb = Signal(a), Signal(a), Signal(a)
-        last_oy0 = Signal(32)                # the last band's first output row
-        height_span = Signal(20)             # (out_height - 1) * stride_h
-        m.d.sync += [
-            step.eq(d.band_rows * d.stride_h),
-            in_rb.eq(d.in_row_words << s), in2_rb.eq(d.in2_row_words << s),
-            out_rb.eq(d.out_row_words << s),
-            self.row_groups.eq(d.in_width * d.in_groups),
-            self.out_row_groups.eq(d.out_width * d.out_groups),
-            last_oy0.eq((d.bands - 1) * d.band_rows),
-            height_span.eq((d.out_height - 1) * d.stride_h),
-        ]
-        # Stage 2: what a band adds to the one before, and the first and the last band's.
-        step_in, step_in2, step_pad = Signal(a), Signal(a), Signal(signed(26))
-        pad_in, pad_in2, pad_groups = Signal(a), Signal(a), Signal(signed(26))
-        step_out = Signal(a)
-        full_span = Signal(signed(20))       # bottom - top of a whole band
-        last_bottom = Signal(signed(20))     # the last band's input rows end (before clipping)
-        last_rows = Signal(16)
-        full_total, last_total = Signal(24), Signal(24)
-        m.d.sync += [
-            step_in.eq(step * in_rb), step_in2.eq(step * in2_rb),
-            step_pad.eq(step * self.row_groups),
-            pad_in.eq(d.pad_h * in_rb), pad_in2.eq(d.pad_h * in2_rb),
-            pad_groups.eq(d.pad_h * self.row_groups),
-            step_out.eq(d.band_rows * out_rb),
-            full_span.eq(step - d.stride_h + d.kernel_h),
-            last_bottom.eq(height_span - d.pad_h + d.kernel_h),
-            last_rows.eq(d.out_height - last_oy0),
-            full_total.eq(d.band_rows * self.out_row_groups),
-            last_total.eq((d.out_height - last_oy0) * self.out_row_groups),
-        ]
-
-        # Per band: running values (the band before's plus a step, or band 0's at start).
+        # Running values: the band before's plus a step, or band 0's at start.
         top_rows = Signal(signed(18))        # top, unclipped
         top_in, top_in2 = Signal(a), Signal(a)   # top * row bytes, modulo 2 ** addr_bits
         top_pad = Signal(signed(26))         # top * row groups
         bottom = Signal(signed(20))          # top + full_span: a whole band's rows end
         new = {
             "band": Mux(self.start, 0, self.band + 1),
-            "top": Mux(self.start, -d.pad_h, top_rows + step),
-            "top_in": Mux(self.start, -pad_in, top_in + step_in),
-            "top_in2": Mux(self.start, -pad_in2, top_in2 + step_in2),
-            "top_pad": Mux(self.start, -pad_groups, top_pad + step_pad),
-            "bottom": Mux(self.start, full_span - d.pad_h, bottom + step),
-            "out_offset": Mux(self.start, 0, self.out_offset + step_out),
+            "top": Mux(self.start, -d.pad_h, top_rows + g.step),
+            "top_in": Mux(self.start, -g.pad_in, top_in + g.step_in),
+            "top_in2": Mux(self.start, -g.pad_in2, top_in2 + g.step_in2),
+            "top_pad": Mux(self.start, -g.pad_groups, top_pad + g.step_pad),
+            "bottom": Mux(self.start, g.full_span - d.pad_h, bottom + g.step),
+            "out_offset": Mux(self.start, 0, self.out_offset + g.step_out),
         }
         last = new["band"] == d.bands - 1
         inside = new["top"] >= 0
-        end = Mux(last, last_bottom, new["bottom"])
+        end = Mux(last, g.last_bottom, new["bottom"])
         with m.If(self.start | self.advance):
             m.d.sync += [
                 self.band.eq(new["band"]), top_rows.eq(new["top"]), self.top.eq(new["top"]),
                 top_in.eq(new["top_in"]), top_in2.eq(new["top_in2"]),
                 top_pad.eq(new["top_pad"]), bottom.eq(new["bottom"]),
                 self.out_offset.eq(new["out_offset"]),
-                self.rows.eq(Mux(last, last_rows, d.band_rows)),
-                self.out_total.eq(Mux(last, last_total, full_total)),
+                self.rows.eq(Mux(last, g.last_rows, d.band_rows)),
+                self.out_total.eq(Mux(last, g.last_total, g.full_total)),
                 self.r0.eq(Mux(inside, new["top"], 0)),
                 self.r1.eq(Mux(end > d.in_height, d.in_height, end)),
                 self.in_offset.eq(Mux(inside, new["top_in"], 0)),

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import VECTOR_WEIGHT_BITS
 from .params import MAX_PASSES, param_layout
-from .bands import Bands
+from .bands import Bands, geometry_layout
 from .macarray import MacArray
 from .post import VECTOR_OPS, OutputPath, VectorLanes
 from .program import ADD, DEPTHWISE, DESCRIPTOR_LAYOUT, MATMUL, POOL_MAX, POOL_SUM
@@ -49,7 +49,7 @@ class Compute(wiring.Component):
         self._element_bits, self._weight_bits, self._out_bits = \
             element_bits, weight_bits, out_bits
         super().__init__({
-            "desc": In(DESCRIPTOR_LAYOUT),
+            "desc": In(DESCRIPTOR_LAYOUT), "geometry": In(geometry_layout(c.addr_bits)),
             "go": In(1),
             "done": Out(1),
             "ibuf_full": In(2), "wbuf_full": In(2), "obuf_full": In(2),
@@ -82,18 +82,15 @@ class Compute(wiring.Component):
                     m.d.comb += op.eq(VECTOR_OPS[name])
 
         # Per layer.
-        rowstride = Signal(24)
-        sh_step, sw_step, pw_start = Signal(24), Signal(16), Signal(16)
+        geometry = self.geometry
+        rowstride, sh_step = geometry.row_groups, geometry.sh_groups
+        sw_step, pw_start = geometry.sw_groups, geometry.pw_groups
         inner = Signal(16)                   # innermost loop: channel groups of a window
         with m.If(self.go):
-            m.d.sync += [rowstride.eq(d.in_width * d.in_groups),
-                         sh_step.eq(d.stride_h * d.in_width * d.in_groups),
-                         sw_step.eq(d.stride_w * d.in_groups),
-                         pw_start.eq(d.pad_w * d.in_groups),
-                         inner.eq(Mux(d.op == MATMUL, d.in_groups, 1))]
+            m.d.sync += inner.eq(Mux(d.op == MATMUL, d.in_groups, 1))
 
-        m.submodules.bands = bands = Bands(addr_bits=16, word_shift=0)
-        m.d.comb += bands.desc.eq(d)
+        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits)
+        m.d.comb += [bands.desc.eq(d), bands.geometry.eq(geometry)]
         band, fold = bands.band, Signal(16)
         rows_out = bands.rows
         bank = Signal()                      # weight bank of the fold

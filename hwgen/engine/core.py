@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ..axi import AXI4Signature, AXILiteSignature
 from .params import VECTOR_WEIGHT_BITS
 from .params import param_words
-from .bands import SETUP_CYCLES
+from .bands import LayerGeometry
 from .compute import Compute
 from .control import Control
 from .dma import ReadMaster, WriteMaster
@@ -113,12 +113,14 @@ class Engine(wiring.Component):
                                                  weight_bits=weight_bits, out_bits=OUT_BITS)
         m.submodules.store = store = Store(c, out_bits=OUT_BITS)
         go = Signal()
-        # The units start SETUP_CYCLES after the descriptor is in: their band geometry
-        # registers its products first (hwgen.engine.bands).
-        setup = Signal(SETUP_CYCLES)
-        m.d.sync += setup.eq(Cat(go, setup[:-1]))
+        # The units start once the layer's geometry is formed from its descriptor
+        # (hwgen.engine.bands.SETUP_CYCLES later).
+        m.submodules.geometry = geometry = LayerGeometry(
+            addr_bits=c.addr_bits, word_shift=(db // 8 - 1).bit_length())
+        m.d.comb += [geometry.desc.eq(desc), geometry.prepare.eq(go)]
         for unit in (loader, compute, store):
-            m.d.comb += [unit.desc.eq(desc), unit.go.eq(setup[-1])]
+            m.d.comb += [unit.desc.eq(desc), unit.geometry.eq(geometry.geometry),
+                         unit.go.eq(geometry.start)]
 
         # The image's base: descriptors hold offsets into the image, so it runs wherever it
         # is loaded.
@@ -210,7 +212,7 @@ class Engine(wiring.Component):
                          reader.o_data.ready.eq(loader.i_data.ready)]
 
         # A layer ends when its last band is written; the next descriptor follows it.
-        with m.If(active & ~go & ~setup.any() & loader.done & compute.done & store.done):
+        with m.If(active & ~go & ~geometry.busy & loader.done & compute.done & store.done):
             m.d.sync += [active.eq(0), layers.eq(layers + 1)]
             m.d.comb += self.layer_done.eq(1)
             with m.If(desc.last):

@@ -14,7 +14,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .bands import Bands
+from .bands import Bands, geometry_layout
 from .dma import command_signature
 from .gearbox import Unpacker
 from .params import PASS_COUNT_BITS, param_layout
@@ -54,7 +54,7 @@ class Loader(wiring.Component):
         self._weight_bits = weight_bits
         self._kstep_words_max = -(-weight_bits // c.data_bits)
         super().__init__({
-            "desc": In(DESCRIPTOR_LAYOUT),
+            "desc": In(DESCRIPTOR_LAYOUT), "geometry": In(geometry_layout(c.addr_bits)),
             "go": In(1),
             "done": Out(1),
             "o_cmd": Out(command_signature(c.addr_bits)),
@@ -78,8 +78,8 @@ class Loader(wiring.Component):
         m.submodules.unpacker = unpacker = Unpacker(data_bits=db, lanes=c.tn,
                                                     element_bits=self._element_bits)
 
-        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits, word_shift=shift)
-        m.d.comb += bands.desc.eq(d)
+        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits)
+        m.d.comb += [bands.desc.eq(d), bands.geometry.eq(self.geometry)]
         band, fold = bands.band, Signal(16)
         bank = Signal()                      # the next fold's weight bank
         in_bank = band[0]
@@ -103,9 +103,10 @@ class Loader(wiring.Component):
         weight_addr = Signal(range(c.weight_words + 1))
         # Words of the next fold's read (its parameters and weights), a cycle after its pass
         # count: the state FOLD always comes between.
-        kstep_total, fold_total = Signal(24), Signal(24)
-        m.d.sync += [kstep_total.eq(d.ksteps * d.kstep_words),
-                     fold_total.eq(d.fold_words + passes * kstep_total)]
+        # (The pass count's few bits by shift and add: no multiplier.)
+        fold_total = Signal(24)
+        m.d.sync += fold_total.eq(d.fold_words + sum(
+            Mux(passes[i], self.geometry.kstep_total << i, 0) for i in range(len(passes))))
         row_bytes = d.in_row_words << shift
         row2_bytes = d.in2_row_words << shift
 
@@ -113,7 +114,7 @@ class Loader(wiring.Component):
         m.d.comb += [
             unpacker.bits.eq(Mux(second_data, d.in2_bits, d.in_bits)),
             unpacker.is_signed.eq(Mux(second_data, d.in2_signed, d.in_signed)),
-            unpacker.row_groups.eq(bands.row_groups),
+            unpacker.row_groups.eq(self.geometry.row_groups),
             unpacker.row_words.eq(Mux(second_data, d.in2_row_words, d.in_row_words)),
             self.ibuf_addr.eq(Mux(in_bank, c.input_words, 0) + Mux(second_data, half, 0)
                               + written),
@@ -141,7 +142,7 @@ class Loader(wiring.Component):
                     m.d.sync += [row.eq(bands.r0), second_cmd.eq(0), issued.eq(0),
                                  address.eq(d.in_addr + bands.in_offset),
                                  written.eq(0), second_data.eq(0),
-                                 col_left.eq(bands.row_groups - 1),
+                                 col_left.eq(self.geometry.row_groups - 1),
                                  rows_left.eq(bands.r1 - bands.r0 - 1)]
                     m.next = "INPUT"
             with m.State("INPUT"):
@@ -171,7 +172,7 @@ class Loader(wiring.Component):
                 with m.If(unpacker.o_groups.valid):
                     m.d.sync += written.eq(written + 1)
                     with m.If(col_left == 0):
-                        m.d.sync += [col_left.eq(bands.row_groups - 1),
+                        m.d.sync += [col_left.eq(self.geometry.row_groups - 1),
                                      rows_left.eq(rows_left - 1)]
                     with m.Else():
                         m.d.sync += col_left.eq(col_left - 1)

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .bands import Bands
+from .bands import Bands, geometry_layout
 from .dma import command_signature
 from .gearbox import Packer
 from .program import DESCRIPTOR_LAYOUT
@@ -40,7 +40,7 @@ class Store(wiring.Component):
         c = config
         self._out_bits = out_bits
         super().__init__({
-            "desc": In(DESCRIPTOR_LAYOUT),
+            "desc": In(DESCRIPTOR_LAYOUT), "geometry": In(geometry_layout(c.addr_bits)),
             "go": In(1),
             "done": Out(1),
             "obuf_full": In(2), "obuf_clear": Out(2),
@@ -59,8 +59,8 @@ class Store(wiring.Component):
                                               max_bits=self._out_bits)
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=c.tm * self._out_bits,
                                                            depth=_AHEAD)
-        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits, word_shift=shift)
-        m.d.comb += bands.desc.eq(d)
+        m.submodules.bands = bands = Bands(addr_bits=c.addr_bits)
+        m.d.comb += [bands.desc.eq(d), bands.geometry.eq(self.geometry)]
         band, rows_out = bands.band, bands.rows
         bank = band[0]
         row = Signal(16)
@@ -73,7 +73,7 @@ class Store(wiring.Component):
         in_flight = Signal()
         m.d.comb += [
             packer.bits.eq(d.out_bits),
-            packer.row_groups.eq(bands.out_row_groups),
+            packer.row_groups.eq(self.geometry.out_row_groups),
             packer.i_groups.valid.eq(queue.r_rdy),
             packer.i_groups.payload.eq(queue.r_data),
             queue.r_en.eq(packer.i_groups.ready),
