@@ -81,15 +81,19 @@ class Unpacker(wiring.Component):
             emit.eq(out.valid & out.ready),
             row_end.eq(emit & (groups == self.row_groups - 1)),
         ]
-        after = Signal(range(width + 1))
-        m.d.comb += after.eq(Mux(emit, have - group_bits, have))
-        m.d.comb += inp.ready.eq((words != self.row_words) & (after + d <= width) & ~row_end)
+        # Where a word goes, with and without a group leaving, both shifted from registers (the
+        # choice comes last: it waits on the comparison of ``have``).
+        after, after_emit = Signal(range(width + 1)), Signal(range(width + 1))
+        m.d.comb += [after_emit.eq(have - group_bits), after.eq(Mux(emit, after_emit, have))]
+        m.d.comb += inp.ready.eq((words != self.row_words) & (after <= width - d) & ~row_end)
         take = inp.valid & inp.ready
         shifted = _select(m, {b: buf >> (b * lanes) for b in range(1, top + 1)}, self.bits,
                           width, "shifted")
         kept = Mux(emit, shifted, buf)
-        placed = Signal(width)
-        m.d.comb += placed.eq(inp.payload << after)
+        placed, placed_emit, placed_kept = Signal(width), Signal(width), Signal(width)
+        m.d.comb += [placed_emit.eq(inp.payload << after_emit),
+                     placed_kept.eq(inp.payload << have),
+                     placed.eq(Mux(emit, placed_emit, placed_kept))]
         with m.If(row_end):
             m.d.sync += [buf.eq(0), have.eq(0), groups.eq(0), words.eq(0)]
         with m.Else():

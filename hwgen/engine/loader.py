@@ -10,7 +10,7 @@ filled only while its flag says it is free, and flagged full when its last word 
 Commands go out while the data of the ones before still arrives.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -110,12 +110,17 @@ class Loader(wiring.Component):
         row_bytes = d.in_row_words << shift
         row2_bytes = d.in2_row_words << shift
 
-        # The unpacker reads the current operand's rows.
+        # The unpacker reads the current operand's rows: its element width, signedness and row
+        # words, registered with ``second_data``.
+        operand = data.StructLayout({"bits": 8, "signed": 1, "row_words": 16})
+        first_operand, second_operand, unpacking = (Signal(operand) for _ in range(3))
+        m.d.comb += [first_operand.eq(Cat(d.in_bits, d.in_signed, d.in_row_words)),
+                     second_operand.eq(Cat(d.in2_bits, d.in2_signed, d.in2_row_words))]
         m.d.comb += [
-            unpacker.bits.eq(Mux(second_data, d.in2_bits, d.in_bits)),
-            unpacker.is_signed.eq(Mux(second_data, d.in2_signed, d.in_signed)),
+            unpacker.bits.eq(unpacking.bits),
+            unpacker.is_signed.eq(unpacking.signed),
             unpacker.row_groups.eq(self.geometry.row_groups),
-            unpacker.row_words.eq(Mux(second_data, d.in2_row_words, d.in_row_words)),
+            unpacker.row_words.eq(unpacking.row_words),
             self.ibuf_addr.eq(Mux(in_bank, c.input_words, 0) + Mux(second_data, half, 0)
                               + written),
             self.ibuf_data.eq(unpacker.o_groups.payload.as_value()),
@@ -141,7 +146,7 @@ class Loader(wiring.Component):
                 with m.Elif(~self.ibuf_full.bit_select(in_bank, 1)):
                     m.d.sync += [row.eq(bands.r0), second_cmd.eq(0), issued.eq(0),
                                  address.eq(d.in_addr + bands.in_offset),
-                                 written.eq(0), second_data.eq(0),
+                                 written.eq(0), second_data.eq(0), unpacking.eq(first_operand),
                                  col_left.eq(self.geometry.row_groups - 1),
                                  rows_left.eq(bands.r1 - bands.r0 - 1)]
                     m.next = "INPUT"
@@ -179,6 +184,7 @@ class Loader(wiring.Component):
                     with m.If((col_left == 0) & (rows_left == 0)):
                         with m.If((d.op == ADD) & ~second_data):
                             m.d.sync += [second_data.eq(1), written.eq(0),
+                                         unpacking.eq(second_operand),
                                          rows_left.eq(bands.r1 - bands.r0 - 1)]
                         with m.Else():
                             m.d.comb += self.ibuf_set.bit_select(in_bank, 1).eq(1)

@@ -85,8 +85,8 @@ class OutputPath(wiring.Component):
         # by the lanes, no wider than a product).
         width = product_shape.width
         half2, mask2 = Signal(width, name="half2"), Signal(width, name="mask2")
-        m.d.sync += [half2.eq(Mux(shift[1] == 0, 0, (Const(1, width + 1) << shift[1])[1:width + 1])),
-                     mask2.eq(((Const(1, width + 1) << shift[1]) - 1)[:width])]
+        power = (Const(1, width + 1) << shift[1])[:width + 1]
+        m.d.sync += [half2.eq(power[1:]), mask2.eq((power - 1)[:width])]
         for p in range(self._lanes):
             # 0: operands registered (a DSP's A, B and C registers); 1: the product plus the
             # offset; 2: the rounding constant added, and whether the value was a tie; 3: the
