@@ -159,13 +159,17 @@ class Packer(wiring.Component):
             out.payload.eq(buf[:d]),
             send.eq(out.valid & out.ready),
         ]
-        after = Signal(range(width + 1))
-        m.d.comb += after.eq(Mux(send, Mux(have >= d, have - d, 0), have))
+        # Where a group goes, with and without a word leaving, both shifted from registers (the
+        # choice comes last).
+        after, after_send = Signal(range(width + 1)), Signal(range(width + 1))
+        m.d.comb += [after_send.eq(Mux(have >= d, have - d, 0)),
+                     after.eq(Mux(send, after_send, have))]
         m.d.comb += inp.ready.eq(~flushing & (after + group_bits <= width))
         take = inp.valid & inp.ready
         kept = Mux(send, buf >> d, buf)
-        placed = Signal(width)
-        m.d.comb += placed.eq(packed << after)
+        placed, placed_send, placed_kept = Signal(width), Signal(width), Signal(width)
+        m.d.comb += [placed_send.eq(packed << after_send), placed_kept.eq(packed << have),
+                     placed.eq(Mux(send, placed_send, placed_kept))]
         m.d.sync += [buf.eq(kept | Mux(take, placed, 0)),
                      have.eq(after + Mux(take, group_bits, 0))]
         last = take & (groups == self.row_groups - 1)

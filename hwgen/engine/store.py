@@ -59,6 +59,10 @@ class Store(wiring.Component):
                                               max_bits=self._out_bits)
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=c.tm * self._out_bits,
                                                            depth=_AHEAD)
+        # The element width, registered: the descriptor changes only while the packer is
+        # empty (between layers).
+        out_bits = Signal.like(d.out_bits)
+        m.d.sync += out_bits.eq(d.out_bits)
         m.submodules.bands = bands = Bands(addr_bits=c.addr_bits)
         m.d.comb += [bands.desc.eq(d), bands.geometry.eq(self.geometry)]
         band, rows_out = bands.band, bands.rows
@@ -72,7 +76,7 @@ class Store(wiring.Component):
         reading = Signal()
         in_flight = Signal()
         m.d.comb += [
-            packer.bits.eq(d.out_bits),
+            packer.bits.eq(out_bits),
             packer.row_groups.eq(self.geometry.out_row_groups),
             packer.i_groups.valid.eq(queue.r_rdy),
             packer.i_groups.payload.eq(queue.r_data),
