@@ -391,9 +391,9 @@ def test_cli_build_engine(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.synth
 @pytest.mark.xfail(strict=True, raises=boards.BuildError, reason=(
-    "benchmarks/engine_ulx3s.json: nextpnr's Fmax is 14.08 MHz; the critical path (71 ns) is "
-    "the loader's operand size of a band, hwgen/engine/loader.py:148 (r1 - r0) * in_width * "
-    "in_groups after band_rows' row arithmetic, computed in one cycle"))
+    "benchmarks/engine_ulx3s.json: nextpnr's Fmax is 49.45 MHz; the critical path (20.2 ns, "
+    "16.3 of routing) is the store's packer: the group width, whether the next group fits "
+    "and its placement in one cycle, through the read-ahead queue's handshake"))
 def test_ulx3s_engine_selftest_reaches_100_mhz(tmp_path):
     """The open flow end to end: a 4x4 engine and its self-test program on the ULX3S 85F, at
     least 100 MHz in nextpnr under the 100 MHz constraint of the PLL's output (the build
