@@ -83,6 +83,12 @@ def update(out, channels, change):
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def add_ulx3s(part, entry):
+    """Put an ULX3S build in the list under ``ulx3s_85f``, replacing one of the same P."""
+    builds = {b["positions"]: b for b in part.get("ulx3s_85f", [])} | {entry["positions"]: entry}
+    part["ulx3s_85f"] = [builds[p] for p in sorted(builds)]
+
+
 def measure(graph, scores, x, labels, positions, args, work):
     started = time.monotonic()
     folding = hwgen.samples_folding(graph, positions)
@@ -222,7 +228,7 @@ def main(argv=None):
     graph, scores, x_test, labels = trained(args.weight_bits, channels)
     if args.ulx3s is not None:
         entry = ulx3s(graph, args.ulx3s, args.build_dir)
-        update(out, channels, lambda part: part.update(ulx3s=entry))
+        update(out, channels, lambda part: add_ulx3s(part, entry))
         print(out)
         return
     summary = {
