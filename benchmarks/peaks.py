@@ -83,10 +83,11 @@ def update(out, channels, change):
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
-def add_ulx3s(part, entry):
-    """Put an ULX3S build in the list under ``ulx3s_85f``, replacing one of the same P."""
-    builds = {b["positions"]: b for b in part.get("ulx3s_85f", [])} | {entry["positions"]: entry}
-    part["ulx3s_85f"] = [builds[p] for p in sorted(builds)]
+def add_by_positions(part, key, entry):
+    """Put ``entry`` in the list ``part[key]``, replacing the one of the same P, in order of
+    P."""
+    rows = {r["positions"]: r for r in part.get(key, [])} | {entry["positions"]: entry}
+    part[key] = [rows[p] for p in sorted(rows)]
 
 
 def measure(graph, scores, x, labels, positions, args, work):
@@ -228,7 +229,7 @@ def main(argv=None):
     graph, scores, x_test, labels = trained(args.weight_bits, channels)
     if args.ulx3s is not None:
         entry = ulx3s(graph, args.ulx3s, args.build_dir)
-        update(out, channels, lambda part: add_ulx3s(part, entry))
+        update(out, channels, lambda part: add_by_positions(part, "ulx3s_85f", entry))
         print(out)
         return
     summary = {
@@ -240,15 +241,10 @@ def main(argv=None):
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
     update(out, channels, lambda part: part.update(summary))
 
-    def add_row(part, row):
-        # Each P's row replaces the row of the same P already there.
-        rows = {r["positions"]: r for r in part.get("positions", [])} | {row["positions"]: row}
-        part["positions"] = [rows[k] for k in sorted(rows)]
-
     with tempfile.TemporaryDirectory() as scratch:
         for p in map(int, args.positions.split(",")):
             row = measure(graph, scores, x_test, labels, p, args, Path(scratch) / f"p{p}")
-            update(out, channels, lambda part: add_row(part, row))
+            update(out, channels, lambda part: add_by_positions(part, "positions", row))
     print(out)
 
 

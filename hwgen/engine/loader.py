@@ -91,6 +91,8 @@ class Loader(wiring.Component):
         # row and rows left in the operand after this one.
         written, second_data = Signal(24), Signal()
         col_left, rows_left = Signal(24), Signal(16)
+        last_col = self.geometry.row_groups - 1
+        last_row = bands.r1 - bands.r0 - 1
         param_address = Signal(c.addr_bits)
         passes = Signal(PASS_COUNT_BITS)     # the next fold's pass count
         layout = param_layout(c)
@@ -102,8 +104,8 @@ class Loader(wiring.Component):
         pending = Signal()                   # a k-step is assembled: write it
         weight_addr = Signal(range(c.weight_words + 1))
         # Words of the next fold's read (its parameters and weights), a cycle after its pass
-        # count: the state FOLD always comes between.
-        # (The pass count's few bits by shift and add: no multiplier.)
+        # count (the state FOLD always comes between); the pass count's few bits by shift and
+        # add, no multiplier.
         fold_total = Signal(24)
         m.d.sync += fold_total.eq(d.fold_words + sum(
             Mux(passes[i], self.geometry.kstep_total << i, 0) for i in range(len(passes))))
@@ -147,8 +149,8 @@ class Loader(wiring.Component):
                     m.d.sync += [row.eq(bands.r0), second_cmd.eq(0), issued.eq(0),
                                  address.eq(d.in_addr + bands.in_offset),
                                  written.eq(0), second_data.eq(0), unpacking.eq(first_operand),
-                                 col_left.eq(self.geometry.row_groups - 1),
-                                 rows_left.eq(bands.r1 - bands.r0 - 1)]
+                                 col_left.eq(last_col),
+                                 rows_left.eq(last_row)]
                     m.next = "INPUT"
             with m.State("INPUT"):
                 # Commands: one per row.
@@ -177,7 +179,7 @@ class Loader(wiring.Component):
                 with m.If(unpacker.o_groups.valid):
                     m.d.sync += written.eq(written + 1)
                     with m.If(col_left == 0):
-                        m.d.sync += [col_left.eq(self.geometry.row_groups - 1),
+                        m.d.sync += [col_left.eq(last_col),
                                      rows_left.eq(rows_left - 1)]
                     with m.Else():
                         m.d.sync += col_left.eq(col_left - 1)
@@ -185,7 +187,7 @@ class Loader(wiring.Component):
                         with m.If((d.op == ADD) & ~second_data):
                             m.d.sync += [second_data.eq(1), written.eq(0),
                                          unpacking.eq(second_operand),
-                                         rows_left.eq(bands.r1 - bands.r0 - 1)]
+                                         rows_left.eq(last_row)]
                         with m.Else():
                             m.d.comb += self.ibuf_set.bit_select(in_bank, 1).eq(1)
                             m.d.sync += [fold.eq(0), param_address.eq(d.param_addr),
