@@ -253,7 +253,8 @@ def samples_folding(graph, samples_per_cycle):
                 f"{samples_per_cycle} samples per cycle need a frame interval of {target} "
                 f"cycles; layer '{view.name}' takes at least {fewest} at any folding (its "
                 f"positions per beat must divide its {view.pixels} output positions, and "
-                f"the pools and requantizers after it take one pixel per beat at most)")
+                f"a pool after it whose windows do not tile the rows takes one pixel per "
+                f"beat at most)")
     return folding
 
 

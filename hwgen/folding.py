@@ -9,7 +9,7 @@ from quant.graph import FILTER_OPS
 
 from .blocks._util import divisors
 from .errors import FoldingError
-from .ops import filter_views
+from .ops import filter_views, op_views
 
 __all__ = ["check_folding", "choose_folding", "fixed_order_filters", "filter_layers",
            "fold_order", "is_depthwise", "lane_bits", "layer_cycles", "precision_counts",
@@ -189,21 +189,22 @@ def stream_lanes(graph, folding):
     """``{value: elements per beat}`` of the accelerator's streams for ``folding``.
 
     A dense layer or convolution sends ``pe`` channels of each output position per beat
-    (:meth:`~hwgen.ops.FilterView.out_lanes`); requantize, pools, flatten and forks keep their
-    input's beat (a pool splits a wider beat than a pixel); an ``add`` sends its first
+    (:meth:`~hwgen.ops.FilterView.out_lanes`); requantize, flatten and forks keep their
+    input's beat; a pool takes several whole pixels a beat where its windows tile the rows,
+    and splits any other beat wider than a pixel (:meth:`~hwgen.ops.PoolView.out_lanes`); an ``add`` sends its first
     operand's (the other operand is regrouped to it). The input takes the beat of its first
     consumer with weights (:meth:`~hwgen.ops.FilterView.in_lanes`), or one element per beat.
     Values after a layer missing from ``folding`` map to None.
     """
     lanes = {}
-    views = {v.name: v for v in filter_views(graph)}
-    shapes = graph.shapes()
+    views = op_views(graph)
 
     def passed(node):
-        """The beat a node without weights sends: its input's, at most a pixel for a pool."""
+        """The beat a node without weights sends: its input's, or a pool's own
+        (:meth:`~hwgen.ops.PoolView.out_lanes`)."""
         beat = lanes.get(node.inputs[0])
         if beat is not None and node.op in POOL_OPS:
-            beat = min(beat, shapes[node.inputs[0]][0])
+            beat = views[node.name].out_lanes(beat)
         return beat
 
     for node in graph.nodes:

@@ -22,8 +22,8 @@ from quant import numerics
 from quant.graph import requantize_offset, requantize_rounding
 
 from .blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecLanes,
-                     MatVecUnit, MaxPool, ParallelWindow, Reorder, Requantizer, SlidingWindow,
-                     StreamFifo, SumPool, WidthConverter)
+                     MatVecUnit, MaxPool, ParallelMapWindow, ParallelWindow, Reorder, Requantizer,
+                     SlidingWindow, StreamFifo, SumPool, WidthConverter)
 from .blocks._util import accumulator_bits, element_shape
 from .blocks.timing import Gather
 from .folding import fixed_order_filters, lane_bits, stream_lanes
@@ -218,12 +218,13 @@ def _window(low, view, end, simd, pad_value=0):
 
 
 def _parallel_window(low, view, end, positions):
-    """The whole windows of ``positions`` consecutive output positions per beat (a 1-D layer
-    whose windows tile its input), from a stream of ``positions * stride`` whole samples per
-    beat."""
+    """The whole windows of ``positions`` consecutive output positions per beat (a layer whose
+    windows tile its input's rows), from a stream of ``positions * stride`` whole pixels per
+    beat: a shift register for a 1-D signal, line buffers of pixel groups for a map."""
     g = view.geometry
     end = low.regroup(view.name, end, positions * g.stride[1] * g.channels)
-    out = low.append(f"{view.name}_window", ParallelWindow, {
+    cls = ParallelWindow if view.signal else ParallelMapWindow
+    out = low.append(f"{view.name}_window", cls, {
         "channels": g.channels, "height": g.height, "width": g.width, "kernel": g.kernel,
         "stride": g.stride, "padding": g.padding, "shape": end.shape,
         "positions": positions}, end)
@@ -258,10 +259,9 @@ def _depthwise(low, view, ends):
 
 
 def _pixels(low, view, end):
-    """``end`` at most one whole pixel per beat, as pools take it (a layer that gives several
-    positions per beat feeds a pool at one pixel per cycle)."""
-    channels = view.geometry.channels
-    return low.regroup(view.name, end, channels) if end.lanes > channels else end
+    """``end`` as the pool takes it: several whole pixels per beat where its windows tile the
+    rows (:meth:`~hwgen.ops.PoolView.positions`), else at most one pixel per beat."""
+    return low.regroup(view.name, end, view.in_lanes(end.lanes))
 
 
 def _pool(low, view, ends):
@@ -270,12 +270,16 @@ def _pool(low, view, ends):
     cls = MaxPool if view.kind == "maxpool" else SumPool
     params = {"channels": g.channels, "height": g.height, "width": g.width, "kernel": g.kernel,
               "stride": g.stride, "shape": end.shape, "simd": end.lanes}
+    positions = view.positions(end.lanes)
+    if positions:
+        params |= {"simd": g.channels, "positions": positions}
     if any(g.padding):
         params["padding"] = g.padding
     out = low.append(view.name, cls, params, end)
     shape = cls.out_shape_of(end.shape, g.window)
     return out.moved(out.port, bits=shape.width, signed=shape.signed,
-                     elements=view.out_elements, map=view.out_shape)
+                     lanes=view.out_lanes(end.lanes), elements=view.out_elements,
+                     map=view.out_shape)
 
 
 def _global_pool(low, view, ends):

@@ -17,6 +17,7 @@ from quant import numerics
 from quant.numerics import is_int
 
 from .blocks._util import divisors
+from .blocks.map_window import group_window
 
 __all__ = ["Geometry", "OpView", "FilterView", "PoolView", "op_view", "op_views",
            "filter_views"]
@@ -209,25 +210,32 @@ class FilterView(OpView):
 
     @cached_property
     def tiles(self):
-        """Whether the layer is a 1-D convolution whose windows tile its input (``out_length *
-        stride == length``): it may then take whole windows, ``positions * stride`` samples
-        per input beat (a :class:`~hwgen.blocks.ParallelWindow`). A 2-D kernel over a map one
-        row high (its other rows in the padding) is not 1-D: it keeps the sliding window."""
+        """Whether the layer is a convolution whose windows tile each row of its input
+        (``out_width * stride == width``): it may then take whole windows of several output
+        positions per beat, ``positions * stride`` pixels per input beat, from a
+        :class:`~hwgen.blocks.ParallelWindow` (a 1-D signal, see :attr:`signal`) or a
+        :class:`~hwgen.blocks.ParallelMapWindow` (a map)."""
         g = self.geometry
-        return (self.kind == "conv" and g.height == 1 and g.kernel[0] == 1 and g.stride[0] == 1
-                and g.out_width * g.stride[1] == g.width)
+        return self.kind == "conv" and g.out_width * g.stride[1] == g.width
+
+    @cached_property
+    def signal(self):
+        """Whether the layer is 1-D: one row, with a kernel one row high and stride 1 along y
+        (a 2-D kernel over a map one row high, its other rows in the padding, is not)."""
+        g = self.geometry
+        return g.height == 1 and g.kernel[0] == 1 and g.stride[0] == 1
 
     @cached_property
     def position_options(self):
         """Output positions per beat above one the layer may take (``simd = positions * kh *
-        kw * in_channels``): the divisors of a tiling layer's output length."""
+        kw * in_channels``): the divisors of a tiling layer's output width."""
         return divisors(self.geometry.out_width)[1:] if self.tiles else []
 
     def whole_windows(self, simd):
-        """Whether the layer folded ``simd`` takes whole windows from a
-        :class:`~hwgen.blocks.ParallelWindow` (a tiling layer with ``simd`` a multiple of its
-        window)."""
-        return self.tiles and simd % self.fan_in == 0
+        """Whether the layer folded ``simd`` takes whole windows of output positions from a
+        parallel window: a tiling layer with ``simd`` a multiple of its window, above it for a
+        map (one whole window a beat is the sliding window's ``taps``)."""
+        return self.tiles and simd % self.fan_in == 0 and (self.signal or simd > self.fan_in)
 
     def positions(self, simd):
         """Output positions per beat of the layer folded ``simd``."""
@@ -287,7 +295,32 @@ class FilterView(OpView):
 
 
 class PoolView(OpView):
-    """A windowed max or sum pool, or a global sum pool (the whole map is its window)."""
+    """A windowed max or sum pool, or a global sum pool (the whole map is its window).
+
+    A windowed pool takes an input beat of one pixel or less, or of several pixels when its
+    windows tile the rows (:meth:`positions`); a wider beat is regrouped to one pixel.
+    """
+
+    def positions(self, lanes):
+        """Output positions per beat the pool gives from a stream of ``lanes`` elements per
+        beat, each a whole window (:class:`~hwgen.blocks.ParallelMapWindow`); None when it
+        takes one pixel, or part of one, per beat."""
+        g = self.geometry
+        pixels, rest = divmod(lanes, g.channels)
+        if self.kind == "global_avgpool" or pixels < 2 or rest or pixels % g.stride[1]:
+            return None
+        plan = group_window(g.width, g.kernel, g.stride, g.padding, pixels // g.stride[1])
+        return None if isinstance(plan, str) else plan.positions
+
+    def in_lanes(self, lanes):
+        """Elements per beat the pool takes from a stream of ``lanes`` per beat."""
+        return lanes if self.positions(lanes) else min(lanes, self.geometry.channels)
+
+    def out_lanes(self, lanes):
+        """Elements per beat the pool gives from a stream of ``lanes`` per beat."""
+        positions = self.positions(lanes)
+        return positions * self.geometry.channels if positions else \
+            min(lanes, self.geometry.channels)
 
     @cached_property
     def geometry(self):

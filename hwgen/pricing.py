@@ -94,23 +94,28 @@ class Network:
         return self._values[view.name]
 
     def beat_lanes(self, owner, lanes):
-        """``{value: elements per beat}`` of the values streamed at layer ``owner``'s beat of
-        ``lanes`` elements: a pool takes at most one pixel per beat (the lowering regroups a
-        wider stream to it), and what follows it keeps its beat."""
+        """``{value: (elements per input beat, per output beat)}`` of the values streamed at
+        layer ``owner``'s beat of ``lanes`` elements: a pool takes several whole pixels per beat
+        where its windows tile the rows, else at most one pixel (the lowering regroups a
+        wider stream to it; :class:`~hwgen.ops.PoolView`), and what follows it keeps the
+        pool's output beat."""
         out = {}
         for value in self.carried.get(owner, []):
             view = self.views[value]
             if view.kind in POOL_KINDS:
-                lanes = min(lanes, view.in_shape[0])
-            out[value] = lanes
+                out[value] = (view.in_lanes(lanes), view.out_lanes(lanes))
+                lanes = out[value][1]
+            else:
+                out[value] = (lanes, lanes)
         return out
 
     def streamed(self, owner, lanes):
         """Cycles per frame of the blocks streamed at layer ``owner``'s beat of ``lanes``
         elements: the most beats any of them takes in or gives out."""
         beats = self.beat_lanes(owner, lanes)
-        return max(max(self.elements[v] // n, self.elements[self.views[v].node.inputs[0]] // n
-                       if v != owner else 0) for v, n in beats.items())
+        return max(max(self.elements[v] // out,
+                       self.elements[self.views[v].node.inputs[0]] // n if v != owner else 0)
+                   for v, (n, out) in beats.items())
 
     def follower_cost(self, view, lanes):
         """Blocks streamed at the layer's beat: requantizers, pools and joins after it."""
@@ -118,7 +123,7 @@ class Network:
         if key not in self._followers:
             self._followers[key] = sum(
                 (self.value_cost(self.views[v], n)
-                 for v, n in self.beat_lanes(view.name, lanes).items() if v != view.name),
+                 for v, (n, _) in self.beat_lanes(view.name, lanes).items() if v != view.name),
                 Resources())
         return self._followers[key]
 

@@ -240,17 +240,18 @@ class Search:
                              "rom_style": option.style, "cycles": option.cycles,
                              "resources": own})
             else:
-                beat = lanes.get(name, 1)
+                beat, out = lanes.get(name, (1, 1))
                 own = net.value_cost(view, beat)
                 if view.kind == "flatten" and not any(vars(own).values()):
                     continue
                 rows.append({"name": name, "op": view.node.op, "pe": None, "simd": beat,
-                             "cycles": net.elements[view.node.inputs[0]] // beat,
+                             "cycles": max(net.elements[view.node.inputs[0]] // beat,
+                                           net.elements[name] // out),
                              "resources": own})
             total += own
         output = self.graph.output
         cycles = max([r["cycles"] for r in rows]
-                     + [net.elements[output] // lanes.get(output, 1)])
+                     + [net.elements[output] // lanes.get(output, (1, 1))[1]])
         return Design(self.device, self.clock_mhz,
                       {name: (o.pe, o.simd) for name, o in picks.items()},
                       {name: o.lut_lanes for name, o in picks.items()},

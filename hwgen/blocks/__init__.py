@@ -4,6 +4,7 @@ from .add import Add
 from .depthwise import DepthwiseUnit
 from .fifo import StreamFifo
 from .fork import Broadcast
+from .map_window import ParallelMapWindow
 from .matvec import MatVecUnit
 from .matvec_lanes import MatVecLanes
 from .packed import PackedMultiplier
@@ -16,6 +17,7 @@ from .stream import AsSigned, WidthConverter
 from .window import SlidingWindow, im2col
 
 __all__ = ["AsSigned", "Add", "Broadcast", "DepthwiseUnit", "GlobalSumPool", "MatVecLanes",
-           "MatVecUnit", "MaxPool", "PackedMultiplier", "ParallelWindow", "Reorder",
+           "MatVecUnit", "MaxPool", "PackedMultiplier", "ParallelMapWindow", "ParallelWindow",
+           "Reorder",
            "Requantizer", "SlidingWindow", "StreamFifo", "SumPool", "WeightPacker",
            "WidthConverter", "im2col"]

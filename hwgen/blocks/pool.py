@@ -11,6 +11,7 @@ from quant import numerics
 from ..errors import FoldingError
 from ._util import check_count, check_pair, check_shape, divisors, element_shape
 from .timing import Gather, Timed
+from .map_window import ParallelMapWindow
 from .window import SlidingWindow, im2col
 
 __all__ = ["MaxPool", "SumPool", "GlobalSumPool"]
@@ -54,15 +55,31 @@ class _Reduce(wiring.Component):
     """Per-channel max or sum over groups of ``count`` pixels, ``simd`` channels per beat.
 
     Input beats come in (pixel, fold) order, ``count * folds`` beats per group; each group's
-    last pixel sends one output beat per fold, one cycle after it arrives.
+    last pixel sends one output beat per fold, one cycle after it arrives. With ``taps > 1``
+    a beat holds whole windows: for each group of ``channels`` output lanes, ``taps`` pixels
+    of ``channels`` elements each, reduced within the beat first.
     """
 
-    def __init__(self, *, count, folds, simd, in_shape, out_shape, op):
+    def __init__(self, *, count, folds, simd, in_shape, out_shape, op, taps=1, channels=None):
         self._count, self._folds, self._op = count, folds, op
+        self._taps, self._group = taps, channels or simd
         super().__init__({
-            "i_stream": In(stream.Signature(data.ArrayLayout(in_shape, simd))),
+            "i_stream": In(stream.Signature(data.ArrayLayout(in_shape, simd * taps))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(out_shape, simd))),
         })
+
+    def _combine(self, a, b):
+        return Mux(a > b, a, b) if self._op == "max" else a + b
+
+    def _beat_value(self, payload, lane):
+        """Lane ``lane``'s value in one beat: its ``taps`` elements reduced by a tree."""
+        window, c = divmod(lane, self._group)
+        values = [payload[(window * self._taps + k) * self._group + c]
+                  for k in range(self._taps)]
+        while len(values) > 1:
+            pairs = [self._combine(a, b) for a, b in zip(values[::2], values[1::2])]
+            values = pairs + ([values[-1]] if len(values) % 2 else [])
+        return values[0]
 
     def elaborate(self, platform):
         m = Module()
@@ -78,12 +95,8 @@ class _Reduce(wiring.Component):
                                 commit=take, name="partials")
         value = Signal(o.payload.shape())
         for p in range(lanes):
-            x, acc = i.payload[p], partials.head[p]
-            if self._op == "max":
-                combined = Mux(acc > x, acc, x)
-            else:
-                combined = acc + x
-            m.d.comb += value[p].eq(Mux(first, x, combined))
+            x = self._beat_value(i.payload, p)
+            m.d.comb += value[p].eq(Mux(first, x, self._combine(partials.head[p], x)))
         partials.write(value)
 
         with m.If(o.ready):
@@ -104,22 +117,35 @@ class _WindowPool(Timed, wiring.Component):
     _op = None
 
     def __init__(self, *, channels, height, width, kernel, stride=None, padding=0, shape,
-                 simd=1, buffer_rows=None, name="pool"):
+                 simd=1, buffer_rows=None, positions=None, name="pool"):
         kernel = check_pair("kernel", kernel, 1, name)
         stride = kernel if stride is None else check_pair("stride", stride, 1, name)
         padding = check_pair("padding", padding, 0, name)
         shape = check_shape("shape", shape, name)
-        self._window = SlidingWindow(channels=channels, height=height, width=width,
-                                     kernel=kernel, stride=stride, padding=padding, shape=shape,
-                                     simd=simd, pad_value=self._pad_value(shape, padding, name),
-                                     buffer_rows=buffer_rows, name=name)
-        self._name = name
+        pad_value = self._pad_value(shape, padding, name)
+        self._name, self._positions = name, positions
         self._out_shape = self.out_shape_of(shape, kernel[0] * kernel[1])
-        self._reduce = _Reduce(count=kernel[0] * kernel[1], folds=channels // simd, simd=simd,
-                               in_shape=shape, out_shape=self._out_shape, op=self._op)
+        if positions is None:
+            self._window = SlidingWindow(channels=channels, height=height, width=width,
+                                         kernel=kernel, stride=stride, padding=padding,
+                                         shape=shape, simd=simd, pad_value=pad_value,
+                                         buffer_rows=buffer_rows, name=name)
+            self._reduce = _Reduce(count=kernel[0] * kernel[1], folds=channels // simd,
+                                   simd=simd, in_shape=shape, out_shape=self._out_shape,
+                                   op=self._op)
+            in_lanes, out_lanes = simd, simd
+        else:
+            self._window = ParallelMapWindow(channels=channels, height=height, width=width,
+                                             kernel=kernel, stride=stride, padding=padding,
+                                             shape=shape, positions=positions,
+                                             pad_value=pad_value, name=name)
+            in_lanes, out_lanes = self._window.in_lanes, positions * channels
+            self._reduce = _Reduce(count=1, folds=1, simd=out_lanes, in_shape=shape,
+                                   out_shape=self._out_shape, op=self._op,
+                                   taps=kernel[0] * kernel[1], channels=channels)
         super().__init__({
-            "i_stream": In(stream.Signature(data.ArrayLayout(shape, simd))),
-            "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, simd))),
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, in_lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self._out_shape, out_lanes))),
         })
 
     channels = property(lambda self: self._window.channels)
@@ -128,38 +154,57 @@ class _WindowPool(Timed, wiring.Component):
     kernel = property(lambda self: self._window.kernel)
     stride = property(lambda self: self._window.stride)
     padding = property(lambda self: self._window.padding)
-    simd = property(lambda self: self._window.simd)
+    #: Channels per beat of one pixel (all of them with ``positions``).
+    simd = property(lambda self: self.channels if self._positions else self._window.simd)
+    #: Output positions per beat, each a whole window reduced within the beat (None: one
+    #: window tap per beat, from a line buffer of ``simd`` channels).
+    positions = property(lambda self: self._positions)
+    #: The window in front: a SlidingWindow, or a ParallelMapWindow with ``positions``.
+    window = property(lambda self: self._window)
+    in_lanes = property(lambda self: len(self.i_stream.payload))
+    out_lanes = property(lambda self: len(self.o_stream.payload))
     shape = property(lambda self: self._window.shape)
     out_height = property(lambda self: self._window.out_height)
     out_width = property(lambda self: self._window.out_width)
     in_beats = property(lambda self: self._window.in_beats)
-    buffer_rows = property(lambda self: self._window.buffer_rows)
-    buffer_depth = property(lambda self: self._window.buffer_depth)
-    buffer_bits = property(lambda self: self._window.buffer_bits)
+    #: The SlidingWindow that holds the line buffer.
+    lines = property(lambda self: self._window if self._positions is None else
+                     self._window.groups)
+    buffer_rows = property(lambda self: self.lines.buffer_rows)
+    buffer_depth = property(lambda self: self.lines.buffer_depth)
+    buffer_bits = property(lambda self: self.lines.buffer_bits)
     out_bits = property(lambda self: self._out_shape.width)
     out_signed = property(lambda self: self._out_shape.signed)
     out_shape = property(lambda self: self._out_shape)
 
     @property
     def out_beats(self):
-        return self.out_height * self.out_width * self.channels // self.simd
+        return self.out_height * self.out_width * self.channels // self.out_lanes
 
     @classmethod
     def timing_of(cls, *, channels, height, width, kernel, stride=None, padding=0, simd=1,
-                  buffer_rows=None, **_):
+                  buffer_rows=None, positions=None, **_):
         """The window's timing (its cycles per frame: ``max(in_beats, windows * kh * kw *
-        channels / simd)``), then each window's last beats one cycle later."""
+        channels / simd)``), then each window's last beats one cycle later; with
+        ``positions``, the whole windows of a beat one cycle later."""
+        stride = kernel if stride is None else stride
+        if positions is not None:
+            window = ParallelMapWindow.timing_of(
+                channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+                padding=padding, positions=positions)
+            return Gather(window.geometry.out_beats, 1, 1, 1, inner=window)
         window = SlidingWindow.timing_of(channels=channels, height=height, width=width,
-                                         kernel=kernel, stride=kernel if stride is None
-                                         else stride, padding=padding, simd=simd,
-                                         buffer_rows=buffer_rows)
+                                         kernel=kernel, stride=stride, padding=padding,
+                                         simd=simd, buffer_rows=buffer_rows)
         g = window.geometry
         return Gather(g.out_beats, g.kh * g.kw, g.folds, 1, inner=window)
 
-    timing = property(lambda self: Gather(self._window.out_beats,
-                                          self.kernel[0] * self.kernel[1],
-                                          self.channels // self.simd, 1,
-                                          inner=self._window.timing))
+    @property
+    def timing(self):
+        if self._positions is not None:
+            return Gather(self._window.out_beats, 1, 1, 1, inner=self._window.timing)
+        return Gather(self._window.out_beats, self.kernel[0] * self.kernel[1],
+                      self.channels // self.simd, 1, inner=self._window.timing)
 
     def _windows(self, x):
         """``(..., C, out_h, out_w, kh * kw)`` windows of a ``(..., C, H, W)`` input, the

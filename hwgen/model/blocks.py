@@ -11,8 +11,8 @@ import numpy as np
 from quant import numerics
 
 from ..blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecLanes,
-                      MatVecUnit, MaxPool, PackedMultiplier, ParallelWindow, Requantizer,
-                      SlidingWindow, StreamFifo, SumPool, WidthConverter)
+                      MatVecUnit, MaxPool, PackedMultiplier, ParallelMapWindow, ParallelWindow,
+                      Requantizer, SlidingWindow, StreamFifo, SumPool, WidthConverter)
 from ..blocks import matvec as _matvec_module
 from . import costs
 from .devices import FAMILIES
@@ -78,9 +78,17 @@ def _window(family, block):
 def _pool(family, block):
     kh, kw = block.kernel
     op = "max" if isinstance(block, MaxPool) else "sum"
+    if block.positions:     # whole windows a beat, reduced within it
+        return _window(family, block.lines) + costs.reduce_cost(
+            family, count=1, folds=1, lanes=block.out_lanes, in_bits=block.shape.width,
+            out_bits=block.out_bits, op=op, taps=kh * kw)
     return _window(family, block) + costs.reduce_cost(
         family, count=kh * kw, folds=block.channels // block.simd, lanes=block.simd,
         in_bits=block.shape.width, out_bits=block.out_bits, op=op)
+
+
+def _map_window(family, block):
+    return _window(family, block.groups)    # its outputs are wires from the group window's
 
 
 def _global_pool(family, block):
@@ -204,8 +212,9 @@ def _packed(family, block):
 
 
 _COSTS = [
-    (MatVecUnit, _matvec), (MatVecLanes, _matvec_lanes), (Requantizer, _requantizer), (PackedMultiplier, _packed),
-    (SlidingWindow, _window), (ParallelWindow, _parallel_window), (MaxPool, _pool), (SumPool, _pool),
+    (MatVecUnit, _matvec), (MatVecLanes, _matvec_lanes), (Requantizer, _requantizer),
+    (PackedMultiplier, _packed), (SlidingWindow, _window), (ParallelWindow, _parallel_window),
+    (ParallelMapWindow, _map_window), (MaxPool, _pool), (SumPool, _pool),
     (GlobalSumPool, _global_pool), (DepthwiseUnit, _depthwise), (Add, _add),
     (StreamFifo, _fifo), (WidthConverter, _converter), (Broadcast, _broadcast),
     (AsSigned, _as_signed),

@@ -92,10 +92,11 @@ def broadcast_cost(family, *, outputs):
     return Resources(lut=2 * outputs + 1, ff=outputs)
 
 
-def reduce_cost(family, *, count, folds, lanes, in_bits, out_bits, op):
+def reduce_cost(family, *, count, folds, lanes, in_bits, out_bits, op, taps=1):
     """The per-channel reduction behind the pools: ``op`` ("max" or "sum") over ``count``
     beats of each channel fold, one partial result per fold (a register, or a memory of
-    ``folds`` words), an output register.
+    ``folds`` words), an output register. With ``taps`` elements per lane in a beat (whole
+    windows), a tree of ``taps - 1`` operations per lane first.
     """
     word = lanes * out_bits
     if folds == 1:
@@ -103,7 +104,8 @@ def reduce_cost(family, *, count, folds, lanes, in_bits, out_bits, op):
     else:
         partials, _ = memory_cost(family, word, folds, read_enable=False)
     lane = out_bits + in_bits if op == "sum" else 2 * in_bits
-    lut = lanes * lane + counter_luts(count) + counter_luts(folds) + 4
+    operations = taps - 1 + (count > 1 or taps == 1)
+    lut = lanes * lane * operations + counter_luts(count) + counter_luts(folds) + 4
     ff = counter_bits(count) + counter_bits(folds) + 1 + word
     return partials + Resources(lut=lut, ff=ff)
 

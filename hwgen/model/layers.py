@@ -22,7 +22,8 @@ from ..blocks import requantizer
 from ..blocks import matvec as _matvec_module
 from ..blocks._util import divisors
 from ..blocks.weightrom import weight_layout as _weight_layout
-from ..blocks import SlidingWindow
+from ..blocks import ParallelMapWindow, SlidingWindow
+from ..blocks.map_window import group_window
 from ..errors import FoldingError
 from ..folding import fold_order
 from . import costs
@@ -35,8 +36,8 @@ __all__ = ["Layer", "OPS", "layer_blocks", "layer_cost", "weight_layout"]
 #: Layer kinds and the blocks they become.
 OPS = {
     "dense": "MatVecUnit",
-    "conv": "SlidingWindow + MatVecUnit (ParallelWindow + MatVecLanes for whole windows of "
-            "several positions a beat)",
+    "conv": "SlidingWindow + MatVecUnit (ParallelWindow or ParallelMapWindow + MatVecLanes "
+            "for whole windows of several positions a beat)",
     "depthwise": "SlidingWindow + DepthwiseUnit",
     "maxpool": "MaxPool",
     "avgpool": "SumPool",
@@ -153,14 +154,21 @@ class Layer:
         return prod(self.in_shape)
 
     @property
+    def signal(self):
+        """Whether the layer is 1-D: one row, a kernel one row high, stride 1 along y."""
+        return self.map_shape[1] == 1 and self.kernel[0] == 1 and self.stride[0] == 1
+
+    @property
     def whole_windows(self):
-        """Whether a convolution takes whole windows from a ParallelWindow: a 1-D one whose
-        windows tile its input, with ``simd`` a multiple of its window."""
-        channels, height, width = self.map_shape
-        (kh, kw), (_, sw), (_, pw) = self.kernel, self.stride, self.padding
-        return (self.op == "conv" and height == 1 and kh == 1 and
+        """Whether a convolution takes whole windows of output positions from a parallel
+        window: one whose windows tile its input's rows, with ``simd`` a multiple of its
+        window (above it for a map: one whole window a beat is the sliding window's taps)."""
+        width = self.map_shape[2]
+        (_, kw), (_, sw), (_, pw) = self.kernel, self.stride, self.padding
+        return (self.op == "conv" and
                 numerics.conv_output_size(width, kw, sw, pw) * sw == width and
-                self.simd % self.in_features == 0)
+                self.simd % self.in_features == 0 and
+                (self.signal or self.simd > self.in_features))
 
     @property
     def positions(self):
@@ -226,18 +234,50 @@ def _accumulator_bits(layer, weight_bits):
     return numerics.bits_for_range(-reach, reach)[0]
 
 
+@lru_cache(maxsize=None)
+def _map_window_cost(family, map_shape, kernel, stride, padding, in_bits, positions):
+    """A :class:`~hwgen.blocks.ParallelMapWindow`: its window of pixel groups (the outputs
+    are wires)."""
+    channels, height, width = map_shape
+    timing = ParallelMapWindow.timing_of(channels=channels, height=height, width=width,
+                                         kernel=kernel, stride=stride, padding=padding,
+                                         positions=positions)
+    g = timing.geometry
+    lanes = channels * width // g.width
+    return costs.window_cost(
+        family, height=height, width=g.width, folds=1, kernel=(g.kh, g.kw),
+        stride=(g.sh, g.sw), padding=(g.ph, g.pw), out_height=g.out_h, out_width=g.out_w,
+        element_bits=in_bits, lanes=lanes, buffer_rows=timing.buffer_rows, taps=g.kh * g.kw)
+
+
 def _pool(family, layer):
-    window, _ = _window(family, layer, layer.padding)
     kh, kw = layer.kernel
     count = kh * kw
+    channels, _, width = layer.map_shape
+    op = "max" if layer.op == "maxpool" else "sum"
     if layer.op == "maxpool":
         out_bits = layer.in_bits
     else:
         lo, hi = numerics.int_range(layer.in_bits, layer.in_signed)
         out_bits = numerics.bits_for_range(count * lo, count * hi)[0]
-    reduce = costs.reduce_cost(family, count=count, folds=layer.map_shape[0] // layer.simd,
+    if layer.simd > channels:
+        # Several whole pixels a beat: whole windows of output positions, reduced in the beat.
+        pixels, rest = divmod(layer.simd, channels)
+        plan = group_window(width, layer.kernel, layer.stride, layer.padding,
+                            pixels // layer.stride[1])
+        if rest or pixels % layer.stride[1] or isinstance(plan, str):
+            raise FoldingError(f"layer '{layer.name}': a pool takes at most one pixel a beat, "
+                               f"or whole pixels whose windows tile its rows; not SIMD "
+                               f"{layer.simd} over {channels} channels")
+        window = _map_window_cost(family, layer.map_shape, layer.kernel, layer.stride,
+                                  layer.padding, layer.in_bits, plan.positions)
+        reduce = costs.reduce_cost(family, count=1, folds=1, lanes=plan.positions * channels,
+                                   in_bits=layer.in_bits, out_bits=out_bits, op=op, taps=count)
+        return [("window", window), ("reduce", reduce)]
+    window, _ = _window(family, layer, layer.padding)
+    reduce = costs.reduce_cost(family, count=count, folds=channels // layer.simd,
                                lanes=layer.simd, in_bits=layer.in_bits, out_bits=out_bits,
-                               op="max" if layer.op == "maxpool" else "sum")
+                               op=op)
     return [("window", window), ("reduce", reduce)]
 
 
@@ -410,9 +450,13 @@ def _conv(family, layer):
         raise FoldingError(f"layer '{layer.name}': PE must be out_channels "
                            f"{layer.out_channels} with {positions} whole windows a beat, not "
                            f"{layer.pe}")
-    window = costs.parallel_window_cost(
-        family, channels=channels, width=width, kernel=kw, stride=sw, padding=pw,
-        element_bits=layer.in_bits, positions=positions)
+    if layer.signal:
+        window = costs.parallel_window_cost(
+            family, channels=channels, width=width, kernel=kw, stride=sw, padding=pw,
+            element_bits=layer.in_bits, positions=positions)
+    else:
+        window = _map_window_cost(family, layer.map_shape, layer.kernel, layer.stride,
+                                  layer.padding, layer.in_bits, positions)
     unit = _matvec(family, replace(layer, simd=layer.in_features))
     return [("window", window), ("matvec", unit * positions)]
 

@@ -187,6 +187,20 @@ def positions1d():
     return b.then(g.maxpool1d("pool", 2)).graph
 
 
+def positions2d():
+    """A map at several output positions per cycle: whole windows of 4 positions of a
+    1-channel stem a beat, a 2x2 max pool that takes the 4 pixels a beat, a layer at 2
+    positions a beat, a residual add, a strided layer at 2 positions and a 2x2 sum pool
+    after a 1x1 layer."""
+    b = Builder(17, (1, 8, 8))
+    b.conv("conv1", 4, 3, high=2, padding=1).requantize("act1")
+    b.then(g.maxpool2d("pool1", 2)).conv("conv2", 4, 3, high=1, padding=1)
+    b.requantize("act2").join("join", "pool1").requantize("act3")
+    b.conv("conv3", 6, 3, high=1, stride=2, padding=1).requantize("act4")
+    b.conv("conv4", 4, 1).requantize("act5")
+    return b.then(g.avgpool2d("pool2", 2)).graph
+
+
 def signal_cnn(seed=16, length=64):
     """The peaks network's shape on a shorter signal: a 7-tap stem, a strided 5-tap layer, a
     5-tap layer and a 1x1 head whose accumulators are the output."""
@@ -200,7 +214,7 @@ def signal_cnn(seed=16, length=64):
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
             "map_output": map_output, "residual": residual, "residual1d": residual1d,
             "offsets": offsets, "taps": taps, "taps1d": taps1d, "dwtaps": dwtaps,
-            "positions1d": positions1d}
+            "positions1d": positions1d, "positions2d": positions2d}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
             "depthwise1d": None, "map_output": {"conv1": (4, 2)},
@@ -215,7 +229,11 @@ FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             # 8 positions of the stem a beat, 4 of each layer after the stride, 2 of the
             # head; the pool takes one pixel a beat (the stream is split for it).
             "positions1d": {"conv1": (4, 56), "conv2": (6, 80), "conv3": (6, 120),
-                            "head": (3, 12)}}
+                            "head": (3, 12)},
+            # 4 positions of the stem a beat, so the pool takes 4 pixels and gives 2; then 2
+            # positions a beat to the end (the strided layer's windows read groups of 4).
+            "positions2d": {"conv1": (4, 36), "conv2": (4, 72), "conv3": (6, 72),
+                            "conv4": (4, 12)}}
 
 
 def to_stream(acc, x):

@@ -2,6 +2,7 @@
 blocks against yosys."""
 
 import importlib.util
+from dataclasses import replace
 import json
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from amaranth.hdl import Shape, signed, unsigned
 
 from hwgen import FoldingError
 from hwgen.blocks import (Add, DepthwiseUnit, GlobalSumPool, MatVecUnit, MaxPool,
-                          PackedMultiplier, Requantizer, SlidingWindow, StreamFifo,
-                          WidthConverter)
+                          PackedMultiplier, ParallelMapWindow, Requantizer, SlidingWindow,
+                          StreamFifo, WidthConverter)
 from hwgen.model import (DEVICES, Layer, Resources, block_cost, device, layer_blocks,
                          layer_cost, lutram_luts, map_memory, rom_columns)
 from hwgen.folding import fold_order
@@ -367,6 +368,32 @@ def test_a_window_of_several_positions_per_beat_holds_a_buffer_per_tap(family):
                                            r"choose one of 1, 3, 9, 27"):
         layer_cost(Layer("conv", (3, 8, 8), in_bits=8, out_channels=8, kernel=3, simd=6,
                          weight_bits={4: 8}, name="c"), family)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_map_at_several_positions_per_beat_prices_the_lowerings_blocks(family):
+    """Whole windows of 4 positions of a map a beat: the layer's window is the group window
+    the lowering builds (its outputs are wires), a pool after it takes the 4 pixels a beat
+    and gives 2, and a pool that cannot tile its rows is refused with the rule."""
+    window = ParallelMapWindow(channels=3, height=32, width=32, kernel=3, padding=1,
+                               shape=unsigned(8), positions=4)
+    layer = Layer("conv", (3, 32, 32), in_bits=8, out_channels=8, kernel=3, padding=1, pe=8,
+                  simd=4 * 27, weight_bits={4: 8})
+    blocks = dict(layer_blocks(layer, family))
+    assert blocks["window"] == block_cost(window, family) == block_cost(window.groups, family)
+    one = dict(layer_blocks(replace(layer, simd=27), family))    # a window a beat
+    assert blocks["matvec"] == one["matvec"] * 4
+    pool = MaxPool(channels=8, height=32, width=32, kernel=2, shape=unsigned(5), positions=2)
+    assert (pool.in_lanes, pool.out_lanes) == (32, 16)
+    assert layer_cost(Layer("maxpool", (8, 32, 32), in_bits=5, kernel=2, stride=2, simd=32),
+                      family) == block_cost(pool, family)
+    # Four 2x2 windows' worth of comparators cost more than one window tap a beat.
+    plain = MaxPool(channels=8, height=32, width=32, kernel=2, shape=unsigned(5), simd=8)
+    assert block_cost(pool, family).lut > block_cost(plain, family).lut
+    with pytest.raises(FoldingError, match=r"layer 'p': a pool takes at most one pixel a beat, "
+                                           r"or whole pixels whose windows tile its rows"):
+        layer_cost(Layer("maxpool", (8, 31, 31), in_bits=5, kernel=2, stride=2, simd=16,
+                         name="p"), family)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

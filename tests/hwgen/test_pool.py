@@ -152,3 +152,49 @@ def test_pools_reject_bad_parameters():
         GlobalSumPool(channels=3, height=2, width=2, shape=unsigned(4), simd=2, name="gap")
     with pytest.raises(ValueError, match=r"layer 'gap': height must be at least 1, not 0"):
         GlobalSumPool(channels=3, height=0, width=2, shape=unsigned(4), name="gap")
+
+
+# channels, height, width, kernel, stride, padding, positions: whole windows a beat from
+# groups of positions * stride pixels (a pool after a layer that gives several pixels a beat).
+PARALLEL = [
+    (2, 6, 8, (2, 2), (2, 2), (0, 0), 1),       # MNIST's pools after 2 pixels a beat
+    (3, 4, 12, (2, 2), (2, 2), (0, 0), 3),
+    (1, 7, 8, (3, 3), (2, 2), (1, 1), 2),       # ResNet's 3x3 stride-2 max pool, padded
+    (2, 5, 6, (3, 3), (1, 1), (1, 1), 3),       # overlapping, stride 1
+    (2, 1, 12, (1, 3), (1, 3), (0, 0), 2),      # 1-D
+]
+
+
+# (A sum pool takes no padding.)
+PARALLEL_KINDS = [(case, kind) for case in PARALLEL for kind in ("max", "sum")
+                  if kind == "max" or not any(case[5])]
+
+
+@pytest.mark.parametrize("case,kind", PARALLEL_KINDS, ids=[
+    "{}_c{}_{}x{}_k{}x{}_s{}x{}_p{}x{}_P{}".format(kind, c[0], c[1], c[2], *c[3], *c[4], *c[5],
+                                                   c[6]) for c, kind in PARALLEL_KINDS])
+def test_parallel_pool_matches_numpy(case, kind):
+    """Random gaps and back-pressure; then, with neither, every beat when the model says."""
+    channels, height, width, kernel, stride, padding, positions = case
+    seed = PARALLEL.index(case)
+    cls = MaxPool if kind == "max" else SumPool
+    shape = signed(5)
+    pool = cls(channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+               padding=padding, shape=shape, positions=positions)
+    assert (pool.in_lanes, pool.out_lanes) == (positions * stride[1] * channels,
+                                               positions * channels)
+    x = random_frames(np.random.default_rng(seed), 2, channels, height, width, shape)
+    x[1, :, :kernel[0], :kernel[1]] = -16                # a window at the range end
+    for gaps in (0.5, 0.0):
+        out, offered, taken, when = run_stream(
+            pool, hwc_beats(x, pool.in_lanes), len(x) * pool.out_beats, in_bits=5,
+            out_bits=pool.out_bits, out_signed=pool.out_signed, out_count=pool.out_lanes,
+            in_gaps=gaps, out_stalls=gaps, seed=seed, drain=6)
+        got = hwc_frames(out, 2, channels, pool.out_height, pool.out_width)
+        assert_equal(got, pool.reference(x), seed)
+    assert pool.beat_times(offered) == when
+    assert pool.input_times(offered) == taken
+    plain = cls(channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+                padding=padding, shape=shape)
+    assert_equal(pool.reference(x), plain.reference(x), seed)
+    assert pool.cycles_per_frame == pool.in_beats == height * width // (positions * stride[1])
