@@ -3,8 +3,9 @@ precisions (per filter 95% 4-bit / 5% 8-bit weights, 5-bit activations; random w
 exact shapes, :mod:`quant.zoo`), folded by :func:`hwgen.explore.compile` for ZCU102 at
 200 MHz and PYNQ-Z2 at 100 MHz.
 
-For each pair it records MACs and weight bits, the fastest dataflow design that fits (or why
-none does: the weights against the on-chip memory, with the numbers), the resources of a
+For each pair it records MACs and weight bits, the fastest dataflow design that fits and what
+bounds it (the search's answer for a rate just above it), or why none fits (the weights
+against the on-chip memory, with the numbers), the resources of a
 design that holds every weight on chip (all layers folded to the slowest rate the search
 tried), and the wall time of the estimate; then the fastest layer-sequential engine
 (:func:`hwgen.engine.search.search_engine`, DRAM at 13 GB/s): its configuration, frames/s
@@ -130,6 +131,12 @@ def main():
                         "utilization": {k: round(v, 4) for k, v in
                                         design.utilization().items()},
                         "folding": {k: list(v) for k, v in design.folding.items()}}
+                # What bounds it: the search's answer for a rate just above it.
+                try:
+                    compile_design(graph, device=part_name, clock_mhz=clock,
+                                   target_fps=design.fps * 1.001)
+                except DesignError as error:
+                    row["bound"] = str(error)
             except DesignError as error:
                 row |= {"fits": False, "reason": str(error)}
                 # What holding the whole network would take at about one frame per second.
