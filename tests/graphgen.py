@@ -326,7 +326,8 @@ def random_options(rng, graph):
         if rng.integers(5) == 0:
             continue                                   # folded automatically
         # A convolution's SIMD may also span several window positions (taps * channels), or
-        # a 1-D one's several whole windows (then every filter of each: pe == out).
+        # a tiling one's several whole windows of output positions (then every filter of
+        # each: pe == out).
         view = views[node.name]
         simd = int(rng.choice(view.simd_options))
         # A depthwise one outputs the channels it takes in a beat.
