@@ -32,7 +32,7 @@ by a hash of the family and the Verilog, so an unchanged design is not synthesiz
 holds; the JSON's settings say how many results came from the cache. ``--quick`` keeps one
 block of each kind. ``--update`` measures only the blocks ``--only`` selects and replaces
 their rows in the existing output, keeping the others (for a change that touches one kind
-of block); the summaries cover all rows, and the settings list the runs the rows come from.
+of block) and dropping the rows of blocks the sweep no longer has; the summaries cover all rows, and the settings list the runs the rows come from.
 """
 
 import argparse
@@ -51,8 +51,8 @@ from amaranth.hdl import signed, unsigned
 import quant
 
 from hwgen.blocks import (Add, AsSigned, Broadcast, DepthwiseUnit, GlobalSumPool, MatVecUnit,
-                          MaxPool, PackedMultiplier, Requantizer, SlidingWindow, StreamFifo,
-                          SumPool, WidthConverter)
+                          MaxPool, PackedMultiplier, ParallelMapWindow, ParallelWindow,
+                          Requantizer, SlidingWindow, StreamFifo, SumPool, WidthConverter)
 from hwgen.verilog import to_verilog
 from hwgen.explore import estimate as estimate_design
 from hwgen.generate import compile_graph
@@ -213,7 +213,39 @@ SWEEP = [
     ("win_1x5_p2_c6_s3_64", SlidingWindow, dict(channels=6, height=1, width=64,
                                                 kernel=(1, 5), padding=(0, 2),
                                                 shape=signed(8), simd=3)),
+    # Windows of several positions a beat: taps of one pixel; whole windows of a 1-D signal
+    # (a shift register) and of a map (a window of pixel groups).
+    ("parwin_taps9_3x3_p1_c3_32x32", SlidingWindow, dict(channels=3, height=32, width=32,
+                                                         kernel=3, padding=1,
+                                                         shape=unsigned(8), simd=3, taps=9)),
+    ("parwin_taps3_3x3_p1_c16_16x16", SlidingWindow, dict(channels=16, height=16, width=16,
+                                                          kernel=3, padding=1,
+                                                          shape=unsigned(5), simd=16,
+                                                          taps=3)),
+    ("parwin_1d_k7_p3_c1_P8_256", ParallelWindow, dict(channels=1, height=1, width=256,
+                                                       kernel=(1, 7), padding=(0, 3),
+                                                       shape=unsigned(8), positions=8)),
+    ("parwin_map_3x3_p1_c1_P4_28x28", ParallelMapWindow, dict(channels=1, height=28,
+                                                              width=28, kernel=3, padding=1,
+                                                              shape=unsigned(8),
+                                                              positions=4)),
+    ("parwin_map_3x3_p1_c8_P2_14x14", ParallelMapWindow, dict(channels=8, height=14,
+                                                              width=14, kernel=3, padding=1,
+                                                              shape=unsigned(5),
+                                                              positions=2)),
+    ("parwin_map_3x3_st2_p1_c3_P2_224", ParallelMapWindow, dict(channels=3, height=224,
+                                                                width=224, kernel=3,
+                                                                stride=2, padding=1,
+                                                                shape=unsigned(8),
+                                                                positions=2)),
     # Pools.
+    ("parpool_max_2x2_c8_P2_28x28", MaxPool, dict(channels=8, height=28, width=28, kernel=2,
+                                                  shape=unsigned(5), positions=2)),
+    ("parpool_max_3x3_st2_p1_c16_P1_28x28", MaxPool, dict(channels=16, height=28, width=28,
+                                                          kernel=3, stride=2, padding=1,
+                                                          shape=unsigned(5), positions=1)),
+    ("parpool_sum_2x2_c8_P1_14x14", SumPool, dict(channels=8, height=14, width=14, kernel=2,
+                                                  shape=unsigned(5), positions=1)),
     ("maxpool_2x2_c16_s4_8x8", MaxPool, dict(channels=16, height=8, width=8, kernel=2,
                                              shape=unsigned(5), simd=4)),
     ("maxpool_3x3_st2_c32_s8_15x15", MaxPool, dict(channels=32, height=15, width=15,
@@ -316,7 +348,8 @@ def layer_of(spec, block):
         return Layer("maxpool" if builder is MaxPool else "avgpool",
                      (kwargs["channels"], kwargs["height"], kwargs["width"]),
                      in_bits=kwargs["shape"].width, in_signed=kwargs["shape"].signed,
-                     kernel=block.kernel, stride=block.stride, simd=kwargs["simd"], name=name)
+                     kernel=block.kernel, stride=block.stride, padding=block.padding,
+                     simd=block.in_lanes, name=name)
     if builder is GlobalSumPool:
         return Layer("global_avgpool", (kwargs["channels"], kwargs["height"], kwargs["width"]),
                      in_bits=kwargs["shape"].width, in_signed=kwargs["shape"].signed,
@@ -540,7 +573,10 @@ def main(argv=None):
     if args.update and out.is_file():
         old = json.loads(out.read_text())
         measured = {(r["block"], r["family"]) for r in rows}
-        kept = [r for r in old["rows"] if (r["block"], r["family"]) not in measured]
+        # Rows of blocks the sweep no longer has go: nothing is kept that cannot be re-run.
+        known = {spec[0] for spec in SWEEP} | {design[0] for design in DESIGNS}
+        kept = [r for r in old["rows"] if (r["block"], r["family"]) not in measured
+                and r["block"] in known]
         runs = old.get("runs", [{"date": old["date"], "settings": old["settings"]}])
         rows = kept + rows
         families = sorted({r["family"] for r in rows}, key=FAMILIES.index)

@@ -223,6 +223,8 @@ def _parallel_window(low, view, end, positions):
     beat: a shift register for a 1-D signal, line buffers of pixel groups for a map."""
     g = view.geometry
     end = low.regroup(view.name, end, positions * g.stride[1] * g.channels)
+    if not view.signal and g.kernel == g.stride == (1, 1):
+        return end.moved(end.port, lanes=positions * view.fan_in)  # each pixel is a window
     cls = ParallelWindow if view.signal else ParallelMapWindow
     out = low.append(f"{view.name}_window", cls, {
         "channels": g.channels, "height": g.height, "width": g.width, "kernel": g.kernel,

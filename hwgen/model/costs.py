@@ -99,19 +99,27 @@ def reduce_cost(family, *, count, folds, lanes, in_bits, out_bits, op, taps=1):
     windows), a tree of ``taps - 1`` operations per lane first.
     """
     word = lanes * out_bits
-    if folds == 1:
+    if count == 1:
+        partials = Resources()      # each beat is a whole group: no partial result is read
+    elif folds == 1:
         partials = Resources(ff=word)
     else:
         partials, _ = memory_cost(family, word, folds, read_enable=False)
     lane = out_bits + in_bits if op == "sum" else 2 * in_bits
-    operations = taps - 1 + (count > 1 or taps == 1)
-    lut = lanes * lane * operations + counter_luts(count) + counter_luts(folds) + 4
+    # The tree within a beat: an adder of the sum's width, or a compare and a select.
+    tree = out_bits if op == "sum" else 2 * in_bits
+    lut = lanes * (lane * (count > 1 or taps == 1) + tree * (taps - 1)) \
+        + counter_luts(count) + counter_luts(folds) + 4
     ff = counter_bits(count) + counter_bits(folds) + 1 + word
     return partials + Resources(lut=lut, ff=ff)
 
 
 def _popcount(n):
     return bin(n).count("1")
+
+
+#: Logic units per bit of a further tap's word in a window.
+TAP_WORD_UNITS = 1.7
 
 
 def window_cost(family, *, height, width, folds, kernel, stride, padding, out_height,
@@ -150,8 +158,9 @@ def window_cost(family, *, height, width, folds, kernel, stride, padding, out_he
                   + column * (1 + max(_popcount(folds) - 1, 0)))
     units = counters + 2 * address + arithmetic + 2 * (ybase + xbase) + word
     # A further tap: its read address (the row terms are shared constants), padding test and
-    # multiplexer (fitted to yosys on xc7).
-    units += (taps - 1) * (2 * address + ybase + xbase + word)
+    # multiplexer, and its share of the output beat's selection (fitted to yosys on the tap
+    # and group windows of benchmarks/estimator.py).
+    units += (taps - 1) * (2 * address + ybase + xbase + TAP_WORD_UNITS * word)
     lut = _weights(family)["window"] * units
     return memory + Resources(lut=round(lut), ff=ff)
 

@@ -454,6 +454,8 @@ def _conv(family, layer):
         window = costs.parallel_window_cost(
             family, channels=channels, width=width, kernel=kw, stride=sw, padding=pw,
             element_bits=layer.in_bits, positions=positions)
+    elif layer.kernel == layer.stride == (1, 1):
+        window = Resources()        # each pixel is its own window: the stream, regrouped
     else:
         window = _map_window_cost(family, layer.map_shape, layer.kernel, layer.stride,
                                   layer.padding, layer.in_bits, positions)
