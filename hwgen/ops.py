@@ -123,8 +123,9 @@ class FilterView(OpView):
     (``in_features``, or the input channels of a convolution, whose window brings ``simd``
     channels of one window position per beat), or, for a convolution (depthwise or not), is
     ``taps * in_channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
-    whole positions per beat), or, for a 1-D convolution, ``positions * kh * kw *
-    in_channels`` (``positions`` whole windows per beat, with ``pe == out_channels``):
+    whole positions per beat), or, for a convolution whose windows tile its rows,
+    ``positions * kh * kw * in_channels`` (``positions`` whole windows per beat, with ``pe ==
+    out_channels``):
     :attr:`simd_options`. A depthwise convolution outputs the channels it takes in: ``pe ==
     in_lanes(simd)``.
     """

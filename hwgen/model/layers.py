@@ -71,9 +71,9 @@ class Layer:
         Folding: outputs and inputs per cycle. Pools, requantizers and adds take ``simd`` as
         their elements per beat. A convolution's ``simd`` (depthwise or not) divides its
         channels, or is ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window
-        brings ``taps`` whole positions per beat); a 1-D convolution's may be ``positions *
-        kh * kw * channels`` (whole windows of ``positions`` outputs per beat, ``pe ==
-        out_channels``).
+        brings ``taps`` whole positions per beat); one whose windows tile its rows may be
+        ``positions * kh * kw * channels`` (whole windows of ``positions`` outputs per beat,
+        ``pe == out_channels``).
     weight_bits : dict
         ``{bits: filters}`` of a dense layer or convolution (``{4: 61, 8: 3}``); each lane is
         as wide as the widest filter it serves after ``reorder_filters``.
