@@ -8,20 +8,8 @@ from hwgen import FoldingError
 from hwgen.blocks import ParallelMapWindow
 from quant.numerics import im2col
 
-from .streams import run_stream
+from .test_parallel_window import rtl_parallel
 from .test_window import assert_equal, random_frames
-
-
-def rtl_map_window(window, x, *, in_gaps=0.0, out_stalls=0.0, seed=0, drain=0):
-    """Frames ``x`` (frames, C, H, W) through the block: ``(windows (frames, out_h, out_w,
-    kh * kw * C), input offer cycles, input transfer cycles, output transfer cycles)``."""
-    bits, is_signed = window.shape.width, window.shape.signed
-    beats = np.moveaxis(np.asarray(x), -3, -1).reshape(-1, window.in_lanes)
-    out, offered, taken, when = run_stream(
-        window, beats, len(x) * window.out_beats, in_bits=bits, out_bits=bits,
-        out_signed=is_signed, out_count=window.out_lanes, in_gaps=in_gaps,
-        out_stalls=out_stalls, seed=seed, drain=drain)
-    return out.reshape(len(x), window.out_height, window.out_width, -1), offered, taken, when
 
 
 # channels, height, width, kernel, stride, padding, positions: "same" convolutions (MNIST's
@@ -58,12 +46,12 @@ def test_map_window_is_im2col(case):
     window = make(case, signed(4), pad_value=-3)
     rng = np.random.default_rng(seed)
     x = random_frames(rng, 3, window.channels, window.height, window.width, window.shape)
-    got, *_ = rtl_map_window(window, x, in_gaps=0.4, out_stalls=0.4, seed=seed, drain=8)
+    got, *_ = rtl_parallel(window, x, in_gaps=0.4, out_stalls=0.4, seed=seed, drain=8)
     c, h, w, k, s, p, n = case
     padded = np.pad(x, [(0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])], constant_values=-3)
     assert_equal(got, im2col(padded, k, s, 0), seed)
     for gaps in (0.0, 0.5):
-        _, offered, taken, when = rtl_map_window(window, x, in_gaps=gaps, seed=seed, drain=8)
+        _, offered, taken, when = rtl_parallel(window, x, in_gaps=gaps, seed=seed, drain=8)
         assert window.beat_times(offered) == when, f"gaps {gaps}"
         assert window.input_times(offered) == taken, f"gaps {gaps}"
 

@@ -19,15 +19,16 @@ def make_window(channels, width, k, s, p, positions, shape=unsigned(4), pad_valu
 
 
 def rtl_parallel(window, x, *, in_gaps=0.0, out_stalls=0.0, seed=0, drain=0):
-    """Frames ``x`` (frames, C, 1, W) through the block: ``(windows (frames, 1, out_width,
-    k * C), input offer cycles, input transfer cycles, output transfer cycles)``."""
+    """Frames ``x`` (frames, C, H, W) through a parallel window (1-D or of a map): ``(windows
+    (frames, out_height, out_width, kh * kw * C), input offer cycles, input transfer cycles,
+    output transfer cycles)``."""
     bits, is_signed = window.shape.width, window.shape.signed
     beats = np.moveaxis(np.asarray(x), -3, -1).reshape(-1, window.in_lanes)
     out, offered, taken, when = run_stream(
         window, beats, len(x) * window.out_beats, in_bits=bits, out_bits=bits,
         out_signed=is_signed, out_count=window.out_lanes, in_gaps=in_gaps,
         out_stalls=out_stalls, seed=seed, drain=drain)
-    return out.reshape(len(x), 1, window.out_width, -1), offered, taken, when
+    return out.reshape(len(x), window.out_height, window.out_width, -1), offered, taken, when
 
 
 def frames_for(window, rng, frames):
