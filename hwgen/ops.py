@@ -276,9 +276,14 @@ class FilterView(OpView):
                             f"{', '.join(map(str, divisors(self.out_channels)))}")
         if not is_int(simd) or simd not in self.simd_options:
             kh, kw = self.geometry.kernel
-            rule = (f" nor is it {self.in_name} times a divisor of the {kh}x{kw} window's "
-                    f"{self.window} positions" if self.kind in ("conv", "depthwise")
-                    and self.window > 1 else "")
+            rules = []
+            if self.kind in ("conv", "depthwise") and self.window > 1:
+                rules.append(f"{self.in_name} times a divisor of the {kh}x{kw} window's "
+                             f"{self.window} positions")
+            if self.position_options:
+                rules.append(f"whole windows ({self.fan_in} elements) of a divisor of its "
+                             f"{self.geometry.out_width} output positions a row")
+            rule = " nor is it " + ", nor ".join(rules) if rules else ""
             problems.append(f"layer '{self.name}': SIMD {simd} does not divide {self.in_name} "
                             f"{self.in_count}{rule}; choose one of "
                             f"{', '.join(map(str, self.simd_options))}")

@@ -375,9 +375,12 @@ def test_folding_errors_name_the_simd_a_window_allows():
         check_folding(taps(), {"conv1": (4, 2), "conv2": (6, 8), "fc": (3, 6)})
     message = str(info.value)
     assert ("layer 'conv1': SIMD 2 does not divide in_channels 1 nor is it in_channels times "
-            "a divisor of the 3x3 window's 9 positions; choose one of 1, 3, 9") in message
+            "a divisor of the 3x3 window's 9 positions, nor whole windows (9 elements) of a "
+            "divisor of its 8 output positions a row; choose one of 1, 3, 9, 18, 36, 72") \
+        in message
     assert ("layer 'conv2': SIMD 8 does not divide in_channels 4 nor is it in_channels times "
-            "a divisor of the 3x3 window's 9 positions; choose one of 1, 2, 4, 12, 36") \
+            "a divisor of the 3x3 window's 9 positions, nor whole windows (36 elements) of a "
+            "divisor of its 4 output positions a row; choose one of 1, 2, 4, 12, 36, 72, 144") \
         in message
     with pytest.raises(FoldingError, match=r"layer 'dw': SIMD 8 does not divide in_channels "
                                            r"4 nor is it in_channels times a divisor of the "
@@ -413,7 +416,9 @@ def test_conv_folding_errors_list_every_problem():
         check_folding(depthwise(), {"conv1": (3, 4), "dw": (2, 4), "fc": (3, 1)})
     message = str(info.value)
     assert "layer 'conv1': PE 3 does not divide out_channels 4; choose one of 1, 2, 4" in message
-    assert "layer 'conv1': SIMD 4 does not divide in_channels 2; choose one of 1, 2" in message
+    assert ("layer 'conv1': SIMD 4 does not divide in_channels 2 nor is it whole windows (2 "
+            "elements) of a divisor of its 5 output positions a row; choose one of 1, 2, 10") \
+        in message
     assert ("layer 'dw': PE 2 must equal SIMD 4 in a depthwise convolution (it outputs the "
             "channels it takes in)") in message
 
