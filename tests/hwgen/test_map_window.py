@@ -6,7 +6,8 @@ from amaranth.hdl import signed, unsigned
 
 from hwgen import FoldingError
 from hwgen.blocks import ParallelMapWindow
-from quant.numerics import im2col
+from hwgen.blocks._util import divisors
+from quant.numerics import conv_output_size, im2col
 
 from .test_parallel_window import rtl_parallel
 from .test_window import assert_equal, random_frames
@@ -79,3 +80,40 @@ def test_map_window_refuses_what_does_not_tile(width, kernel, stride, padding, p
         ParallelMapWindow(channels=1, height=8, width=width, kernel=kernel, stride=stride,
                           padding=padding, shape=unsigned(4), positions=positions,
                           name="conv1")
+
+
+def random_tiling_geometry(rng):
+    """A random window whose windows tile the rows, and a random divisor of its output width:
+    ``(channels, height, width, kernel, stride, padding, positions)``, or None."""
+    kh, kw = (int(k) for k in rng.integers(1, 6, 2))
+    sh, sw = (int(s) for s in rng.integers(1, 4, 2))
+    ph = int(rng.integers(0, kh))
+    out_width = int(rng.integers(1, 7))
+    width = sw * out_width
+    pads = [p for p in range(kw) if kw <= width + 2 * p
+            and conv_output_size(width, kw, sw, p) == out_width]
+    height = int(rng.integers(max(1, kh - 2 * ph), 7))
+    if not pads:
+        return None
+    positions = int(rng.choice(divisors(out_width)))
+    return (int(rng.integers(1, 4)), height, width, (kh, kw), (sh, sw),
+            (ph, int(rng.choice(pads))), positions)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_map_windows_are_im2col(seed):
+    """Random tiling geometries: every element as im2col under random gaps and
+    back-pressure, every beat when the model says without them."""
+    rng = np.random.default_rng(1000 + seed)
+    case = None
+    while case is None:
+        case = random_tiling_geometry(rng)
+    window = make(case, signed(3), pad_value=-2)
+    c, h, w, k, s, p, n = case
+    x = random_frames(rng, 2, c, h, w, window.shape)
+    padded = np.pad(x, [(0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])], constant_values=-2)
+    got, *_ = rtl_parallel(window, x, in_gaps=0.3, out_stalls=0.3, seed=seed, drain=6)
+    assert_equal(got, im2col(padded, k, s, 0), f"{seed}: {case}")
+    _, offered, taken, when = rtl_parallel(window, x, in_gaps=0.3, seed=seed, drain=6)
+    assert window.beat_times(offered) == when, case
+    assert window.input_times(offered) == taken, case

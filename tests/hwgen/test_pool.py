@@ -8,6 +8,7 @@ from hwgen import FoldingError
 from hwgen.blocks.pool import GlobalSumPool, MaxPool, SumPool
 
 from .streams import run_stream
+from .test_map_window import random_tiling_geometry
 from .test_window import assert_equal, hwc_beats, random_frames
 
 
@@ -198,3 +199,28 @@ def test_parallel_pool_matches_numpy(case, kind):
                 padding=padding, shape=shape)
     assert_equal(pool.reference(x), plain.reference(x), seed)
     assert pool.cycles_per_frame == pool.in_beats == height * width // (positions * stride[1])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_parallel_pools_match_the_pixel_at_a_time_pool(seed):
+    """Random pools whose windows tile the rows, several pixels a beat: the same outputs as
+    the pool that takes one pixel a beat (its reference), under gaps and back-pressure."""
+    rng = np.random.default_rng(2000 + seed)
+    kind = "max" if seed % 2 else "sum"
+    case = None
+    while case is None or any(2 * p > k for p, k in zip(case[5], case[3])) or \
+            kind == "sum" and any(case[5]):
+        case = random_tiling_geometry(rng)
+    channels, height, width, kernel, stride, padding, positions = case
+    cls = MaxPool if kind == "max" else SumPool
+    pool = cls(channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+               padding=padding, shape=signed(4), positions=positions)
+    plain = cls(channels=channels, height=height, width=width, kernel=kernel, stride=stride,
+                padding=padding, shape=signed(4))
+    x = random_frames(rng, 2, channels, height, width, signed(4))
+    out, *_ = run_stream(
+        pool, hwc_beats(x, pool.in_lanes), 2 * pool.out_beats, in_bits=4,
+        out_bits=pool.out_bits, out_signed=pool.out_signed, out_count=pool.out_lanes,
+        in_gaps=0.3, out_stalls=0.3, seed=seed, drain=6)
+    got = hwc_frames(out, 2, channels, pool.out_height, pool.out_width)
+    assert_equal(got, plain.reference(x), f"{seed}: {kind} {case}")
