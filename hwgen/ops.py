@@ -17,7 +17,7 @@ from quant import numerics
 from quant.numerics import is_int
 
 from .blocks._util import divisors
-from .blocks.map_window import group_window
+from .blocks.map_window import pool_positions
 
 __all__ = ["Geometry", "OpView", "FilterView", "PoolView", "op_view", "op_views",
            "filter_views"]
@@ -311,12 +311,10 @@ class PoolView(OpView):
         """Output positions per beat the pool gives from a stream of ``lanes`` elements per
         beat, each a whole window (:class:`~hwgen.blocks.ParallelMapWindow`); None when it
         takes one pixel, or part of one, per beat."""
-        g = self.geometry
-        pixels, rest = divmod(lanes, g.channels)
-        if self.kind == "global_avgpool" or pixels < 2 or rest or pixels % g.stride[1]:
+        if self.kind == "global_avgpool":
             return None
-        plan = group_window(g.width, g.kernel, g.stride, g.padding, pixels // g.stride[1])
-        return None if isinstance(plan, str) else plan.positions
+        g = self.geometry
+        return pool_positions(g.channels, g.width, g.kernel, g.stride, g.padding, lanes)
 
     def in_lanes(self, lanes):
         """Elements per beat the pool takes from a stream of ``lanes`` per beat."""

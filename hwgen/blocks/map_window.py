@@ -11,7 +11,7 @@ from ._util import check_count, check_window, divisors
 from .timing import Timed
 from .window import SlidingWindow
 
-__all__ = ["ParallelMapWindow", "GroupWindow", "group_window"]
+__all__ = ["ParallelMapWindow", "GroupWindow", "group_window", "pool_positions"]
 
 
 class GroupWindow:
@@ -34,12 +34,32 @@ class GroupWindow:
         self.group_stride = (sh, 1)
         self.group_padding = (ph, self.reach)
 
+    def window_params(self, channels, height, width):
+        """The :class:`SlidingWindow` parameters of the window over groups of a ``(channels,
+        height, width)`` map (all but ``shape`` and ``pad_value``)."""
+        lanes = self.group * channels
+        return dict(channels=lanes, height=height, width=width // self.group,
+                    kernel=self.group_kernel, stride=self.group_stride,
+                    padding=self.group_padding, simd=lanes,
+                    taps=self.group_kernel[0] * self.group_kernel[1])
+
     def source(self, p, ky, kx):
         """``(group tap, pixel in the group)`` of tap ``(ky, kx)`` of position ``p``'s window,
         the group tap in ``(ky, group column)`` order."""
         column = p * self.stride_x - self.pad_x + kx      # from the group's first pixel
         tap = ky * self.group_kernel[1] + self.reach + column // self.group
         return tap, column % self.group
+
+
+def pool_positions(channels, width, kernel, stride, padding, lanes):
+    """Output positions per beat of a pool given ``lanes`` elements a beat, each a whole
+    window: when the beat is several whole pixels, a multiple of the stride, and the windows
+    tile the rows; else None (the pool takes one pixel, or part of one, a beat)."""
+    pixels, rest = divmod(lanes, channels)
+    if pixels < 2 or rest or pixels % stride[1]:
+        return None
+    plan = group_window(width, kernel, stride, padding, pixels // stride[1])
+    return None if isinstance(plan, str) else plan.positions
 
 
 def group_window(width, kernel, stride, padding, positions):
@@ -88,9 +108,8 @@ class ParallelMapWindow(Timed, wiring.Component):
             raise FoldingError(f"layer '{name}': whole windows of {positions} positions a beat "
                                f"need a window that tiles the map's rows, but {plan}")
         self._plan, self._channels, self._shape, self._name = plan, channels, shape, name
-        self._groups = SlidingWindow(
-            **self._group_params(channels, height, width, kernel, stride, padding, positions),
-            shape=shape, pad_value=pad_value, name=name)
+        self._groups = SlidingWindow(**plan.window_params(channels, height, width),
+                                     shape=shape, pad_value=pad_value, name=name)
         kh, kw = kernel
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(shape, plan.group * channels))),
@@ -98,23 +117,14 @@ class ParallelMapWindow(Timed, wiring.Component):
                 shape, positions * kh * kw * channels))),
         })
 
-    @staticmethod
-    def _group_params(channels, height, width, kernel, stride, padding, positions):
-        plan = group_window(width, kernel, stride, padding, positions)
-        lanes = plan.group * channels
-        return dict(channels=lanes, height=height, width=width // plan.group,
-                    kernel=plan.group_kernel, stride=plan.group_stride,
-                    padding=plan.group_padding, simd=lanes,
-                    taps=plan.group_kernel[0] * plan.group_kernel[1])
-
     @classmethod
     def timing_of(cls, *, channels, height, width, kernel, stride=1, padding=0, positions,
                   **_):
         """The timing of the window of groups (:meth:`SlidingWindow.timing_of`)."""
         pairs = [tuple(v) if isinstance(v, (tuple, list)) else (v, v)
                  for v in (kernel, stride, padding)]
-        return SlidingWindow.timing_of(**cls._group_params(channels, height, width, *pairs,
-                                                           positions))
+        plan = group_window(width, *pairs, positions)
+        return SlidingWindow.timing_of(**plan.window_params(channels, height, width))
 
     channels = property(lambda self: self._channels)
     height = property(lambda self: self._groups.height)

@@ -201,10 +201,10 @@ class _WindowPool(Timed, wiring.Component):
 
     @property
     def timing(self):
-        if self._positions is not None:
-            return Gather(self._window.out_beats, 1, 1, 1, inner=self._window.timing)
-        return Gather(self._window.out_beats, self.kernel[0] * self.kernel[1],
-                      self.channels // self.simd, 1, inner=self._window.timing)
+        # With positions, each beat is whole windows: one beat a group, one fold.
+        count, folds = (1, 1) if self._positions is not None else \
+            (self.kernel[0] * self.kernel[1], self.channels // self.simd)
+        return Gather(self._window.out_beats, count, folds, 1, inner=self._window.timing)
 
     def _windows(self, x):
         """``(..., C, out_h, out_w, kh * kw)`` windows of a ``(..., C, H, W)`` input, the

@@ -22,8 +22,8 @@ from ..blocks import requantizer
 from ..blocks import matvec as _matvec_module
 from ..blocks._util import divisors
 from ..blocks.weightrom import weight_layout as _weight_layout
-from ..blocks import ParallelMapWindow, SlidingWindow
-from ..blocks.map_window import group_window
+from ..blocks import SlidingWindow
+from ..blocks.map_window import group_window, pool_positions
 from ..errors import FoldingError
 from ..folding import fold_order
 from . import costs
@@ -234,20 +234,14 @@ def _accumulator_bits(layer, weight_bits):
     return numerics.bits_for_range(-reach, reach)[0]
 
 
-@lru_cache(maxsize=None)
 def _map_window_cost(family, map_shape, kernel, stride, padding, in_bits, positions):
     """A :class:`~hwgen.blocks.ParallelMapWindow`: its window of pixel groups (the outputs
-    are wires)."""
+    are wires), priced as that :class:`SlidingWindow`."""
     channels, height, width = map_shape
-    timing = ParallelMapWindow.timing_of(channels=channels, height=height, width=width,
-                                         kernel=kernel, stride=stride, padding=padding,
-                                         positions=positions)
-    g = timing.geometry
-    lanes = channels * width // g.width
-    return costs.window_cost(
-        family, height=height, width=g.width, folds=1, kernel=(g.kh, g.kw),
-        stride=(g.sh, g.sw), padding=(g.ph, g.pw), out_height=g.out_h, out_width=g.out_w,
-        element_bits=in_bits, lanes=lanes, buffer_rows=timing.buffer_rows, taps=g.kh * g.kw)
+    p = group_window(width, kernel, stride, padding, positions).window_params(
+        channels, height, width)
+    return _window_cost(family, (p["channels"], p["height"], p["width"]), p["simd"],
+                        p["kernel"], p["stride"], p["padding"], in_bits, p["taps"])[0]
 
 
 def _pool(family, layer):
@@ -262,16 +256,15 @@ def _pool(family, layer):
         out_bits = numerics.bits_for_range(count * lo, count * hi)[0]
     if layer.simd > channels:
         # Several whole pixels a beat: whole windows of output positions, reduced in the beat.
-        pixels, rest = divmod(layer.simd, channels)
-        plan = group_window(width, layer.kernel, layer.stride, layer.padding,
-                            pixels // layer.stride[1])
-        if rest or pixels % layer.stride[1] or isinstance(plan, str):
+        positions = pool_positions(channels, width, layer.kernel, layer.stride, layer.padding,
+                                   layer.simd)
+        if positions is None:
             raise FoldingError(f"layer '{layer.name}': a pool takes at most one pixel a beat, "
                                f"or whole pixels whose windows tile its rows; not SIMD "
                                f"{layer.simd} over {channels} channels")
         window = _map_window_cost(family, layer.map_shape, layer.kernel, layer.stride,
-                                  layer.padding, layer.in_bits, plan.positions)
-        reduce = costs.reduce_cost(family, count=1, folds=1, lanes=plan.positions * channels,
+                                  layer.padding, layer.in_bits, positions)
+        reduce = costs.reduce_cost(family, count=1, folds=1, lanes=positions * channels,
                                    in_bits=layer.in_bits, out_bits=out_bits, op=op, taps=count)
         return [("window", window), ("reduce", reduce)]
     window, _ = _window(family, layer, layer.padding)
