@@ -12,6 +12,12 @@ its own bits, widest filters first. A fold whose wide filters outnumber the wide
 several passes, each pass a set of filters on the lanes; the output path puts each lane's sum
 back at its channel's position (the fold's crossbar table).
 
+A first convolution on few channels (a stem on an RGB image) reads the input as its windows
+(:class:`~hwgen.engine.layout.TensorLayout`'s patches) when its k-steps, the window's positions
+times its channel groups, would otherwise carry mostly padding channels: the input is then
+stored as the windows' map and the layer runs as a 1 x 1 convolution on it, whose k-steps carry
+``tn`` elements of the window each.
+
 Every layer the engine cannot run (an op it lacks, activations wider than its multipliers, a
 tile beyond its buffers, an accumulator beyond its width, an image beyond its address space)
 is reported up front, all at once, naming the layer, the limit and the numbers.
@@ -69,6 +75,7 @@ class _Compiler:
         self.types = {"input": (graph.input.bits, graph.input.signed)}
         # A flatten is a view of the map it flattens: value -> the stored value it reads.
         self.stored = {"input": "input"}
+        self.input_patches = None     # the input stored as its first convolution's windows
 
     def type_of(self, value):
         return self.types[self.stored[value]]
@@ -171,6 +178,12 @@ class _Compiler:
             g = view.geometry
             weight = weight.reshape(weight.shape[0], g.channels, *g.kernel)
             kernel, stride, padding = g.kernel, g.stride, g.padding
+            out_map = map_shape(view.out_shape)
+            if source == "input" and self.reads_patches(in_map, kernel, out_map[2]):
+                self.input_patches = (*kernel, *stride, *padding)
+                in_map = (in_map[0] * kernel[0] * kernel[1], *out_map[1:])
+                weight = np.moveaxis(weight, 1, -1).reshape(weight.shape[0], -1, 1, 1)
+                kernel, stride, padding = (1, 1), (1, 1), (0, 0)
         self.check_input(view, view.node.inputs[0], config.act_bits, "multipliers")
         lo, hi = self.ranges[view.name]
         self.check_accumulator(view, int(np.min(lo)), int(np.max(hi)))
@@ -178,6 +191,17 @@ class _Compiler:
         self.check_channels(view, weight.shape[0])
         self.layers.append(_Plan(MATMUL, view, rq, output, source, in_map, kernel, stride,
                                  padding, weight=weight))
+
+    def reads_patches(self, in_map, kernel, out_width):
+        """Whether the convolution reading the input reads it as its windows: it is the
+        input's only reader, the windows' elements fill fewer k-steps of ``tn`` than the
+        window's positions times its channel groups, and a row of windows fits the input
+        buffer."""
+        tn, positions = self.config.tn, kernel[0] * kernel[1]
+        groups = -(-positions * in_map[0] // tn)
+        return len(self.graph.consumers("input")) == 1 and \
+            groups < positions * -(-in_map[0] // tn) and \
+            out_width * groups <= self.config.input_words
 
     def vector(self, view, rq, output):
         node = view.node

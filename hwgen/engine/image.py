@@ -149,11 +149,12 @@ class ImageBuilder:
         self.tensors = {}
         self.params = []        # (layer index, bytes)
         self.layers = []
-        self.layout("input", tuple(self.graph.input.shape), *compiler.types["input"])
+        self.layout("input", tuple(self.graph.input.shape), *compiler.types["input"],
+                    patches=compiler.input_patches)
 
-    def layout(self, value, shape, bits, signed):
+    def layout(self, value, shape, bits, signed, patches=None):
         self.tensors[value] = TensorLayout(tuple(shape), int(bits), bool(signed),
-                                           self.config.tn, self.config.data_bits)
+                                           self.config.tn, self.config.data_bits, patches)
         return self.tensors[value]
 
     def shape(self, value):

@@ -8,6 +8,12 @@ element ``bits`` bits wide, two's complement when signed, element ``e`` of a row
 ``e * bits`` of the row, little endian. Each row starts on a bus word: its size is rounded up
 to whole ``data_bits`` words. This is FILM-QNN's data packing with rows the engine can fetch as
 bursts.
+
+A tensor stored as its ``patches`` (the network's input, when its first convolution reads few
+channels) is stored as that convolution's windows: the map of its output positions, each pixel
+the ``kh * kw * C`` elements of its window (window position major, channel minor, padding 0),
+which the convolution then reads as a 1 x 1 convolution. Whoever writes the input lays it out
+so, and the engine's k-steps then carry the window's positions as well as its channels.
 """
 
 from dataclasses import dataclass
@@ -35,19 +41,49 @@ class TensorLayout:
     signed: bool
     group: int             # channels are padded to a multiple of this
     data_bits: int         # bus width: rows start on words of this many bits
+    patches: tuple = None  # (kh, kw, sh, sw, ph, pw): stored as these windows
 
     @property
     def map(self):
-        return map_shape(self.shape)
+        """``(C, H, W)`` as stored: the windows' map when stored as patches."""
+        c, h, w = map_shape(self.shape)
+        if self.patches is None:
+            return c, h, w
+        kh, kw, sh, sw, ph, pw = self.patches
+        return c * kh * kw, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
     def to_metadata(self):
         return {"shape": list(self.shape), "bits": self.bits, "signed": self.signed,
-                "group": self.group, "data_bits": self.data_bits, "nbytes": self.nbytes}
+                "group": self.group, "data_bits": self.data_bits, "nbytes": self.nbytes,
+                "patches": None if self.patches is None else list(self.patches)}
 
     @classmethod
     def from_metadata(cls, entry):
+        patches = entry.get("patches")
         return cls(tuple(entry["shape"]), int(entry["bits"]), bool(entry["signed"]),
-                   int(entry["group"]), int(entry["data_bits"]))
+                   int(entry["group"]), int(entry["data_bits"]),
+                   None if patches is None else tuple(int(v) for v in patches))
+
+    def _window_slices(self):
+        """For each window position ``(ky, kx)``, the slices of the padded map it reads."""
+        kh, kw, sh, sw, _, _ = self.patches
+        _, oh, ow = self.map
+        return [(slice(ky, ky + sh * (oh - 1) + 1, sh), slice(kx, kx + sw * (ow - 1) + 1, sw))
+                for ky in range(kh) for kx in range(kw)]
+
+    def _to_patches(self, x):
+        _, _, _, _, ph, pw = self.patches
+        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw)))
+        return np.concatenate([x[:, rows, cols] for rows, cols in self._window_slices()])
+
+    def _from_patches(self, stored):
+        """The map the windows were cut from; a pixel no window reads is 0."""
+        c, h, w = map_shape(self.shape)
+        _, _, _, _, ph, pw = self.patches
+        x = np.zeros((c, h + 2 * ph, w + 2 * pw), dtype=np.int64)
+        for k, (rows, cols) in enumerate(self._window_slices()):
+            x[:, rows, cols] = stored[k * c:(k + 1) * c]
+        return x[:, ph:ph + h, pw:pw + w]
 
     @property
     def channels(self):
@@ -77,14 +113,16 @@ class TensorLayout:
 
     def pack(self, x):
         """The bytes of one tensor ``x`` (IR shape, integers in range)."""
-        c, h, w = self.map
-        x = np.asarray(x, dtype=np.int64).reshape(c, h, w)
+        x = np.asarray(x, dtype=np.int64).reshape(map_shape(self.shape))
         lo, hi = (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.signed \
             else (0, (1 << self.bits) - 1)
         if x.size and (x.min() < lo or x.max() > hi):
             raise ValueError(f"tensor values must lie in the {self.bits}-bit "
                              f"{'signed' if self.signed else 'unsigned'} range {lo}..{hi}, not "
                              f"{int(x.min())}..{int(x.max())}")
+        if self.patches is not None:
+            x = self._to_patches(x)
+        c, h, w = self.map
         hwc = np.zeros((h, w, self.channels), dtype=np.int64)
         hwc[:, :, :c] = np.moveaxis(x, 0, -1)
         mask = (1 << self.bits) - 1
@@ -111,4 +149,6 @@ class TensorLayout:
                 v = (value >> (e * self.bits)) & mask
                 hwc[y, e] = v - (1 << self.bits) if self.signed and v >= half else v
         x = np.moveaxis(hwc.reshape(h, w, self.channels)[:, :, :c], -1, 0)
+        if self.patches is not None:
+            x = self._from_patches(x)
         return x.reshape(self.shape)

@@ -58,12 +58,13 @@ def _graph(shape, nodes, bits=8, signed=False):
 
 def conv_graph(seed=0):
     """A convolution whose fold holds three 8-bit filters for one 8-bit lane (three passes),
-    with stride, padding and a requantizer with offsets rounding half to even."""
+    with stride, padding and a requantizer with offsets rounding half to even. (Its input's
+    8 channels fill whole groups, so it reads the input map as it is, not as its windows.)"""
     rng = np.random.default_rng(seed)
     bits = np.array([8, 8, 4, 8, 4, 8, 4])
-    w = rng.integers(-7, 8, (7, 5, 3, 3))
-    w[bits == 8] = rng.integers(-127, 128, (4, 5, 3, 3))
-    return _graph((5, 9, 7), [
+    w = rng.integers(-7, 8, (7, 8, 3, 3))
+    w[bits == 8] = rng.integers(-127, 128, (4, 8, 3, 3))
+    return _graph((8, 9, 7), [
         g.conv2d("conv", w, rng.integers(-99, 99, 7), bits, stride=[2, 1], padding=1),
         g.requantize("act", rng.integers(1, 1 << 12, 7), 14, 5, False,
                      offset=rng.integers(-5000, 5000, 7), rounding="half_even"),
@@ -91,15 +92,28 @@ def mixed_graph():
     pool, an add and a dense layer."""
     rng = np.random.default_rng(3)
     bits = np.array([8, 8, 4, 8, 4, 8, 4])
-    w = rng.integers(-7, 8, (7, 5, 3, 3))
-    w[bits == 8] = rng.integers(-127, 128, (4, 5, 3, 3))
-    return _graph((5, 9, 7), [
+    w = rng.integers(-7, 8, (7, 8, 3, 3))
+    w[bits == 8] = rng.integers(-127, 128, (4, 8, 3, 3))
+    return _graph((8, 9, 7), [
         g.conv2d("conv", w, rng.integers(-99, 99, 7), bits, stride=[2, 1], padding=1),
         g.requantize("act", rng.integers(1, 1 << 12, 7), 14, 5, False),
         g.maxpool2d("pool", 2, 2, padding=0, inputs=["act"]),
         g.add("sum", ["pool", "pool"]),
         g.flatten("flat"),
         g.dense("fc", rng.integers(-7, 8, (5, 42)), rng.integers(-9, 9, 5), np.full(5, 4)),
+    ])
+
+
+def stem_graph():
+    """A strided, padded 3x3 stem on a 3-channel image (so it reads the input as its windows),
+    then a 3x3 convolution on the stem's map."""
+    rng = np.random.default_rng(7)
+    return _graph((3, 10, 9), [
+        g.conv2d("stem", rng.integers(-7, 8, (5, 3, 3, 3)), rng.integers(-99, 99, 5),
+                 np.full(5, 4), stride=2, padding=1),
+        g.requantize("stem_act", rng.integers(1, 1 << 12, 5), 14, 5, False),
+        g.conv2d("conv", rng.integers(-7, 8, (4, 5, 3, 3)), rng.integers(-99, 99, 4),
+                 np.full(4, 4), padding=1),
     ])
 
 
@@ -137,6 +151,7 @@ def test_conv_in_passes_and_bands_under_backpressure(engine_dir, sim_verilog):
     meta, program = engine_design(graph, engine_dir / "conv", sim_verilog)
     d = program.layers[0].descriptor
     assert (d.passes, d.folds) == (3, 2) and d.bands > 1       # what this test is about
+    assert d.kernel_h == 3 and program.input[1].patches is None
     x = random_inputs(graph, 2, 11)
     result = simulate_engine(graph, x, out_dir=engine_dir, design=meta, backpressure=0.3,
                              latency=(0, 12), seed=11)
@@ -200,6 +215,21 @@ def test_without_pauses_each_layer_takes_the_models_cycles(engine_dir, sim_veril
         assert result.layer_cycles.tolist() == [model] * len(x), latency
         assert result.frame_cycles.tolist() == [cycles.total] * len(x), latency
         assert result.cycles_register.tolist() == [cycles.total] * len(x), latency
+
+
+def test_a_stem_reading_the_input_as_its_windows_takes_the_models_cycles(engine_dir,
+                                                                         sim_verilog):
+    graph = stem_graph()
+    meta, program = engine_design(graph, engine_dir / "stem", sim_verilog)
+    stem = program.layers[0].descriptor
+    assert program.input[1].patches == (3, 3, 2, 2, 1, 1) and stem.kernel_h == 1
+    x = random_inputs(graph, 2, 4)
+    result = simulate_engine(graph, x, out_dir=engine_dir, design=meta, backpressure=0.3,
+                             seed=4)
+    check_result(result, graph, x, program)
+    result = simulate_engine(graph, x, out_dir=engine_dir, design=meta, latency=3)
+    check_result(result, graph, x, program)
+    assert result.frame_cycles.tolist() == [program_cycles(program, latency=3).total] * len(x)
 
 
 @pytest.mark.verilator
@@ -310,11 +340,11 @@ def small_design(tmp_path):
 
 
 @pytest.mark.parametrize("inputs, message", [
-    (np.zeros((2, 5, 9)), r"inputs must have shape \(5, 9, 7\) or \(N, 5, 9, 7\), not \(2, 5, 9\)"),
-    (np.full((1, 5, 9, 7), 256), r"inputs must lie in the 8-bit unsigned range 0..255; input 0 "
+    (np.zeros((2, 8, 9)), r"inputs must have shape \(8, 9, 7\) or \(N, 8, 9, 7\), not \(2, 8, 9\)"),
+    (np.full((1, 8, 9, 7), 256), r"inputs must lie in the 8-bit unsigned range 0..255; input 0 "
                                  r"has 256 at \(0, 0, 0\)"),
-    (np.zeros((1, 5, 9, 7)) + 0.5, r"inputs must be integers, not float64"),
-    (np.zeros((0, 5, 9, 7), dtype=int), r"inputs must hold at least one frame"),
+    (np.zeros((1, 8, 9, 7)) + 0.5, r"inputs must be integers, not float64"),
+    (np.zeros((0, 8, 9, 7), dtype=int), r"inputs must hold at least one frame"),
 ])
 def test_bad_inputs_are_refused(tmp_path, small_design, inputs, message):
     graph, meta = small_design
@@ -339,23 +369,23 @@ def test_bad_inputs_are_refused(tmp_path, small_design, inputs, message):
 def test_bad_arguments_are_refused(tmp_path, small_design, kwargs, error, message):
     graph, meta = small_design
     with pytest.raises(error, match=message):
-        simulate_engine(graph, np.zeros((5, 9, 7), dtype=int), out_dir=tmp_path, design=meta,
+        simulate_engine(graph, np.zeros((8, 9, 7), dtype=int), out_dir=tmp_path, design=meta,
                         **kwargs)
     assert not (tmp_path / "sim_build").exists()
 
 
 def test_a_design_of_another_graph_is_refused(tmp_path, small_design):
     graph, meta = small_design
-    other = _graph((5, 9, 7), [g.conv2d("conv", np.ones((7, 5, 3, 3), int), np.zeros(7, int),
+    other = _graph((8, 9, 7), [g.conv2d("conv", np.ones((7, 8, 3, 3), int), np.zeros(7, int),
                                         np.full(7, 4), padding=1)])
     with pytest.raises(ValueError, match=r"design does not fit the graph:\n"
                                          r"design layer 'conv' writes 'act', which the graph "
                                          r"does not have"):
-        simulate_engine(other, np.zeros((5, 9, 7), dtype=int), out_dir=tmp_path, design=meta)
-    wide = _graph((5, 9, 7), graph.nodes, bits=9)
+        simulate_engine(other, np.zeros((8, 9, 7), dtype=int), out_dir=tmp_path, design=meta)
+    wide = _graph((8, 9, 7), graph.nodes, bits=9)
     with pytest.raises(ValueError, match=r"design input is 8-bit unsigned \(0..255\) and cannot "
                                          r"carry the graph input range 0..511"):
-        simulate_engine(wide, np.zeros((5, 9, 7), dtype=int), out_dir=tmp_path, design=meta)
+        simulate_engine(wide, np.zeros((8, 9, 7), dtype=int), out_dir=tmp_path, design=meta)
 
 
 def test_design_metadata_is_checked(tmp_path, small_design):
@@ -380,7 +410,7 @@ def test_design_metadata_is_checked(tmp_path, small_design):
 def test_a_missing_simulator_is_reported_before_generating(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolchainError, match=r"needs `iverilog`, which is not on PATH"):
-        simulate_engine(conv_graph(), np.zeros((5, 9, 7), dtype=int), out_dir=tmp_path,
+        simulate_engine(conv_graph(), np.zeros((8, 9, 7), dtype=int), out_dir=tmp_path,
                         config=SIM)
     assert not (tmp_path / "rtl").exists()
 

@@ -232,3 +232,61 @@ def test_the_reference_refuses_a_fold_whose_pass_count_disagrees_with_the_fold_b
     with pytest.raises(ValueError, match="fold 0 of the layer at parameter address .* has 2 "
                                          "passes, where the fold before .* says 1"):
         run_image(image, NARROW)
+
+
+def _stem(channels, kernel, stride, padding, size=(11, 13), second_reader=False):
+    rng = np.random.default_rng(kernel * 10 + stride)
+    layers = [g.conv2d("stem", rng.integers(-7, 8, (6, channels, kernel, kernel)),
+                       rng.integers(-20, 20, 6), np.full(6, 4), stride=stride, padding=padding),
+              g.requantize("act", np.full(6, 3), 6, 6, False)]
+    if second_reader:       # the input read again, by a pool beside the stem
+        layers += [g.maxpool2d("pool", kernel=1, stride=1, inputs=["input"])]
+    return quant.QGraph(quant.InputSpec((channels, *size), 8, False), layers)
+
+
+@pytest.mark.parametrize("channels, kernel, stride, padding", [
+    (3, 3, 1, 1), (3, 7, 2, 3), (1, 5, 2, 2), (2, 3, 3, 0), (3, 2, 2, 0)])
+def test_a_stem_on_few_channels_reads_the_input_as_its_windows(channels, kernel, stride,
+                                                               padding):
+    graph = _stem(channels, kernel, stride, padding)
+    program = assert_every_tensor_equal(
+        graph, SMALL, np.random.default_rng(kernel).integers(0, 256, (2, channels, 11, 13)))
+    _, layout = program.input
+    d = program.layers[0].descriptor
+    assert layout.patches == (kernel, kernel, stride, stride, padding, padding)
+    assert (d.kernel_h, d.kernel_w, d.stride_h, d.pad_h) == (1, 1, 1, 0)
+    assert d.ksteps == -(-channels * kernel * kernel // SMALL.tn)
+    assert (d.in_height, d.in_width) == (d.out_height, d.out_width)
+
+
+def test_a_stem_reads_the_input_as_it_is_when_windows_save_no_k_steps_or_it_has_other_readers():
+    wide = compile_program(_stem(4, 3, 1, 1), SMALL)           # 4 channels fill a group
+    assert wide.input[1].patches is None and wide.layers[0].descriptor.kernel_h == 3
+    shared = compile_program(_stem(3, 3, 1, 1, second_reader=True), SMALL)
+    assert shared.input[1].patches is None and shared.layers[0].descriptor.kernel_h == 3
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_patches_are_the_windows_of_the_map_and_unpack_to_it(seed):
+    from hwgen.engine.layout import TensorLayout
+    rng = np.random.default_rng(seed)
+    c, h, w = (int(v) for v in (rng.integers(1, 5), *rng.integers(3, 9, 2)))
+    kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+    sh, sw = (int(v) for v in rng.integers(1, 3, 2))
+    ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+    layout = TensorLayout((c, h, w), 5, True, 4, 32, (kh, kw, sh, sw, ph, pw))
+    x = rng.integers(-16, 16, (c, h, w))
+    plain = TensorLayout((c * kh * kw,) + layout.map[1:], 5, True, 4, 32)
+    stored = plain.unpack(layout.pack(x))
+    padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw)))
+    for oy in range(layout.map[1]):
+        for ox in range(layout.map[2]):
+            window = padded[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+            assert np.array_equal(stored[:, oy, ox], np.moveaxis(window, 0, -1).reshape(-1))
+    read = np.zeros((c, h + 2 * ph, w + 2 * pw), bool)
+    for oy in range(layout.map[1]):
+        for ox in range(layout.map[2]):
+            read[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw] = True
+    read = read[:, ph:ph + h, pw:pw + w]
+    assert np.array_equal(layout.unpack(layout.pack(x)), np.where(read, x, 0))
+    assert TensorLayout.from_metadata(layout.to_metadata()) == layout
