@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from .params import VECTOR_WEIGHT_BITS
 from .params import MAX_PASSES, param_layout
 from .bands import Bands, geometry_layout
+from .config import crossbar_sources
 from .macarray import MacArray
 from .post import VECTOR_OPS, OutputPath, VectorLanes
 from .program import ADD, DEPTHWISE, DESCRIPTOR_LAYOUT, MATMUL, POOL_MAX, POOL_SUM
@@ -249,7 +250,9 @@ class Compute(wiring.Component):
                          lanes.bias[i].eq(bias0[i])]
 
         # The crossbar: a pass's lane sums to their channels; the pixel's group after its
-        # last pass (channels no pass computes stay 0).
+        # last pass (channels no pass computes stay 0). Each channel reaches only the lanes
+        # the compiler's placement may put its filter on.
+        reach = crossbar_sources(c.lane_bits)
         mac_tag = tag(macs.o_tag)
         staging = [Signal(signed(c.acc_bits), name=f"staging{j}") for j in range(tm)]
         merged = []
@@ -265,7 +268,7 @@ class Compute(wiring.Component):
                                 m.d.comb += [source.eq(entry.lane), present.eq(entry.valid)]
             chosen = Signal(signed(c.acc_bits), name=f"chosen{j}")
             with m.Switch(source):
-                for lane in range(tm):
+                for lane in reach[j]:
                     with m.Case(lane):
                         m.d.comb += chosen.eq(macs.sums[lane])
             value = Mux(present, chosen, Mux(mac_tag["pass"] == 0, 0, staging[j]))

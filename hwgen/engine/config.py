@@ -6,7 +6,19 @@ from quant.numerics import is_int
 
 from .. import packing
 
-__all__ = ["EngineConfig", "film_lanes"]
+__all__ = ["EngineConfig", "crossbar_sources", "film_lanes"]
+
+
+def crossbar_sources(lane_bits):
+    """For each channel position of a fold, the lanes its sum may come from: a position on a
+    narrower lane takes its own lane's sum or a widest lane's (where a filter wider than its
+    lane runs), a position on a widest lane its own or a narrower lane's (where the filter it
+    gave its lane to runs). Lanes all of one width need no crossbar."""
+    top = max(lane_bits)
+    wide = [p for p, b in enumerate(lane_bits) if b == top]
+    narrow = [p for p, b in enumerate(lane_bits) if b < top]
+    return [tuple(sorted({p, *(narrow if b == top else wide)}))
+            for p, b in enumerate(lane_bits)]
 
 
 def film_lanes(tm, high_every=16, low=4, high=8):

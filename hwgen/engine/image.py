@@ -104,25 +104,32 @@ def _bus_words(bits, data_bits):
 
 def place_filters(lane_bits, weight_bits):
     """Lanes for the filters of one fold: a list of passes, each ``{lane: filter}`` (filters
-    are positions in the fold). Widest filters first, each on the narrowest free lane at least
-    as wide; a pass ends when a filter finds no lane."""
-    order = sorted(range(len(weight_bits)), key=lambda f: (-int(weight_bits[f]), f))
-    lanes = sorted(range(len(lane_bits)), key=lambda p: (lane_bits[p], p))
-    passes, left = [], list(order)
-    while left:
-        free, placed, rest = list(lanes), {}, []
-        for f in left:
-            lane = next((p for p in free if lane_bits[p] >= weight_bits[f]), None)
-            if lane is None:
-                rest.append(f)
-            else:
-                placed[lane] = f
-                free.remove(lane)
-        if not placed:
-            raise ValueError(f"a {max(weight_bits)}-bit filter fits no lane of {lane_bits}")
-        passes.append(placed)
-        left = rest
-    return passes
+    are positions in the fold), every lane within its position's reach
+    (:func:`~hwgen.engine.config.crossbar_sources`).
+
+    A filter runs on its own position's lane when that lane holds it. One wider than its lane
+    runs on a widest lane: in the first pass on a free one, or on one whose own filter fits the
+    narrower lane and takes it in exchange; else in a later pass, as many a pass as there are
+    widest lanes. With lanes of two widths that is as few passes as any placement needs."""
+    top = max(lane_bits)
+    if max(weight_bits) > top:
+        raise ValueError(f"a {max(weight_bits)}-bit filter fits no lane of {list(lane_bits)}")
+    wide = [p for p, b in enumerate(lane_bits) if b == top]
+    first = {f: f for f, bits in enumerate(weight_bits) if bits <= lane_bits[f]}
+    free = [q for q in wide if q not in first]
+    left = []
+    for f in sorted((f for f, bits in enumerate(weight_bits) if bits > lane_bits[f]),
+                    key=lambda f: (-weight_bits[f], f)):
+        if free:
+            first[free.pop(0)] = f
+            continue
+        q = next((q for q in wide if first[q] == q and weight_bits[q] <= lane_bits[f]), None)
+        if q is None:
+            left.append(f)
+        else:
+            first[q], first[f] = f, q
+    return [first] + [dict(zip(wide, left[i:i + len(wide)]))
+                      for i in range(0, len(left), len(wide))]
 
 
 def band_rows(d, config):

@@ -11,6 +11,7 @@ import numpy as np
 
 from quant import numerics
 
+from .config import crossbar_sources
 from .params import VECTOR_WEIGHT_BITS
 from .layout import TensorLayout
 from .params import decode_params
@@ -82,6 +83,7 @@ def _matmul(image, d, config):
     # The loader reads as many passes as the fold before said (the descriptor, for the first);
     # the compute unit runs as many as the fold's own parameters say.
     read_passes = d.first_passes
+    reach = crossbar_sources(config.lane_bits)
     for f in range(d.folds):
         params = _params(image, address, d, config)
         if not 1 <= params.passes <= d.passes or params.passes != read_passes:
@@ -100,8 +102,8 @@ def _matmul(image, d, config):
             w = weights[q]                                               # (tm, K, tn)
             acc = np.asarray(params.bias[q])[:, None] + w.reshape(tm, -1) @ cols.T
             for position, (lane, valid) in enumerate(params.source[q]):
-                if valid:
-                    fold[position] = acc[lane]
+                if valid:       # a lane beyond the position's reach gives 0, as in the RTL
+                    fold[position] = acc[lane] if lane in reach[position] else 0
         out[f * tm:(f + 1) * tm] = _requantize(fold, params.mult, params.offset, d)
         read_passes = params.next_passes
     return out.reshape(-1, oh, ow)

@@ -38,6 +38,7 @@ from math import ceil
 from ..model import Resources, device, map_memory
 from ..model.costs import packed_cost, packer_cost, sync_fifo_cost
 from ..model.logic import counter_bits, dsp_absorbs_registers, multiplier_dsps
+from .config import crossbar_sources
 from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
 from .store import _AHEAD as _STORE_AHEAD
@@ -156,7 +157,8 @@ def compute_cost(config):
     and address arithmetic, the input padding, the parameter selection and the crossbar."""
     c = config
     position = max(1, counter_bits(c.tm)) + 1
-    crossbar = c.tm * (c.acc_bits * (_mux(c.tm) + 1) + position * _mux(2 * MAX_PASSES))
+    crossbar = sum(c.acc_bits * (_mux(len(lanes)) + 1) + position * _mux(2 * MAX_PASSES)
+                   for lanes in crossbar_sources(c.lane_bits))
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding

@@ -7,6 +7,7 @@ import pytest
 
 import quant
 from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
+from hwgen.engine.config import crossbar_sources
 from hwgen.engine.image import place_filters
 from hwgen.engine.params import (MAX_PASSES, FoldParams, decode_params, encode_params,
                                  param_layout)
@@ -58,24 +59,39 @@ def test_random_graphs_equal_the_golden():
     assert compiled >= 25          # the others read activations wider than the multipliers
 
 
-def test_filters_go_widest_first_to_the_narrowest_lane_that_holds_them():
+def test_filters_stay_on_their_own_lane_and_wider_ones_swap_onto_a_wide_lane():
     lanes = (4, 4, 4, 8)
-    assert place_filters(lanes, [4, 8, 4, 4]) == [{3: 1, 0: 0, 1: 2, 2: 3}]
+    assert place_filters(lanes, [4, 4, 4, 4]) == [{0: 0, 1: 1, 2: 2, 3: 3}]
+    # Filter 1 needs the 8-bit lane; filter 3, there, takes lane 1 in exchange.
+    assert place_filters(lanes, [4, 8, 4, 4]) == [{0: 0, 1: 3, 2: 2, 3: 1}]
     # Two 8-bit filters and one 8-bit lane: two passes.
-    assert place_filters(lanes, [8, 4, 8, 2]) == [{3: 0, 0: 1, 1: 3}, {3: 2}]
+    assert place_filters(lanes, [8, 4, 8, 2]) == [{0: 3, 1: 1, 3: 0}, {3: 2}]
+    # A fold of fewer filters than lanes: a free wide lane, no exchange.
+    assert place_filters((4, 4, 8, 8), [8, 4]) == [{1: 1, 2: 0}]
     with pytest.raises(ValueError, match="a 9-bit filter fits no lane"):
         place_filters(lanes, [9])
 
 
-def test_random_placements_put_every_filter_once_on_a_lane_that_holds_it():
+def test_random_placements_put_every_filter_once_on_a_lane_that_holds_it_within_reach():
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        lanes = tuple(int(b) for b in rng.choice([2, 4, 8], 8))
+    for case in range(300):
+        lanes = tuple(int(b) for b in rng.choice([2, 4, 8] if case % 2 else [4, 8], 8))
         bits = [int(b) for b in rng.integers(1, max(lanes) + 1, int(rng.integers(1, 9)))]
         passes = place_filters(lanes, bits)
+        reach = crossbar_sources(lanes)
         placed = [f for p in passes for f in p.values()]
         assert sorted(placed) == list(range(len(bits)))
         assert all(lanes[lane] >= bits[f] for p in passes for lane, f in p.items())
+        assert all(lane in reach[f] for p in passes for lane, f in p.items())
+        if len(set(lanes)) == 2:       # as few passes as any placement: the wide lanes' count
+            top = max(lanes)
+            assert len(passes) == max(1, -(-sum(b > min(lanes) for b in bits) //
+                                           lanes.count(top)))
+
+
+def test_the_crossbar_reaches_each_channels_own_lane_and_the_other_width():
+    assert crossbar_sources((4, 4, 4, 8)) == [(0, 3), (1, 3), (2, 3), (0, 1, 2, 3)]
+    assert crossbar_sources((8, 8, 8)) == [(0,), (1,), (2,)]
 
 
 def test_descriptors_and_parameters_round_trip():
