@@ -125,14 +125,14 @@ class TensorLayout:
         c, h, w = self.map
         hwc = np.zeros((h, w, self.channels), dtype=np.int64)
         hwc[:, :, :c] = np.moveaxis(x, 0, -1)
-        mask = (1 << self.bits) - 1
-        out = bytearray()
-        for row in hwc.reshape(h, -1):
-            value = 0
-            for e, v in enumerate(row.tolist()):
-                value |= (v & mask) << (e * self.bits)
-            out += value.to_bytes(self.row_bytes, "little")
-        return bytes(out)
+        # Each element's bits, least significant first, then each row's bits into bytes;
+        # a row at a time keeps the bit array small on a board's processor.
+        shifts = np.arange(self.bits, dtype=np.int64)
+        pad = self.row_bytes * 8 - w * self.channels * self.bits
+        rows = [np.packbits(np.pad(((row[:, None] >> shifts) & 1).astype(np.uint8).ravel(),
+                                   (0, pad)), bitorder="little")
+                for row in hwc.reshape(h, -1)]
+        return b"".join(row.tobytes() for row in rows)
 
     def unpack(self, data):
         """The tensor (IR shape, int64) stored in ``data`` (:attr:`nbytes` bytes)."""
@@ -141,13 +141,14 @@ class TensorLayout:
         if len(data) != self.nbytes:
             raise ValueError(f"a tensor of layout {self.shape} takes {self.nbytes} bytes, not "
                              f"{len(data)}")
-        mask, half = (1 << self.bits) - 1, 1 << (self.bits - 1)
+        weights = np.int64(1) << np.arange(self.bits, dtype=np.int64)
         hwc = np.zeros((h, w * self.channels), dtype=np.int64)
         for y in range(h):
-            value = int.from_bytes(data[y * self.row_bytes:(y + 1) * self.row_bytes], "little")
-            for e in range(w * self.channels):
-                v = (value >> (e * self.bits)) & mask
-                hwc[y, e] = v - (1 << self.bits) if self.signed and v >= half else v
+            row = np.frombuffer(data, np.uint8, self.row_bytes, y * self.row_bytes)
+            bits = np.unpackbits(row, bitorder="little")[:w * self.channels * self.bits]
+            hwc[y] = bits.reshape(-1, self.bits).astype(np.int64) @ weights
+        if self.signed:
+            hwc = np.where(hwc >> (self.bits - 1) == 1, hwc - (1 << self.bits), hwc)
         x = np.moveaxis(hwc.reshape(h, w, self.channels)[:, :, :c], -1, 0)
         if self.patches is not None:
             x = self._from_patches(x)
