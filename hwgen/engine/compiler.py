@@ -7,10 +7,11 @@ value an engine layer writes is a tensor in DRAM (:mod:`hwgen.engine.layout`), s
 them can be checked against the golden.
 
 Filters on lanes (FILM-QNN's weight reordering): output fold ``f`` computes channels
-``f * tm ... f * tm + tm - 1``; within a fold each filter goes to a lane at least as wide as
-its own bits, widest filters first. A fold whose wide filters outnumber the wide lanes runs in
-several passes, each pass a set of filters on the lanes; the output path puts each lane's sum
-back at its channel's position (the fold's crossbar table).
+``f * tm ... f * tm + tm - 1``; within a fold each filter stays on its own channel's lane when
+that lane holds its bits, and one wider goes to a widest lane (:func:`image.place_filters`). A
+fold whose wide filters outnumber the wide lanes runs in several passes, each pass a set of
+filters on the lanes; the output path puts each lane's sum back at its channel's position (the
+fold's crossbar table, within each channel's reach: :func:`config.crossbar_sources`).
 
 A first convolution on few channels (a stem on an RGB image) reads the input as its windows
 (:class:`~hwgen.engine.layout.TensorLayout`'s patches) when its k-steps, the window's positions
