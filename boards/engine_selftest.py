@@ -80,15 +80,24 @@ class AxiRam(wiring.Component):
             return ((addr[:shift] == 0) & (size == shift) & (burst == 1)
                     & (word + length + 1 <= self._depth))
 
-        # Reads: a burst at a time; a beat is asked of the RAM when the one before is taken
-        # or none is waiting, and offered the cycle after.
+        # Reads: a burst at a time. The RAM reads ahead into three registers that offer the
+        # beats, so neither its enable nor the bus's data waits on a handshake or on the
+        # RAM's slow output: ``rready`` only takes the oldest beat. A beat is offered two
+        # cycles after it is read, a beat a cycle.
         r_active, r_word, r_left = Signal(), Signal(self._addr_bits), Signal(9)
-        r_bad, rvalid, rlast = Signal(), Signal(), Signal()
-        issue = r_active & (r_left != 0) & (~rvalid | bus.rready)
+        r_bad = Signal()
+        fresh, fresh_last, fresh_bad = Signal(), Signal(), Signal()   # a beat in rd.data
+        held = Signal(range(4))
+        kept = [Signal(self._data_bits + 1, name=f"kept{i}") for i in range(3)]  # last, data
+        beat = Cat(Mux(fresh_bad, 0, rd.data), fresh_last)
+        # A read only when the registers could hold it and the fresh beat, none taken.
+        issue = r_active & (r_left != 0) & (held + fresh < 3)
+        take = Signal()
         m.d.comb += [
             bus.arready.eq(~r_active),
-            bus.rvalid.eq(rvalid), bus.rlast.eq(rlast), bus.rid.eq(0), bus.rresp.eq(0),
-            bus.rdata.eq(Mux(r_bad, 0, rd.data)),
+            bus.rvalid.eq(held != 0), bus.rid.eq(0), bus.rresp.eq(0),
+            bus.rdata.eq(kept[0][:self._data_bits]), bus.rlast.eq(kept[0][-1]),
+            take.eq(bus.rvalid & bus.rready),
             rd.en.eq(issue | self.check_en),
             rd.addr.eq(Mux(self.check_en, self.check_addr, r_word)),
             self.check_data.eq(rd.data),
@@ -99,13 +108,22 @@ class AxiRam(wiring.Component):
                          r_left.eq(bus.arlen + 1), r_bad.eq(~ok)]
             with m.If(~ok):
                 m.d.sync += self.error.eq(1)
+        m.d.sync += [fresh.eq(issue), fresh_last.eq(r_left == 1), fresh_bad.eq(r_bad)]
         with m.If(issue):
-            m.d.sync += [rvalid.eq(1), rlast.eq(r_left == 1), r_word.eq(r_word + 1),
-                         r_left.eq(r_left - 1)]
+            m.d.sync += [r_word.eq(r_word + 1), r_left.eq(r_left - 1)]
             with m.If(r_left == 1):
                 m.d.sync += r_active.eq(0)
-        with m.Elif(rvalid & bus.rready):
-            m.d.sync += rvalid.eq(0)
+        # The registers after this cycle, a queue: the oldest leaves if taken, the fresh
+        # beat joins behind the rest.
+        left = Signal(range(4))
+        m.d.comb += left.eq(held - take)
+        for i in range(3):
+            behind = kept[i + 1] if i < 2 else kept[i]
+            with m.If(fresh & (left == i)):
+                m.d.sync += kept[i].eq(beat)
+            with m.Elif(take):
+                m.d.sync += kept[i].eq(behind)
+        m.d.sync += held.eq(left + fresh)
 
         # Writes: a burst at a time, its response before the next address is taken.
         w_active, w_word, w_bad, bvalid = Signal(), Signal(self._addr_bits), Signal(), Signal()

@@ -283,7 +283,7 @@ class Compute(wiring.Component):
             m.d.sync += mac_values[j].eq(merged[j])
 
         # The output path, then the output buffer.
-        m.submodules.post = post = OutputPath(lanes=tm, acc_bits=c.acc_bits,
+        m.submodules.post = post = OutputPath(lanes=tm, acc_bits=c.acc_bits, family=c.family,
                                               out_bits=self._out_bits, tag_bits=tag.size)
         lane_tag = tag(lanes.o_tag)
         use_mac = Signal()

@@ -8,6 +8,9 @@ layer); a row is a run-time number of groups, and every row starts on a fresh wo
 bits after a row's last group are dropped (unpacking) or written as zeros (packing).
 """
 
+import functools
+import operator
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -119,8 +122,9 @@ class Packer(wiring.Component):
     """Groups of ``lanes`` elements in, words of rows out.
 
     Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; an
-    element's low ``bits`` bits are stored) and ``row_groups`` (groups per row). A row's last
-    word is padded with zeros.
+    element's low ``bits`` bits are stored; set a cycle before the row's first group, since
+    the group width and the choice of element bits are registered from it) and ``row_groups``
+    (groups per row). A row's last word is padded with zeros.
 
     Members
     -------
@@ -148,10 +152,18 @@ class Packer(wiring.Component):
         have = Signal(range(width + 1))
         groups = Signal(24)                  # taken in this row
         flushing = Signal()                  # the row's groups are all in: empty the buffer
-        group_bits = _select(m, {b: b * lanes for b in range(1, top + 1)}, self.bits,
-                             range(lanes * top + 1), "group_bits")
-        packed = _select(m, {b: Cat(*(self.i_groups.payload[e][:b] for e in range(lanes)))
-                             for b in range(1, top + 1)}, self.bits, lanes * top, "packed")
+        # From ``bits`` alone, registered (off the path from the handshakes to the buffer):
+        # a group's width, the room it needs, and which element width to pack (one-hot).
+        group_bits, room = Signal(range(lanes * top + 1)), Signal(range(width + 1))
+        width_of = _select(m, {b: b * lanes for b in range(1, top + 1)}, self.bits,
+                           range(lanes * top + 1), "width_of")
+        chosen = Signal(top + 1)
+        m.d.sync += [group_bits.eq(width_of), room.eq(width - width_of),
+                     chosen.eq(1 << self.bits)]
+        packed = Signal(lanes * top)
+        m.d.comb += packed.eq(functools.reduce(operator.or_, (
+            Mux(chosen[b], Cat(*(self.i_groups.payload[e][:b] for e in range(lanes))), 0)
+            for b in range(1, top + 1))))
         out, inp = self.o_words, self.i_groups
         send = Signal()
         m.d.comb += [
@@ -164,7 +176,7 @@ class Packer(wiring.Component):
         after, after_send = Signal(range(width + 1)), Signal(range(width + 1))
         m.d.comb += [after_send.eq(Mux(have >= d, have - d, 0)),
                      after.eq(Mux(send, after_send, have))]
-        m.d.comb += inp.ready.eq(~flushing & (after + group_bits <= width))
+        m.d.comb += inp.ready.eq(~flushing & (after <= room))
         take = inp.valid & inp.ready
         kept = Mux(send, buf >> d, buf)
         placed, placed_send, placed_kept = Signal(width), Signal(width), Signal(width)

@@ -20,11 +20,11 @@ The model follows the engine's real schedule (:mod:`hwgen.engine.core`). A layer
    - the compute unit (:mod:`hwgen.engine.compute`): a band starts when its input bank is full
      and its output bank free; each fold when its weight bank is full, then issues its
      k-steps one a cycle (``rows x out_width x passes x kernel x channel groups``, with the
-     fold's own pass count; a vector op's window alone); a state cycle before each fold, two more per band. A fold's weight
-     bank is given back when its last output leaves the output path
-     (:data:`MATMUL_LATENCY` or :data:`VECTOR_LATENCY` cycles after its last k-step), the
-     band's input bank the cycle after its last k-step, its output bank flagged full with its
-     last output;
+     fold's own pass count; a vector op's window alone); a state cycle before each fold, two
+     more per band. A fold's weight bank is given back when its last output leaves the output
+     path (:func:`output_latency` cycles after its last k-step, a cycle more on a family whose
+     requantizer product is formed in pieces), the band's input bank the cycle after its last
+     k-step, its output bank flagged full with its last output;
    - the store unit (:mod:`hwgen.engine.store`): a band once its output bank is full, row by
      row through the packer to the write master; the bank is given back when its last word
      is read, the packer and the write master finish on their own;
@@ -67,18 +67,22 @@ from .macarray import MacArray
 from .post import OutputPath, VectorLanes
 from .program import ADD, MATMUL, OPS, Descriptor
 
-__all__ = ["DEFAULT_LATENCY", "MATMUL_LATENCY", "VECTOR_LATENCY", "LayerCycles",
+__all__ = ["DEFAULT_LATENCY", "LayerCycles", "output_latency",
            "NetworkCycles", "layer_cycles", "metadata_cycles", "program_cycles"]
 
 #: Read latency (cycles from a read address to its first beat, less one) the metadata's model
 #: assumes: the simulator's DRAM default.
 DEFAULT_LATENCY = 2
 
-#: Cycles from a matrix product's last k-step to its output in the output buffer: the buffers'
-#: read register, the MAC array, the crossbar register, the output path.
-MATMUL_LATENCY = 1 + (MacArray.MULTIPLY + 2) + 1 + OutputPath.latency
-#: The same for the vector lanes (no crossbar register).
-VECTOR_LATENCY = 1 + VectorLanes.latency + OutputPath.latency
+
+def output_latency(op, family):
+    """Cycles from an op's last k-step to its output in the output buffer on an engine of
+    ``family``: for a matrix product the buffers' read register, the MAC array, the crossbar
+    register and the output path; for the vector lanes the same without the crossbar."""
+    if op == MATMUL:
+        return 1 + (MacArray.MULTIPLY + 2) + 1 + OutputPath.latency_for(family)
+    return 1 + VectorLanes.latency + OutputPath.latency_for(family)
+
 
 #: Widest element the unpacker holds (``hwgen.engine.gearbox.Unpacker`` ``max_bits`` as the
 #: loader builds it) and the packer takes (the output buffer's elements).
@@ -428,7 +432,7 @@ class _Layer:
         self.events = {}
         self.read_cycles = self.write_cycles = 0
         self.bytes_read = self.bytes_written = 0
-        self.out_latency = MATMUL_LATENCY if d.op == MATMUL else VECTOR_LATENCY
+        self.out_latency = output_latency(d.op, config.family)
         # Per fold: k-steps per output pixel, weight k-steps, and words read.
         self.steps = [_steps_per_pixel(d, passes) for passes in fold_passes]
         self.weight_steps = [passes * d.ksteps for passes in fold_passes]

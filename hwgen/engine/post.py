@@ -14,10 +14,19 @@ from amaranth.lib.wiring import In, Out
 
 from .params import MULTIPLIER_BITS, OFFSET_BITS
 
-__all__ = ["OutputPath", "VectorLanes", "VECTOR_OPS"]
+__all__ = ["OutputPath", "VectorLanes", "VECTOR_OPS", "PRODUCT_PIECE", "SPLIT_PRODUCT_FAMILIES"]
 
 #: Operations of :class:`VectorLanes` (its ``op`` input).
 VECTOR_OPS = {"max": 0, "sum": 1, "mac": 2, "add": 3}
+
+
+#: Families whose requantizer product is formed from registered partial products of at most
+#: 18 x 18 bits (one multiplier slice each), a stage longer: on ECP5 the adders that join a
+#: 32 x 24-bit product's slices would otherwise sit in one cycle with the slices.
+SPLIT_PRODUCT_FAMILIES = frozenset({"ecp5"})
+
+#: Low bits of each operand in the partial products (unsigned; a signed 18 x 18 slice holds them).
+PRODUCT_PIECE = 17
 
 
 class OutputPath(wiring.Component):
@@ -42,12 +51,19 @@ class OutputPath(wiring.Component):
     o_values : Out(ArrayLayout(unsigned(out_bits), lanes))
         The low ``out_bits`` bits of each value (two's complement).
     o_tag : Out(tag_bits)
+
+    ``latency`` is 5 cycles, or 6 for a family in :data:`SPLIT_PRODUCT_FAMILIES`
+    (:meth:`latency_for`).
     """
 
-    latency = 5
+    @staticmethod
+    def latency_for(family):
+        return 6 if family in SPLIT_PRODUCT_FAMILIES else 5
 
-    def __init__(self, *, lanes, acc_bits=32, out_bits=32, tag_bits=1):
+    def __init__(self, *, lanes, acc_bits=32, out_bits=32, tag_bits=1, family="xcup"):
         self._lanes, self._acc_bits, self._out_bits = lanes, acc_bits, out_bits
+        self._split = family in SPLIT_PRODUCT_FAMILIES
+        self.latency = self.latency_for(family)
         super().__init__({
             "valid": In(1),
             "values": In(data.ArrayLayout(signed(acc_bits), lanes)),
@@ -75,7 +91,9 @@ class OutputPath(wiring.Component):
         requant = [self.requant] + [delayed(self.requant, n, f"rq{n}_")
                                     for n in range(1, stages)]
         shift = [self.shift] + [delayed(self.shift, n, f"sh{n}_") for n in range(1, stages)]
-        half_even = delayed(self.half_even, 3, "half_even")
+        # Stage of the product with the offset: 1, or 2 after the partial products.
+        at = 1 + self._split
+        half_even = delayed(self.half_even, at + 2, "half_even")
         lo = delayed(self.lo, stages - 1, "lo")
         hi = delayed(self.hi, stages - 1, "hi")
         m.d.comb += [self.o_valid.eq(delayed(self.valid, stages, "valid")),
@@ -85,38 +103,61 @@ class OutputPath(wiring.Component):
         # by the lanes, no wider than a product).
         width = product_shape.width
         half2, mask2 = Signal(width, name="half2"), Signal(width, name="mask2")
-        power = (Const(1, width + 1) << shift[1])[:width + 1]
+        power = (Const(1, width + 1) << shift[at])[:width + 1]
         m.d.sync += [half2.eq(power[1:]), mask2.eq((power - 1)[:width])]
         for p in range(self._lanes):
-            # 0: operands registered (a DSP's A, B and C registers); 1: the product plus the
-            # offset; 2: the rounding constant added, and whether the value was a tie; 3: the
-            # shift, a tie rounded down to even; 4: the clamp.
+            # 0: operands registered (a DSP's A, B and C registers); [1: the partial
+            # products;] at: the product plus the offset; at + 1: the rounding constant
+            # added, and whether the value was a tie; at + 2: the shift, a tie rounded down
+            # to even; at + 3: the clamp.
             value = Signal(signed(self._acc_bits), name=f"value{p}")
             mult = Signal(unsigned(MULTIPLIER_BITS), name=f"mult{p}")
             offset = Signal(signed(OFFSET_BITS + 1), name=f"offset{p}")
             m.d.sync += [value.eq(self.values[p]), mult.eq(self.mult[p]),
                          offset.eq(self.offset[p])]
+            if self._split:
+                full = self._partial_products(m, value, mult, p)
+                value, offset = (delayed(value, 1, f"value{p}_"),
+                                 delayed(offset, 1, f"offset{p}_"))
+            else:
+                full = value * mult
             product = Signal(product_shape, name=f"product{p}")
-            m.d.sync += product.eq(Mux(requant[1], value * mult + offset, value))
+            m.d.sync += product.eq(Mux(requant[at], full + offset, value))
             rounded = Signal(product_shape, name=f"rounded{p}")
             tie = Signal(name=f"tie{p}")
             half, fraction = half2, product & mask2
-            m.d.sync += [rounded.eq(Mux(requant[2], product + half, product)),
-                         tie.eq((shift[2] != 0) & (fraction == half))]
+            m.d.sync += [rounded.eq(Mux(requant[at + 1], product + half, product)),
+                         tie.eq((shift[at + 1] != 0) & (fraction == half))]
             shifted = Signal(product_shape, name=f"shifted{p}")
-            quotient = rounded >> shift[3]
+            quotient = rounded >> shift[at + 2]
             # A tie rounded up to an odd quotient goes down to the even one below it.
             down = half_even & tie & quotient[0]
-            m.d.sync += shifted.eq(Mux(requant[3], quotient - down, rounded))
+            m.d.sync += shifted.eq(Mux(requant[at + 2], quotient - down, rounded))
             out = Signal(signed(34), name=f"out{p}")
-            with m.If(requant[4] & (shifted < lo)):
+            with m.If(requant[at + 3] & (shifted < lo)):
                 m.d.sync += out.eq(lo)
-            with m.Elif(requant[4] & (shifted > hi)):
+            with m.Elif(requant[at + 3] & (shifted > hi)):
                 m.d.sync += out.eq(hi)
             with m.Else():
                 m.d.sync += out.eq(shifted)
             m.d.comb += self.o_values[p].eq(out[:self._out_bits])
         return m
+
+    def _partial_products(self, m, value, mult, p):
+        """``value * mult`` as the sum of four registered products of operand pieces (low
+        pieces unsigned, the value's high piece signed), each within one 18 x 18 slice for
+        accumulators up to 35 bits."""
+        cut = {"value": min(PRODUCT_PIECE, self._acc_bits - 1), "mult": PRODUCT_PIECE}
+        pieces = {"l": (value[:cut["value"]], mult[:cut["mult"]]),
+                  "h": (value[cut["value"]:].as_signed(), mult[cut["mult"]:])}
+        total = 0
+        for a in "lh":
+            for b in "lh":
+                term = pieces[a][0] * pieces[b][1]
+                partial = Signal(term.shape(), name=f"partial{p}_{a}{b}")
+                m.d.sync += partial.eq(term)
+                total += partial << ((a == "h") * cut["value"] + (b == "h") * cut["mult"])
+        return total
 
 
 class VectorLanes(wiring.Component):

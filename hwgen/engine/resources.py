@@ -43,6 +43,7 @@ from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
 from .store import _AHEAD as _STORE_AHEAD
 from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
+from .post import PRODUCT_PIECE, SPLIT_PRODUCT_FAMILIES
 from .program import DESCRIPTOR_LAYOUT
 from .weights import kstep_bits
 
@@ -136,7 +137,8 @@ def vector_lanes_cost(config):
 
 def output_path_cost(config):
     """:class:`~hwgen.engine.post.OutputPath`: per output channel the operands registered,
-    the product with the offset, rounding, the variable shift and the clamp (five stages)."""
+    the product with the offset, rounding, the variable shift and the clamp (five stages; six
+    where the product is formed from registered pieces)."""
     family, c = config.family, config
     product = max(c.acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2
     dsp = signed_product_dsps(family, c.acc_bits, MULTIPLIER_BITS + 1)
@@ -149,6 +151,14 @@ def output_path_cost(config):
     # The requantize flag, shift, rounding mode and range delayed beside the lanes; the
     # rounding constant and the fraction's mask, shared.
     ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag + 2 * product + 1
+    if family in SPLIT_PRODUCT_FAMILIES:
+        # A stage more: the four partial products (a signed piece times an unsigned one is
+        # a bit wider), the sum and offset beside them, and the controls delayed once more.
+        low = min(PRODUCT_PIECE, c.acc_bits - 1)
+        high, mult_high = c.acc_bits - low, MULTIPLIER_BITS - PRODUCT_PIECE
+        partials = (low + PRODUCT_PIECE) + (low + mult_high) + (high + PRODUCT_PIECE + 1) \
+            + (high + mult_high + 1)
+        ff += c.tm * (partials + c.acc_bits + OFFSET_BITS + 1) + 1 + 6 + 1 + 1 + 2 * 34 + tag
     return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
 
 
@@ -191,7 +201,10 @@ def store_cost(config):
     # b * tm > j), and the group placed above the bits held (a shifter of the group's bits
     # into the buffer).
     placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
-    ff = width + select + 24 + c.addr_bits + 134
+    # Buffer and fill level; from the element width, registered: the group's width, the
+    # room it needs and the width one-hot.
+    registered = counter_bits(c.tm * _OUT_BITS + 1) + select + _OUT_BITS
+    ff = width + select + registered + 24 + c.addr_bits + 134
     return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff)
 
 

@@ -198,7 +198,8 @@ class EngineDesign:
 
 class _CycleCache:
     """Layer cycles by what they depend on: the descriptor, the fold passes, the array and
-    bus widths, the read latency, and whether the layer is the run's first."""
+    bus widths, the family (its output path's latency), the read latency, and whether the
+    layer is the run's first."""
 
     def __init__(self, latency):
         self.latency = latency
@@ -206,7 +207,7 @@ class _CycleCache:
 
     def layer(self, config, descriptor, fold_passes, first):
         key = (dataclasses.astuple(descriptor), tuple(fold_passes), config.tm, config.tn,
-               config.data_bits, first)
+               config.data_bits, config.family, first)
         found = self.layers.get(key)
         if found is None:
             found = self.layers[key] = layer_cycles(descriptor, config, latency=self.latency,

@@ -90,6 +90,7 @@ def test_packer_writes_rows_as_the_layout_stores_them(bits, stall):
     async def bench(ctx):
         ctx.set(dut.bits, bits)
         ctx.set(dut.row_groups, 5 * layout.groups)
+        await ctx.tick()                    # the packer registers what it takes from bits
         k = 0
         for _ in range(5000):
             offer = k < len(groups) and pauses.random() >= stall

@@ -39,6 +39,15 @@ def test_dsp_beyond_the_array_by_hand():
     assert parts["output_path"].dsp == 4 * 4
 
 
+def test_ecp5_requantizer_pieces_by_hand():
+    """ECP5: a requantizer's product is four registered pieces, 17 x 17, 17 x 7, 15 x 17 and
+    15 x 7 bits, one MULT18X18D each; a vector lane's 8 x 17-bit product is one."""
+    config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), family="ecp5")
+    parts = engine_parts(config, "lfe5u-85f")
+    assert parts["output_path"].dsp == 4 * 4
+    assert parts["vector_lanes"].dsp == 4
+
+
 def test_tiny_buffers_by_hand():
     """2 x 2 lanes of 4 and 8 bits on xcup, buffers of two banks each:
 
