@@ -11,8 +11,10 @@ tried), and the wall time of the estimate; then the fastest layer-sequential eng
 (:func:`hwgen.engine.search.search_engine`, DRAM at 13 GB/s): its configuration, frames/s
 (the cycle model's cycles, bounded layer by layer by the DRAM bandwidth), the MAC array's
 utilization, LUT/FF/DSP/BRAM use, DRAM bytes per frame and the bandwidth used, and what
-bounds it; and which architecture ``hwgen estimate --arch auto`` picks (the faster that
-fits). On ZCU102 each network has a target rate (:data:`TARGETS_FPS`): the JSON says whether
+bounds it; the same search with the engine's bus no wider than the one high-performance port
+the board's Vivado project (``hwgen build --arch engine``) connects it through
+(``engine_as_built``); and which architecture ``hwgen estimate --arch auto`` picks (the faster
+that fits). On ZCU102 each network has a target rate (:data:`TARGETS_FPS`): the JSON says whether
 the picked architecture reaches it and, if not, what bounds it.
 
 Usage::
@@ -25,13 +27,15 @@ import json
 import time
 from pathlib import Path
 
+from boards import get_board
+from boards.vivado import port_bits
 from hwgen.engine.search import DEFAULT_BANDWIDTH_GBS, search_engine
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 from hwgen.model import device
 from quant import zoo
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = [("xczu9eg", 200.0, "ZCU102"), ("xc7z020", 100.0, "PYNQ-Z2")]
+TARGETS = [("xczu9eg", 200.0, "ZCU102", "zcu102"), ("xc7z020", 100.0, "PYNQ-Z2", "pynq_z2")]
 #: Published multiply-accumulates per 224x224 image (torchvision's model documentation).
 PUBLISHED_GMACS = {"resnet18": 1.81, "resnet50": 4.09, "mobilenet_v2": 0.30}
 #: Frame rates to reach on ZCU102 at 200 MHz by whichever architecture auto picks (1.25x the
@@ -40,11 +44,13 @@ TARGETS_FPS = {"resnet18": 600.0, "resnet50": 240.0, "mobilenet_v2": 734.0}
 TARGET_PART = "xczu9eg"
 
 
-def engine_row(graph, part_name, clock):
-    """The fastest engine for ``graph`` on the part, or why none fits."""
+def engine_row(graph, part_name, clock, max_data_bits=None):
+    """The fastest engine for ``graph`` on the part (its bus at most ``max_data_bits``
+    wide), or why none fits."""
     start = time.perf_counter()
     try:
-        design = search_engine(graph, part_name, clock, DEFAULT_BANDWIDTH_GBS)
+        design = search_engine(graph, part_name, clock, DEFAULT_BANDWIDTH_GBS,
+                               max_data_bits=max_data_bits)
     except DesignError as error:
         return {"fits": False, "reason": str(error),
                 "search_seconds": round(time.perf_counter() - start, 2)}
@@ -58,6 +64,25 @@ def engine_row(graph, part_name, clock):
     row["configurations_priced"] = len(report["explored"])
     row["search_seconds"] = round(time.perf_counter() - start, 2)
     return row
+
+
+def as_built_row(graph, part_name, clock, board_name):
+    """The fastest engine as ``hwgen build --arch engine`` builds it for the board: its bus
+    no wider than the one high-performance port the block design gives it, so a word of that
+    a cycle each way is all its DRAM traffic."""
+    bits = port_bits(get_board(board_name))
+    row = engine_row(graph, part_name, clock, max_data_bits=bits)
+    out = {"port": f"one {bits}-bit high-performance port at {clock:g} MHz: "
+                   f"{bits / 8 * clock / 1e3:g} GB/s each way",
+           "fits": row["fits"]}
+    if row["fits"]:
+        out |= {k: row[k] for k in ("fps", "cycles_per_frame", "mac_utilization",
+                                    "dram_bytes_per_frame", "bandwidth_used_gbs")}
+        out["engine"] = {k: row["engine"][k] for k in ("tm", "tn", "data_bits")}
+        out["bandwidth_bound_layers"] = row["bounds"]["bandwidth"]["layers_bound"]
+    else:
+        out["reason"] = row["reason"]
+    return out
 
 
 def auto_pick(row):
@@ -115,7 +140,7 @@ def main():
                  "weight_bits": totals["weight_bits"],
                  "filters_by_bits": {str(k): v for k, v in totals["filters_by_bits"].items()},
                  "build_seconds": round(time.perf_counter() - start, 2), "devices": {}}
-        for part_name, clock, board in TARGETS:
+        for part_name, clock, board, board_name in TARGETS:
             part = device(part_name)
             memory = on_chip_bits(part)
             row = {"board": board, "clock_mhz": clock, **memory,
@@ -149,6 +174,7 @@ def main():
                                                          needed.utilization().items()}}
             row["estimate_seconds"] = round(time.perf_counter() - start, 2)
             row["engine"] = engine_row(graph, part_name, clock)
+            row["engine_as_built"] = as_built_row(graph, part_name, clock, board_name)
             row["auto"] = auto_pick(row)
             if part_name == TARGET_PART:
                 row["target"] = target_row(name, row)
@@ -157,7 +183,9 @@ def main():
                   f"{'fits' if row['fits'] else 'does not fit':<13} "
                   f"{row.get('fps', '-')} frames/s, {row['estimate_seconds']} s; engine "
                   f"{row['engine'].get('fps', 'does not fit')} frames/s, "
-                  f"{row['engine']['search_seconds']} s; auto picks {row['auto']['chosen']}",
+                  f"{row['engine']['search_seconds']} s (as built "
+                  f"{row['engine_as_built'].get('fps', '-')}); auto picks "
+                  f"{row['auto']['chosen']}",
                   flush=True)
         results[name] = entry
     report = {"precisions": "per filter 95% 4-bit / 5% 8-bit weights (quant.zoo.filter_bits), "
@@ -166,6 +194,10 @@ def main():
               "engine_cycles": "the cycle model's (equal to Verilator's on the simulated AXI "
                                "RAM, one bus word a cycle, read latency 2), each layer at "
                                "least its DRAM bytes at engine_dram_gbs",
+              "engine_as_built": "the fastest engine whose bus fits the one high-performance "
+                                 "port the Vivado project of hwgen build --arch engine gives "
+                                 "it (the engine figures above assume engine_dram_gbs reach "
+                                 "the fabric, which takes several such ports)",
               "networks": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(args.out)

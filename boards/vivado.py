@@ -17,7 +17,7 @@ from .errors import BoardError
 
 __all__ = ["PL_CLOCK_MHZ", "DMA_STREAM_WIDTHS", "BITSTREAM", "REGISTER_WINDOW",
            "block_design_tcl", "engine_block_design_tcl", "build_script", "ddr_window",
-           "led_xdc", "dma_stream_bits"]
+           "led_xdc", "dma_stream_bits", "port_bits"]
 
 #: Clock of the programmable logic made by the processing system (FCLK0 / PL0).
 PL_CLOCK_MHZ = 100
@@ -272,6 +272,13 @@ def ddr_window(board):
     processing system opens to a fabric master (the engine's addresses must reach them all:
     the driver's buffers lie anywhere in it)."""
     return _processor(board)["ddr_window"]
+
+
+def port_bits(board):
+    """The widest data width of the high-performance port the engine's block design puts
+    between ``board``'s engine and its PS DDR: a word of it a cycle each way is all the DDR
+    traffic the engine can have, whatever its own bus width."""
+    return max(_processor(board)["hp_width"][1])
 
 
 def engine_block_design_tcl(board, *, rtl_files, module, data_bits, clock_mhz=PL_CLOCK_MHZ,

@@ -34,6 +34,7 @@ from .model import DEFAULT_LATENCY, NetworkCycles, layer_cycles
 from .program import ADD, MATMUL
 
 __all__ = ["BANDWIDTH_GBS", "DEFAULT_BANDWIDTH_GBS", "EngineDesign", "check_bandwidth",
+           "check_max_data_bits",
            "network_cycles", "search_engine"]
 
 #: DRAM bandwidth from the fabric on a ZCU102-class board (the PS DDR4's 64 bits reach about
@@ -63,6 +64,15 @@ def check_bandwidth(bandwidth_gbs):
         raise ValueError(f"DRAM bandwidth must be within {lo:g}..{hi:g} GB/s, not "
                          f"{bandwidth_gbs:g}")
     return float(bandwidth_gbs)
+
+
+def check_max_data_bits(bits):
+    """``bits`` (the widest AXI data width the engine may have), or :class:`ValueError`."""
+    widths = (32, 64, 128, 256, 512)
+    if isinstance(bits, bool) or bits not in widths:
+        raise ValueError(f"the engine's widest AXI data width must be one of "
+                         f"{', '.join(map(str, widths))} bits, not {bits!r}")
+    return int(bits)
 
 
 @dataclass
@@ -300,7 +310,8 @@ class _Probe:
 
 
 class _Search:
-    def __init__(self, graph, part, clock_mhz, bandwidth_gbs, utilization, latency, price):
+    def __init__(self, graph, part, clock_mhz, bandwidth_gbs, utilization, latency, price,
+                 max_data_bits=_MAX_DATA_BITS):
         self.graph, self.part, self.clock_mhz = graph, part, clock_mhz
         self.bandwidth_gbs, self.utilization, self.latency = bandwidth_gbs, utilization, latency
         self.price = price
@@ -316,7 +327,7 @@ class _Search:
         # The bus that carries the DRAM's bytes a cycle (wider buses only wait).
         bits = 8 * bandwidth_gbs * 1e3 / clock_mhz
         self.data_bits = [b for b in (1024, 512, 256, 128, 64, 32)
-                          if b <= max(32, min(_MAX_DATA_BITS, _power_of_two(bits)))][:2]
+                          if b <= max(32, min(max_data_bits, _power_of_two(bits)))][:2]
 
     def probe(self, tm, lanes, data_bits):
         key = (tm, lanes, data_bits)
@@ -485,13 +496,15 @@ def _engine_resources(config, part):
 
 def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
                   bandwidth_gbs=DEFAULT_BANDWIDTH_GBS, target_fps=None, utilization=0.8,
-                  latency=DEFAULT_LATENCY, price=None):
+                  latency=DEFAULT_LATENCY, price=None, max_data_bits=None):
     """The engine configuration with the most frames per second for ``graph`` on ``device``
     at ``clock_mhz`` with ``bandwidth_gbs`` of DRAM, within ``utilization`` of every
     resource; with ``target_fps``, the cheapest (the smallest largest share of a resource)
     that reaches it. ``latency`` is the DRAM read latency of the cycle model; ``price`` how
     a configuration's resources are estimated (default
-    :func:`hwgen.engine.resources.engine_resources`).
+    :func:`hwgen.engine.resources.engine_resources`); ``max_data_bits`` the widest AXI data
+    width the engine may have (the port it is built on: the cycle model then moves at most a
+    word of it a cycle each way, whatever the DRAM's bandwidth).
 
     Raises
     ------
@@ -512,7 +525,9 @@ def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
     _check_share("utilization", utilization)
     _check_target(target_fps)
     search = _Search(graph, part, clock_mhz, bandwidth_gbs, utilization, latency,
-                     price or _engine_resources)
+                     price or _engine_resources,
+                     _MAX_DATA_BITS if max_data_bits is None
+                     else check_max_data_bits(max_data_bits))
     best = search.fastest()
     if best is None:
         raise search.no_fit()

@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 
 import boards
 import quant
-from boards import BoardError, get_board
+from boards import BoardError, get_board, vivado
 from boards.drivers import engine as driver
 from boards.engine import buffer_bits, selftest_input
 from boards.engine_selftest import EngineSelfTest
@@ -95,6 +95,18 @@ def test_zynq_engine_dry_run_writes_a_complete_project(zynq_builds, name):
     assert design["registers"] == REGISTERS and design["magic"] == MAGIC
     assert design["engine"]["family"] == FAMILY[name]
     assert report["cycles_per_frame"] == design["cycles_per_frame_model"]
+
+
+@pytest.mark.parametrize("name, bits, width_key", [
+    ("zcu102", 128, "PSU__SAXIGP2__DATA_WIDTH"), ("pynq_z2", 64, "PCW_S_AXI_HP0_DATA_WIDTH")])
+def test_a_wider_engine_meets_the_widest_port(name, bits, width_key):
+    """The block design's one high-performance port is at most ``port_bits`` wide: what the
+    estimate of an engine as built takes as the engine's widest bus."""
+    board = get_board(name)
+    assert vivado.port_bits(board) == bits
+    tcl = vivado.engine_block_design_tcl(board, rtl_files=["rtl/e.v"], module="e",
+                                         data_bits=512)
+    assert f"CONFIG.{width_key} {{{bits}}}" in tcl
 
 
 def test_engine_wrapper_compiles(zynq_builds):

@@ -88,6 +88,23 @@ def test_the_dram_bandwidth_bounds_each_layer(graph, fastest):
     assert fastest.cycles_per_frame == fastest.model_cycles
 
 
+def test_a_narrower_port_caps_the_bus_and_the_rate(graph, fastest):
+    """An engine built on a 32-bit port: its bus is that wide, the cycle model moves a word
+    of it a cycle each way, so it is slower than the one on the widest bus."""
+    assert fastest.config.data_bits > 32
+    narrow = search_engine(graph, "xc7z020", 100.0, max_data_bits=32)
+    assert narrow.config.data_bits == 32
+    assert narrow.cycles_per_frame > fastest.cycles_per_frame
+    assert narrow.cycles.total == program_cycles(compile_program(graph, narrow.config)).total
+
+
+@pytest.mark.parametrize("bits", [0, 48, 1024, True, "128"])
+def test_a_bus_width_that_is_not_one_is_refused(graph, bits):
+    with pytest.raises(ValueError, match=r"widest AXI data width must be one of 32, 64, 128, "
+                                         r"256, 512 bits"):
+        search_engine(graph, "xc7z020", 100.0, max_data_bits=bits)
+
+
 @pytest.mark.parametrize("bandwidth", [0, 0.05, 2000.0, float("nan"), float("inf")])
 def test_a_bandwidth_out_of_range_is_refused(graph, bandwidth):
     lo, hi = BANDWIDTH_GBS
