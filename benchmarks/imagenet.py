@@ -11,9 +11,9 @@ tried), and the wall time of the estimate; then the fastest layer-sequential eng
 (:func:`hwgen.engine.search.search_engine`, DRAM at 13 GB/s): its configuration, frames/s
 (the cycle model's cycles, bounded layer by layer by the DRAM bandwidth), the MAC array's
 utilization, LUT/FF/DSP/BRAM use, DRAM bytes per frame and the bandwidth used, and what
-bounds it; the same search with the engine's bus no wider than the one high-performance port
-the board's Vivado project (``hwgen build --arch engine``) connects it through
-(``engine_as_built``); and which architecture ``hwgen estimate --arch auto`` picks (the faster
+bounds it; the same search as the board's Vivado project (``hwgen build --arch engine``)
+has the engine, at the board's fabric clock and with its bus no wider than the one
+high-performance port it is connected through (``engine_as_built``); and which architecture ``hwgen estimate --arch auto`` picks (the faster
 that fits). On ZCU102 each network has a target rate (:data:`TARGETS_FPS`): the JSON says whether
 the picked architecture reaches it and, if not, what bounds it.
 
@@ -66,13 +66,15 @@ def engine_row(graph, part_name, clock, max_data_bits=None):
     return row
 
 
-def as_built_row(graph, part_name, clock, board_name):
-    """The fastest engine as ``hwgen build --arch engine`` builds it for the board: its bus
-    no wider than the one high-performance port the block design gives it, so a word of that
-    a cycle each way is all its DRAM traffic."""
-    bits = port_bits(get_board(board_name))
+def as_built_row(graph, part_name, board_name):
+    """The fastest engine as ``hwgen build --arch engine`` builds it for the board: at the
+    board's fabric clock, its bus no wider than the one high-performance port the block
+    design gives it, so a word of that a cycle each way is all its DRAM traffic."""
+    board = get_board(board_name)
+    bits, clock = port_bits(board), board.target_mhz
     row = engine_row(graph, part_name, clock, max_data_bits=bits)
-    out = {"port": f"one {bits}-bit high-performance port at {clock:g} MHz: "
+    out = {"clock_mhz": clock,
+           "port": f"one {bits}-bit high-performance port at {clock:g} MHz: "
                    f"{bits / 8 * clock / 1e3:g} GB/s each way",
            "fits": row["fits"]}
     if row["fits"]:
@@ -174,7 +176,7 @@ def main():
                                                          needed.utilization().items()}}
             row["estimate_seconds"] = round(time.perf_counter() - start, 2)
             row["engine"] = engine_row(graph, part_name, clock)
-            row["engine_as_built"] = as_built_row(graph, part_name, clock, board_name)
+            row["engine_as_built"] = as_built_row(graph, part_name, board_name)
             row["auto"] = auto_pick(row)
             if part_name == TARGET_PART:
                 row["target"] = target_row(name, row)
@@ -194,10 +196,12 @@ def main():
               "engine_cycles": "the cycle model's (equal to Verilator's on the simulated AXI "
                                "RAM, one bus word a cycle, read latency 2), each layer at "
                                "least its DRAM bytes at engine_dram_gbs",
-              "engine_as_built": "the fastest engine whose bus fits the one high-performance "
-                                 "port the Vivado project of hwgen build --arch engine gives "
-                                 "it (the engine figures above assume engine_dram_gbs reach "
-                                 "the fabric, which takes several such ports)",
+              "engine_as_built": "the fastest engine as the Vivado project of hwgen build "
+                                 "--arch engine has it: at the board's fabric clock, its bus "
+                                 "no wider than the one high-performance port it is given "
+                                 "(the engine figures above assume the device's clock and "
+                                 "engine_dram_gbs reaching the fabric, which takes several "
+                                 "such ports)",
               "networks": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(args.out)

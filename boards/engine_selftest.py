@@ -86,10 +86,12 @@ class AxiRam(wiring.Component):
         # cycles after it is read, a beat a cycle.
         r_active, r_word, r_left = Signal(), Signal(self._addr_bits), Signal(9)
         r_bad = Signal()
-        fresh, fresh_last, fresh_bad = Signal(), Signal(), Signal()   # a beat in rd.data
+        fresh, fresh_last = Signal(), Signal()              # a beat in rd.data
         held = Signal(range(4))
         kept = [Signal(self._data_bits + 1, name=f"kept{i}") for i in range(3)]  # last, data
-        beat = Cat(Mux(fresh_bad, 0, rd.data), fresh_last)
+        # The fresh beat's burst is the current one: an address is taken only when no read
+        # was issued the cycle before.
+        beat = Cat(Mux(r_bad, 0, rd.data), fresh_last)
         # A read only when the registers could hold it and the fresh beat, none taken.
         issue = r_active & (r_left != 0) & (held + fresh < 3)
         take = Signal()
@@ -108,7 +110,7 @@ class AxiRam(wiring.Component):
                          r_left.eq(bus.arlen + 1), r_bad.eq(~ok)]
             with m.If(~ok):
                 m.d.sync += self.error.eq(1)
-        m.d.sync += [fresh.eq(issue), fresh_last.eq(r_left == 1), fresh_bad.eq(r_bad)]
+        m.d.sync += [fresh.eq(issue), fresh_last.eq(r_left == 1)]
         with m.If(issue):
             m.d.sync += [r_word.eq(r_word + 1), r_left.eq(r_left - 1)]
             with m.If(r_left == 1):

@@ -14,19 +14,33 @@ from amaranth.lib.wiring import In, Out
 
 from .params import MULTIPLIER_BITS, OFFSET_BITS
 
-__all__ = ["OutputPath", "VectorLanes", "VECTOR_OPS", "PRODUCT_PIECE", "SPLIT_PRODUCT_FAMILIES"]
+__all__ = ["OutputPath", "VectorLanes", "VECTOR_OPS", "PRODUCT_PIECE", "SPLIT_PRODUCT_FAMILIES",
+           "product_pieces"]
 
 #: Operations of :class:`VectorLanes` (its ``op`` input).
 VECTOR_OPS = {"max": 0, "sum": 1, "mac": 2, "add": 3}
 
 
-#: Families whose requantizer product is formed from registered partial products of at most
-#: 18 x 18 bits (one multiplier slice each), a stage longer: on ECP5 the adders that join a
-#: 32 x 24-bit product's slices would otherwise sit in one cycle with the slices.
+#: Families whose requantizer product is formed from registered partial products, each within
+#: one 18 x 18 multiplier slice, a stage longer: on ECP5 the adders that join a 32 x 24-bit
+#: product's slices would otherwise sit in one cycle with the slices.
 SPLIT_PRODUCT_FAMILIES = frozenset({"ecp5"})
 
-#: Low bits of each operand in the partial products (unsigned; a signed 18 x 18 slice holds them).
+#: Bits of each operand piece below the top one (unsigned; a signed 18-bit port holds them).
 PRODUCT_PIECE = 17
+
+
+def product_pieces(acc_bits):
+    """The pieces ``(low bit, width, signed)`` of a requantizer's value (``acc_bits``, signed)
+    and multiplier (unsigned) whose products form the product on a family in
+    :data:`SPLIT_PRODUCT_FAMILIES`: unsigned pieces of :data:`PRODUCT_PIECE` bits and the
+    value's signed top piece of at most 18, so each product takes one 18 x 18 slice."""
+    count = max(1, -(-(acc_bits - 1) // PRODUCT_PIECE))
+    value = [(PRODUCT_PIECE * i, PRODUCT_PIECE, False) for i in range(count - 1)]
+    value.append((PRODUCT_PIECE * (count - 1), acc_bits - PRODUCT_PIECE * (count - 1), True))
+    mult = [(low, min(PRODUCT_PIECE, MULTIPLIER_BITS - low), False)
+            for low in range(0, MULTIPLIER_BITS, PRODUCT_PIECE)]
+    return value, mult
 
 
 class OutputPath(wiring.Component):
@@ -52,15 +66,16 @@ class OutputPath(wiring.Component):
         The low ``out_bits`` bits of each value (two's complement).
     o_tag : Out(tag_bits)
 
+    ``family`` is the multipliers' family (a :data:`hwgen.packing.MULTIPLIERS` key):
     ``latency`` is 5 cycles, or 6 for a family in :data:`SPLIT_PRODUCT_FAMILIES`
-    (:meth:`latency_for`).
+    (:meth:`latency_for`), whose product is the sum of registered :func:`product_pieces`.
     """
 
     @staticmethod
     def latency_for(family):
         return 6 if family in SPLIT_PRODUCT_FAMILIES else 5
 
-    def __init__(self, *, lanes, acc_bits=32, out_bits=32, tag_bits=1, family="xcup"):
+    def __init__(self, *, lanes, family, acc_bits=32, out_bits=32, tag_bits=1):
         self._lanes, self._acc_bits, self._out_bits = lanes, acc_bits, out_bits
         self._split = family in SPLIT_PRODUCT_FAMILIES
         self.latency = self.latency_for(family)
@@ -144,19 +159,17 @@ class OutputPath(wiring.Component):
         return m
 
     def _partial_products(self, m, value, mult, p):
-        """``value * mult`` as the sum of four registered products of operand pieces (low
-        pieces unsigned, the value's high piece signed), each within one 18 x 18 slice for
-        accumulators up to 35 bits."""
-        cut = {"value": min(PRODUCT_PIECE, self._acc_bits - 1), "mult": PRODUCT_PIECE}
-        pieces = {"l": (value[:cut["value"]], mult[:cut["mult"]]),
-                  "h": (value[cut["value"]:].as_signed(), mult[cut["mult"]:])}
+        """``value * mult`` as the sum of the registered products of their pieces."""
+        def cut(operand, pieces):
+            return [(low, operand[low:low + width].as_signed() if top
+                     else operand[low:low + width]) for low, width, top in pieces]
+        value_pieces, mult_pieces = product_pieces(self._acc_bits)
         total = 0
-        for a in "lh":
-            for b in "lh":
-                term = pieces[a][0] * pieces[b][1]
-                partial = Signal(term.shape(), name=f"partial{p}_{a}{b}")
-                m.d.sync += partial.eq(term)
-                total += partial << ((a == "h") * cut["value"] + (b == "h") * cut["mult"])
+        for a_low, a in cut(value, value_pieces):
+            for b_low, b in cut(mult, mult_pieces):
+                partial = Signal((a * b).shape(), name=f"partial{p}_{a_low}_{b_low}")
+                m.d.sync += partial.eq(a * b)
+                total += partial << (a_low + b_low)
         return total
 
 

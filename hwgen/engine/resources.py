@@ -43,7 +43,7 @@ from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
 from .store import _AHEAD as _STORE_AHEAD
 from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
-from .post import PRODUCT_PIECE, SPLIT_PRODUCT_FAMILIES
+from .post import SPLIT_PRODUCT_FAMILIES, product_pieces
 from .program import DESCRIPTOR_LAYOUT
 from .weights import kstep_bits
 
@@ -152,12 +152,11 @@ def output_path_cost(config):
     # rounding constant and the fraction's mask, shared.
     ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag + 2 * product + 1
     if family in SPLIT_PRODUCT_FAMILIES:
-        # A stage more: the four partial products (a signed piece times an unsigned one is
-        # a bit wider), the sum and offset beside them, and the controls delayed once more.
-        low = min(PRODUCT_PIECE, c.acc_bits - 1)
-        high, mult_high = c.acc_bits - low, MULTIPLIER_BITS - PRODUCT_PIECE
-        partials = (low + PRODUCT_PIECE) + (low + mult_high) + (high + PRODUCT_PIECE + 1) \
-            + (high + mult_high + 1)
+        # A stage more: the pieces' products, one slice each; the value and offset beside
+        # them and the controls delayed once more.
+        value_pieces, mult_pieces = product_pieces(c.acc_bits)
+        partials = sum(a + b for _, a, _ in value_pieces for _, b, _ in mult_pieces)
+        dsp = len(value_pieces) * len(mult_pieces)
         ff += c.tm * (partials + c.acc_bits + OFFSET_BITS + 1) + 1 + 6 + 1 + 1 + 2 * 34 + tag
     return Resources(lut=_lut(c, "output_path", c.tm * product), ff=ff, dsp=c.tm * dsp)
 
@@ -210,10 +209,14 @@ def store_cost(config):
 
 @lru_cache(maxsize=None)
 def _packed_select(lanes):
-    """LUTs of the packer's selection of a group's bits at one of 32 widths: bit ``j`` of
-    the packed group is one of the widths ``b`` with ``b * lanes > j``."""
-    return sum(_mux(sum(b * lanes > j for b in range(1, _OUT_BITS + 1)))
-               for j in range(lanes * _OUT_BITS))
+    """LUTs of the packer's selection of a group's bits at one of 32 widths, by a registered
+    one-hot of the width: bit ``j`` of the packed group ORs the widths ``b`` with
+    ``b * lanes > j``, each gated by its flag (three gated bits a LUT6, then an OR tree)."""
+    total = 0
+    for j in range(lanes * _OUT_BITS):
+        gated = ceil(sum(b * lanes > j for b in range(1, _OUT_BITS + 1)) / 3)
+        total += gated + ceil((gated - 1) / 5)
+    return total
 
 
 def dma_cost(config):

@@ -4,24 +4,14 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from hwgen.engine.gearbox import Packer, Unpacker
 from hwgen.engine.layout import TensorLayout
 
+from .bench import run_unit
+
 CASES = [(bits, signed) for bits in (1, 3, 5, 8, 11, 16) for signed in (False, True)
          if bits > 1 or not signed]
-
-
-def run(dut, bench):
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 def tensor(rng, bits, signed, channels=6, height=3, width=5):
@@ -65,7 +55,7 @@ def test_unpacker_gives_each_rows_groups(bits, signed, stall):
             if len(got) == expected_groups:
                 break
 
-    run(dut, bench)
+    run_unit(dut, bench)
     assert len(got) == expected_groups
     hwc = np.zeros((3, 5, layout.channels), np.int64)
     hwc[:, :, :6] = np.moveaxis(x, 0, -1)
@@ -109,6 +99,6 @@ def test_packer_writes_rows_as_the_layout_stores_them(bits, stall):
             if len(words) == expected_words:
                 break
 
-    run(dut, bench)
+    run_unit(dut, bench)
     data = b"".join(w.to_bytes(8, "little") for w in words)
     assert data == layout.pack(x)

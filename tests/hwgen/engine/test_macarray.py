@@ -3,14 +3,14 @@ its multipliers after synthesis."""
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from hwgen.blocks import PackedMultiplier
 from hwgen.engine import EngineConfig
 from hwgen.engine.macarray import MacArray
 from hwgen.engine.weights import kstep_bits, kstep_widths, pack_fields, unpack_fields
 from hwgen.synth import synthesize
+
+from .bench import run_unit
 
 
 def weight_word(config, w):
@@ -78,13 +78,7 @@ def test_mac_array_matches_dot_products(family, lanes):
             if ctx.get(dut.o_valid):
                 got.append((ctx.get(dut.o_tag), [ctx.get(dut.sums[p]) for p in range(4)]))
 
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_unit(dut, bench)
     assert got == [(n, expected) for n, (*_, expected) in enumerate(problems)]
 
 

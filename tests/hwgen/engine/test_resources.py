@@ -40,12 +40,20 @@ def test_dsp_beyond_the_array_by_hand():
 
 
 def test_ecp5_requantizer_pieces_by_hand():
-    """ECP5: a requantizer's product is four registered pieces, 17 x 17, 17 x 7, 15 x 17 and
-    15 x 7 bits, one MULT18X18D each; a vector lane's 8 x 17-bit product is one."""
+    """ECP5: a requantizer's product is the sum of registered pieces' products, 17 x 17,
+    17 x 7, 15 x 17 and 15 x 7 bits for a 32-bit sum, one MULT18X18D each (a 36-bit sum
+    takes three value pieces: 6); a vector lane's 8 x 17-bit product is one. The stage adds
+    per channel the products' 34 + 24 + 32 + 22 bits, the 32-bit sum and the 49-bit offset,
+    and once the valid, shift (6), requantize and rounding flags, range (2 x 34) and the
+    19-bit tag: 868 flip-flops more than on xcup."""
     config = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), family="ecp5")
     parts = engine_parts(config, "lfe5u-85f")
     assert parts["output_path"].dsp == 4 * 4
     assert parts["vector_lanes"].dsp == 4
+    wide = engine_parts(dataclasses.replace(config, acc_bits=36), "lfe5u-85f")
+    assert wide["output_path"].dsp == 4 * 6
+    xcup = engine_parts(dataclasses.replace(config, family="xcup"), "xczu9eg")
+    assert parts["output_path"].ff - xcup["output_path"].ff == 868
 
 
 def test_tiny_buffers_by_hand():
