@@ -180,6 +180,8 @@ def _build_parser(p):
                         "against the part")
     p.add_argument("--selftest", action="store_true",
                    help="build the self-test top (vectors in ROM, LEDs show pass or fail)")
+    p.add_argument("--clock-mhz", type=float, default=None, metavar="F",
+                   help="the design's clock (default: the board's, see `hwgen boards`)")
     _add_arch_options(p)
     _add_design_options(p, family=False)
 

@@ -406,6 +406,10 @@ def build(args):
     """
     board = boards.get_board(args.board)
     graph = load_model(args.model)
+    if args.clock_mhz is not None:
+        check_number("--clock-mhz", args.clock_mhz)
+        if board.device is not None:
+            board.device.check_clock(args.clock_mhz)
     if args.arch == "engine":
         options = _build_engine(args, board)
     elif args.engine is not None:
@@ -421,7 +425,7 @@ def build(args):
     write_text(marker, "hwgen build is running in this folder; it has not finished.\n")
     try:
         report = boards.build(graph, board, out, dry_run=args.dry_run, selftest=args.selftest,
-                              estimate=not args.no_synth, **options)
+                              estimate=not args.no_synth, clock_mhz=args.clock_mhz, **options)
     except BaseException as error:
         _mark_failed(out, marker, created, error)
         raise

@@ -354,6 +354,17 @@ def test_build_dry_run_without_synthesis(model, tmp_path, capsys):
     assert out.splitlines()[-1] == str((tmp_path / "b" / "report.json").resolve())
 
 
+def test_build_at_a_clock_of_its_own(model, tmp_path, capsys):
+    code, _, _ = run(["build", model, "--board", "pynq_z2", "--dry-run", "--no-synth",
+                      "--clock-mhz", "125", "--out", tmp_path / "b",
+                      "--folding", "fc1=2x4,fc2=1x4"], capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["clock_mhz"] == 125
+    assert "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {125}" in \
+        (tmp_path / "b" / "build.tcl").read_text()
+
+
 def test_a_build_that_fails_is_marked_incomplete(model, tmp_path, capsys, monkeypatch):
     """yosys stopped by its timeout: the tree has no report.json and says it is incomplete;
     a build that then succeeds removes the mark."""

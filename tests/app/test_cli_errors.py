@@ -299,6 +299,11 @@ CASES = [
     # build
     ("build-out-is-a-file", "build m.qgraph --board pynq_z2 --dry-run --out afile", 1,
      r"--out must be a folder, not the existing file afile", []),
+    ("build-clock-zero", "build m.qgraph --board pynq_z2 --dry-run --clock-mhz 0 --out b", 1,
+     r"--clock-mhz must be a finite number > 0, not 0", []),
+    ("build-clock-too-fast",
+     "build m.qgraph --board pynq_z2 --dry-run --clock-mhz 900 --out b", 1,
+     r"clock_mhz must be within 4.69..464 MHz on xc7z020, not 900", []),
     ("build-board-module", "build m.qgraph --board nosuch:Platform --out b", 1,
      r"board 'nosuch:Platform': module 'nosuch' cannot be imported \(No module named "
      r"'nosuch'\)", ["b"]),
