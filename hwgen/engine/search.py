@@ -45,6 +45,8 @@ BANDWIDTH_GBS = (0.1, 1000.0)
 #: Widest AXI bus the search tries (the engine takes up to 1024 bits; 512 carry 64 bytes a
 #: cycle, 12.8 GB/s at 200 MHz).
 _MAX_DATA_BITS = 512
+#: The AXI data widths the search tries, widest first: 512 down to 32.
+_BUS_WIDTHS = tuple(_MAX_DATA_BITS >> k for k in range(5))
 #: Input buffer sizes tried, as multiples of the least the network needs, and output buffer
 #: sizes tried beside each.
 _BUFFER_SCALES = (8, 4, 2, 1)
@@ -68,10 +70,9 @@ def check_bandwidth(bandwidth_gbs):
 
 def check_max_data_bits(bits):
     """``bits`` (the widest AXI data width the engine may have), or :class:`ValueError`."""
-    widths = (32, 64, 128, 256, 512)
-    if isinstance(bits, bool) or bits not in widths:
+    if isinstance(bits, bool) or bits not in _BUS_WIDTHS:
         raise ValueError(f"the engine's widest AXI data width must be one of "
-                         f"{', '.join(map(str, widths))} bits, not {bits!r}")
+                         f"{', '.join(map(str, sorted(_BUS_WIDTHS)))} bits, not {bits!r}")
     return int(bits)
 
 
@@ -311,7 +312,7 @@ class _Probe:
 
 class _Search:
     def __init__(self, graph, part, clock_mhz, bandwidth_gbs, utilization, latency, price,
-                 max_data_bits=_MAX_DATA_BITS):
+                 max_data_bits):
         self.graph, self.part, self.clock_mhz = graph, part, clock_mhz
         self.bandwidth_gbs, self.utilization, self.latency = bandwidth_gbs, utilization, latency
         self.price = price
@@ -326,7 +327,7 @@ class _Search:
         self.allowed = {k: utilization * capacity[k] for k in KINDS}
         # The bus that carries the DRAM's bytes a cycle (wider buses only wait).
         bits = 8 * bandwidth_gbs * 1e3 / clock_mhz
-        self.data_bits = [b for b in (1024, 512, 256, 128, 64, 32)
+        self.data_bits = [b for b in _BUS_WIDTHS
                           if b <= max(32, min(max_data_bits, _power_of_two(bits)))][:2]
 
     def probe(self, tm, lanes, data_bits):

@@ -7,7 +7,7 @@ import random
 import pytest
 from boards.engine_selftest import AxiRam
 
-from ..hwgen.engine.bench import run_unit
+from ..hwgen.streams import run_unit
 
 DEPTH = 64
 

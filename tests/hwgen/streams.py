@@ -5,7 +5,7 @@ consumer does (valid held until ready; ready held until valid). :func:`stream_be
 any number of input streams and collects one output stream in a single testbench, so every
 offer and transfer is counted in one clock: input beats come after seeded random gaps and are
 held until taken, the output is not ready in seeded random cycles. :func:`run_stream` is the
-common case of one input stream.
+common case of one input stream. :func:`run_unit` runs any block under a testbench.
 """
 
 import random
@@ -16,7 +16,19 @@ from amaranth.sim import Simulator
 
 from sim.stream import pack_beat, unpack_beat
 
-__all__ = ["stream_put", "stream_get", "stream_bench", "run_stream"]
+__all__ = ["stream_put", "stream_get", "stream_bench", "run_stream", "run_unit"]
+
+
+def run_unit(dut, bench):
+    """Simulate ``dut`` in a ``sync`` domain on a clock under the testbench ``bench`` (the
+    top owns the clock, so purely combinational blocks simulate too)."""
+    top = Module()
+    top.domains.sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 async def stream_put(ctx, stream, payload):
@@ -90,13 +102,7 @@ def stream_bench(dut, inputs, out_beats, *, out_bits, out_signed, out_count, gap
                                      f"(seed {seed})")
             await ctx.tick()
 
-    top = Module()  # owns the clock, so purely combinational blocks simulate too
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_unit(dut, bench)
     return (np.array(outputs, dtype=np.int64).reshape(out_beats, out_count), offered, taken,
             when)
 

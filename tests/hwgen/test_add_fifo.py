@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module, signed, unsigned
-from amaranth.sim import Simulator
+from amaranth.hdl import signed, unsigned
 
 from hwgen import FoldingError
 from hwgen.blocks.add import Add
 from hwgen.blocks.fifo import StreamFifo
 from hwgen.blocks.reorder import Reorder
 
-from .streams import run_stream, stream_bench
+from .streams import run_stream, run_unit, stream_bench
 from .test_window import assert_equal
 
 
@@ -132,13 +131,7 @@ def test_fifo_holds_depth_beats(depth):
                 when.append((cycle, ctx.get(fifo.o_stream.payload.as_value())))
             await ctx.tick()
 
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = fifo
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_unit(fifo, bench)
     assert accepted == list(range(depth))
     assert when == [(k, k) for k in range(depth)]
     assert fifo.memory_depth == max(0, depth - 1)

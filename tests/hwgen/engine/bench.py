@@ -1,5 +1,4 @@
-"""Run an engine program in the Amaranth simulator against the AXI memory model; run one
-unit under a testbench."""
+"""Run an engine program in the Amaranth simulator against the AXI memory model."""
 
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
@@ -8,17 +7,6 @@ from hwgen.engine.control import REGISTERS
 from hwgen.engine.core import Engine
 
 from .axi_memory import AxiMemory
-
-
-def run_unit(dut, bench):
-    """Simulate ``dut`` in a ``sync`` domain on a clock under the testbench ``bench``."""
-    top = Module()
-    top.domains.sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 async def axil_write(ctx, bus, address, value):

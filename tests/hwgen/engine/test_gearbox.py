@@ -8,7 +8,7 @@ import pytest
 from hwgen.engine.gearbox import Packer, Unpacker
 from hwgen.engine.layout import TensorLayout
 
-from .bench import run_unit
+from ..streams import run_unit
 
 CASES = [(bits, signed) for bits in (1, 3, 5, 8, 11, 16) for signed in (False, True)
          if bits > 1 or not signed]

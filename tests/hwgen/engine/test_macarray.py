@@ -10,7 +10,7 @@ from hwgen.engine.macarray import MacArray
 from hwgen.engine.weights import kstep_bits, kstep_widths, pack_fields, unpack_fields
 from hwgen.synth import synthesize
 
-from .bench import run_unit
+from ..streams import run_unit
 
 
 def weight_word(config, w):

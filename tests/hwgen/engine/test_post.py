@@ -7,7 +7,7 @@ from hwgen.engine.params import MULTIPLIER_BITS, OFFSET_BITS
 from hwgen.engine.post import SPLIT_PRODUCT_FAMILIES, OutputPath
 from quant import numerics
 
-from .bench import run_unit
+from ..streams import run_unit
 
 LANES = 4
 
