@@ -71,6 +71,10 @@ SWEEP = [
                              **_SMALL)),
     ("t4_w8_a9_d64", dict(tm=4, tn=4, lane_bits=(8, 8, 8, 8), **_SMALL)),
     ("t6_film_a9_d64", dict(tm=6, tn=6, **_SMALL)),
+    # The bus spread over several AXI4 ports (hwgen.engine.ports).
+    ("t3_w448_a9_d128_p2", dict(tm=3, tn=3, lane_bits=(4, 4, 8), data_bits=128, ports=2,
+                                **_SMALL)),
+    ("t4_film_a9_d256_p4", dict(tm=4, tn=4, data_bits=256, ports=4, **_SMALL)),
 ]
 
 #: The configurations the model's fitted constants (LUT weights, fixed registers, control

@@ -12,9 +12,10 @@ tried), and the wall time of the estimate; then the fastest layer-sequential eng
 (the cycle model's cycles, bounded layer by layer by the DRAM bandwidth), the MAC array's
 utilization, LUT/FF/DSP/BRAM use, DRAM bytes per frame and the bandwidth used, and what
 bounds it; the same search as the board's Vivado project (``hwgen build --arch engine``)
-has the engine, at the board's fabric clock and with its bus no wider than the one
-high-performance port it is connected through (``engine_as_built``); and which architecture ``hwgen estimate --arch auto`` picks (the faster
-that fits). On ZCU102 each network has a target rate (:data:`TARGETS_FPS`): the JSON says whether
+has the engine, at the board's fabric clock, its bus spread over at most the four
+high-performance ports the block design connects it through (``engine_as_built``; on ZCU102
+also at the estimate's 200 MHz, ``hwgen build --clock-mhz 200``); and which architecture
+``hwgen estimate --arch auto`` picks (the faster that fits). On ZCU102 each network has a target rate (:data:`TARGETS_FPS`): the JSON says whether
 the picked architecture reaches it and, if not, what bounds it.
 
 Usage::
@@ -44,13 +45,13 @@ TARGETS_FPS = {"resnet18": 600.0, "resnet50": 240.0, "mobilenet_v2": 734.0}
 TARGET_PART = "xczu9eg"
 
 
-def engine_row(graph, part_name, clock, max_data_bits=None):
-    """The fastest engine for ``graph`` on the part (its bus at most ``max_data_bits``
-    wide), or why none fits."""
+def engine_row(graph, part_name, clock, port_bits=None):
+    """The fastest engine for ``graph`` on the part (its bus spread over ports of
+    ``port_bits`` when given), or why none fits."""
     start = time.perf_counter()
     try:
         design = search_engine(graph, part_name, clock, DEFAULT_BANDWIDTH_GBS,
-                               max_data_bits=max_data_bits)
+                               port_bits=port_bits)
     except DesignError as error:
         return {"fits": False, "reason": str(error),
                 "search_seconds": round(time.perf_counter() - start, 2)}
@@ -66,21 +67,22 @@ def engine_row(graph, part_name, clock, max_data_bits=None):
     return row
 
 
-def as_built_row(graph, part_name, board_name):
-    """The fastest engine as ``hwgen build --arch engine`` builds it for the board: at the
-    board's fabric clock, its bus no wider than the one high-performance port the block
-    design gives it, so a word of that a cycle each way is all its DRAM traffic."""
+def as_built_row(graph, part_name, board_name, clock=None):
+    """The fastest engine as ``hwgen build --arch engine`` builds it for the board: at
+    ``clock`` (the board's fabric clock by default), its bus spread over at most
+    :data:`boards.vivado.HP_PORTS` high-performance ports, so a word of theirs a cycle each way
+    is all its DRAM traffic."""
     board = get_board(board_name)
-    bits, clock = port_bits(board), board.target_mhz
-    row = engine_row(graph, part_name, clock, max_data_bits=bits)
-    out = {"clock_mhz": clock,
-           "port": f"one {bits}-bit high-performance port at {clock:g} MHz: "
-                   f"{bits / 8 * clock / 1e3:g} GB/s each way",
-           "fits": row["fits"]}
+    bits, clock = port_bits(board), clock or board.target_mhz
+    row = engine_row(graph, part_name, clock, port_bits=bits)
+    out = {"clock_mhz": clock, "fits": row["fits"]}
     if row["fits"]:
+        ports = row["engine"]["ports"]
+        out["ports"] = (f"{ports} {bits}-bit high-performance port{'s' * (ports > 1)} at "
+                        f"{clock:g} MHz: {ports * bits / 8 * clock / 1e3:g} GB/s each way")
         out |= {k: row[k] for k in ("fps", "cycles_per_frame", "mac_utilization",
                                     "dram_bytes_per_frame", "bandwidth_used_gbs")}
-        out["engine"] = {k: row["engine"][k] for k in ("tm", "tn", "data_bits")}
+        out["engine"] = {k: row["engine"][k] for k in ("tm", "tn", "data_bits", "ports")}
         out["bandwidth_bound_layers"] = row["bounds"]["bandwidth"]["layers_bound"]
     else:
         out["reason"] = row["reason"]
@@ -177,6 +179,10 @@ def main():
             row["estimate_seconds"] = round(time.perf_counter() - start, 2)
             row["engine"] = engine_row(graph, part_name, clock)
             row["engine_as_built"] = as_built_row(graph, part_name, board_name)
+            if clock != get_board(board_name).target_mhz:
+                # ``hwgen build --clock-mhz`` at the estimate's clock (no timing run here).
+                row["engine_as_built_at_estimate_clock"] = as_built_row(
+                    graph, part_name, board_name, clock)
             row["auto"] = auto_pick(row)
             if part_name == TARGET_PART:
                 row["target"] = target_row(name, row)
@@ -198,10 +204,12 @@ def main():
                                "least its DRAM bytes at engine_dram_gbs",
               "engine_as_built": "the fastest engine as the Vivado project of hwgen build "
                                  "--arch engine has it: at the board's fabric clock, its bus "
-                                 "no wider than the one high-performance port it is given "
-                                 "(the engine figures above assume the device's clock and "
-                                 "engine_dram_gbs reaching the fabric, which takes several "
-                                 "such ports)",
+                                 "spread over at most the four high-performance ports of the "
+                                 "processing system (a word of each a cycle each way), the "
+                                 "ports' logic in its resources; "
+                                 "engine_as_built_at_estimate_clock: the same at the "
+                                 "estimate's clock (hwgen build --clock-mhz; timing not "
+                                 "checked without Vivado)",
               "networks": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(args.out)

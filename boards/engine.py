@@ -25,10 +25,11 @@ import numpy as np
 
 import quant
 from hwgen.engine import EngineConfig, compile_program, run_image
-from hwgen.engine.control import MAGIC, REGISTERS, VERSION
+from hwgen.engine.control import MAGIC, REGISTERS, VERSION, config_word
 from hwgen.engine.core import ELEMENT_BITS, OUT_BITS, Engine
 from hwgen.engine.macarray import weight_word_bits
 from hwgen.engine.params import VECTOR_WEIGHT_BITS
+from hwgen.engine.ports import port_names
 from hwgen.verilog import to_verilog
 
 from . import vivado
@@ -68,6 +69,9 @@ def check_engine(config, board, *, flow, image_bytes=0):
     if config.family != board.family:
         raise BoardError(f"the engine's lanes are packed for {config.family}; {name} has "
                          f"{board.family} multipliers: give --engine family={board.family}")
+    if flow == "selftest" and config.ports > 1:
+        raise BoardError(f"the self-test serves the engine's DRAM image from block RAM on one "
+                         f"AXI4 port; this engine has {config.ports}: give --engine ports=1")
     if board.resources is None:
         return
     dsp = config.dsp_count
@@ -142,20 +146,23 @@ def _interface_ports(bus, ports, parameter, decl):
     return tagged
 
 def _wrapper(config, name, core):
-    widths = {"addr_bits": config.addr_bits, "data_bits": config.data_bits,
-              "data_bytes": config.data_bytes, "lite": LITE_ADDR_BITS}
+    masters = port_names(config.ports)
+    widths = {"addr_bits": config.addr_bits, "data_bits": config.port_bits,
+              "data_bytes": config.port_bits // 8, "lite": LITE_ADDR_BITS}
 
     def decl(direction, width, port):
         width = widths.get(width, width)
         return f"  {direction:<6} wire {f'[{width - 1}:0] ' if width > 1 else ''}{port}"
 
+    bus = f"{config.data_bits}-bit AXI4" + (f" on {config.ports} ports" if config.ports > 1
+                                            else "")
     lines = [f"// {name}: {core} (the layer-sequential engine, {config.tm}x{config.tn}, "
-             f"{config.data_bits}-bit AXI4) with Xilinx",
+             f"{bus}) with Xilinx",
              "// AXI port names and interface attributes. Registers: hwgen/engine/control.py.",
              f"module {name} (",
              '  (* X_INTERFACE_INFO = "xilinx.com:signal:clock:1.0 aclk CLK" *)',
-             '  (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF m_axi:s_axi, ASSOCIATED_RESET '
-             'aresetn" *)',
+             f'  (* X_INTERFACE_PARAMETER = "ASSOCIATED_BUSIF {":".join(masters)}:s_axi, '
+             f'ASSOCIATED_RESET aresetn" *)',
              "  input  wire aclk,",
              '  (* X_INTERFACE_INFO = "xilinx.com:signal:reset:1.0 aresetn RST" *)',
              '  (* X_INTERFACE_PARAMETER = "POLARITY ACTIVE_LOW" *)',
@@ -163,21 +170,24 @@ def _wrapper(config, name, core):
     ports = []
     master = [(p, d, w) for p, d, w in _AXI4_PORTS] + \
         [(p, "output", w) for p, w, _ in _AXI4_CONSTANTS]
-    ports += _interface_ports(
-        "m_axi", master, f"PROTOCOL AXI4, DATA_WIDTH {config.data_bits}, ADDR_WIDTH "
-        f"{config.addr_bits}, ID_WIDTH 1, READ_WRITE_MODE READ_WRITE, MAX_BURST_LENGTH 32, "
-        f"NUM_READ_OUTSTANDING 8, NUM_WRITE_OUTSTANDING 8, HAS_LOCK 1, HAS_CACHE 1, "
-        f"HAS_PROT 1, HAS_QOS 1, HAS_REGION 0, HAS_BURST 1", decl)
+    for bus_name in masters:
+        ports += _interface_ports(
+            bus_name, master, f"PROTOCOL AXI4, DATA_WIDTH {config.port_bits}, ADDR_WIDTH "
+            f"{config.addr_bits}, ID_WIDTH 1, READ_WRITE_MODE READ_WRITE, MAX_BURST_LENGTH 32, "
+            f"NUM_READ_OUTSTANDING 8, NUM_WRITE_OUTSTANDING 8, HAS_LOCK 1, HAS_CACHE 1, "
+            f"HAS_PROT 1, HAS_QOS 1, HAS_REGION 0, HAS_BURST 1", decl)
     ports += _interface_ports(
         "s_axi", _AXIL_PORTS, f"PROTOCOL AXI4LITE, DATA_WIDTH 32, ADDR_WIDTH {LITE_ADDR_BITS}, "
         f"READ_WRITE_MODE READ_WRITE, HAS_BURST 0, HAS_LOCK 0, HAS_CACHE 0, HAS_QOS 0, "
         f"HAS_REGION 0, SUPPORTS_NARROW_BURST 0, MAX_BURST_LENGTH 1", decl)
     lines.append(",\n".join(ports))
     lines.append(");")
-    for port, width, value in _AXI4_CONSTANTS:
-        lines.append(f"  assign m_axi_{port} = {width}'d{value};")
+    for bus_name in masters:
+        for port, width, value in _AXI4_CONSTANTS:
+            lines.append(f"  assign {bus_name}_{port} = {width}'d{value};")
     connections = [".clk(aclk)", ".rst(~aresetn)"]
-    connections += [f".m_axi__{port}(m_axi_{port})" for port, _, _ in _AXI4_PORTS]
+    connections += [f".{bus_name}__{port}({bus_name}_{port})"
+                    for bus_name in masters for port, _, _ in _AXI4_PORTS]
     for port, _, _ in _AXIL_PORTS:
         wire = f"s_axi_{port}"
         if port in ("awaddr", "araddr"):
@@ -229,7 +239,7 @@ def design_description(program, board, clock_mhz):
     return meta | {
         "board": board.name, "clock_mhz": clock_mhz, "image": "program.bin",
         "registers": dict(REGISTERS), "magic": MAGIC, "version": VERSION,
-        "config_word": config.tm | (config.tn << 8) | (config.data_bytes << 16),
+        "config_word": config_word(config),
         "status_bits": {"busy": 0, "done": 1, "error": 2},
         "cells": {"engine": ENGINE_CELL},
     }
@@ -242,7 +252,8 @@ def _zynq_tree(program, board, out, clock_mhz, files):
         _write(out / "rtl" / name, text, files, out)
         rtl.append(f"rtl/{name}")
     tcl = vivado.engine_block_design_tcl(board, rtl_files=rtl, module=ENGINE_MODULE,
-                                         data_bits=config.data_bits, clock_mhz=clock_mhz)
+                                         data_bits=config.data_bits, ports=config.ports,
+                                         clock_mhz=clock_mhz)
     _write(out / "build.tcl", tcl, files, out)
     design = design_description(program, board, clock_mhz)
     _write(out / "design.json", json.dumps(design, indent=2) + "\n", files, out)

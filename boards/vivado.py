@@ -17,7 +17,7 @@ from .errors import BoardError
 
 __all__ = ["PL_CLOCK_MHZ", "DMA_STREAM_WIDTHS", "BITSTREAM", "REGISTER_WINDOW",
            "block_design_tcl", "engine_block_design_tcl", "build_script", "ddr_window",
-           "led_xdc", "dma_stream_bits", "port_bits"]
+           "led_xdc", "dma_stream_bits", "port_bits", "HP_PORTS"]
 
 #: Clock of the programmable logic made by the processing system (FCLK0 / PL0).
 PL_CLOCK_MHZ = 100
@@ -89,6 +89,11 @@ _PROCESSORS = {
         "register_base": 0x43C0_0000,
         "ddr_segment": "S_AXI_HP0/HP0_DDR_LOWOCM", "ddr_window": 1 << 30,
         "hp_width": ("PCW_S_AXI_HP0_DATA_WIDTH", (32, 64)),
+        # High-performance port k: its slave interface, clock pin, DDR segment, enable and
+        # width settings.
+        "hp_port": lambda k: (f"S_AXI_HP{k}", f"S_AXI_HP{k}_ACLK",
+                              f"S_AXI_HP{k}/HP{k}_DDR_LOWOCM", f"PCW_USE_S_AXI_HP{k}",
+                              f"PCW_S_AXI_HP{k}_DATA_WIDTH"),
     },
     "psu": {
         "ip": "zynq_ultra_ps_e",
@@ -106,6 +111,9 @@ _PROCESSORS = {
         "register_base": 0xA000_0000,
         "ddr_segment": "SAXIGP2/HP0_DDR_LOW", "ddr_window": 1 << 31,
         "hp_width": ("PSU__SAXIGP2__DATA_WIDTH", (32, 64, 128)),
+        "hp_port": lambda k: (f"S_AXI_HP{k}_FPD", f"saxihp{k}_fpd_aclk",
+                              f"SAXIGP{k + 2}/HP{k}_DDR_LOW", f"PSU__USE__S_AXI_GP{k + 2}",
+                              f"PSU__SAXIGP{k + 2}__DATA_WIDTH"),
     },
 }
 
@@ -274,6 +282,10 @@ def ddr_window(board):
     return _processor(board)["ddr_window"]
 
 
+#: High-performance slave ports of a Zynq's processing system (HP0 to HP3).
+HP_PORTS = 4
+
+
 def port_bits(board):
     """The widest data width of the high-performance port the engine's block design puts
     between ``board``'s engine and its PS DDR: a word of it a cycle each way is all the DDR
@@ -281,19 +293,20 @@ def port_bits(board):
     return max(_processor(board)["hp_width"][1])
 
 
-def engine_block_design_tcl(board, *, rtl_files, module, data_bits, clock_mhz=PL_CLOCK_MHZ,
-                            jobs=4):
+def engine_block_design_tcl(board, *, rtl_files, module, data_bits, ports=1,
+                            clock_mhz=PL_CLOCK_MHZ, jobs=4):
     """The Vivado batch script for the layer-sequential engine on ``board`` (a
     :class:`boards.registry.Board` with a processor).
 
     The engine's AXI4 master (``m_axi``) reaches the PS DDR through a SmartConnect on the
     high-performance slave port (``S_AXI_HP0`` on Zynq-7000, ``S_AXI_HP0_FPD`` on Zynq
-    UltraScale+), set to the engine's bus width where the port has it; its AXI4-Lite slave
-    (``s_axi``) hangs off the general-purpose master (``M_AXI_GP0``, ``M_AXI_HPM0_FPD``)
-    through a second SmartConnect. One fabric clock and one reset from the processing
-    system. The address map is explicit: the registers at the processor's
-    ``register_base`` (a :data:`REGISTER_WINDOW` window), the DDR segment in the engine's
-    space; nothing else is mapped.
+    UltraScale+), set to the engine's bus width where the port has it; an engine of several
+    ports (``m_axi0`` ..., :mod:`hwgen.engine.ports`) has one SmartConnect and one
+    high-performance port each (HP0, HP1, ...). Its AXI4-Lite slave (``s_axi``) hangs off the
+    general-purpose master (``M_AXI_GP0``, ``M_AXI_HPM0_FPD``) through another SmartConnect.
+    One fabric clock and one reset from the processing system. The address map is explicit:
+    the registers at the processor's ``register_base`` (a :data:`REGISTER_WINDOW` window),
+    each port's DDR segment in that port's space; nothing else is mapped.
 
     Parameters
     ----------
@@ -302,56 +315,77 @@ def engine_block_design_tcl(board, *, rtl_files, module, data_bits, clock_mhz=PL
     module : str
         The engine's wrapper module (:func:`boards.engine.engine_verilog`).
     data_bits : int
-        The engine's AXI4 data width.
+        The engine's AXI4 data width, all ports together.
+    ports : int
+        The engine's AXI4 ports (at most :func:`hp_ports`).
     clock_mhz : float
         Fabric clock the processing system makes.
     jobs : int
         Parallel implementation jobs (the environment variable ``HWGEN_JOBS`` overrides).
     """
     ps = _processor(board)
-    width_key, widths = ps["hp_width"]
-    hp_bits = max(w for w in widths if w <= max(data_bits, widths[0]))
-    ps_config = _ps_config(board, clock_mhz, {width_key: str(hp_bits)})
-    clock_pins = " ".join(f"ps/{pin}" for pin in ps["clock_inputs"])
+    if not 1 <= ports <= HP_PORTS:
+        raise BoardError(f"the engine has {ports} AXI4 ports; board {board.name}'s processing "
+                         f"system has {HP_PORTS} high-performance ports")
+    widths = ps["hp_width"][1]
+    hp_bits = max(w for w in widths if w <= max(data_bits // ports, widths[0]))
+    masters = ["m_axi"] if ports == 1 else [f"m_axi{k}" for k in range(ports)]
+    hp = [ps["hp_port"](k) for k in range(ports)]
+    extra = {}
+    for _, _, _, use_key, width_key in hp:
+        extra |= {use_key: "1", width_key: str(hp_bits)}
+    ps_config = _ps_config(board, clock_mhz, extra)
+    clock_inputs = [ps["clock_inputs"][0]] + [clock for _, clock, _, _, _ in hp]
+    clock_pins = " ".join(f"ps/{pin}" for pin in clock_inputs)
+    xbars = [f"mem_xbar{k if ports > 1 else ''}" for k in range(ports)]
     head = _project_head(board, rtl_files=rtl_files, xdc_files=[], ps_config=ps_config,
                          jobs=jobs, contents=f"the hwgen layer-sequential engine ({module})",
                          memory_user="the engine's", clock_mhz=clock_mhz)
+    memory = []
+    for master, xbar, (slave, _, segment, _, _) in zip(masters, xbars, hp):
+        memory.append(f"""set {xbar} [create_bd_cell -type ip -vlnv [latest_ip smartconnect] {xbar}]
+set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{1}}] ${xbar}
+connect_bd_intf_net [get_bd_intf_pins accel/{master}] [get_bd_intf_pins {xbar}/S00_AXI]
+connect_bd_intf_net [get_bd_intf_pins {xbar}/M00_AXI] [get_bd_intf_pins ps/{slave}]""")
+    addresses = []
+    for master, (_, _, segment, _, _) in zip(masters, hp):
+        addresses.append(f"""set ddr [get_bd_addr_segs ps/{segment}]
+if {{[llength $ddr] != 1}} {{
+    error "no DDR segment ps/{segment} on the processing system"
+}}
+assign_bd_address -target_address_space [get_bd_addr_spaces accel/{master}] $ddr""")
+    fabric = " ".join(["rst/slowest_sync_clk accel/aclk ctrl_xbar/aclk",
+                       *(f"{x}/aclk" for x in xbars)])
+    resets = " ".join(["accel/aresetn ctrl_xbar/aresetn", *(f"{x}/aresetn" for x in xbars)])
+    lanes = f" as {ports} lanes of {data_bits // ports} bits" if ports > 1 else ""
     return head + f"""
 set rst [create_bd_cell -type ip -vlnv [latest_ip proc_sys_reset] rst]
 set accel [create_bd_cell -type module -reference {module} accel]
 set ctrl_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] ctrl_xbar]
 set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{1}}] $ctrl_xbar
-set mem_xbar [create_bd_cell -type ip -vlnv [latest_ip smartconnect] mem_xbar]
-set_property -dict [list CONFIG.NUM_SI {{1}} CONFIG.NUM_MI {{1}}] $mem_xbar
 
 # Registers: processor's general-purpose master -> ctrl_xbar -> engine (AXI4-Lite).
 connect_bd_intf_net [get_bd_intf_pins ps/{ps["master"]}] [get_bd_intf_pins ctrl_xbar/S00_AXI]
 connect_bd_intf_net [get_bd_intf_pins ctrl_xbar/M00_AXI] [get_bd_intf_pins accel/s_axi]
-# Memory: engine's AXI4 master ({data_bits}-bit) -> mem_xbar -> high-performance port
-# ({hp_bits}-bit) -> PS DDR.
-connect_bd_intf_net [get_bd_intf_pins accel/m_axi] [get_bd_intf_pins mem_xbar/S00_AXI]
-connect_bd_intf_net [get_bd_intf_pins mem_xbar/M00_AXI] [get_bd_intf_pins ps/{ps["slave"]}]
+# Memory: engine's AXI4 master ({data_bits}-bit{lanes}) -> SmartConnect ->
+# high-performance port ({hp_bits}-bit) -> PS DDR, one of each per port.
+""" + "\n".join(memory) + f"""
 
 # One clock and one reset for everything in the fabric.
 connect_bd_net -net pl_clk [get_bd_pins ps/{ps["clock"]}] [get_bd_pins {{{clock_pins}}}] \\
-    [get_bd_pins {{rst/slowest_sync_clk accel/aclk ctrl_xbar/aclk mem_xbar/aclk}}]
+    [get_bd_pins {{{fabric}}}]
 connect_bd_net -net pl_resetn [get_bd_pins ps/{ps["reset"]}] [get_bd_pins rst/ext_reset_in]
 connect_bd_net -net peripheral_aresetn [get_bd_pins rst/peripheral_aresetn] \\
-    [get_bd_pins {{accel/aresetn ctrl_xbar/aresetn mem_xbar/aresetn}}]
+    [get_bd_pins {{{resets}}}]
 
-# Address map: the registers in the processor's space, the PS DDR in the engine's.
+# Address map: the registers in the processor's space, the PS DDR in each port's.
 set regs [get_bd_addr_segs accel/s_axi/*]
 if {{[llength $regs] != 1}} {{
     error "expected one register segment on accel/s_axi, found: $regs"
 }}
 assign_bd_address -target_address_space [get_bd_addr_spaces ps/Data] $regs \\
     -offset {ps["register_base"]:#010x} -range {REGISTER_WINDOW:#x}
-set ddr [get_bd_addr_segs ps/{ps["ddr_segment"]}]
-if {{[llength $ddr] != 1}} {{
-    error "no DDR segment ps/{ps["ddr_segment"]} on the processing system"
-}}
-assign_bd_address -target_address_space [get_bd_addr_spaces accel/m_axi] $ddr
-""" + _implementation_tail(clock_mhz)
+""" + "\n".join(addresses) + "\n" + _implementation_tail(clock_mhz)
 
 
 def block_design_tcl(board, *, rtl_files, xdc_files, module, in_stream_bits, out_stream_bits,

@@ -4,14 +4,17 @@ It runs inside the simulator, started by :func:`sim.engine.simulate_engine`. Its
 is a JSON file whose path is in the environment variable ``SIM_ENGINE_CONFIG``::
 
     {"image": "program.bin", "image_address": 4096, "inputs": "inputs.npy",
-     "input_address": 4352, "program_address": 4096, "addr_bits": 20,
+     "input_address": 4352, "program_address": 4096, "addr_bits": 20, "ports": 1,
+     "data_bytes": 8,
      "layers": [{"name": "conv", "output": [address, nbytes],
                  "reads": [[address, nbytes], ...]}, ...],
      "results": "results.npz", "progress": "progress.txt", "layer_log": "layers.txt",
      "latency": [2, 9], "backpressure": 0.3, "seed": 0, "max_cycles": 100000,
      "idle_cycles": 20000, "reset_cycles": 4, "clock_period_ns": 10}
 
-The DRAM is cocotbext-axi's ``AxiRam`` on the ``m_axi`` port, loaded with the image; the
+The DRAM is cocotbext-axi's ``AxiRam`` on the ``m_axi`` port, loaded with the image (with
+several ports, an ``AxiRam`` on each of ``m_axi0`` ..., all on one memory that holds the
+image in planes, :class:`hwgen.engine.layout.ImagePlanes`; ``PLANE`` is set to match); the
 registers are driven through cocotbext-axi's ``AxiLiteMaster`` on ``s_axil``. Each AXI channel
 of the DRAM pauses at random (the back-pressure pattern of :class:`sim.stream.Pattern`, one
 independent stream per channel from the seed). A read burst's first beat is ready ``latency + 1``
@@ -62,6 +65,8 @@ from cocotb.triggers import Event, FallingEdge, First, ReadWrite, RisingEdge, Ti
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from hwgen.engine.control import REGISTERS
+from hwgen.engine.layout import ImagePlanes
+from hwgen.engine.ports import port_names
 from sim.engine import CONFIG_ENV
 from sim.stream import Pattern
 
@@ -147,7 +152,8 @@ class _Bench:
         self.config = config
         self.period = float(config.get("clock_period_ns", 10))
         self.layers = config["layers"]
-        self.data_bytes = len(dut.m_axi__wdata) // 8
+        self.ports = int(config.get("ports", 1))
+        self.base = int(config["image_address"])
         self.released = 0.0             # sim time (ns) at which reset was released
         self.layer = 0                  # the layer running (layer_done pulses this frame)
         self.layer_times = []
@@ -161,11 +167,16 @@ class _Bench:
 
     # -- the DRAM ------------------------------------------------------------------------------
 
-    def _burst(self, transaction, kind):
+    def _burst(self, transaction, kind, port):
+        """``(address, nbytes)`` of a burst on ``port``, as the engine sees it: the bytes of
+        the image whose lanes it carries."""
         address = int(getattr(transaction, f"{kind}addr"))
         beats = int(getattr(transaction, f"{kind}len")) + 1
         size = 1 << int(getattr(transaction, f"{kind}size"))
-        return address, beats * size
+        if self.ports == 1:
+            return address, beats * size
+        offset = address - self.base - port * self.planes.plane_bytes
+        return self.base + offset * self.ports, beats * size * self.ports
 
     def _inside(self, address, nbytes, regions):
         return any(start <= address and address + nbytes <= start + length
@@ -176,9 +187,9 @@ class _Bench:
             return f"layer {self.layer} ('{self.layers[self.layer]['name']}')"
         return f"after the last layer ({len(self.layers)} layers done)"
 
-    async def _on_read(self, transaction, taken):
+    async def _on_read(self, transaction, taken, port):
         self.activity += 1
-        address, nbytes = self._burst(transaction, "ar")
+        address, nbytes = self._burst(transaction, "ar", port)
         if self.layer < len(self.layers):
             layer = self.layers[self.layer]
             regions = [layer["descriptor"], layer["parameters"], *layer["reads"]]
@@ -194,9 +205,9 @@ class _Bench:
         if ready > self.now():
             await Timer((ready - self.now()) * self.period, "ns")
 
-    async def _on_write(self, transaction, taken):
+    async def _on_write(self, transaction, taken, port):
         self.activity += 1
-        address, nbytes = self._burst(transaction, "aw")
+        address, nbytes = self._burst(transaction, "aw", port)
         self.written.append((address, nbytes))
         regions = [self.layers[self.layer]["output"]] if self.layer < len(self.layers) else []
         if not self._inside(address, nbytes, regions):
@@ -218,31 +229,48 @@ class _Bench:
             fixed = lo if name == "read" else 0
             setattr(self, f"{name}_latency",
                     (lambda rng=rng: rng.randint(lo, hi)) if hi > lo else (lambda v=fixed: v))
-        # The RAM spans the image where it is loaded, rounded up to whole 4 KiB pages (bursts
-        # stop at pages).
-        base = int(config["image_address"])
-        size = max(4096, -(-(base + len(image)) // 4096) * 4096)
-        ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=size,
-                     mem=bytearray(size))
-        ram.write(base, image)
+        # One memory behind every port; the image lies in it as the engine's planes, from
+        # ``base``, rounded up to whole 4 KiB pages (bursts stop at pages).
+        base = self.base
+        self.planes = ImagePlanes(self.ports, int(config["data_bytes"]), len(image))
+        size = max(4096, -(-(base + self.planes.nbytes) // 4096) * 4096)
+        self.mem = bytearray(size)
+        self.image = np.frombuffer(self.mem, dtype=np.uint8)[base:base + self.planes.nbytes]
+        self.planes.write(self.image, 0, image)
+        self.rams = []
         pattern = config["backpressure"]
-        for side, names in CHANNELS.items():
-            interface = getattr(ram, side)
-            interface.log.setLevel(logging.WARNING)      # one line per burst otherwise
-            for name in names:
-                channel = getattr(interface, name)
-                if not Pattern(pattern).always_high:
-                    channel.set_pause_generator(
-                        _pauses(Pattern(pattern, seed=seed, name=f"m_axi.{name}")))
-        ram.read_if.ar_channel = _Addresses(ram.read_if.ar_channel, self._on_read, self.now)
-        ram.write_if.aw_channel = _Addresses(ram.write_if.aw_channel, self._on_write, self.now)
-        # The sources run from their construction (and again after each reset): replace them.
-        for source in (ram.read_if.r_channel, ram.write_if.b_channel):
-            source._run = lambda source=source: _drive_at_once(source)
-            if source._run_cr is not None:
-                source._run_cr.cancel()
-                source._run_cr = cocotb.start_soon(source._run())
-        self.ram = ram
+        for k, name in enumerate(port_names(self.ports)):
+            ram = AxiRam(AxiBus.from_prefix(dut, f"{name}_"), dut.clk, dut.rst, size=size,
+                         mem=self.mem)
+            for side, channels in CHANNELS.items():
+                interface = getattr(ram, side)
+                interface.log.setLevel(logging.WARNING)      # one line per burst otherwise
+                for channel_name in channels:
+                    channel = getattr(interface, channel_name)
+                    if not Pattern(pattern).always_high:
+                        channel.set_pause_generator(_pauses(Pattern(
+                            pattern, seed=seed, name=f"{name}.{channel_name}")))
+            ram.read_if.ar_channel = _Addresses(
+                ram.read_if.ar_channel, lambda t, taken, k=k: self._on_read(t, taken, k),
+                self.now)
+            ram.write_if.aw_channel = _Addresses(
+                ram.write_if.aw_channel, lambda t, taken, k=k: self._on_write(t, taken, k),
+                self.now)
+            # The sources run from their construction (and again after each reset): replace
+            # them.
+            for source in (ram.read_if.r_channel, ram.write_if.b_channel):
+                source._run = lambda source=source: _drive_at_once(source)
+                if source._run_cr is not None:
+                    source._run_cr.cancel()
+                    source._run_cr = cocotb.start_soon(source._run())
+            self.rams.append(ram)
+
+    def read_image(self, address, nbytes):
+        """``nbytes`` at ``address`` of the DRAM, the image seen whole (not in planes)."""
+        return self.planes.read(self.image, address - self.base, nbytes)
+
+    def write_image(self, address, data):
+        self.planes.write(self.image, address - self.base, data)
 
     # -- monitors --------------------------------------------------------------------------------
 
@@ -257,7 +285,7 @@ class _Bench:
         if self.layer:
             address, nbytes = self.layers[self.layer - 1]["output"]
             Path(log).with_name(f"layer{self.layer - 1}.bin").write_bytes(
-                self.ram.read(address, nbytes))
+                self.read_image(address, nbytes))
         with open(log, "a") as file:
             file.write(f"{self.layer} {cycle}\n")
 
@@ -295,8 +323,8 @@ class _Bench:
         config = self.config
         for layer in self.layers:
             address, nbytes = layer["output"]
-            self.ram.write(address, bytes([POISON]) * nbytes)
-        self.ram.write(int(config["input_address"]), packed_input.tobytes())
+            self.write_image(address, bytes([POISON]) * nbytes)
+        self.write_image(int(config["input_address"]), packed_input.tobytes())
         self.layer, self.layer_times, self.written = 0, [], []
 
         times, finished = [], Event()
@@ -304,6 +332,7 @@ class _Bench:
         program = int(config["program_address"])
         await axil.write_dword(REGISTERS["PROGRAM_LO"], program & 0xFFFFFFFF)
         await axil.write_dword(REGISTERS["PROGRAM_HI"], program >> 32)
+        await axil.write_dword(REGISTERS["PLANE"], self.planes.plane_bytes)
         await axil.write_dword(REGISTERS["CTRL"], 1)
 
         max_cycles, idle_cycles = int(config["max_cycles"]), int(config["idle_cycles"])
@@ -345,7 +374,7 @@ class _Bench:
             if gap is not None:
                 raise RunError(f"frame {index}: layer '{layer['name']}' left bytes "
                                f"{gap[0]:#x}..{gap[1] - 1:#x} of its output tensor unwritten")
-        tensors = [np.frombuffer(self.ram.read(*layer["output"]), dtype=np.uint8)
+        tensors = [np.frombuffer(self.read_image(*layer["output"]), dtype=np.uint8)
                    for layer in self.layers]
         return {"start": start, "cycles": end - start,
                 "layers": [t - start for t in self.layer_times],

@@ -354,8 +354,11 @@ def _image_base(meta):
     """Where the image is loaded in the simulated DRAM: past the first page when the address
     space has room, so that every run checks the engine adds the PROGRAM register's base to
     the image's offsets."""
-    return IMAGE_BASE if IMAGE_BASE + meta["image_bytes"] <= 1 << meta["config"].addr_bits \
-        else 0
+    from hwgen.engine.layout import ImagePlanes
+
+    config = meta["config"]
+    nbytes = ImagePlanes(config.ports, config.data_bytes, meta["image_bytes"]).nbytes
+    return IMAGE_BASE if IMAGE_BASE + nbytes <= 1 << config.addr_bits else 0
 
 
 def _regions(meta, base):
@@ -584,7 +587,8 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
     run_config = {"image": meta["image"], "inputs": str(inputs_path),
                   "image_address": base, "input_address": base + int(input_entry["address"]),
                   "program_address": base,
-                  "addr_bits": meta["config"].addr_bits, "layers": _regions(meta, base),
+                  "addr_bits": meta["config"].addr_bits, "ports": meta["config"].ports,
+                  "data_bytes": meta["config"].data_bytes, "layers": _regions(meta, base),
                   "results": str(results_path), "progress": str(progress_path),
                   "layer_log": str(layer_log),
                   "latency": list(latency_range), "backpressure": backpressure, "seed": seed,

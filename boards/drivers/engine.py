@@ -9,7 +9,11 @@ the start, and report status, layers and cycles.
 The DRAM image is ``program.bin`` (descriptors, parameters, weights, room for every tensor;
 every address in it an offset from its start). Per frame the driver writes the input tensor
 into the image, points ``PROGRAM`` at the image's physical address, starts the engine, waits
-for ``STATUS`` done and reads the output tensor. Tensors are packed as
+for ``STATUS`` done and reads the output tensor. An engine of several AXI4 ports
+(``design["engine"]["ports"]``) reads the image as planes, one per port
+(:class:`~hwgen.engine.layout.ImagePlanes`): the driver allocates the planes in one buffer,
+points ``PLANE`` at the distance between them and reads and writes tensors through them.
+Tensors are packed as
 :class:`~hwgen.engine.layout.TensorLayout` stores them, the code the compiler and the
 simulator use (the build puts ``layout.py``, NumPy only, beside this file); ``pynq`` is
 imported when an :class:`EngineOverlay` is opened.
@@ -29,14 +33,15 @@ from pathlib import Path
 import numpy as np
 
 try:  # on the board: the copy of hwgen/engine/layout.py the build put beside this file
-    from layout import TensorLayout
+    from layout import PLANE_ALIGN, ImagePlanes, TensorLayout
 except ImportError:  # in the project
-    from hwgen.engine.layout import TensorLayout
+    from hwgen.engine.layout import PLANE_ALIGN, ImagePlanes, TensorLayout
 
-__all__ = ["load_design", "tensor_layout", "write_input", "read_tensor", "read_output",
-           "EngineOverlay", "EngineError"]
+__all__ = ["load_design", "image_planes", "tensor_layout", "write_input", "read_tensor",
+           "read_output", "EngineOverlay", "EngineError"]
 
-#: Alignment of the image's base (the ``PROGRAM`` register's rule).
+#: Alignment of the image's base (the ``PROGRAM`` register's rule) with one port; with
+#: several, ``PLANE_ALIGN``.
 IMAGE_ALIGN = 64
 
 
@@ -58,27 +63,36 @@ def tensor_layout(design, value):
     return int(entry["address"]), TensorLayout.from_metadata(entry)
 
 
-def write_input(image, design, x):
-    """Write one input tensor ``x`` (the input's shape, integers in its range) into
-    ``image`` (a writable byte buffer: a bytearray or a uint8 array) where the program
-    reads it."""
+def image_planes(design):
+    """How the design's engine lays its DRAM image out in the buffer (one plane per port)."""
+    design = load_design(design)
+    engine = design["engine"]
+    return ImagePlanes(int(engine.get("ports", 1)), int(engine["data_bits"]) // 8,
+                       int(design["image_bytes"]))
+
+
+def write_input(buffer, design, x):
+    """Pack input ``x`` into the image in ``buffer`` (a writable byte buffer: a bytearray or a
+    uint8 array, the image in planes) where the program reads it."""
     address, layout = tensor_layout(design, "input")
-    data = np.frombuffer(layout.pack(x), dtype=np.uint8)
-    view = np.asarray(image).reshape(-1) if not isinstance(image, bytearray) else \
-        np.frombuffer(image, dtype=np.uint8)
-    view[address:address + len(data)] = data
+    image_planes(design).write(_bytes_view(buffer), address, layout.pack(x))
 
 
-def read_tensor(image, design, value):
-    """The tensor of graph value ``value`` as it lies in ``image``."""
+def read_tensor(buffer, design, value):
+    """The tensor of graph value ``value`` as it lies in the image in ``buffer``."""
     address, layout = tensor_layout(design, value)
-    return layout.unpack(bytes(np.asarray(image, dtype=np.uint8).reshape(-1)
-                               [address:address + layout.nbytes]))
+    return layout.unpack(image_planes(design).read(_bytes_view(buffer), address,
+                                                   layout.nbytes))
 
 
-def read_output(image, design):
-    """The program's output tensor as it lies in ``image``."""
-    return read_tensor(image, design, load_design(design)["output"])
+def read_output(buffer, design):
+    """The program's output tensor as it lies in the image in ``buffer``."""
+    return read_tensor(buffer, design, load_design(design)["output"])
+
+
+def _bytes_view(buffer):
+    return np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, bytearray) else \
+        np.asarray(buffer).reshape(-1)
 
 
 class EngineOverlay:
@@ -126,16 +140,18 @@ class EngineOverlay:
         if found != self.design["config_word"]:
             raise RuntimeError(f"the bitstream's engine has CONFIG {found:#010x}; the program "
                                f"was compiled for {self.design['config_word']:#010x} (tm, tn, "
-                               f"bus bytes): load the matching files")
-        self.buffer = pynq.allocate(shape=(len(image),), dtype=np.uint8)
+                               f"bus bytes, ports): load the matching files")
+        self.planes = image_planes(self.design)
+        self.buffer = pynq.allocate(shape=(self.planes.nbytes,), dtype=np.uint8)
         address = int(self.buffer.physical_address)
         reach = 1 << int(self.design["engine"]["addr_bits"])
-        if address % IMAGE_ALIGN or address + len(image) > reach:
+        align = IMAGE_ALIGN if self.planes.ports == 1 else PLANE_ALIGN
+        if address % align or address + self.planes.nbytes > reach:
             self.buffer.freebuffer()
-            raise RuntimeError(f"the image buffer at {address:#x} ({len(image)} bytes) is not "
-                               f"{IMAGE_ALIGN}-byte aligned inside the engine's "
+            raise RuntimeError(f"the image buffer at {address:#x} ({self.planes.nbytes} bytes) "
+                               f"is not {align}-byte aligned inside the engine's "
                                f"{reach:#x}-byte address space")
-        self.buffer[:] = np.frombuffer(image, dtype=np.uint8)
+        self.buffer[:] = np.frombuffer(self.planes.planes(image), dtype=np.uint8)
         self.buffer.flush()
 
     def read(self, name):
@@ -158,6 +174,7 @@ class EngineOverlay:
         address = int(self.buffer.physical_address)
         self.write("PROGRAM_LO", address & 0xFFFF_FFFF)
         self.write("PROGRAM_HI", address >> 32)
+        self.write("PLANE", self.planes.plane_bytes)
         self.write("CTRL", 1)
         bits = self.design["status_bits"]
         done, busy, error = 1 << bits["done"], 1 << bits["busy"], 1 << bits["error"]

@@ -6,7 +6,10 @@ from quant.numerics import is_int
 
 from .. import packing
 
-__all__ = ["EngineConfig", "crossbar_sources", "film_lanes"]
+__all__ = ["EngineConfig", "PORT_COUNTS", "crossbar_sources", "film_lanes"]
+
+#: AXI4 ports an engine may spread its bus over (a Zynq has four high-performance ports).
+PORT_COUNTS = (1, 2, 4)
 
 
 def crossbar_sources(lane_bits):
@@ -51,6 +54,11 @@ class EngineConfig:
         Width of the signed accumulators (a layer whose worst case does not fit is refused).
     data_bits : int
         Width of the AXI4 data bus (a power of two, 32 to 1024).
+    ports : int
+        AXI4 ports the bus is spread over (1, 2 or 4): each bus word is cut into ``ports``
+        lanes of ``data_bits / ports`` bits, lane ``k`` going to port ``k`` and stored in
+        plane ``k`` of the DRAM image (:mod:`hwgen.engine.ports`), so that several of a
+        processor's memory ports carry the engine's traffic together.
     addr_bits : int
         Width of AXI4 addresses: the DRAM image must fit ``2 ** addr_bits`` bytes.
     input_words : int
@@ -72,6 +80,7 @@ class EngineConfig:
     act_bits: int = 9
     acc_bits: int = 32
     data_bits: int = 64
+    ports: int = 1
     addr_bits: int = 32
     input_words: int = 2048
     output_words: int = 1024
@@ -96,6 +105,12 @@ class EngineConfig:
         if self.data_bits not in (32, 64, 128, 256, 512, 1024):
             raise ValueError(f"engine data_bits must be a power of two in 32..1024, not "
                              f"{self.data_bits}")
+        if not is_int(self.ports) or self.ports not in PORT_COUNTS or \
+                self.data_bits // self.ports < 32:
+            raise ValueError(f"engine ports must be one of "
+                             f"{', '.join(map(str, PORT_COUNTS))} with lanes of at least 32 "
+                             f"bits (data_bits / ports), not {self.ports!r} on a "
+                             f"{self.data_bits}-bit bus")
         if not 2 <= self.act_bits <= 16:
             raise ValueError(f"engine act_bits must be in 2..16, not {self.act_bits}")
         if not 16 <= self.acc_bits <= 48:
@@ -125,6 +140,11 @@ class EngineConfig:
     def data_bytes(self):
         return self.data_bits // 8
 
+    @property
+    def port_bits(self):
+        """Data width of each AXI4 port."""
+        return self.data_bits // self.ports
+
     @classmethod
     def from_dict(cls, entry):
         """The configuration :meth:`as_dict` describes (its derived ``dsp`` is left out)."""
@@ -135,7 +155,7 @@ class EngineConfig:
     def as_dict(self):
         return {"tm": self.tm, "tn": self.tn, "lane_bits": list(self.lane_bits),
                 "act_bits": self.act_bits, "acc_bits": self.acc_bits,
-                "data_bits": self.data_bits, "addr_bits": self.addr_bits,
+                "data_bits": self.data_bits, "ports": self.ports, "addr_bits": self.addr_bits,
                 "input_words": self.input_words, "output_words": self.output_words,
                 "weight_words": self.weight_words,
                 "channels": self.channels, "family": self.family, "dsp": self.dsp_count}

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..axi import AXILiteSignature
 
-__all__ = ["REGISTERS", "MAGIC", "VERSION", "ERRORS", "Control"]
+__all__ = ["REGISTERS", "MAGIC", "VERSION", "ERRORS", "Control", "config_word"]
 
 #: ``ID``: "HWGE" in ASCII.
 MAGIC = 0x48574745
@@ -15,9 +15,15 @@ VERSION = 0x00010000
 #: Byte offsets of the registers.
 REGISTERS = {"ID": 0x00, "VERSION": 0x04, "CTRL": 0x08, "STATUS": 0x0C, "PROGRAM_LO": 0x10,
              "PROGRAM_HI": 0x14, "CYCLES_LO": 0x18, "CYCLES_HI": 0x1C, "LAYERS": 0x20,
-             "ERROR": 0x24, "CONFIG": 0x28}
+             "ERROR": 0x24, "CONFIG": 0x28, "PLANE": 0x2C}
 #: ``ERROR`` codes.
 ERRORS = {1: "a descriptor has an unknown op"}
+
+
+def config_word(config):
+    """``CONFIG`` of the engine ``config``: ``tm`` in bits 7..0, ``tn`` in 15..8, bus bytes in
+    23..16, AXI4 ports less one in 31..24."""
+    return config.tm | (config.tn << 8) | (config.data_bytes << 16) | ((config.ports - 1) << 24)
 
 
 class Control(wiring.Component):
@@ -27,8 +33,10 @@ class Control(wiring.Component):
     64-byte aligned address; every address in the image is an offset from it); ``STATUS`` bit 0
     is busy, bit 1 done (until the next start), bit 2 error (``ERROR`` says which);
     ``CYCLES`` counts the cycles of the last run (held when it ends), ``LAYERS`` the layers
-    it completed; ``CONFIG`` describes the engine (``tm`` in bits 7..0, ``tn`` in 15..8, bus
-    bytes in 31..16).
+    it completed; ``CONFIG`` describes the engine (:func:`config_word`). An engine of several
+    AXI4 ports has ``PLANE``, the bytes from one plane of the image to the next
+    (:mod:`hwgen.engine.ports`; a multiple of 4 KiB, as is ``PROGRAM`` then); on one port it
+    reads 0 and ignores writes.
 
     Members
     -------
@@ -36,16 +44,19 @@ class Control(wiring.Component):
     start : Out(1)
         One cycle, when a run starts.
     program : Out(64)
+    plane : Out(32)
+        Only with several ports.
     busy, done, error : In(1)
     error_code : In(8)
     layers : In(16)
     """
 
-    def __init__(self, *, config_word):
-        self._config_word = config_word
+    def __init__(self, *, config_word, ports=1):
+        self._config_word, self._ports = config_word, ports
         super().__init__({
             "s_axil": In(AXILiteSignature(8)),
             "start": Out(1), "program": Out(64),
+            **({"plane": Out(32)} if ports > 1 else {}),
             "busy": In(1), "done": In(1), "error": In(1), "error_code": In(8),
             "layers": In(16),
         })
@@ -75,6 +86,9 @@ class Control(wiring.Component):
                     m.d.sync += self.program[:32].eq(bus.wdata)
                 with m.Case(REGISTERS["PROGRAM_HI"] >> 2):
                     m.d.sync += self.program[32:].eq(bus.wdata)
+                if self._ports > 1:
+                    with m.Case(REGISTERS["PLANE"] >> 2):
+                        m.d.sync += self.plane.eq(bus.wdata)
 
         # Reads: one at a time.
         rvalid = Signal()
@@ -90,7 +104,8 @@ class Control(wiring.Component):
                       "PROGRAM_LO": self.program[:32], "PROGRAM_HI": self.program[32:],
                       "CYCLES_LO": cycles[:32], "CYCLES_HI": cycles[32:],
                       "LAYERS": self.layers, "ERROR": self.error_code,
-                      "CONFIG": self._config_word}
+                      "CONFIG": self._config_word,
+                      **({"PLANE": self.plane} if self._ports > 1 else {})}
             with m.Switch(bus.araddr[2:6]):
                 for name, value in values.items():
                     with m.Case(REGISTERS[name] >> 2):

@@ -14,8 +14,8 @@ double-buffered memories, a full flag per bank:
 
 So the next band's input and the next fold's weights are read while the current ones are
 computed, and a band is written while the next one is computed. The read and write masters
-(:mod:`hwgen.engine.dma`) share one AXI4 port; the registers (:mod:`hwgen.engine.control`)
-start a program and report its progress.
+(:mod:`hwgen.engine.dma`) share one AXI4 port, or several (:mod:`hwgen.engine.ports`); the
+registers (:mod:`hwgen.engine.control`) start a program and report its progress.
 """
 
 from amaranth.hdl import Cat, Module, Signal, unsigned
@@ -24,14 +24,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..axi import AXI4Signature, AXILiteSignature
-from .params import VECTOR_WEIGHT_BITS
-from .params import param_words
+from .params import VECTOR_WEIGHT_BITS, param_words
 from .bands import LayerGeometry
 from .compute import Compute
-from .control import Control
+from .control import Control, config_word
 from .dma import ReadMaster, WriteMaster
 from .loader import Loader
 from .macarray import weight_word_bits
+from .ports import Planes, port_names
 from .program import ADD, DEPTHWISE, DESCRIPTOR_LAYOUT, MATMUL, POOL_MAX, POOL_SUM
 from .store import Store
 
@@ -66,7 +66,8 @@ class Engine(wiring.Component):
     Members
     -------
     m_axi : Out(AXI4Signature(addr_bits, data_bits))
-        DRAM: descriptors, parameters, weights and tensors.
+        DRAM: descriptors, parameters, weights and tensors. With ``config.ports > 1``,
+        ``m_axi0`` ... instead, each ``data_bits / ports`` wide (one plane of the image each).
     s_axil : In(AXILiteSignature(8))
         Control (:mod:`hwgen.engine.control`).
     layer_done : Out(1)
@@ -77,7 +78,8 @@ class Engine(wiring.Component):
     def __init__(self, config):
         self._config = config
         super().__init__({
-            "m_axi": Out(AXI4Signature(config.addr_bits, config.data_bits)),
+            **{name: Out(AXI4Signature(config.addr_bits, config.port_bits))
+               for name in port_names(config.ports)},
             "s_axil": In(AXILiteSignature(8)),
             "layer_done": Out(1),
             "busy": Out(1),
@@ -97,13 +99,22 @@ class Engine(wiring.Component):
         weight_bits = max(weight_word_bits(c), c.tn * VECTOR_WEIGHT_BITS)
         p_words = param_words(c)
 
-        m.submodules.control = control = Control(
-            config_word=c.tm | (c.tn << 8) | ((db // 8) << 16))
+        m.submodules.control = control = Control(config_word=config_word(c), ports=c.ports)
         wiring.connect(m, wiring.flipped(self.s_axil), control.s_axil)
         m.submodules.reader = reader = ReadMaster(addr_bits=c.addr_bits, data_bits=db)
         m.submodules.writer = writer = WriteMaster(addr_bits=c.addr_bits, data_bits=db)
-        _connect_half(m, self.m_axi, reader.m_axi)
-        _connect_half(m, self.m_axi, writer.m_axi)
+        if c.ports == 1:
+            bus, origin = self.m_axi, control.program
+        else:
+            # The masters address the image by offset; the planes place each lane.
+            m.submodules.planes = planes = Planes(addr_bits=c.addr_bits, data_bits=db,
+                                                  ports=c.ports)
+            m.d.comb += [planes.image.eq(control.program), planes.plane.eq(control.plane)]
+            for name in port_names(c.ports):
+                wiring.connect(m, getattr(planes, name), wiring.flipped(getattr(self, name)))
+            bus, origin = planes.s_axi, 0
+        _connect_half(m, bus, reader.m_axi)
+        _connect_half(m, bus, writer.m_axi)
 
         desc = Signal(DESCRIPTOR_LAYOUT)
         m.submodules.loader = loader = Loader(c, element_bits=ELEMENT_BITS,
@@ -179,8 +190,8 @@ class Engine(wiring.Component):
                      control.layers.eq(layers), self.busy.eq(running)]
         with m.If(control.start):
             m.d.sync += [running.eq(1), done.eq(0), error.eq(0), error_code.eq(0),
-                         layers.eq(0), program.eq(control.program),
-                         base.eq(control.program), fetching.eq(1),
+                         layers.eq(0), program.eq(origin),
+                         base.eq(origin), fetching.eq(1),
                          issued.eq(0), words.eq(0)]
 
         # Read commands and data: the descriptor's while fetching, else the loader's.

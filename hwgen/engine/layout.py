@@ -20,7 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TensorLayout", "map_shape"]
+__all__ = ["ImagePlanes", "PLANE_ALIGN", "TensorLayout", "map_shape"]
+
+#: Alignment of the image and of each plane when the engine has several ports (no port's
+#: burst may cross 4 KiB; :mod:`hwgen.engine.ports`).
+PLANE_ALIGN = 4096
 
 
 def map_shape(shape):
@@ -153,3 +157,67 @@ class TensorLayout:
         if self.patches is not None:
             x = self._from_patches(x)
         return x.reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class ImagePlanes:
+    """Where the DRAM image lies for an engine of ``ports`` AXI4 ports on a ``data_bytes``
+    bus: plane ``k`` (lane ``k``, bytes ``k * lane .. (k + 1) * lane - 1``, of every bus word,
+    word after word) at ``k * plane_bytes`` of a buffer of :attr:`nbytes`. With one port the
+    buffer is the image itself."""
+    ports: int
+    data_bytes: int
+    image_bytes: int
+
+    @property
+    def lane_bytes(self):
+        return self.data_bytes // self.ports if self.ports > 1 else 1
+
+    @property
+    def plane_bytes(self):
+        """Bytes from one plane to the next (the ``PLANE`` register): whole 4 KiB pages."""
+        if self.ports == 1:
+            return self.image_bytes
+        words = -(-self.image_bytes // self.data_bytes)
+        return -(-words * self.lane_bytes // PLANE_ALIGN) * PLANE_ALIGN
+
+    @property
+    def nbytes(self):
+        return self.ports * self.plane_bytes
+
+    def view(self, buffer):
+        """``buffer`` (:attr:`nbytes` writable bytes) as ``(words, ports, lane)``: word ``w``
+        of the image is ``view[w]`` flattened."""
+        flat = np.asarray(buffer, dtype=np.uint8).reshape(-1)
+        if flat.size != self.nbytes:
+            raise ValueError(f"the image's planes take {self.nbytes} bytes, not {flat.size}")
+        lane = self.lane_bytes
+        return flat.reshape(self.ports, self.plane_bytes // lane, lane).transpose(1, 0, 2)
+
+    def _words(self, address, nbytes):
+        size = self.ports * self.lane_bytes
+        if address < 0 or address + nbytes > self.image_bytes:
+            raise ValueError(f"bytes {address}..{address + nbytes} are not inside the image "
+                             f"of {self.image_bytes} bytes")
+        return address // size, -(-(address + nbytes) // size), size
+
+    def write(self, buffer, address, data):
+        """Store ``data`` at ``address`` of the image."""
+        data = np.frombuffer(bytes(data), dtype=np.uint8)
+        first, end, size = self._words(address, data.size)
+        view = self.view(buffer)
+        words = view[first:end].reshape(-1).copy()
+        words[address - first * size:address - first * size + data.size] = data
+        view[first:end] = words.reshape(end - first, self.ports, -1)
+
+    def read(self, buffer, address, nbytes):
+        """The ``nbytes`` of the image at ``address``."""
+        first, end, size = self._words(address, nbytes)
+        words = self.view(buffer)[first:end].reshape(-1)
+        return words[address - first * size:address - first * size + nbytes].tobytes()
+
+    def planes(self, image):
+        """The buffer that holds ``image`` (all :attr:`image_bytes` of it) in planes."""
+        buffer = np.zeros(self.nbytes, dtype=np.uint8)
+        self.write(buffer, 0, image)
+        return buffer.tobytes()

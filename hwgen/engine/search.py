@@ -28,7 +28,7 @@ from ..design import DesignError
 from ..model import KINDS, device as get_device
 from ..ops import op_views
 from .compiler import compile_program
-from .config import EngineConfig, film_lanes
+from .config import PORT_COUNTS, EngineConfig, film_lanes
 from .image import band_rows
 from .model import DEFAULT_LATENCY, NetworkCycles, layer_cycles
 from .program import ADD, MATMUL
@@ -312,10 +312,10 @@ class _Probe:
 
 class _Search:
     def __init__(self, graph, part, clock_mhz, bandwidth_gbs, utilization, latency, price,
-                 max_data_bits):
+                 max_data_bits, port_bits):
         self.graph, self.part, self.clock_mhz = graph, part, clock_mhz
         self.bandwidth_gbs, self.utilization, self.latency = bandwidth_gbs, utilization, latency
-        self.price = price
+        self.price, self.port_bits = price, port_bits
         self.views = op_views(graph)
         self.shapes = graph.shapes()
         self.filter_bits = sorted({int(b) for v in self.views.values()
@@ -334,7 +334,7 @@ class _Search:
         key = (tm, lanes, data_bits)
         if key not in self.probes:
             config = EngineConfig(tm=tm, tn=tm, lane_bits=lanes, data_bits=data_bits,
-                                  input_words=_UNBOUNDED_WORDS, output_words=_UNBOUNDED_WORDS,
+                                  ports=self.ports(data_bits), input_words=_UNBOUNDED_WORDS, output_words=_UNBOUNDED_WORDS,
                                   weight_words=_UNBOUNDED_WORDS, channels=_UNBOUNDED_WORDS,
                                   family=self.part.family)
             self.probes[key] = _Probe(self.graph, config)
@@ -345,8 +345,14 @@ class _Search:
         return {k: (getattr(resources, k), int(self.allowed[k])) for k in KINDS
                 if getattr(resources, k) > self.allowed[k]}
 
+    def ports(self, data_bits):
+        """The AXI ports a bus of ``data_bits`` is spread over: one, or as many as it has
+        ports' widths."""
+        return max(1, data_bits // (self.port_bits or data_bits))
+
     def sized(self, probe, tm, lanes, data_bits, scale, out_scale):
         return EngineConfig(tm=tm, tn=tm, lane_bits=lanes, data_bits=data_bits,
+                            ports=self.ports(data_bits),
                             input_words=_power_of_two(probe.input_words) * scale,
                             output_words=_power_of_two(probe.output_words) * out_scale,
                             weight_words=_power_of_two(probe.weight_words),
@@ -497,15 +503,18 @@ def _engine_resources(config, part):
 
 def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
                   bandwidth_gbs=DEFAULT_BANDWIDTH_GBS, target_fps=None, utilization=0.8,
-                  latency=DEFAULT_LATENCY, price=None, max_data_bits=None):
+                  latency=DEFAULT_LATENCY, price=None, max_data_bits=None, port_bits=None):
     """The engine configuration with the most frames per second for ``graph`` on ``device``
     at ``clock_mhz`` with ``bandwidth_gbs`` of DRAM, within ``utilization`` of every
     resource; with ``target_fps``, the cheapest (the smallest largest share of a resource)
     that reaches it. ``latency`` is the DRAM read latency of the cycle model; ``price`` how
     a configuration's resources are estimated (default
     :func:`hwgen.engine.resources.engine_resources`); ``max_data_bits`` the widest AXI data
-    width the engine may have (the port it is built on: the cycle model then moves at most a
-    word of it a cycle each way, whatever the DRAM's bandwidth).
+    width the engine may have (the cycle model then moves at most a word of it a cycle each
+    way, whatever the DRAM's bandwidth); ``port_bits`` the width of each AXI port the engine
+    is built on (a processor's high-performance port): a wider bus is spread over up to
+    four of them (:mod:`hwgen.engine.ports`), so the widest bus is four ports' width unless
+    ``max_data_bits`` says less.
 
     Raises
     ------
@@ -525,10 +534,13 @@ def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
     bandwidth_gbs = check_bandwidth(bandwidth_gbs)
     _check_share("utilization", utilization)
     _check_target(target_fps)
+    widest = _MAX_DATA_BITS
+    if port_bits is not None:
+        widest = min(widest, check_max_data_bits(port_bits) * max(PORT_COUNTS))
+    if max_data_bits is not None:
+        widest = min(widest, check_max_data_bits(max_data_bits))
     search = _Search(graph, part, clock_mhz, bandwidth_gbs, utilization, latency,
-                     price or _engine_resources,
-                     _MAX_DATA_BITS if max_data_bits is None
-                     else check_max_data_bits(max_data_bits))
+                     price or _engine_resources, widest, port_bits)
     best = search.fastest()
     if best is None:
         raise search.no_fit()

@@ -150,6 +150,9 @@ CASES = [
     ("engine-with-folding", "generate m.qgraph -o r --arch engine --folding fc1=1x1", 1,
      r"--folding configure the dataflow architecture; with --arch engine give --engine",
      ["r"]),
+    ("engine-ports", "generate m.qgraph -o r --arch engine --engine data_bits=64,ports=4", 1,
+     r"--engine: engine ports must be one of 1, 2, 4 with lanes of at least 32 bits "
+     r"\(data_bits / ports\), not 4 on a 64-bit bus", ["r"]),
     ("engine-address-space", "generate m.qgraph -o r --arch engine --engine addr_bits=12", 1,
      r"--engine: engine addr_bits must be in 16..64, not 12", ["r"]),
     ("arch-choice", "generate m.qgraph -o r --arch systolic", 64,

@@ -4,6 +4,7 @@ self-test bitstream in the slow tier."""
 
 import json
 import queue
+from dataclasses import replace
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from hwgen.app.cli import main
 from hwgen.engine import compile_program, run_image
 from hwgen.engine.control import MAGIC, REGISTERS
 from hwgen.engine.core import Engine
+from hwgen.engine.ports import port_names
 
 from ..hwgen.engine.axi_memory import AxiMemory
 from ..hwgen.engine.bench import axil_read, axil_write
@@ -119,6 +121,48 @@ def test_engine_wrapper_compiles(zynq_builds):
     assert run.returncode == 0, run.stderr
 
 
+@pytest.fixture(scope="module")
+def ported_build(tmp_path_factory):
+    """A dry-run ZCU102 build of a 512-bit engine on four 128-bit ports: ``(folder,
+    config)``."""
+    config = small_engine("xcup", data_bits=512, ports=4)
+    out = tmp_path_factory.mktemp("engine_ports")
+    boards.build(small_cnn(), "zcu102", out, dry_run=True, estimate=False, arch="engine",
+                 engine=config, log=None)
+    return out, config
+
+
+def test_an_engine_on_four_ports_takes_four_hp_ports(ported_build):
+    """Each of the engine's ports goes through its own SmartConnect to its own HP port, 128
+    bits wide, with the PS DDR in its address space; the wrapper has the four masters."""
+    out, config = ported_build
+    tcl = (out / "build.tcl").read_text()
+    for k in range(4):
+        assert _connected(tcl, f"accel/m_axi{k}", f"mem_xbar{k}/S00_AXI")
+        assert _connected(tcl, f"mem_xbar{k}/M00_AXI", f"ps/S_AXI_HP{k}_FPD")
+        assert f"CONFIG.PSU__USE__S_AXI_GP{k + 2} {{1}}" in tcl
+        assert f"CONFIG.PSU__SAXIGP{k + 2}__DATA_WIDTH {{128}}" in tcl
+        assert f"[get_bd_addr_segs ps/SAXIGP{k + 2}/HP{k}_DDR_LOW]" in tcl
+        assert f"[get_bd_addr_spaces accel/m_axi{k}] $ddr" in tcl
+        assert f"ps/saxihp{k}_fpd_aclk" in tcl and f"mem_xbar{k}/aresetn" in tcl
+    assert "accel/m_axi]" not in tcl and "S_AXI_HP4" not in tcl
+    wrapper = (out / "rtl/hwgen_engine.v").read_text()
+    assert wrapper.count("PROTOCOL AXI4, DATA_WIDTH 128, ADDR_WIDTH 32") == 4
+    assert "ASSOCIATED_BUSIF m_axi0:m_axi1:m_axi2:m_axi3:s_axi" in wrapper
+    design = json.loads((out / "design.json").read_text())
+    assert design["engine"]["ports"] == 4 and design["registers"]["PLANE"] == 0x2C
+    run = subprocess.run(["iverilog", "-g2012", "-s", "hwgen_engine", "-o", "/dev/null",
+                          str(out / "rtl/hwgen_engine.v"), str(out / "rtl/hwgen_engine_core.v")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_more_ports_than_a_processor_has_are_refused():
+    with pytest.raises(BoardError, match="has 4 high-performance ports"):
+        vivado.engine_block_design_tcl(get_board("zcu102"), rtl_files=["e.v"], module="e",
+                                       data_bits=1024, ports=8)
+
+
 def test_bundled_engine_driver_runs_without_the_project(zynq_builds, tmp_path):
     """driver/ imports on its own (no hwgen, no pynq) and packs as the project does."""
     graph, builds = zynq_builds
@@ -142,13 +186,16 @@ def test_bundled_engine_driver_runs_without_the_project(zynq_builds, tmp_path):
 
 class _Registers:
     """The engine's AXI4-Lite port as PYNQ's register interface (``read``, ``write``), served
-    by the engine in the Amaranth simulator, its AXI4 master on ``memory``. The simulation
-    runs in a thread; while the driver does not access a register, simulated time stands."""
+    by the engine in the Amaranth simulator, each of its AXI4 masters on ``memory`` (stalling
+    at random, each on its own). The simulation runs in a thread; while the driver does not
+    access a register, simulated time stands."""
 
     def __init__(self, config, memory):
         self.requests, self.replies = queue.Queue(), queue.Queue()
         self.dut = Engine(config)
-        self.axi = AxiMemory(self.dut.m_axi, memory, data_bits=config.data_bits, latency=2)
+        self.axi = [AxiMemory(getattr(self.dut, name), memory, data_bits=config.port_bits,
+                              latency=2 + k, stall=0.2 if config.ports > 1 else 0.0, seed=k)
+                    for k, name in enumerate(port_names(config.ports))]
         self.thread = threading.Thread(target=self._simulate, daemon=True)
         self.thread.start()
 
@@ -172,8 +219,9 @@ class _Registers:
         top.submodules.dut = dut
         sim = Simulator(top)
         sim.add_clock(1e-8)
-        sim.add_testbench(self.axi.read, background=True)
-        sim.add_testbench(self.axi.write, background=True)
+        for axi in self.axi:
+            sim.add_testbench(axi.read, background=True)
+            sim.add_testbench(axi.write, background=True)
         sim.add_testbench(bench)
         sim.run()
 
@@ -225,14 +273,19 @@ def _fake_pynq(memory, registers, first=0x5000):
                                  Overlay=lambda path: types.SimpleNamespace(accel=registers))
 
 
-def test_driver_runs_frames_on_the_engine_rtl(zynq_builds):
-    """The driver's own packing builds each frame's image in 'DDR', the engine's RTL runs it
-    from there, the driver reads the outputs and counters back: outputs equal the golden,
-    every tensor equals what the image's own reference (hwgen.engine.image, run_image)
-    leaves, and the counters report the run."""
+@pytest.mark.parametrize("ports", [1, 4])
+def test_driver_runs_frames_on_the_engine_rtl(zynq_builds, ported_build, ports):
+    """The driver's own packing builds each frame's image in 'DDR' (in planes, on four
+    ports), the engine's RTL runs it from there, the driver reads the outputs and counters
+    back: outputs equal the golden, every tensor equals what the image's own reference
+    (hwgen.engine.image, run_image) leaves, and the counters report the run."""
     graph, builds = zynq_builds
-    out, _ = builds["pynq_z2"]
-    config = small_engine("xc7", addr_bits=20)
+    if ports == 1:
+        out, _ = builds["pynq_z2"]
+        config = small_engine("xc7", addr_bits=20)
+    else:
+        out, config = ported_build
+        config = replace(config, addr_bits=20)
     design = json.loads((out / "design.json").read_text())
     design["engine"]["addr_bits"] = config.addr_bits     # the simulated DDR is 1 MiB
     memory = bytearray(1 << config.addr_bits)
@@ -242,6 +295,7 @@ def test_driver_runs_frames_on_the_engine_rtl(zynq_builds):
                                       image=(out / "program.bin").read_bytes(), timeout=600,
                                       pynq=_fake_pynq(memory, registers))
         assert engine.buffer.physical_address == 0x5000
+        assert engine.planes.ports == ports
         rng = np.random.default_rng(7)
         x = rng.integers(0, 256, (2, 3, 8, 8))
         y = engine.run(x)
@@ -252,12 +306,20 @@ def test_driver_runs_frames_on_the_engine_rtl(zynq_builds):
         assert counters["LAYERS"] == len(design["layers"])
         assert 0 < counters["CYCLES"] < 10 * design["cycles_per_frame_model"]
         # The last frame's image against the reference run on the compiler's image.
-        program = compile_program(graph, small_engine("xc7"))
+        program = compile_program(graph, replace(config, addr_bits=32))
         want = run_image(program.load_input(bytearray(program.image), x[-1]),
                          program.config)
         for layer in program.layers:
             assert np.array_equal(driver.read_tensor(engine.buffer, design, layer.output),
                                   program.read(want, layer.output)), layer.name
+        if ports > 1:
+            # Plane k of the buffer holds lane k of every bus word of the image.
+            buffer, lane = np.asarray(engine.buffer), config.port_bits // 8
+            word = config.data_bytes
+            first = bytes(program.image[:word])
+            for k in range(ports):
+                start = k * engine.planes.plane_bytes
+                assert buffer[start:start + lane].tobytes() == first[k * lane:(k + 1) * lane]
         engine.close()
     finally:
         registers.close()
@@ -355,6 +417,9 @@ def test_ecp5_engine_dry_run(tmp_path):
     ("ulx3s_12f", small_engine("ecp5", input_words=1 << 12),
      r"buffers and the self-test's copy of the DRAM image take [\d,]+ Kbit; the block RAM "
      r"of board ulx3s_12f .* holds 576 Kbit"),
+    ("ulx3s_85f", small_engine("ecp5", data_bits=128, ports=2),
+     r"self-test serves the engine's DRAM image from block RAM on one AXI4 port; this engine "
+     r"has 2: give --engine ports=1"),
 ])
 def test_boards_that_cannot_take_the_engine(tmp_path, board, config, message):
     with pytest.raises(BoardError, match=message):

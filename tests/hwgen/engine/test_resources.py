@@ -56,6 +56,18 @@ def test_ecp5_requantizer_pieces_by_hand():
     assert parts["output_path"].ff - xcup["output_path"].ff == 868
 
 
+def test_ports_by_hand():
+    """Four 64-bit ports on a 256-bit bus: four 32-bit plane origins, three taken flags a port
+    and PLANE, less the image base the sequencer no longer holds; no DSP (the origins are
+    shifts and adds); one port costs nothing."""
+    config = EngineConfig(**TINY | {"data_bits": 256, "addr_bits": 32})
+    assert engine_parts(config, "xczu9eg")["ports"] == Resources()
+    four = engine_parts(dataclasses.replace(config, ports=4), "xczu9eg")["ports"]
+    assert (four.ff, four.dsp, four.bram18) == (4 * 32 + 4 * 3 + 32 - 32, 0, 0)
+    two = engine_parts(dataclasses.replace(config, ports=2), "xczu9eg")["ports"]
+    assert 0 < two.lut < four.lut
+
+
 def test_tiny_buffers_by_hand():
     """2 x 2 lanes of 4 and 8 bits on xcup, buffers of two banks each:
 

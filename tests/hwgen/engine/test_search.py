@@ -98,6 +98,21 @@ def test_a_narrower_port_caps_the_bus_and_the_rate(graph, fastest):
     assert narrow.cycles.total == program_cycles(compile_program(graph, narrow.config)).total
 
 
+def test_a_bus_wider_than_a_port_is_spread_over_ports(graph, fastest):
+    """On 32-bit ports the bus may be up to four ports wide: the engine gets one port per
+    32 bits of its bus, and runs as fast as on one port of the whole width."""
+    one = search_engine(graph, "xc7z020", 100.0, max_data_bits=32)
+    spread = search_engine(graph, "xc7z020", 100.0, port_bits=32)
+    config = spread.config
+    assert config.data_bits == min(128, fastest.config.data_bits) > 32
+    assert config.ports == config.data_bits // 32 and config.port_bits == 32
+    assert spread.cycles_per_frame == search_engine(
+        graph, "xc7z020", 100.0, max_data_bits=config.data_bits).cycles_per_frame
+    assert spread.cycles_per_frame < one.cycles_per_frame
+    capped = search_engine(graph, "xc7z020", 100.0, port_bits=32, max_data_bits=64)
+    assert (capped.config.data_bits, capped.config.ports) == (64, 2)
+
+
 @pytest.mark.parametrize("bits", [0, 48, 1024, True, "128"])
 def test_a_bus_width_that_is_not_one_is_refused(graph, bits):
     with pytest.raises(ValueError, match=r"widest AXI data width must be one of 32, 64, 128, "
