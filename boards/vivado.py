@@ -13,6 +13,10 @@ Every file the script reads is named relative to the script's folder, so the bui
 move to another machine: ``bash build.sh`` there runs ``vivado -mode batch -source build.tcl``.
 """
 
+from typing import NamedTuple
+
+from hwgen.engine.ports import port_names
+
 from .errors import BoardError
 
 __all__ = ["PL_CLOCK_MHZ", "DMA_STREAM_WIDTHS", "BITSTREAM", "REGISTER_WINDOW",
@@ -67,6 +71,16 @@ _PYNQ_Z2_PS7 = {
     "PCW_GPIO_MIO_GPIO_ENABLE": "1",
 }
 
+class _HpPort(NamedTuple):
+    """A high-performance slave port of a processing system: its interface, its clock pin,
+    the DDR segment it reaches, and the settings that enable it and set its width."""
+    slave: str
+    clock: str
+    segment: str
+    enable: str
+    width: str
+
+
 _PROCESSORS = {
     "ps7": {
         "ip": "processing_system7",
@@ -84,16 +98,13 @@ _PROCESSORS = {
                      ("FIXED_IO", "xilinx.com:display_processing_system7:fixedio_rtl:1.0")],
         "dma_addr_bits": 32,
         # The engine's block design: where its registers sit in the processor's map, the
-        # DDR segment of the high-performance port (and the DDR window it opens), the
-        # port's data widths.
+        # DDR window a high-performance port opens, the ports' data widths and each port.
         "register_base": 0x43C0_0000,
-        "ddr_segment": "S_AXI_HP0/HP0_DDR_LOWOCM", "ddr_window": 1 << 30,
-        "hp_width": ("PCW_S_AXI_HP0_DATA_WIDTH", (32, 64)),
-        # High-performance port k: its slave interface, clock pin, DDR segment, enable and
-        # width settings.
-        "hp_port": lambda k: (f"S_AXI_HP{k}", f"S_AXI_HP{k}_ACLK",
-                              f"S_AXI_HP{k}/HP{k}_DDR_LOWOCM", f"PCW_USE_S_AXI_HP{k}",
-                              f"PCW_S_AXI_HP{k}_DATA_WIDTH"),
+        "ddr_window": 1 << 30,
+        "hp_widths": (32, 64),
+        "hp_port": lambda k: _HpPort(f"S_AXI_HP{k}", f"S_AXI_HP{k}_ACLK",
+                                     f"S_AXI_HP{k}/HP{k}_DDR_LOWOCM", f"PCW_USE_S_AXI_HP{k}",
+                                     f"PCW_S_AXI_HP{k}_DATA_WIDTH"),
     },
     "psu": {
         "ip": "zynq_ultra_ps_e",
@@ -109,11 +120,11 @@ _PROCESSORS = {
         "external": [],
         "dma_addr_bits": 64,
         "register_base": 0xA000_0000,
-        "ddr_segment": "SAXIGP2/HP0_DDR_LOW", "ddr_window": 1 << 31,
-        "hp_width": ("PSU__SAXIGP2__DATA_WIDTH", (32, 64, 128)),
-        "hp_port": lambda k: (f"S_AXI_HP{k}_FPD", f"saxihp{k}_fpd_aclk",
-                              f"SAXIGP{k + 2}/HP{k}_DDR_LOW", f"PSU__USE__S_AXI_GP{k + 2}",
-                              f"PSU__SAXIGP{k + 2}__DATA_WIDTH"),
+        "ddr_window": 1 << 31,
+        "hp_widths": (32, 64, 128),
+        "hp_port": lambda k: _HpPort(f"S_AXI_HP{k}_FPD", f"saxihp{k}_fpd_aclk",
+                                     f"SAXIGP{k + 2}/HP{k}_DDR_LOW", f"PSU__USE__S_AXI_GP{k + 2}",
+                                     f"PSU__SAXIGP{k + 2}__DATA_WIDTH"),
     },
 }
 
@@ -287,10 +298,11 @@ HP_PORTS = 4
 
 
 def port_bits(board):
-    """The widest data width of the high-performance port the engine's block design puts
-    between ``board``'s engine and its PS DDR: a word of it a cycle each way is all the DDR
-    traffic the engine can have, whatever its own bus width."""
-    return max(_processor(board)["hp_width"][1])
+    """The widest data width of a high-performance port the engine's block design puts
+    between ``board``'s engine and its PS DDR: a word of each port a cycle each way is all
+    the DDR traffic the engine can have (an engine of one port wider than this is narrowed
+    to it)."""
+    return max(_processor(board)["hp_widths"])
 
 
 def engine_block_design_tcl(board, *, rtl_files, module, data_bits, ports=1,
@@ -317,7 +329,7 @@ def engine_block_design_tcl(board, *, rtl_files, module, data_bits, ports=1,
     data_bits : int
         The engine's AXI4 data width, all ports together.
     ports : int
-        The engine's AXI4 ports (at most :func:`hp_ports`).
+        The engine's AXI4 ports (at most :data:`HP_PORTS`).
     clock_mhz : float
         Fabric clock the processing system makes.
     jobs : int
@@ -327,16 +339,16 @@ def engine_block_design_tcl(board, *, rtl_files, module, data_bits, ports=1,
     if not 1 <= ports <= HP_PORTS:
         raise BoardError(f"the engine has {ports} AXI4 ports; board {board.name}'s processing "
                          f"system has {HP_PORTS} high-performance ports")
-    widths = ps["hp_width"][1]
+    widths = ps["hp_widths"]
     hp_bits = max(w for w in widths if w <= max(data_bits // ports, widths[0]))
-    masters = ["m_axi"] if ports == 1 else [f"m_axi{k}" for k in range(ports)]
+    masters = port_names(ports)
     hp = [ps["hp_port"](k) for k in range(ports)]
     extra = {}
-    for _, _, _, use_key, width_key in hp:
-        extra |= {use_key: "1", width_key: str(hp_bits)}
+    for port in hp:
+        extra |= {port.enable: "1", port.width: str(hp_bits)}
     ps_config = _ps_config(board, clock_mhz, extra)
-    clock_inputs = [ps["clock_inputs"][0]] + [clock for _, clock, _, _, _ in hp]
-    clock_pins = " ".join(f"ps/{pin}" for pin in clock_inputs)
+    clock_pins = " ".join(f"ps/{pin}" for pin in [ps["clock_inputs"][0]] +
+                          [port.clock for port in hp])
     xbars = [f"mem_xbar{k if ports > 1 else ''}" for k in range(ports)]
     head = _project_head(board, rtl_files=rtl_files, xdc_files=[], ps_config=ps_config,
                          jobs=jobs, contents=f"the hwgen layer-sequential engine ({module})",

@@ -187,8 +187,18 @@ class _Bench:
             return f"layer {self.layer} ('{self.layers[self.layer]['name']}')"
         return f"after the last layer ({len(self.layers)} layers done)"
 
+    def _crosses_page(self, transaction, kind):
+        """A burst on a port that crosses a 4 KiB boundary (the AXI rule), as a problem."""
+        address = int(getattr(transaction, f"{kind}addr"))
+        nbytes = (int(getattr(transaction, f"{kind}len")) + 1) << \
+            int(getattr(transaction, f"{kind}size"))
+        if address // 4096 != (address + nbytes - 1) // 4096:
+            self.problems.append(f"a {nbytes}-byte burst at {address:#x} crosses a 4 KiB "
+                                 f"boundary (cycle {self.now()})")
+
     async def _on_read(self, transaction, taken, port):
         self.activity += 1
+        self._crosses_page(transaction, "ar")
         address, nbytes = self._burst(transaction, "ar", port)
         if self.layer < len(self.layers):
             layer = self.layers[self.layer]
@@ -207,6 +217,7 @@ class _Bench:
 
     async def _on_write(self, transaction, taken, port):
         self.activity += 1
+        self._crosses_page(transaction, "aw")
         address, nbytes = self._burst(transaction, "aw", port)
         self.written.append((address, nbytes))
         regions = [self.layers[self.layer]["output"]] if self.layer < len(self.layers) else []
@@ -332,7 +343,8 @@ class _Bench:
         program = int(config["program_address"])
         await axil.write_dword(REGISTERS["PROGRAM_LO"], program & 0xFFFFFFFF)
         await axil.write_dword(REGISTERS["PROGRAM_HI"], program >> 32)
-        await axil.write_dword(REGISTERS["PLANE"], self.planes.plane_bytes)
+        if self.ports > 1:
+            await axil.write_dword(REGISTERS["PLANE"], self.planes.plane_bytes)
         await axil.write_dword(REGISTERS["CTRL"], 1)
 
         max_cycles, idle_cycles = int(config["max_cycles"]), int(config["idle_cycles"])

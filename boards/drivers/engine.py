@@ -174,7 +174,8 @@ class EngineOverlay:
         address = int(self.buffer.physical_address)
         self.write("PROGRAM_LO", address & 0xFFFF_FFFF)
         self.write("PROGRAM_HI", address >> 32)
-        self.write("PLANE", self.planes.plane_bytes)
+        if self.planes.ports > 1:
+            self.write("PLANE", self.planes.plane_bytes)
         self.write("CTRL", 1)
         bits = self.design["status_bits"]
         done, busy, error = 1 << bits["done"], 1 << bits["busy"], 1 << bits["error"]

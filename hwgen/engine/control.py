@@ -17,7 +17,8 @@ REGISTERS = {"ID": 0x00, "VERSION": 0x04, "CTRL": 0x08, "STATUS": 0x0C, "PROGRAM
              "PROGRAM_HI": 0x14, "CYCLES_LO": 0x18, "CYCLES_HI": 0x1C, "LAYERS": 0x20,
              "ERROR": 0x24, "CONFIG": 0x28, "PLANE": 0x2C}
 #: ``ERROR`` codes.
-ERRORS = {1: "a descriptor has an unknown op"}
+ERRORS = {1: "a descriptor has an unknown op",
+          2: "PLANE is 0, or PROGRAM or PLANE is not a multiple of 4 KiB (several ports)"}
 
 
 def config_word(config):

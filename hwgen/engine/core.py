@@ -193,6 +193,12 @@ class Engine(wiring.Component):
                          layers.eq(0), program.eq(origin),
                          base.eq(origin), fetching.eq(1),
                          issued.eq(0), words.eq(0)]
+            if c.ports > 1:
+                # Planes that overlap or start inside a 4 KiB page: refused, nothing read.
+                with m.If((control.plane == 0) | (control.plane[:12] != 0) |
+                          (control.program[:12] != 0)):
+                    m.d.sync += [running.eq(0), fetching.eq(0), error.eq(1),
+                                 error_code.eq(2), done.eq(1)]
 
         # Read commands and data: the descriptor's while fetching, else the loader's.
         with m.If(fetching):

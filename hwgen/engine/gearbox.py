@@ -126,6 +126,10 @@ class Packer(wiring.Component):
     the group width and the choice of element bits are registered from it) and ``row_groups``
     (groups per row). A row's last word is padded with zeros.
 
+    ``one_hot`` chooses the elements' bits by a one-hot of the width, each choice gated and
+    the choices ORed (shallower logic, a third more LUTs: where routing limits the clock, as
+    on ECP5), rather than by a multiplexer on the width.
+
     Members
     -------
     i_groups : In(stream.Signature(ArrayLayout(element_bits, lanes)))
@@ -133,10 +137,11 @@ class Packer(wiring.Component):
     bits, row_groups : In
     """
 
-    def __init__(self, *, data_bits, lanes, max_bits=32):
+    def __init__(self, *, data_bits, lanes, max_bits=32, one_hot=False):
         self._data_bits = _check("data_bits", data_bits, 8)
         self._lanes = _check("lanes", lanes, 1)
         self._max_bits = _check("max_bits", max_bits, 1)
+        self._one_hot = bool(one_hot)
         super().__init__({
             "i_groups": In(stream.Signature(data.ArrayLayout(unsigned(max_bits), lanes))),
             "o_words": Out(stream.Signature(data_bits)),
@@ -153,17 +158,23 @@ class Packer(wiring.Component):
         groups = Signal(24)                  # taken in this row
         flushing = Signal()                  # the row's groups are all in: empty the buffer
         # From ``bits`` alone, registered (off the path from the handshakes to the buffer):
-        # a group's width, the room it needs, and which element width to pack (one-hot).
+        # a group's width, the room it needs, and which element width to pack.
         group_bits, room = Signal(range(lanes * top + 1)), Signal(range(width + 1))
         width_of = _select(m, {b: b * lanes for b in range(1, top + 1)}, self.bits,
                            range(lanes * top + 1), "width_of")
-        chosen = Signal(top + 1)
-        m.d.sync += [group_bits.eq(width_of), room.eq(width - width_of),
-                     chosen.eq(1 << self.bits)]
-        packed = Signal(lanes * top)
-        m.d.comb += packed.eq(functools.reduce(operator.or_, (
-            Mux(chosen[b], Cat(*(self.i_groups.payload[e][:b] for e in range(lanes))), 0)
-            for b in range(1, top + 1))))
+        m.d.sync += [group_bits.eq(width_of), room.eq(width - width_of)]
+        groups_at = {b: Cat(*(self.i_groups.payload[e][:b] for e in range(lanes)))
+                     for b in range(1, top + 1)}
+        if self._one_hot:
+            chosen = Signal(top + 1)
+            m.d.sync += chosen.eq(1 << self.bits)
+            packed = Signal(lanes * top)
+            m.d.comb += packed.eq(functools.reduce(operator.or_, (
+                Mux(chosen[b], group, 0) for b, group in groups_at.items())))
+        else:
+            bits = Signal.like(self.bits)
+            m.d.sync += bits.eq(self.bits)
+            packed = _select(m, groups_at, bits, lanes * top, "packed")
         out, inp = self.o_words, self.i_groups
         send = Signal()
         m.d.comb += [

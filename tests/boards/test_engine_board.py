@@ -4,12 +4,12 @@ self-test bitstream in the slow tier."""
 
 import json
 import queue
-from dataclasses import replace
 import re
 import subprocess
 import sys
 import threading
 import types
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -155,6 +155,34 @@ def test_an_engine_on_four_ports_takes_four_hp_ports(ported_build):
                           str(out / "rtl/hwgen_engine.v"), str(out / "rtl/hwgen_engine_core.v")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_pynq_z2_engine_on_two_ports_takes_hp0_and_hp1():
+    tcl = vivado.engine_block_design_tcl(get_board("pynq_z2"), rtl_files=["e.v"], module="e",
+                                         data_bits=128, ports=2)
+    for k in range(2):
+        assert _connected(tcl, f"accel/m_axi{k}", f"mem_xbar{k}/S00_AXI")
+        assert _connected(tcl, f"mem_xbar{k}/M00_AXI", f"ps/S_AXI_HP{k}")
+        assert f"CONFIG.PCW_USE_S_AXI_HP{k} {{1}}" in tcl
+        assert f"CONFIG.PCW_S_AXI_HP{k}_DATA_WIDTH {{64}}" in tcl
+        assert f"[get_bd_addr_segs ps/S_AXI_HP{k}/HP{k}_DDR_LOWOCM]" in tcl
+        assert f"ps/S_AXI_HP{k}_ACLK" in tcl
+    assert "S_AXI_HP2" not in tcl and "accel/m_axi]" not in tcl
+
+
+def test_the_driver_refuses_planes_off_a_4_kib_page(ported_build):
+    """A buffer on a 64-byte boundary serves a one-port engine; planes need 4 KiB pages."""
+    out, config = ported_build
+    design = json.loads((out / "design.json").read_text())
+
+    class Registers:
+        def read(self, offset):
+            return {REGISTERS["ID"]: MAGIC, REGISTERS["CONFIG"]: design["config_word"]}[offset]
+
+    with pytest.raises(RuntimeError, match=r"at 0x5040 .* is not 4096-byte aligned"):
+        driver.EngineOverlay(out / "hwgen.bit", design=design,
+                             image=(out / "program.bin").read_bytes(),
+                             pynq=_fake_pynq(bytearray(1 << 20), Registers(), first=0x5040))
 
 
 def test_more_ports_than_a_processor_has_are_refused():

@@ -62,9 +62,10 @@ def test_unpacker_gives_each_rows_groups(bits, signed, stall):
     np.testing.assert_array_equal(np.array(got).reshape(3, 5, -1), hwc)
 
 
+@pytest.mark.parametrize("one_hot", [False, True], ids=["mux", "one_hot"])
 @pytest.mark.parametrize("bits", [1, 5, 8, 17, 32])
 @pytest.mark.parametrize("stall", [0.0, 0.4], ids=["flow", "stalls"])
-def test_packer_writes_rows_as_the_layout_stores_them(bits, stall):
+def test_packer_writes_rows_as_the_layout_stores_them(bits, stall, one_hot):
     rng = np.random.default_rng(bits)
     lanes, data_bits = 4, 64
     layout = TensorLayout((6, 3, 5), bits, True, lanes, data_bits)
@@ -72,7 +73,7 @@ def test_packer_writes_rows_as_the_layout_stores_them(bits, stall):
     hwc = np.zeros((3, 5, layout.channels), np.int64)
     hwc[:, :, :6] = np.moveaxis(x, 0, -1)
     groups = hwc.reshape(-1, lanes)
-    dut = Packer(data_bits=data_bits, lanes=lanes)
+    dut = Packer(data_bits=data_bits, lanes=lanes, one_hot=one_hot)
     words = []
     pauses = random.Random(bits)
     expected_words = 3 * layout.row_words

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from hwgen.engine import EngineConfig
+from hwgen.engine.control import ERRORS, REGISTERS, Control, config_word
 from hwgen.engine.core import Engine
 from hwgen.engine.layout import PLANE_ALIGN, ImagePlanes
 from hwgen.engine.ports import Planes, port_names
+from tests.hwgen.engine.bench import axil_read, axil_write
+from tests.hwgen.streams import run_unit
+
+#: A small engine on two 64-bit ports.
+TWO_PORTS = EngineConfig(tm=4, tn=4, data_bits=128, ports=2, addr_bits=20, input_words=64,
+                         output_words=32, weight_words=32, channels=16)
 
 
 @pytest.fixture
@@ -45,6 +52,20 @@ def test_writes_land_where_reads_find_them(image, ports):
     want[130:130 + 78] = b"across a lane and a word: " * 3
     assert planes.read(buffer, 0, len(image)) == bytes(want)
     assert planes.read(buffer, 150, 7) == bytes(want[150:157])
+
+
+def test_nothing_to_write_writes_nothing(image):
+    planes = ImagePlanes(4, 64, len(image))
+    buffer = bytearray(planes.planes(image))
+    planes.write(buffer, 128, b"")
+    assert planes.read(buffer, 0, len(image)) == image
+    assert ImagePlanes(2, 64, 0).planes(b"") == b""
+
+
+@pytest.mark.parametrize("ports, data_bytes", [(3, 64), (4, 8), (8, 64), (True, 64)])
+def test_planes_the_engine_cannot_have_are_refused(ports, data_bytes):
+    with pytest.raises(ValueError, match="an image in planes needs 1, 2 or 4 ports"):
+        ImagePlanes(ports, data_bytes, 1000)
 
 
 def test_bytes_outside_the_image_or_a_buffer_of_another_size_are_refused(image):
@@ -96,11 +117,58 @@ def test_planes_need_two_or_more_ports_of_32_bits(ports, data_bits):
 def test_config_word_and_plane_register_follow_the_ports():
     """CONFIG carries the ports (less one) above the bus bytes, so a driver refuses a
     bitstream of another port count; only an engine of several ports has PLANE."""
-    from hwgen.engine.control import REGISTERS, Control, config_word
-
     assert config_word(EngineConfig(tm=16, tn=16, data_bits=512, ports=4)) == \
         16 | 16 << 8 | 64 << 16 | 3 << 24
     assert config_word(EngineConfig(tm=16, tn=16, data_bits=512)) == 16 | 16 << 8 | 64 << 16
     assert REGISTERS["PLANE"] == 0x2C
     assert "plane" not in Control(config_word=0).signature.members
     assert "plane" in Control(config_word=0, ports=2).signature.members
+
+
+@pytest.mark.parametrize("program, plane", [(0x1000, 0), (0x1000, 0x1800), (0x1040, 0x2000)])
+def test_planes_not_on_4_kib_pages_are_refused_before_any_read(program, plane):
+    """An engine of several ports started with PLANE 0 or PROGRAM or PLANE off a 4 KiB page
+    reports error 2 at once and reads nothing; with both on pages it starts fetching."""
+    dut = Engine(TWO_PORTS)
+    seen = {}
+
+    async def bench(ctx):
+        await axil_write(ctx, dut.s_axil, REGISTERS["PROGRAM_LO"], program)
+        await axil_write(ctx, dut.s_axil, REGISTERS["PLANE"], plane)
+        await axil_write(ctx, dut.s_axil, REGISTERS["CTRL"], 1)
+        reads = 0
+        for _ in range(20):
+            reads += ctx.get(dut.m_axi0.arvalid) + ctx.get(dut.m_axi1.arvalid)
+            await ctx.tick()
+        seen["reads"] = reads
+        seen["status"] = await axil_read(ctx, dut.s_axil, REGISTERS["STATUS"])
+        seen["error"] = await axil_read(ctx, dut.s_axil, REGISTERS["ERROR"])
+        seen["plane"] = await axil_read(ctx, dut.s_axil, REGISTERS["PLANE"])
+
+    run_unit(dut, bench)
+    assert seen["plane"] == plane
+    assert (seen["status"], seen["error"], seen["reads"]) == (0b110, 2, 0)
+    assert "4 KiB" in ERRORS[2]
+
+
+def test_planes_on_pages_start_the_program():
+    dut = Engine(TWO_PORTS)
+    seen = {}
+
+    async def bench(ctx):
+        await axil_write(ctx, dut.s_axil, REGISTERS["PROGRAM_LO"], 0x3000)
+        await axil_write(ctx, dut.s_axil, REGISTERS["PLANE"], 0x2000)
+        await axil_write(ctx, dut.s_axil, REGISTERS["CTRL"], 1)
+        addresses = set()
+        for _ in range(20):
+            for port in (dut.m_axi0, dut.m_axi1):
+                if ctx.get(port.arvalid):
+                    addresses.add(ctx.get(port.araddr))
+            await ctx.tick()
+        seen["addresses"] = addresses
+        seen["status"] = await axil_read(ctx, dut.s_axil, REGISTERS["STATUS"])
+
+    run_unit(dut, bench)
+    # The first descriptor, offset 0 of the image: plane 0 at PROGRAM, plane 1 a PLANE on.
+    assert seen["addresses"] == {0x3000, 0x5000}
+    assert seen["status"] & 1

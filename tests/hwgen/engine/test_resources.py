@@ -57,13 +57,14 @@ def test_ecp5_requantizer_pieces_by_hand():
 
 
 def test_ports_by_hand():
-    """Four 64-bit ports on a 256-bit bus: four 32-bit plane origins, three taken flags a port
-    and PLANE, less the image base the sequencer no longer holds; no DSP (the origins are
-    shifts and adds); one port costs nothing."""
+    """Four 64-bit ports on a 256-bit bus: three 32-bit plane origins (the first is PROGRAM),
+    three taken flags and a 4-bit write-response count a port, the sticky response code and
+    PLANE, less the image base the sequencer no longer holds; no DSP (the origins are shifts
+    and adds); one port costs nothing."""
     config = EngineConfig(**TINY | {"data_bits": 256, "addr_bits": 32})
     assert engine_parts(config, "xczu9eg")["ports"] == Resources()
     four = engine_parts(dataclasses.replace(config, ports=4), "xczu9eg")["ports"]
-    assert (four.ff, four.dsp, four.bram18) == (4 * 32 + 4 * 3 + 32 - 32, 0, 0)
+    assert (four.ff, four.dsp, four.bram18) == (3 * 32 + 4 * 3 + 4 * 4 + 2 + 32 - 32, 0, 0)
     two = engine_parts(dataclasses.replace(config, ports=2), "xczu9eg")["ports"]
     assert 0 < two.lut < four.lut
 
