@@ -15,8 +15,9 @@ bounds it; the same search as the board's Vivado project (``hwgen build --arch e
 has the engine, at the board's fabric clock, its bus spread over at most the four
 high-performance ports the block design connects it through (``engine_as_built``; on ZCU102
 also at the estimate's 200 MHz, ``hwgen build --clock-mhz 200``); and which architecture
-``hwgen estimate --arch auto`` picks (the faster that fits). On ZCU102 each network has a target rate (:data:`TARGETS_FPS`): the JSON says whether
-the picked architecture reaches it and, if not, what bounds it.
+``hwgen estimate --arch auto`` picks (the faster that fits). On ZCU102 each network has a
+target rate (:data:`TARGETS_FPS`): the JSON says whether the picked architecture reaches it
+and, if not, what bounds it.
 
 Usage::
 
