@@ -5,11 +5,10 @@ from dataclasses import dataclass, field
 from quant.numerics import is_int
 
 from .. import packing
+from .layout import PORT_COUNTS
 
 __all__ = ["EngineConfig", "PORT_COUNTS", "crossbar_sources", "film_lanes"]
 
-#: AXI4 ports an engine may spread its bus over (a Zynq has four high-performance ports).
-PORT_COUNTS = (1, 2, 4)
 
 
 def crossbar_sources(lane_bits):

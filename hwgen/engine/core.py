@@ -29,6 +29,7 @@ from .bands import LayerGeometry
 from .compute import Compute
 from .control import Control, config_word
 from .dma import ReadMaster, WriteMaster
+from .layout import PLANE_ALIGN
 from .loader import Loader
 from .macarray import weight_word_bits
 from .ports import Planes, port_names
@@ -195,8 +196,9 @@ class Engine(wiring.Component):
                          issued.eq(0), words.eq(0)]
             if c.ports > 1:
                 # Planes that overlap or start inside a 4 KiB page: refused, nothing read.
-                with m.If((control.plane == 0) | (control.plane[:12] != 0) |
-                          (control.program[:12] != 0)):
+                page = PLANE_ALIGN.bit_length() - 1
+                with m.If((control.plane == 0) | (control.plane[:page] != 0) |
+                          (control.program[:page] != 0)):
                     m.d.sync += [running.eq(0), fetching.eq(0), error.eq(1),
                                  error_code.eq(2), done.eq(1)]
 

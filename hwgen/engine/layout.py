@@ -20,11 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImagePlanes", "PLANE_ALIGN", "TensorLayout", "map_shape"]
+__all__ = ["ImagePlanes", "PLANE_ALIGN", "PORT_COUNTS", "TensorLayout", "map_shape"]
 
 #: Alignment of the image and of each plane when the engine has several ports (no port's
 #: burst may cross 4 KiB; :mod:`hwgen.engine.ports`).
 PLANE_ALIGN = 4096
+#: AXI4 ports an engine may spread its bus over (a Zynq has four high-performance ports).
+PORT_COUNTS = (1, 2, 4)
 
 
 def map_shape(shape):
@@ -170,10 +172,11 @@ class ImagePlanes:
     image_bytes: int
 
     def __post_init__(self):
-        if isinstance(self.ports, bool) or self.ports not in (1, 2, 4) or \
+        if isinstance(self.ports, bool) or self.ports not in PORT_COUNTS or \
                 self.data_bytes % self.ports or \
                 self.data_bytes // self.ports < 4:
-            raise ValueError(f"an image in planes needs 1, 2 or 4 ports of at least 4 bytes "
+            raise ValueError(f"an image in planes needs one of "
+                             f"{', '.join(map(str, PORT_COUNTS))} ports of at least 4 bytes "
                              f"each, not {self.ports!r} on a {self.data_bytes}-byte bus")
         if self.ports > 1 and self.plane_bytes >= 1 << 32:
             raise ValueError(f"planes of {self.plane_bytes} bytes do not fit the 32-bit PLANE "

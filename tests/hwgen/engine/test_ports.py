@@ -64,7 +64,7 @@ def test_nothing_to_write_writes_nothing(image):
 
 @pytest.mark.parametrize("ports, data_bytes", [(3, 64), (4, 8), (8, 64), (True, 64)])
 def test_planes_the_engine_cannot_have_are_refused(ports, data_bytes):
-    with pytest.raises(ValueError, match="an image in planes needs 1, 2 or 4 ports"):
+    with pytest.raises(ValueError, match="an image in planes needs one of 1, 2, 4 ports of at least 4 bytes each"):
         ImagePlanes(ports, data_bytes, 1000)
 
 
