@@ -25,7 +25,7 @@ import numpy as np
 
 import quant
 from hwgen.engine import EngineConfig, compile_program, run_image
-from hwgen.engine.control import MAGIC, REGISTERS, VERSION, config_word
+from hwgen.engine.control import ERRORS, MAGIC, REGISTERS, VERSION, config_word
 from hwgen.engine.core import ELEMENT_BITS, OUT_BITS, Engine
 from hwgen.engine.macarray import weight_word_bits
 from hwgen.engine.params import VECTOR_WEIGHT_BITS
@@ -241,6 +241,7 @@ def design_description(program, board, clock_mhz):
         "registers": dict(REGISTERS), "magic": MAGIC, "version": VERSION,
         "config_word": config_word(config),
         "status_bits": {"busy": 0, "done": 1, "error": 2},
+        "errors": {str(code): meaning for code, meaning in ERRORS.items()},
         "cells": {"engine": ENGINE_CELL},
     }
 

@@ -190,8 +190,10 @@ class EngineOverlay:
                 raise EngineError(f"the engine did not finish within {self.timeout:g} s "
                                   f"(STATUS {status:#05b}, {self.read('LAYERS')} layers done)")
         if status & error:
-            raise EngineError(f"the engine stopped with an error: ERROR "
-                              f"{self.read('ERROR')} after {self.read('LAYERS')} layers")
+            code = self.read("ERROR")
+            meaning = self.design.get("errors", {}).get(str(code), "unknown")
+            raise EngineError(f"the engine stopped with an error: ERROR {code} ({meaning}) "
+                              f"after {self.read('LAYERS')} layers")
         layers = self.read("LAYERS")
         if layers != len(self.design["layers"]):
             raise EngineError(f"the engine ran {layers} layers; the program has "

@@ -11,14 +11,15 @@ __all__ = ["REGISTERS", "MAGIC", "VERSION", "ERRORS", "Control", "config_word"]
 #: ``ID``: "HWGE" in ASCII.
 MAGIC = 0x48574745
 #: ``VERSION``: major in bits 31..16, minor in 15..0.
-VERSION = 0x00010000
+VERSION = 0x00010001
 #: Byte offsets of the registers.
 REGISTERS = {"ID": 0x00, "VERSION": 0x04, "CTRL": 0x08, "STATUS": 0x0C, "PROGRAM_LO": 0x10,
              "PROGRAM_HI": 0x14, "CYCLES_LO": 0x18, "CYCLES_HI": 0x1C, "LAYERS": 0x20,
              "ERROR": 0x24, "CONFIG": 0x28, "PLANE": 0x2C}
 #: ``ERROR`` codes.
 ERRORS = {1: "a descriptor has an unknown op",
-          2: "PLANE is 0, or PROGRAM or PLANE is not a multiple of 4 KiB (several ports)"}
+          2: "PLANE is 0, or PROGRAM or PLANE is not a multiple of 4 KiB (several ports)",
+          3: "a DRAM read or write was answered with an error (SLVERR or DECERR)"}
 
 
 def config_word(config):

@@ -189,6 +189,13 @@ class Engine(wiring.Component):
         m.d.comb += [control.busy.eq(running), control.done.eq(done),
                      control.error.eq(error), control.error_code.eq(error_code),
                      control.layers.eq(layers), self.busy.eq(running)]
+        # An error response (SLVERR or DECERR) to any read or write since the start: the
+        # run stops before the next layer (a burst in flight is always finished, so the
+        # units stay in step), and a descriptor read with one is not run.
+        faulted, fault = Signal(), Signal()
+        m.d.comb += fault.eq(faulted | (bus.rvalid & bus.rready & bus.rresp[1]) |
+                             (bus.bvalid & bus.bready & bus.bresp[1]))
+        m.d.sync += faulted.eq(fault & ~control.start)
         with m.If(control.start):
             m.d.sync += [running.eq(1), done.eq(0), error.eq(0), error_code.eq(0),
                          layers.eq(0), program.eq(origin),
@@ -216,7 +223,9 @@ class Engine(wiring.Component):
                              words.eq(words + 1)]
             with m.If(words == 512 // db):
                 m.d.sync += [fetching.eq(0), words.eq(0)]
-                with m.If(desc.op.matches(MATMUL, POOL_MAX, POOL_SUM, DEPTHWISE, ADD)):
+                with m.If(fault):
+                    m.d.sync += [running.eq(0), error.eq(1), error_code.eq(3), done.eq(1)]
+                with m.Elif(desc.op.matches(MATMUL, POOL_MAX, POOL_SUM, DEPTHWISE, ADD)):
                     m.d.comb += go.eq(1)
                     m.d.sync += active.eq(1)
                 with m.Else():
@@ -234,7 +243,9 @@ class Engine(wiring.Component):
         with m.If(active & ~go & ~geometry.busy & loader.done & compute.done & store.done):
             m.d.sync += [active.eq(0), layers.eq(layers + 1)]
             m.d.comb += self.layer_done.eq(1)
-            with m.If(desc.last):
+            with m.If(fault):
+                m.d.sync += [running.eq(0), error.eq(1), error_code.eq(3), done.eq(1)]
+            with m.Elif(desc.last):
                 m.d.sync += [running.eq(0), done.eq(1)]
             with m.Else():
                 m.d.sync += [program.eq(program + 64), fetching.eq(1), issued.eq(0)]

@@ -188,22 +188,27 @@ class WriteMaster(wiring.Component):
         m = Module()
         bus = self.m_axi
         bursts = _Bursts(m, self.i_cmd, self._addr_bits, self._data_bits, "write")
-        # Burst lengths issued on AW and not yet sent on W, in order.
+        # Burst lengths not yet sent on W, in order. A burst's length is queued as the burst
+        # is formed, not when its AW is taken, so W does not wait for AWREADY (the AXI rule:
+        # a slave may wait for WVALID before it raises AWREADY).
         m.submodules.lengths = lengths = fifo.SyncFIFOBuffered(width=8, depth=MAX_OUTSTANDING)
+        queued = Signal()                                  # this burst's length is queued
         awaiting = Signal(range(MAX_OUTSTANDING + 1))      # bursts without a response yet
         issue, response = Signal(), Signal()
         m.d.comb += [
             bus.awid.eq(0), bus.awsize.eq((self._data_bits // 8 - 1).bit_length()),
             bus.awburst.eq(1), bus.awaddr.eq(bursts.address), bus.awlen.eq(bursts.beats - 1),
-            bus.awvalid.eq(bursts.valid & lengths.w_rdy & (awaiting < MAX_OUTSTANDING)),
+            bus.awvalid.eq(bursts.valid & (queued | lengths.w_rdy) &
+                           (awaiting < MAX_OUTSTANDING)),
             issue.eq(bus.awvalid & bus.awready),
             bursts.advance.eq(issue),
-            lengths.w_en.eq(issue),
+            lengths.w_en.eq(bursts.valid & ~queued),
             lengths.w_data.eq(bursts.beats - 1),
             bus.bready.eq(1),
             response.eq(bus.bvalid),
         ]
-        m.d.sync += awaiting.eq(awaiting + issue - response)
+        m.d.sync += [awaiting.eq(awaiting + issue - response),
+                     queued.eq(~issue & (queued | (lengths.w_en & lengths.w_rdy)))]
         sent = Signal(8)                                   # beats of the current burst sent
         last = Signal()
         m.d.comb += [

@@ -231,12 +231,12 @@ def _packed_select(lanes, one_hot):
 
 def dma_cost(config):
     """The AXI4 read and write masters (:mod:`hwgen.engine.dma`): burst splitters, in-flight
-    counts and their length queues."""
+    counts, their length queues and the write side's queued flag."""
     family, c = config.family, config
     queues = (sync_fifo_cost(family, width=16, depth=_PENDING_COMMANDS)
               + sync_fifo_cost(family, width=8, depth=MAX_OUTSTANDING))
     burst = c.addr_bits + 16 + 1
-    ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8
+    ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8 + 1
     return queues + Resources(lut=_lut(c, "dma", 2 * burst), ff=ff)
 
 
@@ -292,9 +292,9 @@ def buffers_cost(config):
 
 def sequencer_cost(config):
     """The top's sequencer: the descriptor register, program and base addresses, bank
-    flags."""
+    flags, the error-response flag."""
     c = config
-    ff = (DESCRIPTOR_LAYOUT.size + 2 * c.addr_bits + 6 + 16 + 8 + 8
+    ff = (DESCRIPTOR_LAYOUT.size + 2 * c.addr_bits + 6 + 16 + 8 + 8 + 1
           + counter_bits(512 // c.data_bits + 1))
     return Resources(lut=_lut(c, "sequencer", c.addr_bits), ff=ff)
 

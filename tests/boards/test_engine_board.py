@@ -225,11 +225,13 @@ class _Registers:
     at random, each on its own). The simulation runs in a thread; while the driver does not
     access a register, simulated time stands."""
 
-    def __init__(self, config, memory):
+    def __init__(self, config, memory, faulty=None):
         self.requests, self.replies = queue.Queue(), queue.Queue()
         self.dut = Engine(config)
+        faulty = faulty or {}
         self.axi = [AxiMemory(getattr(self.dut, name), memory, data_bits=config.port_bits,
-                              latency=2 + k, stall=0.2 if config.ports > 1 else 0.0, seed=k)
+                              latency=2 + k, stall=0.2 if config.ports > 1 else 0.0, seed=k,
+                              faulty=faulty.get(k, range(0)))
                     for k, name in enumerate(port_names(config.ports))]
         self.thread = threading.Thread(target=self._simulate, daemon=True)
         self.thread.start()
@@ -355,6 +357,28 @@ def test_driver_runs_frames_on_the_engine_rtl(zynq_builds, ported_build, ports):
             for k in range(ports):
                 start = k * engine.planes.plane_bytes
                 assert buffer[start:start + lane].tobytes() == first[k * lane:(k + 1) * lane]
+        engine.close()
+    finally:
+        registers.close()
+
+
+def test_driver_names_an_error_response_on_one_port(ported_build):
+    """One of four ports answers every burst SLVERR: the engine stops before its first layer
+    and the driver's error names the code and its meaning."""
+    out, config = ported_build
+    config = replace(config, addr_bits=20)
+    design = json.loads((out / "design.json").read_text())
+    design["engine"]["addr_bits"] = config.addr_bits
+    memory = bytearray(1 << config.addr_bits)
+    registers = _Registers(config, memory, faulty={2: range(len(memory))})
+    try:
+        engine = driver.EngineOverlay(out / "hwgen.bit", design=design,
+                                      image=(out / "program.bin").read_bytes(), timeout=600,
+                                      pynq=_fake_pynq(memory, registers))
+        with pytest.raises(driver.EngineError, match=r"ERROR 3 \(a DRAM read or write was "
+                                                     r"answered with an error .*\) after 0 "
+                                                     r"layers"):
+            engine.run_frame(np.zeros((3, 8, 8), dtype=np.int64))
         engine.close()
     finally:
         registers.close()

@@ -15,14 +15,27 @@ class AxiMemory:
     each read burst starts ``latency`` cycles after its address is taken. ``reads`` and
     ``writes`` record ``(address, beats)`` of each burst; an INCR burst that crosses a 4 KiB
     boundary fails the test.
+
+    With ``w_first`` the memory raises AWREADY only after a cycle with WVALID high, as the
+    AXI rules allow a slave to. A burst that touches a byte in ``faulty`` (a ``range``) is answered
+    SLVERR: on every read beat (its data still read), or on its write response (nothing
+    written).
     """
 
-    def __init__(self, bus, memory, *, data_bits, stall=0.0, latency=2, seed=0):
+    def __init__(self, bus, memory, *, data_bits, stall=0.0, latency=2, seed=0,
+                 w_first=False, faulty=range(0)):
         self.bus, self.memory = bus, memory
         self.word = data_bits // 8
         self.stall, self.latency = stall, latency
+        self.w_first, self.faulty = w_first, faulty
         self.rng = random.Random(seed)
         self.reads, self.writes = [], []
+
+    def _response(self, address, beats):
+        """OKAY (0), or SLVERR (2) for a burst that touches ``faulty``."""
+        end = address + beats * self.word
+        return 2 if self.faulty and address < self.faulty.stop and self.faulty.start < end \
+            else 0
 
     def _go(self):
         return self.rng.random() >= self.stall
@@ -40,9 +53,9 @@ class AxiMemory:
             arready = self._go()
             ctx.set(bus.arready, arready)
             if beat is None and pending and pending[0][0] <= cycle and self._go():
-                _, address, beats = pending[0]
+                _, address, beats, code = pending[0]
                 data = int.from_bytes(self.memory[address:address + self.word], "little")
-                beat = (data, beats == 1)
+                beat = (data, beats == 1, code)
                 pending[0][1] += self.word
                 pending[0][2] -= 1
                 if pending[0][2] == 0:
@@ -51,38 +64,44 @@ class AxiMemory:
             if beat is not None:
                 ctx.set(bus.rdata, beat[0])
                 ctx.set(bus.rlast, beat[1])
+                ctx.set(bus.rresp, beat[2])
             _, _, arvalid, araddr, arlen, rready = await ctx.tick().sample(
                 bus.arvalid, bus.araddr, bus.arlen, bus.rready)
             cycle += 1
             if arready and arvalid:
                 self._check(araddr, arlen + 1)
                 self.reads.append((araddr, arlen + 1))
-                pending.append([cycle + self.latency, araddr, arlen + 1])
+                pending.append([cycle + self.latency, araddr, arlen + 1,
+                                self._response(araddr, arlen + 1)])
             if beat is not None and rready:
                 beat = None
 
     async def write(self, ctx):
-        bus, bursts, responses = self.bus, [], 0
+        bus, bursts, responses, wvalid = self.bus, [], [], 0
         while True:
-            awready = self._go()
+            # A W-first memory raises AWREADY once it has seen WVALID.
+            awready = self._go() and (not self.w_first or bool(wvalid))
             wready = bool(bursts) and self._go()
             ctx.set(bus.awready, awready)
             ctx.set(bus.wready, wready)
-            ctx.set(bus.bvalid, responses > 0)
+            ctx.set(bus.bvalid, bool(responses))
+            ctx.set(bus.bresp, responses[0] if responses else 0)
             _, _, awvalid, awaddr, awlen, wvalid, wdata, wlast, bready = \
                 await ctx.tick().sample(bus.awvalid, bus.awaddr, bus.awlen, bus.wvalid,
                                         bus.wdata, bus.wlast, bus.bready)
             if responses and bready:
-                responses -= 1
+                responses.pop(0)
             if wready and wvalid:
-                address, beats = bursts[0]
+                address, beats, code = bursts[0]
                 assert wlast == (beats == 1), "wlast on the wrong beat"
-                self.memory[address:address + self.word] = wdata.to_bytes(self.word, "little")
-                bursts[0] = [address + self.word, beats - 1]
+                if not code:
+                    self.memory[address:address + self.word] = wdata.to_bytes(self.word,
+                                                                              "little")
+                bursts[0] = [address + self.word, beats - 1, code]
                 if beats == 1:
                     bursts.pop(0)
-                    responses += 1
+                    responses.append(code)
             if awready and awvalid:
                 self._check(awaddr, awlen + 1)
                 self.writes.append((awaddr, awlen + 1))
-                bursts.append([awaddr, awlen + 1])
+                bursts.append([awaddr, awlen + 1, self._response(awaddr, awlen + 1)])

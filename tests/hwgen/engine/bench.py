@@ -35,12 +35,13 @@ async def axil_read(ctx, bus, address):
 
 
 def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
-               max_cycles=500_000):
-    """Run the program at ``program`` on ``memory`` (changed in place); returns the cycles of
-    each layer (from start to its ``layer_done``) and the registers read at the end."""
+               max_cycles=500_000, **memory_options):
+    """Run the program at ``program`` on ``memory`` (changed in place; ``memory_options`` for
+    :class:`AxiMemory`); returns the cycles of each layer (from start to its ``layer_done``)
+    and the registers read at the end."""
     dut = Engine(config)
     axi = AxiMemory(dut.m_axi, memory, data_bits=config.data_bits, stall=stall,
-                    latency=latency, seed=seed)
+                    latency=latency, seed=seed, **memory_options)
     result = {"layers": []}
 
     seen = {"start": None, "ends": []}
@@ -70,6 +71,7 @@ def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
         result["layers_register"] = await axil_read(ctx, dut.s_axil, REGISTERS["LAYERS"])
         result["cycles"] = await axil_read(ctx, dut.s_axil, REGISTERS["CYCLES_LO"])
         result["id"] = await axil_read(ctx, dut.s_axil, REGISTERS["ID"])
+        result["error"] = await axil_read(ctx, dut.s_axil, REGISTERS["ERROR"])
         # Each layer from the cycle busy rose to its layer_done pulse.
         result["layers"] = [end - seen["start"] for end in seen["ends"]]
 

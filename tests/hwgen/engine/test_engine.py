@@ -7,7 +7,7 @@ import pytest
 
 import quant
 from hwgen.engine import EngineConfig, compile_program, run_image
-from hwgen.engine.control import MAGIC
+from hwgen.engine.control import ERRORS, MAGIC
 from quant import graph as g
 from tests.graphgen import random_case, random_inputs
 
@@ -17,14 +17,15 @@ SMALL = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=512, output
                      weight_words=256, addr_bits=20)
 
 
-def run_and_compare(graph, config, x, *, stall=0.0, seed=0, base=0):
+def run_and_compare(graph, config, x, *, stall=0.0, seed=0, base=0, **memory_options):
     """Run ``graph`` on ``x`` with the image loaded at ``base``; every tensor checked."""
     program = compile_program(graph, config)
     image = program.load_input(bytearray(program.image), x)
     want = run_image(bytearray(image), config)
     memory = bytearray(1 << config.addr_bits)
     memory[base:base + len(image)] = image
-    result = run_engine(config, memory, program=base, stall=stall, seed=seed)
+    result = run_engine(config, memory, program=base, stall=stall, seed=seed,
+                        **memory_options)
     loaded = memory[base:base + len(image)]
     for layer in program.layers:
         got, expected = program.read(loaded, layer.output), program.read(want, layer.output)
@@ -135,3 +136,40 @@ def test_registers_report_identity_layers_and_cycles():
     assert result["status"] == 0b10                       # done, not busy, no error
     assert 0 < result["layers"][0] <= result["cycles"]
     assert result["id"] == MAGIC
+
+
+def _three_dense_layers(rng):
+    nodes = []
+    for i, (outs, ins) in enumerate([(5, 6), (7, 5), (3, 7)]):
+        nodes += [g.dense(f"fc{i}", rng.integers(-7, 8, (outs, ins)), rng.integers(-9, 9, outs),
+                          np.full(outs, 4)),
+                  g.requantize(f"act{i}", rng.integers(1, 1 << 8, outs), 10, 4, False)]
+    return _graph((6,), nodes)
+
+
+def test_a_memory_that_waits_for_write_data_before_its_address():
+    """AXI lets a slave hold AWREADY until it sees WVALID: the engine's writes go through."""
+    rng = np.random.default_rng(11)
+    graph = _three_dense_layers(rng)
+    _, result = run_and_compare(graph, SMALL, rng.integers(0, 256, 6), stall=0.2, seed=4,
+                                w_first=True)
+    assert (result["status"], result["error"]) == (0b10, 0)
+
+
+@pytest.mark.parametrize("where, layers", [("descriptor", 1), ("params", 2), ("output", 2)])
+def test_an_error_response_stops_the_run_before_the_next_layer(where, layers):
+    """A read or write of layer 1 answered SLVERR: that layer ends (its bursts finished),
+    the next does not start, and the engine reports done with error 3; a descriptor read
+    with an error is not run."""
+    rng = np.random.default_rng(12)
+    graph = _three_dense_layers(rng)
+    program = compile_program(graph, SMALL)
+    image = program.load_input(bytearray(program.image), rng.integers(0, 256, 6))
+    d = program.layers[1].descriptor
+    address = {"descriptor": 64, "params": d.param_addr, "output": d.out_addr}[where]
+    memory = bytearray(1 << SMALL.addr_bits)
+    memory[:len(image)] = image
+    result = run_engine(SMALL, memory, stall=0.2, seed=3, faulty=range(address, address + 1))
+    assert (result["status"], result["error"]) == (0b110, 3)
+    assert result["layers_register"] == len(result["layers"]) == layers
+    assert "SLVERR" in ERRORS[3]
