@@ -551,6 +551,8 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
     values = quant_golden.run(graph, x)
 
     out_dir = Path(out_dir)
+    # A run that fails from here on leaves no report, not the last run's.
+    (out_dir / "sim_report.json").unlink(missing_ok=True)
     if design is None:
         import hwgen
 

@@ -301,16 +301,20 @@ def test_a_corrupted_weight_in_the_image_is_caught_in_its_layer(engine_dir, sim_
 
 def test_an_engine_error_status_is_reported(engine_dir, sim_verilog):
     """A descriptor with an unknown op: the engine stops with STATUS error, which the run
-    reports (with the seed) instead of comparing anything."""
+    reports (with the seed) instead of comparing anything, and the last run's report is not
+    left behind."""
     graph = conv_graph()
     meta, _ = engine_design(graph, engine_dir / "bad_op", sim_verilog)
     image = bytearray(Path(meta["image"]).read_bytes())
     image[0] = (image[0] & 0xF0) | 0xF                 # op field of the first descriptor
     Path(meta["image"]).write_bytes(image)
+    out = engine_dir / "bad_op_run"
+    out.mkdir()
+    (out / "sim_report.json").write_text('{"ok": true}\n')
     with pytest.raises(SimulationError, match=r"frame 0: STATUS is 0b110 after busy fell "
                                               r"\(.*ERROR is 1\).*seed 3"):
-        simulate_engine(graph, random_inputs(graph, 1, 3), out_dir=engine_dir, design=meta,
-                        seed=3)
+        simulate_engine(graph, random_inputs(graph, 1, 3), out_dir=out, design=meta, seed=3)
+    assert not (out / "sim_report.json").exists()
 
 
 def test_a_write_outside_the_layers_output_is_reported(engine_dir, sim_verilog):
