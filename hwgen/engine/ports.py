@@ -132,8 +132,8 @@ class Planes(wiring.Component):
                      bus.rresp.eq(_worst(p.rresp for p in ports))]
 
         # Write responses: taken from every port as they come, counted; one to the engine
-        # once every port has given one, with the worst code given since the last (the
-        # engine counts responses, it does not act on their codes).
+        # once every port has given one, with the worst code given since the last (so an
+        # error on any port reaches the engine, which stops on it).
         counts = [Signal(range(_RESPONSES + 1), name=f"responses{k}") for k in range(n)]
         b_all = Cat(*((count != 0) | port.bvalid for count, port in zip(counts, ports))).all()
         given = b_all & bus.bready

@@ -16,10 +16,10 @@ class AxiMemory:
     ``writes`` record ``(address, beats)`` of each burst; an INCR burst that crosses a 4 KiB
     boundary fails the test.
 
-    With ``w_first`` the memory raises AWREADY only after a cycle with WVALID high, as the
-    AXI rules allow a slave to. A burst that touches a byte in ``faulty`` (a ``range``) is answered
-    SLVERR: on every read beat (its data still read), or on its write response (nothing
-    written).
+    With ``w_first`` the memory raises AWREADY only once a write beat of the burst is waiting
+    (WVALID held), as the AXI rules allow a slave to. A burst that touches a byte in
+    ``faulty`` (a ``range``) is answered SLVERR: on every read beat (its data still read), or
+    on its write response (nothing written).
     """
 
     def __init__(self, bus, memory, *, data_bits, stall=0.0, latency=2, seed=0,
@@ -77,10 +77,11 @@ class AxiMemory:
                 beat = None
 
     async def write(self, ctx):
-        bus, bursts, responses, wvalid = self.bus, [], [], 0
+        bus, bursts, responses, held = self.bus, [], [], False
         while True:
-            # A W-first memory raises AWREADY once it has seen WVALID.
-            awready = self._go() and (not self.w_first or bool(wvalid))
+            # A W-first memory raises AWREADY only while a write beat is held for a burst
+            # whose address it has not taken (every address taken has all its beats).
+            awready = self._go() and (not self.w_first or (held and not bursts))
             wready = bool(bursts) and self._go()
             ctx.set(bus.awready, awready)
             ctx.set(bus.wready, wready)
@@ -89,6 +90,7 @@ class AxiMemory:
             _, _, awvalid, awaddr, awlen, wvalid, wdata, wlast, bready = \
                 await ctx.tick().sample(bus.awvalid, bus.awaddr, bus.awlen, bus.wvalid,
                                         bus.wdata, bus.wlast, bus.bready)
+            held = bool(wvalid) and not wready
             if responses and bready:
                 responses.pop(0)
             if wready and wvalid:

@@ -5,6 +5,7 @@ from amaranth.sim import Simulator
 
 from hwgen.engine.control import REGISTERS
 from hwgen.engine.core import Engine
+from hwgen.engine.ports import port_names
 
 from .axi_memory import AxiMemory
 
@@ -34,14 +35,21 @@ async def axil_read(ctx, bus, address):
     return value
 
 
-def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
-               max_cycles=500_000, **memory_options):
-    """Run the program at ``program`` on ``memory`` (changed in place; ``memory_options`` for
-    :class:`AxiMemory`); returns the cycles of each layer (from start to its ``layer_done``)
-    and the registers read at the end."""
+def run_engine(config, memory, *, program=0, plane=None, stall=0.0, latency=2, seed=0,
+               max_cycles=500_000, restart=None, port_options=None, **memory_options):
+    """Run the program at ``program`` on ``memory`` (changed in place); returns the cycles of
+    each layer (from start to its ``layer_done``) and the registers read at the end.
+
+    Each of the engine's ports is an :class:`AxiMemory` on ``memory`` (``memory_options``
+    for all, ``port_options[k]`` for port ``k`` besides; each port stalls on its own), and
+    ``plane`` the ``PLANE`` register of an engine of several. With ``restart``, a function
+    of the list of memories, the engine is started again after the run ends and ``restart``
+    is called: the result is the second run's, with the first's under ``"first"``."""
     dut = Engine(config)
-    axi = AxiMemory(dut.m_axi, memory, data_bits=config.data_bits, stall=stall,
-                    latency=latency, seed=seed, **memory_options)
+    axis = [AxiMemory(getattr(dut, name), memory, data_bits=config.port_bits, stall=stall,
+                      latency=latency, seed=seed + k,
+                      **memory_options | (port_options or {}).get(k, {}))
+            for k, name in enumerate(port_names(config.ports))]
     result = {"layers": []}
 
     seen = {"start": None, "ends": []}
@@ -57,8 +65,8 @@ def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
                 seen["ends"].append(cycle)
             cycle += 1
 
-    async def bench(ctx):
-        await axil_write(ctx, dut.s_axil, REGISTERS["PROGRAM_LO"], program)
+    async def one_run(ctx):
+        seen.update(start=None, ends=[])
         await axil_write(ctx, dut.s_axil, REGISTERS["CTRL"], 1)
         for _ in range(max_cycles):
             await ctx.tick()
@@ -67,21 +75,31 @@ def run_engine(config, memory, *, program=0, stall=0.0, latency=2, seed=0,
         else:
             raise AssertionError(f"the engine did not finish in {max_cycles} cycles "
                                  f"({len(seen['ends'])} layers done)")
-        result["status"] = await axil_read(ctx, dut.s_axil, REGISTERS["STATUS"])
-        result["layers_register"] = await axil_read(ctx, dut.s_axil, REGISTERS["LAYERS"])
-        result["cycles"] = await axil_read(ctx, dut.s_axil, REGISTERS["CYCLES_LO"])
-        result["id"] = await axil_read(ctx, dut.s_axil, REGISTERS["ID"])
-        result["error"] = await axil_read(ctx, dut.s_axil, REGISTERS["ERROR"])
+        run = {name: await axil_read(ctx, dut.s_axil, REGISTERS[register])
+               for name, register in [("status", "STATUS"), ("layers_register", "LAYERS"),
+                                      ("cycles", "CYCLES_LO"), ("id", "ID"),
+                                      ("error", "ERROR")]}
         # Each layer from the cycle busy rose to its layer_done pulse.
-        result["layers"] = [end - seen["start"] for end in seen["ends"]]
+        run["layers"] = [end - seen["start"] for end in seen["ends"]]
+        return run
+
+    async def bench(ctx):
+        await axil_write(ctx, dut.s_axil, REGISTERS["PROGRAM_LO"], program)
+        if plane is not None:
+            await axil_write(ctx, dut.s_axil, REGISTERS["PLANE"], plane)
+        result.update(await one_run(ctx))
+        if restart is not None:
+            restart(axis)
+            result.update(await one_run(ctx), first=dict(result))
 
     top = Module()
     top.domains.sync = ClockDomain()
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(1e-8)
-    sim.add_testbench(axi.read, background=True)
-    sim.add_testbench(axi.write, background=True)
+    for axi in axis:
+        sim.add_testbench(axi.read, background=True)
+        sim.add_testbench(axi.write, background=True)
     sim.add_testbench(watch, background=True)
     sim.add_testbench(bench)
     sim.run()

@@ -156,20 +156,34 @@ def test_a_memory_that_waits_for_write_data_before_its_address():
     assert (result["status"], result["error"]) == (0b10, 0)
 
 
-@pytest.mark.parametrize("where, layers", [("descriptor", 1), ("params", 2), ("output", 2)])
-def test_an_error_response_stops_the_run_before_the_next_layer(where, layers):
-    """A read or write of layer 1 answered SLVERR: that layer ends (its bursts finished),
-    the next does not start, and the engine reports done with error 3; a descriptor read
-    with an error is not run."""
+@pytest.mark.parametrize("layer, where", [(1, "descriptor"), (1, "params"), (1, "output"),
+                                          (2, "params"), (2, "output")])
+def test_an_error_response_stops_the_run_before_the_next_layer(layer, where):
+    """A read or write of a layer answered SLVERR: that layer ends (its bursts finished),
+    the next does not start, and the engine reports done with error 3, the last layer too;
+    a descriptor read with an error is not run. Started again on a memory without the
+    fault, the engine runs the whole program (the error is cleared at the start)."""
     rng = np.random.default_rng(12)
     graph = _three_dense_layers(rng)
     program = compile_program(graph, SMALL)
-    image = program.load_input(bytearray(program.image), rng.integers(0, 256, 6))
-    d = program.layers[1].descriptor
-    address = {"descriptor": 64, "params": d.param_addr, "output": d.out_addr}[where]
+    x = rng.integers(0, 256, 6)
+    image = program.load_input(bytearray(program.image), x)
+    d = program.layers[layer].descriptor
+    address = {"descriptor": 64 * layer, "params": d.param_addr, "output": d.out_addr}[where]
     memory = bytearray(1 << SMALL.addr_bits)
     memory[:len(image)] = image
-    result = run_engine(SMALL, memory, stall=0.2, seed=3, faulty=range(address, address + 1))
-    assert (result["status"], result["error"]) == (0b110, 3)
-    assert result["layers_register"] == len(result["layers"]) == layers
+
+    def mend(axis):
+        for axi in axis:
+            axi.faulty = range(0)
+
+    result = run_engine(SMALL, memory, stall=0.2, seed=3, faulty=range(address, address + 1),
+                        restart=mend)
+    first = result["first"]
+    layers = layer + (where != "descriptor")
+    assert (first["status"], first["error"]) == (0b110, 3)
+    assert first["layers_register"] == len(first["layers"]) == layers
     assert "SLVERR" in ERRORS[3]
+    assert (result["status"], result["error"], result["layers_register"]) == (0b10, 0, 3)
+    golden = quant.run(graph, x[None])[graph.output][0]
+    assert np.array_equal(program.read(memory, graph.output).reshape(golden.shape), golden)

@@ -5,12 +5,14 @@ and under the PYNQ driver in tests/boards/test_engine_board.py.)"""
 import numpy as np
 import pytest
 
-from hwgen.engine import EngineConfig
+import quant
+from hwgen.engine import EngineConfig, compile_program
 from hwgen.engine.control import ERRORS, REGISTERS, Control, config_word
 from hwgen.engine.core import Engine
 from hwgen.engine.layout import PLANE_ALIGN, ImagePlanes
 from hwgen.engine.ports import Planes, port_names
-from tests.hwgen.engine.bench import axil_read, axil_write
+from tests.hwgen.engine.bench import axil_read, axil_write, run_engine
+from tests.hwgen.engine.test_engine import _three_dense_layers
 from tests.hwgen.streams import run_unit
 
 #: A small engine on two 64-bit ports.
@@ -172,3 +174,37 @@ def test_planes_on_pages_start_the_program():
     # The first descriptor, offset 0 of the image: plane 0 at PROGRAM, plane 1 a PLANE on.
     assert seen["addresses"] == {0x3000, 0x5000}
     assert seen["status"] & 1
+
+
+@pytest.mark.parametrize("ports, where", [(2, "read"), (4, "write")])
+def test_an_error_response_on_one_port_stops_the_run(ports, where):
+    """One port answers SLVERR to a read of layer 1's parameters or a write of its output
+    (the other ports answer OKAY): the run stops after that layer with error 3. Started
+    again without the fault, the engine runs every layer and the output is the golden."""
+    config = EngineConfig(tm=4, tn=4, data_bits=64 * ports, ports=ports, addr_bits=20,
+                          input_words=64, output_words=32, weight_words=32, channels=16)
+    rng = np.random.default_rng(13)
+    graph = _three_dense_layers(rng)
+    program = compile_program(graph, config)
+    x = rng.integers(0, 256, 6)
+    image = program.load_input(bytearray(program.image), x)
+    planes = ImagePlanes(ports, config.data_bytes, len(image))
+    base, memory = 0x4000, bytearray(1 << config.addr_bits)
+    memory[base:base + planes.nbytes] = planes.planes(image)
+    d = program.layers[1].descriptor
+    offset = d.param_addr if where == "read" else d.out_addr
+    faulty = base + (ports - 1) * planes.plane_bytes + offset // ports
+
+    def mend(axis):
+        for axi in axis:
+            axi.faulty = range(0)
+
+    result = run_engine(config, memory, program=base, plane=planes.plane_bytes, stall=0.2,
+                        seed=5, port_options={ports - 1: {"faulty": range(faulty, faulty + 1)}},
+                        restart=mend)
+    first = result["first"]
+    assert (first["status"], first["error"], first["layers_register"]) == (0b110, 3, 2)
+    assert (result["status"], result["error"], result["layers_register"]) == (0b10, 0, 3)
+    loaded = planes.read(memory[base:base + planes.nbytes], 0, len(image))
+    golden = quant.run(graph, x[None])[graph.output][0]
+    assert np.array_equal(program.read(loaded, graph.output).reshape(golden.shape), golden)
