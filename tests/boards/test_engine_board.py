@@ -527,9 +527,9 @@ def test_cli_build_engine(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.synth
 @pytest.mark.xfail(strict=True, raises=boards.BuildError, reason=(
-    "benchmarks/engine_ulx3s.json: nextpnr's Fmax is 49.45 MHz; the critical path (20.2 ns, "
-    "16.3 of routing) is the store's packer: the group width, whether the next group fits "
-    "and its placement in one cycle, through the read-ahead queue's handshake"))
+    "benchmarks/engine_ulx3s.json: nextpnr's Fmax is 50.77 MHz; the critical path (19.7 ns, "
+    "9.1 of routing) is the input buffer's block RAM output through the vector lanes' "
+    "multiplier to their product register"))
 def test_ulx3s_engine_selftest_reaches_100_mhz(tmp_path):
     """The open flow end to end: a 4x4 engine and its self-test program on the ULX3S 85F, at
     least 100 MHz in nextpnr under the 100 MHz constraint of the PLL's output (the build
