@@ -14,7 +14,8 @@ class AxiMemory:
     Every channel stalls with probability ``stall`` per cycle (ready or valid held low), and
     each read burst starts ``latency`` cycles after its address is taken. ``reads`` and
     ``writes`` record ``(address, beats)`` of each burst; an INCR burst that crosses a 4 KiB
-    boundary fails the test.
+    boundary fails the test, as does a master's ``valid`` that falls, or a payload that
+    changes, before its ``ready``.
 
     With ``w_first`` the memory raises AWREADY only once a write beat of the burst is waiting
     (WVALID held), as the AXI rules allow a slave to. A burst that touches a byte in
@@ -40,6 +41,17 @@ class AxiMemory:
     def _go(self):
         return self.rng.random() >= self.stall
 
+    @staticmethod
+    def _held(channel, offered, valid, ready, payload):
+        """The AXI rule for a master's channel: once ``valid`` is high it stays high, with
+        the same payload, until ``ready`` takes it. ``offered`` is the payload left waiting
+        at the edge before; returns what is left waiting at this one."""
+        if offered is not None:
+            assert valid, f"{channel}VALID fell before {channel}READY took {offered}"
+            assert payload == offered, f"{channel} changed from {offered} to {payload} " \
+                                       f"while waiting for {channel}READY"
+        return payload if valid and not ready else None
+
     def _check(self, address, beats):
         assert address % self.word == 0, f"unaligned burst at {address:#x}"
         assert (address % 4096) + beats * self.word <= 4096, \
@@ -48,7 +60,7 @@ class AxiMemory:
             f"burst of {beats} beats at {address:#x} is beyond the memory"
 
     async def read(self, ctx):
-        bus, pending, beat, cycle = self.bus, [], None, 0
+        bus, pending, beat, cycle, offered = self.bus, [], None, 0, None
         while True:
             arready = self._go()
             ctx.set(bus.arready, arready)
@@ -68,6 +80,7 @@ class AxiMemory:
             _, _, arvalid, araddr, arlen, rready = await ctx.tick().sample(
                 bus.arvalid, bus.araddr, bus.arlen, bus.rready)
             cycle += 1
+            offered = self._held("AR", offered, arvalid, arready, (araddr, arlen))
             if arready and arvalid:
                 self._check(araddr, arlen + 1)
                 self.reads.append((araddr, arlen + 1))
@@ -78,6 +91,7 @@ class AxiMemory:
 
     async def write(self, ctx):
         bus, bursts, responses, held = self.bus, [], [], False
+        aw_offered = w_offered = None
         while True:
             # A W-first memory raises AWREADY only while a write beat is held for a burst
             # whose address it has not taken (every address taken has all its beats).
@@ -91,6 +105,8 @@ class AxiMemory:
                 await ctx.tick().sample(bus.awvalid, bus.awaddr, bus.awlen, bus.wvalid,
                                         bus.wdata, bus.wlast, bus.bready)
             held = bool(wvalid) and not wready
+            aw_offered = self._held("AW", aw_offered, awvalid, awready, (awaddr, awlen))
+            w_offered = self._held("W", w_offered, wvalid, wready, (wdata, wlast))
             if responses and bready:
                 responses.pop(0)
             if wready and wvalid:
