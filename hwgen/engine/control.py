@@ -20,8 +20,8 @@ REGISTERS = {"ID": 0x00, "VERSION": 0x04, "CTRL": 0x08, "STATUS": 0x0C, "PROGRAM
 ERRORS = {1: "a descriptor has an unknown op",
           2: "PLANE is 0, or PROGRAM or PLANE is not a multiple of 4 KiB (several ports)",
           3: "a DRAM read or write was answered with an error (SLVERR or DECERR): the run "
-             "stopped before the next layer; LAYERS counts a layer the error hit, whose "
-             "output is not to be trusted (not one whose descriptor read it hit)"}
+             "stopped before the next layer; LAYERS includes the layer the error came in "
+             "(its output is not to be trusted), not one whose descriptor read drew it"}
 
 
 def config_word(config):

@@ -17,26 +17,28 @@ class AxiMemory:
     boundary fails the test, as does a master's ``valid`` that falls, or a payload that
     changes, before its ``ready``.
 
-    With ``w_first`` the memory raises AWREADY only once a write beat of the burst is waiting
-    (WVALID held), as the AXI rules allow a slave to. A burst that touches a byte in
-    ``faulty`` (a ``range``) is answered SLVERR: on every read beat (its data still read), or
-    on its write response (nothing written).
+    With ``w_first`` the memory takes one write address at a time, and only once a write
+    beat of its burst is waiting (WVALID held), as the AXI rules allow a slave to. A burst
+    that touches a byte in ``faulty`` (a ``range``) is answered ``fault_code`` (SLVERR, 2, or
+    DECERR, 3): on every read beat (its data still read), or on its write response (nothing
+    written). The handshake rule is checked on the address and length of AR and AW and the
+    data and last flag of W.
     """
 
     def __init__(self, bus, memory, *, data_bits, stall=0.0, latency=2, seed=0,
-                 w_first=False, faulty=range(0)):
+                 w_first=False, faulty=range(0), fault_code=2):
         self.bus, self.memory = bus, memory
         self.word = data_bits // 8
         self.stall, self.latency = stall, latency
-        self.w_first, self.faulty = w_first, faulty
+        self.w_first, self.faulty, self.fault_code = w_first, faulty, fault_code
         self.rng = random.Random(seed)
         self.reads, self.writes = [], []
 
     def _response(self, address, beats):
-        """OKAY (0), or SLVERR (2) for a burst that touches ``faulty``."""
+        """OKAY (0), or ``fault_code`` for a burst that touches ``faulty``."""
         end = address + beats * self.word
-        return 2 if self.faulty and address < self.faulty.stop and self.faulty.start < end \
-            else 0
+        touches = self.faulty and address < self.faulty.stop and self.faulty.start < end
+        return self.fault_code if touches else 0
 
     def _go(self):
         return self.rng.random() >= self.stall

@@ -1,7 +1,11 @@
 """Run an engine program in the Amaranth simulator against the AXI memory model."""
 
+import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
+
+import quant
+from quant import graph as g
 
 from hwgen.engine.control import REGISTERS
 from hwgen.engine.core import Engine
@@ -104,3 +108,19 @@ def run_engine(config, memory, *, program=0, plane=None, stall=0.0, latency=2, s
     sim.add_testbench(bench)
     sim.run()
     return result
+
+
+def three_dense_layers(rng):
+    """A network of three dense layers, each with its requantizer: three engine layers."""
+    nodes = []
+    for i, (outs, ins) in enumerate([(5, 6), (7, 5), (3, 7)]):
+        nodes += [g.dense(f"fc{i}", rng.integers(-7, 8, (outs, ins)), rng.integers(-9, 9, outs),
+                          np.full(outs, 4)),
+                  g.requantize(f"act{i}", rng.integers(1, 1 << 8, outs), 10, 4, False)]
+    return quant.QGraph(quant.InputSpec((6,), 8, False), nodes)
+
+
+def clear_faults(axis):
+    """A ``restart`` for :func:`run_engine`: every memory answers OKAY from now on."""
+    for axi in axis:
+        axi.faulty = range(0)

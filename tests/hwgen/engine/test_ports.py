@@ -11,8 +11,8 @@ from hwgen.engine.control import ERRORS, REGISTERS, Control, config_word
 from hwgen.engine.core import Engine
 from hwgen.engine.layout import PLANE_ALIGN, ImagePlanes
 from hwgen.engine.ports import Planes, port_names
-from tests.hwgen.engine.bench import axil_read, axil_write, run_engine
-from tests.hwgen.engine.test_engine import _three_dense_layers
+from tests.hwgen.engine.bench import (axil_read, axil_write, clear_faults, run_engine,
+                                      three_dense_layers)
 from tests.hwgen.streams import run_unit
 
 #: A small engine on two 64-bit ports.
@@ -184,7 +184,7 @@ def test_an_error_response_on_one_port_stops_the_run(ports, where):
     config = EngineConfig(tm=4, tn=4, data_bits=64 * ports, ports=ports, addr_bits=20,
                           input_words=64, output_words=32, weight_words=32, channels=16)
     rng = np.random.default_rng(13)
-    graph = _three_dense_layers(rng)
+    graph = three_dense_layers(rng)
     program = compile_program(graph, config)
     x = rng.integers(0, 256, 6)
     image = program.load_input(bytearray(program.image), x)
@@ -195,13 +195,9 @@ def test_an_error_response_on_one_port_stops_the_run(ports, where):
     offset = d.param_addr if where == "read" else d.out_addr
     faulty = base + (ports - 1) * planes.plane_bytes + offset // ports
 
-    def mend(axis):
-        for axi in axis:
-            axi.faulty = range(0)
-
     result = run_engine(config, memory, program=base, plane=planes.plane_bytes, stall=0.2,
                         seed=5, port_options={ports - 1: {"faulty": range(faulty, faulty + 1)}},
-                        restart=mend)
+                        restart=clear_faults)
     first = result["first"]
     assert (first["status"], first["error"], first["layers_register"]) == (0b110, 3, 2)
     assert (result["status"], result["error"], result["layers_register"]) == (0b10, 0, 3)
