@@ -10,7 +10,6 @@ from .layout import PORT_COUNTS
 __all__ = ["EngineConfig", "PORT_COUNTS", "crossbar_sources", "film_lanes"]
 
 
-
 def crossbar_sources(lane_bits):
     """For each channel position of a fold, the lanes its sum may come from: a position on a
     narrower lane takes its own lane's sum or a widest lane's (where a filter wider than its

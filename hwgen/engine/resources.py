@@ -204,10 +204,10 @@ def store_cost(config):
     placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
     # Buffer and fill level; from the element width, registered: the group's width, the
     # room it needs and the width (one-hot or binary).
-    registered = counter_bits(c.tm * _OUT_BITS + 1) + select + \
-        (_OUT_BITS if family in ONE_HOT_FAMILIES else counter_bits(_OUT_BITS + 1))
-    ff = width + select + registered + 24 + c.addr_bits + 134
     one_hot = family in ONE_HOT_FAMILIES
+    registered = counter_bits(c.tm * _OUT_BITS + 1) + select + \
+        (_OUT_BITS if one_hot else counter_bits(_OUT_BITS + 1))
+    ff = width + select + registered + 24 + c.addr_bits + 134
     return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm, one_hot), placed),
                              ff=ff)
 
