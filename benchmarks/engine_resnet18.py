@@ -43,7 +43,7 @@ import quant
 from engine import layer_rows, network, random_inputs
 from hwgen import generate
 from hwgen.app.options import parse_engine
-from hwgen.engine import TensorLayout
+from hwgen.engine import TensorLayout, engine_golden
 from hwgen.engine.compiler import compile_program
 from hwgen.engine.model import metadata_cycles
 from sim.engine import load_engine_design, simulate_engine
@@ -227,7 +227,8 @@ def main():
     _log(f"resnet18 at {args.input_size}: {len(meta['layers'])} layers, model "
          f"{cycles.total:,} cycles per frame; simulating one frame in Verilator")
 
-    golden = {value: frames[0] for value, frames in quant.run(graph, x).items()}
+    golden = {value: frames[0] for value, frames in
+              engine_golden(meta["layers"], quant.run(graph, x)).items()}
     snapshots = _Snapshots(args.out, report, meta, golden, work, time.time())
     stop = threading.Event()
     watcher = threading.Thread(target=snapshots.every, args=(args.every, stop), daemon=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import quant
-from hwgen.engine import EngineConfig, compile_program, run_image
+from hwgen.engine import EngineConfig, compile_program, engine_golden, run_image
 from hwgen.engine.control import ERRORS, MAGIC, REGISTERS, VERSION, config_word
 from hwgen.engine.core import ELEMENT_BITS, OUT_BITS, Engine
 from hwgen.engine.macarray import weight_word_bits
@@ -277,7 +277,7 @@ def selftest_input(graph, seed):
 def _selftest_tree(program, graph, board, out, clock_mhz, seed, files, platform_tree):
     x = selftest_input(graph, seed)
     program.load_input(program.image, x)
-    values = quant.run(graph, x[None])
+    values = engine_golden(program.layers, quant.run(graph, x[None]))
     golden = {value: values[value][0] for value in values}
     # The engine's own reference must give the golden, or the test cannot pass on any board.
     reference = run_image(bytearray(program.image), program.config)

@@ -531,7 +531,7 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
         index, expected and got values, and the seed.
     """
     from quant import golden as quant_golden
-    from hwgen.engine import EngineConfig, TensorLayout
+    from hwgen.engine import EngineConfig, TensorLayout, engine_golden
 
     check_simulator(simulator)      # before minutes of generation
     backpressure = check_backpressure(backpressure)
@@ -561,6 +561,7 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
     meta = load_engine_design(design)
     if config is not None and config != meta["config"]:
         raise ValueError(f"config {config} is not the design's engine {meta['config']}")
+    values = engine_golden(meta["layers"], values)
     _check_design_fits(graph, meta, values)
     layers = meta["layers"]
     tensors = [layer["output"] for layer in layers]

@@ -6,11 +6,11 @@ program of layer descriptors and a DRAM image; :func:`run_image` is what the eng
 """
 
 from .compiler import compile_program
-from .image import EngineLayer, Program
+from .image import EngineLayer, Program, engine_golden
 from .config import EngineConfig, film_lanes
 from .layout import TensorLayout
 from .program import Descriptor
 from .reference import run_image
 
 __all__ = ["Descriptor", "EngineConfig", "EngineLayer", "Program", "TensorLayout",
-           "compile_program", "film_lanes", "run_image"]
+           "compile_program", "engine_golden", "film_lanes", "run_image"]

@@ -19,6 +19,12 @@ times its channel groups, would otherwise carry mostly padding channels: the inp
 stored as the windows' map and the layer runs as a 1 x 1 convolution on it, whose k-steps carry
 ``tn`` elements of the window each.
 
+A global average pool whose map does not fit the input buffer (a band of it would be the whole
+map) runs as two layers: the sums of each row (a pool of one row, written as a tensor of its
+own, ``<pool>.rows``, which :func:`~hwgen.engine.image.engine_golden` derives from the golden),
+then the sums of that column with the pool's requantizer. Each reads a row at a time, so the
+map's channels need only one row of the input buffer.
+
 Every layer the engine cannot run (an op it lacks, activations wider than its multipliers, a
 tile beyond its buffers, an accumulator beyond its width, an image beyond its address space)
 is reported up front, all at once, naming the layer, the limit and the numbers.
@@ -57,6 +63,8 @@ class _Plan:
     padding: tuple
     second: str = None
     weight: object = None
+    name: str = None       # the engine layer's own name, when not the graph node's
+    row_sums: bool = False  # it writes the row sums of a split global pool
 
 
 def _bits_of(lo, hi):
@@ -65,9 +73,10 @@ def _bits_of(lo, hi):
 
 
 class _Compiler:
-    def __init__(self, graph, config):
+    def __init__(self, graph, config, split_pools=None):
         graph.validate()
         self.graph, self.config = graph, config
+        self.split_pools = split_pools
         self.views = op_views(graph)
         self.ranges = graph.ranges()
         self.shapes = graph.shapes()         # once: each call walks and checks the graph
@@ -222,6 +231,8 @@ class _Compiler:
                 self.problems.append(f"{self.where(view.name)}: adds tensors stored as "
                                      f"different maps; the engine adds maps pixel by pixel")
         elif view.kind == "global_avgpool":
+            if self.splits(in_map):
+                source, in_map = self.row_sums(view, source, in_map)
             c, h, w = in_map
             op, kernel, stride, padding = POOL_SUM, (h, w), (1, 1), (0, 0)
         elif view.kind == "depthwise":
@@ -246,16 +257,46 @@ class _Compiler:
         self.layers.append(_Plan(op, view, rq, output, source, in_map, kernel, stride, padding,
                                  second=second))
 
+    def splits(self, in_map):
+        """Whether a global pool over ``in_map`` runs as row sums, then column sums: when the
+        whole map is more than the input buffer holds (or ``split_pools`` says so)."""
+        c, h, w = in_map
+        if h == 1 or w == 1:
+            return False
+        if self.split_pools is not None:
+            return self.split_pools
+        return h * w * -(-c // self.config.tn) > self.config.input_words
 
-def compile_program(graph, config):
-    """The :class:`Program` of ``graph`` on an engine built as ``config``.
+    def row_sums(self, view, source, in_map):
+        """Plan the layer that sums each row of a global pool's map; its value and map."""
+        c, h, w = in_map
+        value = f"{view.name}.rows"
+        while value in self.shapes:
+            value += "_"
+        lo, hi = self.ranges[source]
+        self.types[value] = _bits_of(lo * w, hi * w)
+        if self.types[value][0] > VECTOR_IN_BITS:
+            self.problems.append(f"{self.where(view.name)}: its row sums take "
+                                 f"{self.types[value][0]} bits; the engine's vector lanes take "
+                                 f"at most {VECTOR_IN_BITS} bits")
+        self.shapes[value] = (c, h, 1)
+        self.stored[value] = value
+        self.layers.append(_Plan(POOL_SUM, view, None, value, source, in_map, (1, w), (1, 1),
+                                 (0, 0), name=value, row_sums=True))
+        return value, (c, h, 1)
+
+
+def compile_program(graph, config, *, split_pools=None):
+    """The :class:`Program` of ``graph`` on an engine built as ``config``. ``split_pools``
+    True or False runs every global pool over a map of several rows and columns as row sums
+    then column sums, or none; by default those whose map does not fit the input buffer.
 
     Raises
     ------
     UnsupportedLayerError
         Listing every layer the engine cannot run, with the limit and the numbers.
     """
-    compiler = _Compiler(graph, config)
+    compiler = _Compiler(graph, config, split_pools)
     plans = compiler.plan()
     builder = ImageBuilder(compiler, config)
     for plan in plans:

@@ -22,7 +22,23 @@ from .params import (MAX_PASSES, MULTIPLIER_BITS, VECTOR_WEIGHT_BITS, FoldParams
 from .program import ADD, DEPTHWISE, MATMUL, OPS, POOL_MAX, ROUNDING, Descriptor
 from .weights import kstep_bits, kstep_widths, pack_fields
 
-__all__ = ["EngineLayer", "Program", "ImageBuilder", "band_rows", "place_filters"]
+__all__ = ["EngineLayer", "Program", "ImageBuilder", "band_rows", "engine_golden",
+           "place_filters", "row_words"]
+
+
+def engine_golden(layers, values):
+    """The golden of every tensor ``layers`` write: ``values`` (the graph's golden by value,
+    frames first) and the row sums of each split global pool, its input summed along every
+    row. ``layers`` are :class:`EngineLayer` or their metadata."""
+    out = dict(values)
+    for layer in layers:
+        if isinstance(layer, dict):
+            row_sums, output, source = layer.get("row_sums"), layer["output"], layer["inputs"][0]
+        else:
+            row_sums, output, source = layer.row_sums, layer.output, layer.inputs[0]
+        if row_sums:
+            out[output] = np.asarray(out[source]).sum(axis=-1, keepdims=True)
+    return out
 
 
 @dataclass
@@ -38,6 +54,7 @@ class EngineLayer:
     nodes: tuple
     macs: int = 0
     fold_passes: tuple = ()
+    row_sums: bool = False   # its output is a split global pool's row sums, not a graph value
 
 
 @dataclass
@@ -90,7 +107,7 @@ class Program:
                         "output": layer.output, "nodes": list(layer.nodes),
                         "macs": layer.macs, "cycles_model": modelled.total,
                         "descriptor": asdict(layer.descriptor),
-                        "fold_passes": list(layer.fold_passes)}
+                        "fold_passes": list(layer.fold_passes), "row_sums": layer.row_sums}
                        for layer, modelled in zip(self.layers, cycles.layers)],
             "cycles_per_frame_model": cycles.total,
             "cycles_model_latency": latency,
@@ -132,10 +149,15 @@ def place_filters(lane_bits, weight_bits):
                       for i in range(0, len(left), len(wide))]
 
 
+def row_words(d):
+    """Input-buffer words one output row of descriptor ``d`` reads (an add's two operands
+    share the input buffer, one in each half)."""
+    return min(d.in_height, d.kernel_h) * d.in_width * d.in_groups * (2 if d.op == ADD else 1)
+
+
 def band_rows(d, config):
     """The most output rows of descriptor ``d`` whose input rows fit ``config``'s input buffer
     and whose output fits its output buffer (0 when not even one row does)."""
-    # An add's two operands share the input buffer, one in each half.
     in_words_per_row = d.in_width * d.in_groups * (2 if d.op == ADD else 1)
     best = 0
     for rows in range(1, d.out_height + 1):
@@ -170,7 +192,7 @@ class ImageBuilder:
 
     def add(self, plan):
         view, rq, output = plan.view, plan.rq, plan.output
-        name = view.name
+        name = plan.name or view.name
         source = self.tensors[plan.source]
         out_shape = self.shape(output)
         out = self.layout(output, out_shape, *self.compiler.types[output])
@@ -207,11 +229,11 @@ class ImageBuilder:
             params, macs, fold_passes = self.vector_params(plan, d, out)
         self.tile(plan, d, source, out)
         self.params.append(params)
+        nodes = (view.name,) + ((rq.name,) if rq is not None and rq.name != view.name else ())
         self.layers.append(EngineLayer(name, plan.kind,
                                        tuple(v for v in (plan.source, plan.second) if v),
-                                       output, d, (name,) + ((rq.name,) if rq is not None and
-                                                             rq.name != name else ()), macs,
-                                       tuple(fold_passes)))
+                                       output, d, nodes, macs, tuple(fold_passes),
+                                       plan.row_sums))
 
     # -- parameters --------------------------------------------------------------------------
 
@@ -336,7 +358,7 @@ class ImageBuilder:
     def tile(self, plan, d, source, out):
         """Bands of output rows that fit the input buffer."""
         c = self.config
-        name = plan.view.name
+        name = plan.name or plan.view.name
         in_words_per_row = d.in_width * source.groups * (2 if plan.second else 1)
         best = band_rows(d, c)
         if best == 0:

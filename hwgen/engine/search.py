@@ -29,9 +29,9 @@ from ..model import KINDS, device as get_device
 from ..ops import op_views
 from .compiler import compile_program
 from .config import PORT_COUNTS, EngineConfig, film_lanes
-from .image import band_rows
+from .image import band_rows, row_words
 from .model import DEFAULT_LATENCY, NetworkCycles, layer_cycles
-from .program import ADD, MATMUL
+from .program import MATMUL, POOL_SUM
 
 __all__ = ["BANDWIDTH_GBS", "DEFAULT_BANDWIDTH_GBS", "EngineDesign", "check_bandwidth",
            "check_max_data_bits",
@@ -283,15 +283,22 @@ def _power_of_two(n):
 
 class _Probe:
     """A network compiled once for an array, lane pattern and bus width, with buffers that
-    never limit it: its layers, and the least buffer sizes it needs."""
+    never limit it: its layers, and the least buffer sizes it needs. A global pool the
+    compiler splits where its map does not fit the input buffer is compiled split as well."""
 
     def __init__(self, graph, config):
         program = compile_program(graph, config)
-        self.layers = [(layer.name, layer.descriptor, layer.macs, layer.fold_passes)
-                       for layer in program.layers]
+        self.layers = [_entry(layer) for layer in program.layers]
         descriptors = [layer.descriptor for layer in program.layers]
-        rows = [min(d.in_height, d.kernel_h) * d.in_width * d.in_groups *
-                (2 if d.op == ADD else 1) for d in descriptors]
+        # Each splittable pool's two layers (row sums, then the pool over them).
+        self.split = {}
+        if any(d.op == POOL_SUM and d.kernel_h == d.in_height > 1 and d.kernel_w > 1
+               for d in descriptors):
+            layers = compile_program(graph, config, split_pools=True).layers
+            self.split = {pool.name: [_entry(rows), _entry(pool)]
+                          for rows, pool in zip(layers, layers[1:]) if rows.row_sums}
+        rows = [max(row_words(d) for _, d, *_ in self.split[name]) if name in self.split
+                else row_words(d) for name, d, *_ in self.layers]
         self.input_words = max(rows)
         self.output_words = max(d.out_width * d.out_groups for d in descriptors)
         self.weight_words = max([d.passes * d.ksteps for d in descriptors if d.op == MATMUL],
@@ -301,13 +308,23 @@ class _Probe:
         self.image_bytes = len(program.image)
 
     def layers_for(self, config):
-        """The layers re-tiled for ``config``'s buffers."""
+        """The layers as compiled for ``config`` (a pool split where its map does not fit the
+        input buffer), re-tiled for its buffers."""
         out = []
-        for name, d, macs, passes in self.layers:
-            rows = band_rows(d, config)
-            out.append((name, dataclasses.replace(d, band_rows=rows,
-                                                  bands=-(-d.out_height // rows)), macs, passes))
+        for layer in self.layers:
+            name, d = layer[:2]
+            split = name in self.split and row_words(d) > config.input_words
+            for name, d, macs, passes in self.split[name] if split else [layer]:
+                rows = band_rows(d, config)
+                out.append((name, dataclasses.replace(d, band_rows=rows,
+                                                      bands=-(-d.out_height // rows)),
+                            macs, passes))
         return out
+
+
+def _entry(layer):
+    """What the cycle model needs of an :class:`~hwgen.engine.image.EngineLayer`."""
+    return layer.name, layer.descriptor, layer.macs, layer.fold_passes
 
 
 class _Search:

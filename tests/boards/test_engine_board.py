@@ -22,6 +22,7 @@ from boards import BoardError, get_board, vivado
 from boards.drivers import engine as driver
 from boards.engine import buffer_bits, selftest_input
 from boards.engine_selftest import EngineSelfTest
+from tests.hwgen.engine.test_engine import global_pool_graph
 from hwgen.app.cli import main
 from hwgen.engine import compile_program, run_image
 from hwgen.engine.control import MAGIC, REGISTERS
@@ -452,8 +453,12 @@ def test_engine_selftest_fails_on_one_wrong_element(selftest_program):
     assert result["mismatches"] == 1
 
 
-def test_ecp5_engine_dry_run(tmp_path):
-    report = boards.build(small_cnn(), "ulx3s_85f", tmp_path, dry_run=True, estimate=False,
+@pytest.mark.parametrize("graph", [
+    small_cnn(),
+    # Its global pool is more than the input buffer holds: the self-test checks the row sums.
+    global_pool_graph(np.random.default_rng(2))[0]], ids=["cnn", "split_pool"])
+def test_ecp5_engine_dry_run(tmp_path, graph):
+    report = boards.build(graph, "ulx3s_85f", tmp_path, dry_run=True, estimate=False,
                           arch="engine", engine=small_engine("ecp5", addr_bits=16), log=None)
     assert report["flow"] == "selftest" and report["architecture"] == "engine"
     assert report["notes"] and "no processing system" in report["notes"][0]

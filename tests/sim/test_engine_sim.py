@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import quant
-from hwgen.engine import EngineConfig, TensorLayout, compile_program
+from hwgen.engine import EngineConfig, TensorLayout, compile_program, engine_golden
 from hwgen.engine.model import program_cycles
 from hwgen.engine.program import OPS
 from quant import graph as g, zoo
 from sim import SimulationError, ToolchainError
 from sim.engine import load_engine_design, simulate_engine
 from tests.graphgen import random_case, random_inputs
+from tests.hwgen.engine.test_engine import global_pool_graph
 
 #: A small engine: four 4-bit-or-8-bit lanes, buffers small enough that layers run in bands.
 SIM = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=128, output_words=64,
@@ -119,7 +120,7 @@ def stem_graph():
 
 def check_result(result, graph, x, program):
     """Everything a passing run promises, checked independently of its own bookkeeping."""
-    values = quant.run(graph, x)
+    values = engine_golden(program.layers, quant.run(graph, x))
     assert result.ok, result.describe()
     assert result.tensors == [layer.output for layer in program.layers]
     assert result.values_compared == sum(values[v].size for v in result.tensors)
@@ -229,6 +230,18 @@ def test_a_stem_reading_the_input_as_its_windows_takes_the_models_cycles(engine_
     check_result(result, graph, x, program)
     result = simulate_engine(graph, x, out_dir=engine_dir, design=meta, latency=3)
     check_result(result, graph, x, program)
+    assert result.frame_cycles.tolist() == [program_cycles(program, latency=3).total] * len(x)
+
+
+def test_a_global_pool_split_into_row_sums_takes_the_models_cycles(engine_dir, sim_verilog):
+    # 2 channel groups of 10 x 9 pixels are more than SIM's 128 input words.
+    graph, inputs = global_pool_graph(np.random.default_rng(5), channels=8, size=(10, 9))
+    meta, program = engine_design(graph, engine_dir / "split_pool", sim_verilog)
+    assert [layer.name for layer in program.layers] == ["gap.rows", "gap", "fc"]
+    x = inputs(2)
+    result = simulate_engine(graph, x, out_dir=engine_dir, design=meta, latency=3)
+    check_result(result, graph, x, program)
+    assert np.array_equal(result.outputs["gap.rows"], x.sum(axis=-1, keepdims=True))
     assert result.frame_cycles.tolist() == [program_cycles(program, latency=3).total] * len(x)
 
 

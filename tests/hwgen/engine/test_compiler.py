@@ -2,11 +2,13 @@
 tensor it writes; filter placement; descriptors and parameters round-trip; and every layer it
 cannot run is named up front."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import quant
-from hwgen.engine import Descriptor, EngineConfig, compile_program, run_image
+from hwgen.engine import Descriptor, EngineConfig, compile_program, engine_golden, run_image
 from hwgen.engine.config import crossbar_sources
 from hwgen.engine.image import place_filters
 from hwgen.engine.params import (MAX_PASSES, FoldParams, decode_params, encode_params,
@@ -19,7 +21,7 @@ from quant.models import mnist_cnn, resnet_mnist
 from quant.nn import fold_batchnorms
 from tests.graphgen import random_case, random_inputs
 
-from .test_engine import NARROW, uneven_passes
+from .test_engine import NARROW, global_pool_graph, uneven_passes
 
 SMALL = EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=512, output_words=256,
                      weight_words=256, addr_bits=20)
@@ -29,7 +31,7 @@ def assert_every_tensor_equal(graph, config, frames):
     program = compile_program(graph, config)
     for x in frames:
         image = run_image(program.load_input(bytearray(program.image), x), config)
-        golden = quant.run(graph, x[None])
+        golden = engine_golden(program.layers, quant.run(graph, x[None]))
         for layer in program.layers:
             want = golden[layer.output][0]
             got = program.read(image, layer.output).reshape(want.shape)
@@ -57,6 +59,32 @@ def test_random_graphs_equal_the_golden():
         assert_every_tensor_equal(graph, SMALL, random_inputs(graph, 3, seed))
         compiled += 1
     assert compiled >= 25          # the others read activations wider than the multipliers
+
+
+def test_a_global_pool_beyond_the_input_buffer_sums_rows_then_the_column():
+    rng = np.random.default_rng(8)
+    graph, inputs = global_pool_graph(rng)
+    program = assert_every_tensor_equal(graph, SMALL, inputs(3))
+    assert [layer.name for layer in program.layers] == ["gap.rows", "gap", "fc"]
+    rows, pool = (layer.descriptor for layer in program.layers[:2])
+    assert (rows.kernel_h, rows.kernel_w, rows.out_height, rows.out_width, rows.requant) == \
+        (1, 13, 14, 1, 0)
+    assert (pool.kernel_h, pool.kernel_w, pool.in_width, pool.requant) == (14, 1, 1, 1)
+    # Signed 6-bit inputs, 13 a row: the row sums are 10-bit signed.
+    assert (rows.out_bits, rows.out_signed) == (10, 1)
+    assert program.layers[0].row_sums and program.layers[0].nodes == ("gap",)
+    # A buffer that holds the map runs the pool as one layer.
+    whole = dataclasses.replace(SMALL, input_words=1024)
+    program = assert_every_tensor_equal(graph, whole, inputs(1))
+    assert [layer.name for layer in program.layers] == ["gap", "fc"]
+
+
+def test_row_sums_wider_than_the_vector_lanes_are_refused():
+    graph, _ = global_pool_graph(np.random.default_rng(8), bits=14, signed=False)
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'gap': its row sums take 18 bits; "
+                                                    r"the engine's vector lanes take at most "
+                                                    r"16 bits"):
+        compile_program(graph, SMALL)
 
 
 def test_filters_stay_on_their_own_lane_and_wider_ones_swap_onto_a_wide_lane():

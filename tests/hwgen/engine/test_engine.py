@@ -106,6 +106,27 @@ def test_pools_depthwise_add_and_dense_after_a_flatten():
     assert [layer.name for layer in program.layers][:2] == ["dw", "pool"]
 
 
+def global_pool_graph(rng, channels=12, size=(14, 13), bits=6, signed=True):
+    """A global average pool (and its requantizer and a classifier) over a map of
+    ``channels`` x ``size``: with tn 4, its 3 channel groups of 14 x 13 pixels are more than
+    512 input words."""
+    lo, hi = (-(1 << bits - 1), (1 << bits - 1) - 1) if signed else (0, (1 << bits) - 1)
+    return quant.QGraph(quant.InputSpec((channels, *size), bits, signed), [
+        g.global_avgpool("gap"),
+        g.requantize("gap_act", rng.integers(1, 1 << 10, channels), 14, 5, True,
+                     offset=rng.integers(-500, 500, channels)),
+        g.dense("fc", rng.integers(-7, 8, (5, channels)), rng.integers(-9, 9, 5),
+                np.full(5, 4)),
+    ]), lambda n: rng.integers(lo, hi + 1, (n, channels, *size))
+
+
+def test_a_global_pool_as_row_sums_then_the_column():
+    rng = np.random.default_rng(9)
+    graph, inputs = global_pool_graph(rng)
+    program, _ = run_and_compare(graph, SMALL, inputs(1)[0], stall=0.3, seed=4)
+    assert [layer.name for layer in program.layers] == ["gap.rows", "gap", "fc"]
+
+
 def test_a_layer_after_one_with_more_bands_starts():
     """The compute unit's end of a layer does not hang on the band count of the next
     descriptor, which replaces the finished layer's before the next start."""

@@ -2,6 +2,7 @@
 the fastest it priced, a target picks a cheaper one, the DRAM bandwidth bounds the rate, and
 bad input gets an error naming the bound."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 from hwgen.design import DesignError
 from hwgen.engine import compile_program
 from hwgen.engine.model import program_cycles
-from hwgen.engine.search import BANDWIDTH_GBS, search_engine
+from hwgen.engine.search import BANDWIDTH_GBS, _Probe, search_engine
 from hwgen.errors import UnsupportedLayerError
 from hwgen.model import device
 from quant import graph as g
 
+from .test_engine import SMALL, global_pool_graph
 from .test_model import resnet18_shaped
 
 
@@ -152,3 +154,24 @@ def test_a_layer_no_engine_runs(graph):
     with pytest.raises(UnsupportedLayerError, match=r"layer 'fc': reads 12-bit unsigned "
                                                     r"activations; the engine's multipliers"):
         search_engine(wide, "xc7z020", 100.0)
+
+
+def test_a_pool_split_for_a_small_input_buffer_is_priced_as_compiled():
+    # The search compiles once with unbounded buffers; the layers it prices for a buffer too
+    # small for the global pool's map are those the compiler gives that buffer.
+    graph, _ = global_pool_graph(np.random.default_rng(8))
+    probe = _Probe(graph, dataclasses.replace(SMALL, input_words=1 << 20,
+                                              output_words=1 << 20, weight_words=1 << 20))
+    assert probe.input_words == 14 * 3          # the column sums: 14 rows of 3 groups
+    for words, names in ((64, ["gap.rows", "gap", "fc"]), (1024, ["gap", "fc"])):
+        config = dataclasses.replace(SMALL, input_words=words)
+        program = compile_program(graph, config)
+        priced = probe.layers_for(config)
+        assert [name for name, *_ in priced] == [layer.name for layer in program.layers] == names
+        assert [_placed(d) for _, d, *_ in priced] == \
+            [_placed(layer.descriptor) for layer in program.layers]
+
+
+def _placed(d):
+    """A descriptor without its addresses (the probe's image lies elsewhere)."""
+    return dataclasses.replace(d, param_addr=0, in_addr=0, in2_addr=0, out_addr=0, last=0)
