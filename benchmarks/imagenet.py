@@ -8,7 +8,8 @@ bounds it (the search's answer for a rate just above it), or why none fits (the 
 against the on-chip memory, with the numbers), the resources of a
 design that holds every weight on chip (all layers folded to the slowest rate the search
 tried), and the wall time of the estimate; then the fastest layer-sequential engine
-(:func:`hwgen.engine.search.search_engine`, DRAM at 13 GB/s): its configuration, frames/s
+(:func:`hwgen.engine.search.search_engine`, DRAM at the part's bandwidth: 13 GB/s on
+ZCU102, 1.6 on PYNQ-Z2): its configuration, frames/s
 (the cycle model's cycles, bounded layer by layer by the DRAM bandwidth), the MAC array's
 utilization, LUT/FF/DSP/BRAM use, DRAM bytes per frame and the bandwidth used, and what
 bounds it; the same search as the board's Vivado project (``hwgen build --arch engine``)
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from boards import get_board
 from boards.vivado import port_bits
-from hwgen.engine.search import DEFAULT_BANDWIDTH_GBS, search_engine
+from hwgen.engine.search import default_bandwidth, search_engine
 from hwgen.explore import DesignError, compile as compile_design, estimate, greedy_folding
 from hwgen.model import device
 from quant import zoo
@@ -51,8 +52,7 @@ def engine_row(graph, part_name, clock, port_bits=None):
     ``port_bits`` when given), or why none fits."""
     start = time.perf_counter()
     try:
-        design = search_engine(graph, part_name, clock, DEFAULT_BANDWIDTH_GBS,
-                               port_bits=port_bits)
+        design = search_engine(graph, part_name, clock, port_bits=port_bits)
     except DesignError as error:
         return {"fits": False, "reason": str(error),
                 "search_seconds": round(time.perf_counter() - start, 2)}
@@ -199,10 +199,11 @@ def main():
         results[name] = entry
     report = {"precisions": "per filter 95% 4-bit / 5% 8-bit weights (quant.zoo.filter_bits), "
                             "5-bit activations, 8-bit input",
-              "engine_dram_gbs": DEFAULT_BANDWIDTH_GBS,
+              "engine_dram_gbs": {part: default_bandwidth(device(part))
+                                  for part, *_ in TARGETS},
               "engine_cycles": "the cycle model's (equal to Verilator's on the simulated AXI "
                                "RAM, one bus word a cycle, read latency 2), each layer at "
-                               "least its DRAM bytes at engine_dram_gbs",
+                               "least its DRAM bytes at the part's engine_dram_gbs",
               "engine_as_built": "the fastest engine as the Vivado project of hwgen build "
                                  "--arch engine has it: at the board's fabric clock, its bus "
                                  "spread over at most the four high-performance ports of the "

@@ -161,7 +161,8 @@ def _estimate_parser(p):
                         "%(default)s)")
     p.add_argument("--bandwidth-gbs", type=float, default=None, metavar="B",
                    help="--arch engine or auto: DRAM bandwidth the engine may use, GB/s "
-                        "(default: 13, a ZCU102-class PS DDR4 from the fabric)")
+                        "(default: the boards' of the device, 13 on xczu9eg, 1.6 on "
+                        "xc7z020; 13 on other parts)")
     p.add_argument("--out", default="build/estimate", metavar="DIR",
                    help="where report.json and estimate.png go (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

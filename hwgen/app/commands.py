@@ -19,7 +19,7 @@ import quant
 import sim
 import sim.engine
 from hwgen.design import DesignError
-from hwgen.engine.search import DEFAULT_BANDWIDTH_GBS, check_bandwidth, search_engine
+from hwgen.engine.search import check_bandwidth, search_engine
 from hwgen.errors import UnsupportedLayerError
 from hwgen.explore import signal_length
 from hwgen.model import device as get_device
@@ -263,7 +263,8 @@ def estimate(args):
         raise ValueError("--bandwidth-gbs is the engine's DRAM bandwidth; add --arch engine "
                          "or --arch auto")
     if arch != "dataflow":
-        bandwidth = check_bandwidth(DEFAULT_BANDWIDTH_GBS if bandwidth is None else bandwidth)
+        if bandwidth is not None:
+            check_bandwidth(bandwidth)
         get_device(args.device).check_clock(args.clock_mhz)
     check_output_folder(args.out, "--out")
     clear_report(args.out)

@@ -34,11 +34,12 @@ from .model import DEFAULT_LATENCY, NetworkCycles, layer_cycles
 from .program import MATMUL, POOL_SUM
 
 __all__ = ["BANDWIDTH_GBS", "DEFAULT_BANDWIDTH_GBS", "EngineDesign", "check_bandwidth",
-           "check_max_data_bits",
+           "check_max_data_bits", "default_bandwidth",
            "network_cycles", "search_engine"]
 
 #: DRAM bandwidth from the fabric on a ZCU102-class board (the PS DDR4's 64 bits reach about
-#: 75% of their 17-21 GB/s), GB/s.
+#: 75% of their 17-21 GB/s), GB/s: the search's for a part whose boards do not give one
+#: (:attr:`hwgen.model.Device.dram_gbs`).
 DEFAULT_BANDWIDTH_GBS = 13.0
 #: Bandwidths the search accepts, GB/s: from a slow single-channel DDR to beyond HBM2.
 BANDWIDTH_GBS = (0.1, 1000.0)
@@ -519,11 +520,18 @@ def _engine_resources(config, part):
     return engine_resources(config, part)
 
 
+def default_bandwidth(part):
+    """The DRAM bandwidth the search assumes on ``part`` (a :class:`~hwgen.model.Device`):
+    its boards' (:attr:`~hwgen.model.Device.dram_gbs`), else :data:`DEFAULT_BANDWIDTH_GBS`."""
+    return DEFAULT_BANDWIDTH_GBS if part.dram_gbs is None else part.dram_gbs
+
+
 def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
-                  bandwidth_gbs=DEFAULT_BANDWIDTH_GBS, target_fps=None, utilization=0.8,
+                  bandwidth_gbs=None, target_fps=None, utilization=0.8,
                   latency=DEFAULT_LATENCY, price=None, max_data_bits=None, port_bits=None):
     """The engine configuration with the most frames per second for ``graph`` on ``device``
-    at ``clock_mhz`` with ``bandwidth_gbs`` of DRAM, within ``utilization`` of every
+    at ``clock_mhz`` with ``bandwidth_gbs`` of DRAM (by default the part's:
+    :func:`default_bandwidth`), within ``utilization`` of every
     resource; with ``target_fps``, the cheapest (the smallest largest share of a resource)
     that reaches it. ``latency`` is the DRAM read latency of the cycle model; ``price`` how
     a configuration's resources are estimated (default
@@ -549,7 +557,8 @@ def search_engine(graph, device="xczu9eg", clock_mhz=200.0,
     from ..explore import _check_share, _check_target
     part = get_device(device)
     clock_mhz = part.check_clock(clock_mhz)
-    bandwidth_gbs = check_bandwidth(bandwidth_gbs)
+    bandwidth_gbs = check_bandwidth(default_bandwidth(part) if bandwidth_gbs is None
+                                    else bandwidth_gbs)
     _check_share("utilization", utilization)
     _check_target(target_fps)
     widest = _MAX_DATA_BITS

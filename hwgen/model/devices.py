@@ -37,6 +37,10 @@ class Device:
     aliases : tuple of str
         Other device names of the same die and capacities (temperature grades, SERDES
         variants), lower case.
+    dram_gbs : float or None
+        DRAM bandwidth the fabric reaches on the boards that carry the part (about 75% of
+        their processor DDR's peak), GB/s; None where the boards differ or have no
+        processor DDR.
     """
 
     name: str
@@ -50,6 +54,7 @@ class Device:
     clock_mhz: tuple
     boards: tuple = ()
     aliases: tuple = ()
+    dram_gbs: float = None
 
     def capacity(self):
         """``{"lut", "ff", "dsp", "bram18", "lutram"}``: what the part holds, for utilization."""
@@ -80,13 +85,15 @@ class Device:
 #: 3.125 MHz on ECP5) and the global clock buffer's maximum at the listed speed grade (DS187,
 #: DS181, DS189, DS182, DS892, DS925 switching characteristics; the ECP5 primary clock
 #: network). A part's ``aliases`` are the device names of the same die in other temperature
-#: grades or with SERDES, as Amaranth platforms spell them.
+#: grades or with SERDES, as Amaranth platforms spell them. DRAM bandwidth: ZCU102's PS DDR4
+#: is 64 bits wide (17-21 GB/s; about 13 from the fabric), PYNQ-Z2's and Arty Z7-20's DDR3 16
+#: bits at 1,050 MT/s (2.1 GB/s; about 1.6).
 DEVICES = {d.name: d for d in (
     Device("xc7z010", "xc7z010clg400-1", "xc7", lut=17_600, ff=35_200, dsp=80,
            bram18=120, lutram=6_000, clock_mhz=(4.69, 464.0)),
     Device("xc7z020", "xc7z020clg400-1", "xc7", lut=53_200, ff=106_400, dsp=220,
            bram18=280, lutram=17_400, clock_mhz=(4.69, 464.0),
-           boards=("pynq_z2", "arty_z7_20")),
+           boards=("pynq_z2", "arty_z7_20"), dram_gbs=1.6),
     Device("xc7a35t", "xc7a35ticsg324-1L", "xc7", lut=20_800, ff=41_600, dsp=90,
            bram18=100, lutram=6_400, clock_mhz=(4.69, 464.0), boards=("arty_a7_35",),
            aliases=("xc7a35ti",)),
@@ -104,7 +111,8 @@ DEVICES = {d.name: d for d in (
     Device("xcku040", "xcku040-ffva1156-2-e", "xcup", lut=242_400, ff=484_800, dsp=1_920,
            bram18=1_200, lutram=112_800, clock_mhz=(6.25, 725.0), boards=("kcu105",)),
     Device("xczu9eg", "xczu9eg-ffvb1156-2-e", "xcup", lut=274_080, ff=548_160, dsp=2_520,
-           bram18=1_824, lutram=144_000, clock_mhz=(6.25, 725.0), boards=("zcu102",)),
+           bram18=1_824, lutram=144_000, clock_mhz=(6.25, 725.0), boards=("zcu102",),
+           dram_gbs=13.0),
     Device("lfe5u-12f", "LFE5U-12F-6BG381C", "ecp5", lut=12_096, ff=12_096, dsp=28,
            bram18=32, lutram=6_048, clock_mhz=(3.125, 370.0), boards=("ulx3s_12f",)),
     Device("lfe5u-25f", "LFE5U-25F-6BG381C", "ecp5", lut=24_288, ff=24_288, dsp=28,

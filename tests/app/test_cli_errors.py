@@ -261,7 +261,7 @@ CASES = [
      1, r"clock_mhz must be within 4.69..464 MHz on xc7z020, not 1000", ["e"]),
     ("engine-does-not-fit", "estimate m.qgraph --out e --arch engine --utilization 0.0001", 1,
      r"the network does not run on xc7z020 at any engine configuration within utilization "
-     r"0.0001: the smallest engine that runs it \(tm 4, 256-bit bus, least buffers: [\d,]+ "
+     r"0.0001: the smallest engine that runs it \(tm 4, 64-bit bus, least buffers: [\d,]+ "
      r"input, [\d,]+ output and [\d,]+ weight words\) needs lut [\d,]+ > 5, .*",
      ["e/report.json"]),
     ("auto-neither-fits", "estimate m.qgraph --out e --arch auto --utilization 0.0001", 1,
@@ -270,7 +270,7 @@ CASES = [
      ["e/report.json"]),
     ("engine-target-out-of-reach", "estimate m.qgraph --out e --arch engine --target-fps 1e9",
      1, r"1e\+09 frames/s at 100 MHz needs 0 cycles per frame; the fastest engine that fits "
-     r"xc7z020 \(utilization 0.8, 13 GB/s\) takes [\d,]+ \([\d.]+ frames/s\): .*MAC array "
+     r"xc7z020 \(utilization 0.8, 1.6 GB/s\) takes [\d,]+ \([\d.]+ frames/s\): .*MAC array "
      r"\d+% busy", ["e/report.json"]),
     # packing
     ("weight-bits-alone", "packing --weight-bits 4", 1,

@@ -11,7 +11,8 @@ import pytest
 from hwgen.design import DesignError
 from hwgen.engine import compile_program
 from hwgen.engine.model import program_cycles
-from hwgen.engine.search import BANDWIDTH_GBS, _Probe, search_engine
+from hwgen.engine.search import (BANDWIDTH_GBS, DEFAULT_BANDWIDTH_GBS, _Probe,
+                                 default_bandwidth, search_engine)
 from hwgen.errors import UnsupportedLayerError
 from hwgen.model import device
 from quant import graph as g
@@ -69,10 +70,18 @@ def test_a_target_picks_the_cheapest_that_reaches_it(graph, fastest):
 def test_an_unreachable_target_names_the_bounds(graph, fastest):
     with pytest.raises(DesignError, match=r"1e\+06 frames/s at 100 MHz needs 100 cycles per "
                                           r"frame; the fastest engine that fits xc7z020 "
-                                          r"\(utilization 0.8, 13 GB/s\) takes .*: a \d+ x \d+ "
+                                          r"\(utilization 0.8, 1.6 GB/s\) takes .*: a \d+ x \d+ "
                                           r"array needs .*; DRAM .* GB/s .*; MAC array \d+% "
                                           r"busy"):
         search_engine(graph, "xc7z020", 100.0, target_fps=1e6)
+
+
+def test_the_dram_bandwidth_is_the_parts_boards_unless_given(fastest):
+    # PYNQ-Z2's 16-bit DDR3 from the fabric; ZCU102's 64-bit DDR4; a part on boards
+    # without processor DDR gets the ZCU102-class default.
+    assert fastest.bandwidth_gbs == default_bandwidth(device("xc7z020")) == 1.6
+    assert default_bandwidth(device("zcu102")) == 13.0
+    assert default_bandwidth(device("lfe5u-85f")) == DEFAULT_BANDWIDTH_GBS
 
 
 def test_the_dram_bandwidth_bounds_each_layer(graph, fastest):
