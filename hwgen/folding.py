@@ -116,7 +116,9 @@ def check_folding(graph, folding):
     beat), and a depthwise convolution has ``pe == simd``. A convolution (depthwise or not)
     may also take ``simd = taps * in_channels`` for ``taps`` dividing ``kh * kw`` (a depthwise
     one then with ``pe == in_channels``): its window then brings ``taps`` whole positions per
-    beat from an input stream of one pixel per beat; a convolution whose windows tile its
+    beat from an input stream of one pixel per beat; a convolution (not depthwise) any other
+    divisor of ``kh * kw * in_channels``, its window splitting a larger beat; a convolution
+    whose windows tile its
     input's rows may take ``simd = positions * kh * kw * in_channels`` with ``pe == out_channels``:
     whole windows of ``positions`` output positions per beat
     (:attr:`~hwgen.ops.FilterView.simd_options`). Any ``pe`` suits any mix of precisions: a lane is

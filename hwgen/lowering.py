@@ -204,15 +204,19 @@ def _matvec(low, view, end, weight, pe, simd, vectors, map, positions=1):
 def _window(low, view, end, simd, pad_value=0):
     """The window of a layer folded ``simd``: ``simd`` channels of one position per beat, or,
     with ``simd`` above the channels, ``simd / channels`` whole positions per beat from a
-    stream of one pixel per beat."""
+    stream of one pixel per beat; or, when no window beat is ``simd`` elements, a larger one
+    that the window splits into beats of ``simd`` (:meth:`~hwgen.ops.FilterView.window_lanes`)."""
     g = view.geometry
     lanes = view.in_lanes(simd)
+    beat = view.window_lanes(simd)
     end = low.regroup(view.name, end, lanes)
     params = {"channels": g.channels, "height": g.height, "width": g.width,
               "kernel": g.kernel, "stride": g.stride, "padding": g.padding,
               "shape": end.shape, "simd": lanes, "pad_value": pad_value}
-    if simd > lanes:
-        params["taps"] = simd // lanes
+    if beat > lanes:
+        params["taps"] = beat // lanes
+    if beat > simd:
+        params["split"] = beat // simd
     out = low.append(f"{view.name}_window", SlidingWindow, params, end)
     return out.moved(out.port, lanes=simd)
 

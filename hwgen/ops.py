@@ -18,6 +18,7 @@ from quant.numerics import is_int
 
 from .blocks._util import divisors
 from .blocks.map_window import pool_positions
+from .blocks.window import window_beat, window_beats
 
 __all__ = ["Geometry", "OpView", "FilterView", "PoolView", "op_view", "op_views",
            "filter_views"]
@@ -123,7 +124,9 @@ class FilterView(OpView):
     (``in_features``, or the input channels of a convolution, whose window brings ``simd``
     channels of one window position per beat), or, for a convolution (depthwise or not), is
     ``taps * in_channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
-    whole positions per beat), or, for a convolution whose windows tile its rows,
+    whole positions per beat), or, for a convolution (not depthwise), any other divisor of
+    ``kh * kw * in_channels`` (its window reads a larger of those beats and splits it:
+    :meth:`window_lanes`), or, for a convolution whose windows tile its rows,
     ``positions * kh * kw * in_channels`` (``positions`` whole windows per beat, with ``pe ==
     out_channels``):
     :attr:`simd_options`. A depthwise convolution outputs the channels it takes in: ``pe ==
@@ -204,10 +207,29 @@ class FilterView(OpView):
     @cached_property
     def simd_options(self):
         """Every legal ``simd``, ascending."""
-        options = divisors(self.in_count)
-        if self.kind in ("conv", "depthwise"):
-            options += [taps * self.in_count for taps in divisors(self.window)[1:]]
+        if self.kind == "conv":
+            options = divisors(self.fan_in)
+        else:
+            options = self.window_options
         return options + [p * self.fan_in for p in self.position_options]
+
+    @cached_property
+    def window_options(self):
+        """The beats a sliding window gives (:func:`~hwgen.blocks.window.window_beats`); a
+        dense layer's divisors of its features."""
+        if self.kind in ("conv", "depthwise"):
+            return window_beats(self.in_count, self.window)
+        return divisors(self.in_count)
+
+    def window_lanes(self, simd):
+        """Elements per beat the sliding window of the layer folded ``simd`` reads: ``simd``,
+        or, when no window beat is ``simd`` elements (a part of the window that is neither
+        whole positions nor a divisor of the channels), the smallest window beat that
+        ``simd`` divides, which the window splits into beats of ``simd``
+        (:func:`~hwgen.blocks.window.window_beat`)."""
+        if self.kind == "dense" or self.whole_windows(simd):
+            return simd
+        return window_beat(self.in_count, self.window, simd)
 
     @cached_property
     def tiles(self):
@@ -248,7 +270,7 @@ class FilterView(OpView):
         ``positions * stride`` whole samples when it takes whole windows."""
         if self.whole_windows(simd):
             return self.positions(simd) * self.geometry.stride[1] * self.in_count
-        return min(simd, self.in_count)
+        return min(self.window_lanes(simd), self.in_count)
 
     def out_lanes(self, pe, simd):
         """Elements per beat of the layer's output: ``pe`` channels of each output position
@@ -277,15 +299,20 @@ class FilterView(OpView):
         if not is_int(simd) or simd not in self.simd_options:
             kh, kw = self.geometry.kernel
             rules = []
-            if self.kind in ("conv", "depthwise") and self.window > 1:
+            if self.kind == "conv" and self.window > 1:
+                what = (f"the {kh}x{kw} window's {self.fan_in} elements ({self.window} "
+                        f"positions of {self.in_name} {self.in_count})")
+            else:
+                what = f"{self.in_name} {self.in_count}"
+            if self.kind == "depthwise" and self.window > 1:
                 rules.append(f"{self.in_name} times a divisor of the {kh}x{kw} window's "
                              f"{self.window} positions")
             if self.position_options:
                 rules.append(f"whole windows ({self.fan_in} elements) of a divisor of its "
                              f"{self.geometry.out_width} output positions a row")
             rule = " nor is it " + ", nor ".join(rules) if rules else ""
-            problems.append(f"layer '{self.name}': SIMD {simd} does not divide {self.in_name} "
-                            f"{self.in_count}{rule}; choose one of "
+            problems.append(f"layer '{self.name}': SIMD {simd} does not divide {what}{rule}; "
+                            f"choose one of "
                             f"{', '.join(map(str, self.simd_options))}")
         if not problems and self.positions(simd) > 1 and pe != self.out_channels:
             problems.append(f"layer '{self.name}': PE {pe} must be {self.out_name} "

@@ -15,8 +15,10 @@ __all__ = ["WindowGeometry", "window_timing"]
 class WindowGeometry:
     """Window arithmetic shared by the hardware and its cycle model."""
 
-    def __init__(self, height, width, folds, kernel, stride, padding, taps=1):
+    def __init__(self, height, width, folds, kernel, stride, padding, taps=1, split=1):
         self.height, self.width, self.folds, self.taps = height, width, folds, taps
+        # Each output beat leaves as ``split`` beats through a width converter.
+        self.split = split
         (self.kh, self.kw), (self.sh, self.sw), (self.ph, self.pw) = kernel, stride, padding
         self.out_h = (height + 2 * self.ph - self.kh) // self.sh + 1
         self.out_w = (width + 2 * self.pw - self.kw) // self.sw + 1
@@ -76,6 +78,11 @@ class WindowGeometry:
         - the first beat of a stored row is taken only while fewer than ``rows`` stored rows
           are held; the rows an output row gives back are free from the cycle after its last
           beat is issued.
+
+        With ``split > 1`` a width converter takes each output beat and sends it on as
+        ``split`` parts, one a cycle, taking the next beat in the cycle the last part leaves;
+        the reader issues no beat while the one shown waits for the converter. The output
+        cycles are then the parts'.
         """
         offers = np.asarray(offers, dtype=np.int64)
         width_beats = self.width * self.folds
@@ -105,6 +112,7 @@ class WindowGeometry:
 
         out = []
         last_issue, total = -1, 0
+        converter_took = -1                  # when the converter took the last beat
         for frame in range(frames):
             for oy in range(self.out_h):
                 take_rows(frame * self.height
@@ -118,29 +126,50 @@ class WindowGeometry:
                 if oy == 0:                  # a frame starts once its first beat is offered
                     start = frame * self.in_beats
                     z[0] = max(z[0], offers[start], taken[start - 1] + 1 if frame else 0)
-                issue = index + np.maximum.accumulate(z)
+                if self.split == 1:
+                    issue = index + np.maximum.accumulate(z)
+                    out.append(issue + 1)
+                else:
+                    issue, taken_at = self._split_issues(ready, int(z[0]), converter_took)
+                    converter_took = int(taken_at[-1])
+                    out.append((taken_at[:, None] + np.arange(1, self.split + 1)).ravel())
                 last_issue = int(issue[-1])
                 total += self.release[oy]
                 released.append(total)
                 released_at.append(last_issue)
-                out.append(issue + 1)
         take_rows(frames * self.height)
         return taken, np.concatenate(out)
+
+    def _split_issues(self, ready, first, took):
+        """Issue cycles of one output row's beats (``ready``: when each could issue; the first
+        not before ``first``) and when the converter takes each (``took``: when it took the
+        beat before, -1 for none): beat ``i`` is shown from its issue cycle plus one and taken
+        ``split`` cycles after the one before at the earliest; the reader issues again from
+        the cycle the shown beat is taken."""
+        issue = np.empty(len(ready), dtype=np.int64)
+        taken_at = np.empty(len(ready), dtype=np.int64)
+        for i, t in enumerate(ready):
+            t = max(int(t), first if i == 0 else 0, took)
+            issue[i] = t
+            took = max(t + 1, took + self.split) if took >= 0 else t + 1
+            taken_at[i] = took
+        return issue, taken_at
 
     def frame_interval(self, rows, frames=5):
         """Steady-state cycles between frames with the input always offered."""
         _, out = self.schedule(np.zeros(frames * self.in_beats, dtype=np.int64), frames, rows)
-        ends = out[self.out_beats - 1::self.out_beats]
+        beats = self.out_beats * self.split
+        ends = out[beats - 1::beats]
         return int(ends[-1] - ends[-2]), np.diff(ends)
 
 
 @lru_cache(maxsize=None)   # a search per geometry; networks repeat geometries
-def window_timing(height, width, folds, kernel, stride, padding, buffer_rows, taps=1):
+def window_timing(height, width, folds, kernel, stride, padding, buffer_rows, taps=1, split=1):
     """The :class:`~hwgen.blocks.timing.WindowTiming` of a line buffer with ``buffer_rows``
     rows, or (``None``) of the smallest ring that keeps its input and output busy, whose
-    output beats carry ``taps`` window positions each."""
-    geometry = WindowGeometry(height, width, folds, kernel, stride, padding, taps)
-    target = max(geometry.in_beats, geometry.out_beats)
+    output beats carry ``taps`` window positions each, each sent on as ``split`` beats."""
+    geometry = WindowGeometry(height, width, folds, kernel, stride, padding, taps, split)
+    target = max(geometry.in_beats, geometry.out_beats * split)
     if buffer_rows is None:
         # The smallest ring whose steady-state frame interval is max(in, out), searched up to
         # one frame plus one window.

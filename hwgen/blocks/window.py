@@ -10,9 +10,25 @@ from quant.numerics import im2col
 from ..errors import FoldingError
 from ._util import check_count, check_pad_value, check_window, divisors, pack_words
 from .linebuffer import WindowGeometry, window_timing
+from .stream import WidthConverter
 from .timing import Timed
 
-__all__ = ["SlidingWindow", "im2col"]
+__all__ = ["SlidingWindow", "im2col", "window_beat", "window_beats"]
+
+
+def window_beats(channels, positions):
+    """Elements per output beat a :class:`SlidingWindow` over ``channels`` channels and a
+    window of ``positions`` positions can give, ascending: a divisor of the channels, or
+    whole positions (``taps * channels``, ``taps`` dividing ``positions``)."""
+    return divisors(channels) + [t * channels for t in divisors(positions)[1:]]
+
+
+def window_beat(channels, positions, elements):
+    """The window beat that gives beats of ``elements`` (a divisor of ``positions *
+    channels``): the smallest window beat that ``elements`` divides (the whole window is
+    one), which the window's converter splits into beats of ``elements``."""
+    return min(b for b in window_beats(channels, positions)
+               if b >= elements and b % elements == 0)
 
 
 class SlidingWindow(Timed, wiring.Component):
@@ -56,6 +72,10 @@ class SlidingWindow(Timed, wiring.Component):
     taps : int
         Window positions per output beat; divides ``kh * kw``. Above 1, ``simd`` must be
         ``channels``.
+    split : int
+        Each window beat leaves as ``split`` beats of ``simd * taps / split`` elements
+        through a width converter (a part of the window that is neither whole positions nor
+        a divisor of the channels); the reader waits while the converter is busy.
     buffer_rows : int or None
         Rows of the line buffer; ``None`` for the smallest full-rate ring. Fewer rows save
         memory at the cost of throughput (see ``cycles_per_frame``); at least
@@ -69,17 +89,21 @@ class SlidingWindow(Timed, wiring.Component):
     -------
     i_stream : In(stream.Signature(ArrayLayout(shape, simd)))
         ``in_beats`` beats per frame.
-    o_stream : Out(stream.Signature(ArrayLayout(shape, simd * taps)))
+    o_stream : Out(stream.Signature(ArrayLayout(shape, simd * taps / split)))
         ``out_beats`` beats per frame.
     """
 
     def __init__(self, *, channels, height, width, kernel, stride=1, padding=0, shape, simd=1,
-                 taps=1, buffer_rows=None, pad_value=0, name="window"):
+                 taps=1, split=1, buffer_rows=None, pad_value=0, name="window"):
         channels, height, width, kernel, stride, padding, shape = check_window(
             name, channels=channels, height=height, width=width, kernel=kernel, stride=stride,
             padding=padding, shape=shape)
         simd = check_count("simd", simd, name)
         taps = check_count("taps", taps, name)
+        split = check_count("split", split, name)
+        if (simd * taps) % split:
+            raise FoldingError(f"layer '{name}': split {split} does not divide the "
+                               f"{simd * taps} elements of a window beat")
         if channels % simd:
             raise FoldingError(f"layer '{name}': SIMD {simd} does not divide channels "
                                f"{channels}; choose one of "
@@ -106,15 +130,16 @@ class SlidingWindow(Timed, wiring.Component):
         pad_value = check_pad_value(pad_value, shape, name)
         self._timing = self.timing_of(channels=channels, height=height, width=width,
                                       kernel=kernel, stride=stride, padding=padding, simd=simd,
-                                      taps=taps, buffer_rows=buffer_rows)
+                                      taps=taps, split=split, buffer_rows=buffer_rows)
         self._name = name
         self._channels, self._shape, self._simd, self._taps = channels, shape, simd, taps
+        self._split = split
         self._geometry = self._timing.geometry
         self._buffer_rows = self._timing.buffer_rows
         self._pad_value = pad_value
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(shape, simd))),
-            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, simd * taps))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, simd * taps // split))),
         })
 
     channels = property(lambda self: self._channels)
@@ -126,12 +151,13 @@ class SlidingWindow(Timed, wiring.Component):
     shape = property(lambda self: self._shape)
     simd = property(lambda self: self._simd)
     taps = property(lambda self: self._taps)
-    #: Elements per output beat (``simd * taps``).
-    out_lanes = property(lambda self: self._simd * self._taps)
+    split = property(lambda self: self._split)
+    #: Elements per output beat (``simd * taps / split``).
+    out_lanes = property(lambda self: self._simd * self._taps // self._split)
     out_height = property(lambda self: self._geometry.out_h)
     out_width = property(lambda self: self._geometry.out_w)
     in_beats = property(lambda self: self._geometry.in_beats)
-    out_beats = property(lambda self: self._geometry.out_beats)
+    out_beats = property(lambda self: self._geometry.out_beats * self._split)
     window_beats = property(lambda self: self._geometry.window_beats)
     window_rows = property(lambda self: self._geometry.window_rows)
     buffer_rows = property(lambda self: self._buffer_rows)
@@ -152,14 +178,14 @@ class SlidingWindow(Timed, wiring.Component):
 
     @classmethod
     def timing_of(cls, *, channels, height, width, kernel, stride=1, padding=0, simd=1,
-                  taps=1, buffer_rows=None, **_):
+                  taps=1, split=1, buffer_rows=None, **_):
         """The exact cycle model of the line buffer (:class:`~hwgen.blocks.timing.
         WindowTiming`): a beat offered while the buffer is full waits, and the beats after it
         in turn. ``cycles_per_frame`` is ``max(in_beats, out_beats)`` with the default
         ``buffer_rows``; with a smaller buffer, what the cycle model gives."""
         pairs = [tuple(v) if isinstance(v, (tuple, list)) else (v, v)
                  for v in (kernel, stride, padding)]
-        return window_timing(height, width, channels // simd, *pairs, buffer_rows, taps)
+        return window_timing(height, width, channels // simd, *pairs, buffer_rows, taps, split)
 
     def reference(self, x):
         """Windows of ``(..., channels, height, width)`` inputs, as :func:`im2col`."""
@@ -185,6 +211,14 @@ class SlidingWindow(Timed, wiring.Component):
         writes = [copy.write_port() for copy in copies]
         wr = writes[0]
         i, o = self.i_stream, self.o_stream
+        if self._split > 1:
+            # The window's beats leave in parts through a converter, whose refusals stall the
+            # reader (``stall`` below), as the cycle model has it.
+            m.submodules.split = split = WidthConverter(
+                shape=self._shape, in_count=self._simd * self._taps, out_count=self.out_lanes,
+                name=f"{self._name}_split")
+            wiring.connect(m, split.o_stream, wiring.flipped(self.o_stream))
+            o = split.i_stream
 
         # Rows held for the reader, counted from the first row its current output row reads:
         # complete stored rows written minus rows given back (-1 while the reader has given

@@ -67,12 +67,17 @@ def _payload(block, port="i_stream"):
 
 
 def _window(family, block):
-    return costs.window_cost(
+    cost = costs.window_cost(
         family, height=block.height, width=block.width, folds=block.channels // block.simd,
         kernel=block.kernel, stride=block.stride, padding=getattr(block, "padding", (0, 0)),
         out_height=block.out_height, out_width=block.out_width,
         element_bits=block.shape.width, lanes=block.simd, buffer_rows=block.buffer_rows,
         taps=getattr(block, "taps", 1))
+    if getattr(block, "split", 1) > 1:
+        beat = block.simd * block.taps
+        cost += costs.width_converter_cost(family, element_bits=block.shape.width,
+                                           in_count=beat, out_count=block.out_lanes)
+    return cost
 
 
 def _pool(family, block):

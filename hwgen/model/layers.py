@@ -23,6 +23,7 @@ from ..blocks import matvec as _matvec_module
 from ..blocks._util import divisors
 from ..blocks.weightrom import weight_layout as _weight_layout
 from ..blocks import SlidingWindow
+from ..blocks.window import window_beat, window_beats
 from ..blocks.map_window import group_window, pool_positions
 from ..errors import FoldingError
 from ..folding import fold_order
@@ -177,22 +178,33 @@ class Layer:
 
     @property
     def window_split(self):
-        """``(channels per beat, positions per beat)`` of the layer's window."""
+        """``(channels per beat, positions per beat)`` of the beats the layer's window reads:
+        ``simd`` elements, or for a convolution the smallest window beat ``simd`` divides,
+        which the window splits (:func:`~hwgen.blocks.window.window_beat`)."""
         channels = self.map_shape[0]
-        if self.op in ("conv", "depthwise") and self.simd > channels:
-            return channels, self.simd // channels
-        return self.simd, 1
+        if self.op not in ("conv", "depthwise"):
+            return self.simd, 1
+        beat = self.simd
+        if self.op == "conv":
+            beat = window_beat(channels, self.kernel[0] * self.kernel[1], self.simd)
+        return (channels, beat // channels) if beat > channels else (beat, 1)
 
     def _check_window_simd(self):
-        """A convolution's ``simd``: a divisor of its channels or whole window positions."""
+        """A convolution's ``simd``: a divisor of its window's elements (of its channels or
+        whole positions for a depthwise one)."""
         channels = self.map_shape[0]
         positions = self.kernel[0] * self.kernel[1]
-        options = divisors(channels) + [t * channels for t in divisors(positions)[1:]]
+        if self.op == "conv":
+            options = divisors(positions * channels)
+            rule = (f"the window's {positions * channels} elements ({positions} positions of "
+                    f"{channels} channels)")
+        else:
+            options = window_beats(channels, positions)
+            rule = (f"{channels} nor is it {channels} times a divisor of the window's "
+                    f"{positions} positions")
         if self.simd not in options:
-            raise FoldingError(
-                f"layer '{self.name}': SIMD {self.simd} does not divide {channels} nor is it "
-                f"{channels} times a divisor of the window's {positions} positions; choose "
-                f"one of {', '.join(map(str, options))}")
+            raise FoldingError(f"layer '{self.name}': SIMD {self.simd} does not divide {rule}; "
+                               f"choose one of {', '.join(map(str, options))}")
 
     def _check(self, what, count, value):
         if value < 1 or count % value:
@@ -206,21 +218,26 @@ def _window(family, layer, padding):
     else:
         layer._check("simd", layer.map_shape[0], layer.simd)
     lanes, taps = layer.window_split
+    split = lanes * taps // layer.simd if layer.op == "conv" else 1
     return _window_cost(family, layer.map_shape, lanes, layer.kernel, layer.stride,
-                        padding, layer.in_bits, taps)
+                        padding, layer.in_bits, taps, split)
 
 
 @lru_cache(maxsize=None)   # the search prices one window under many lane and ROM choices
-def _window_cost(family, map_shape, simd, kernel, stride, padding, in_bits, taps=1):
+def _window_cost(family, map_shape, simd, kernel, stride, padding, in_bits, taps=1, split=1):
     channels, height, width = map_shape
     timing = SlidingWindow.timing_of(channels=channels, height=height, width=width,
                                      kernel=kernel, stride=stride, padding=padding, simd=simd,
-                                     taps=taps)
+                                     taps=taps, split=split)
     g = timing.geometry
-    return costs.window_cost(
+    cost = costs.window_cost(
         family, height=height, width=width, folds=g.folds, kernel=kernel, stride=stride,
         padding=padding, out_height=g.out_h, out_width=g.out_w, element_bits=in_bits,
-        lanes=simd, buffer_rows=timing.buffer_rows, taps=taps), g
+        lanes=simd, buffer_rows=timing.buffer_rows, taps=taps)
+    if split > 1:
+        cost += costs.width_converter_cost(family, element_bits=in_bits,
+                                           in_count=simd * taps, out_count=simd * taps // split)
+    return cost, g
 
 
 def _accumulator_bits(layer, weight_bits):

@@ -175,6 +175,16 @@ def dwtaps():
     return b.then(g.flatten("flat")).dense("fc", 3, high=1).graph
 
 
+def split():
+    """Windows split off whole positions: 9 of a 3x3 window of 4 channels a beat (the window
+    reads the whole window, 36 elements, a beat and splits it in 4), then 9 of a strided 3x3
+    window of 6 channels (3 positions, 18 elements, split in 2)."""
+    b = Builder(18, (4, 6, 6))
+    b.conv("conv1", 6, 3, high=2, padding=1).requantize("act1")
+    b.conv("conv2", 4, 3, high=1, stride=2, padding=1).requantize("act2")
+    return b.then(g.flatten("flat")).dense("fc", 3, high=1).graph
+
+
 def positions1d():
     """A 1-D signal at several output positions per cycle (peaks' shape): whole windows of a
     1-channel stem, a strided layer, a 1x1 head, a residual add and a pool."""
@@ -214,7 +224,7 @@ def signal_cnn(seed=16, length=64):
 NETWORKS = {"cnn2d": cnn2d, "cnn1d": cnn1d, "depthwise": depthwise, "depthwise1d": depthwise1d,
             "map_output": map_output, "residual": residual, "residual1d": residual1d,
             "offsets": offsets, "taps": taps, "taps1d": taps1d, "dwtaps": dwtaps,
-            "positions1d": positions1d, "positions2d": positions2d}
+            "split": split, "positions1d": positions1d, "positions2d": positions2d}
 FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "cnn1d": None, "depthwise": {"conv1": (4, 1), "dw": (2, 2)},
             "depthwise1d": None, "map_output": {"conv1": (4, 2)},
@@ -226,6 +236,7 @@ FOLDINGS = {"cnn2d": {"conv1": (2, 2), "conv2": (2, 2), "fc": (3, 2)},
             "taps": {"conv1": (4, 9), "conv2": (6, 12), "fc": (3, 6)},
             "taps1d": {"conv1": (2, 10), "conv2": (4, 12)},
             "dwtaps": {"conv1": (4, 3), "dw1": (4, 36), "dw2": (4, 12), "fc": (3, 4)},
+            "split": {"conv1": (3, 9), "conv2": (2, 9), "fc": (3, 4)},
             # 8 positions of the stem a beat, 4 of each layer after the stride, 2 of the
             # head; the pool takes one pixel a beat (the stream is split for it).
             "positions1d": {"conv1": (4, 56), "conv2": (6, 80), "conv3": (6, 120),
@@ -355,6 +366,20 @@ def test_lowering_of_windows_with_several_positions_per_beat():
         .cycles_per_frame == 64 * 9
 
 
+def test_lowering_of_windows_split_off_whole_positions():
+    """A SIMD that divides the window's elements but is neither whole positions nor a
+    divisor of the channels: the window reads the smallest beat of whole positions that SIMD
+    divides and splits it; the layer takes ``kh * kw * channels / simd`` beats a pixel."""
+    acc = compile_graph(split(), FOLDINGS["split"])
+    blocks = dict(acc.blocks)
+    window1, window2 = blocks["conv1_window"], blocks["conv2_window"]
+    assert (window1.simd, window1.taps, window1.split, window1.out_lanes) == (4, 9, 4, 9)
+    assert (window2.simd, window2.taps, window2.split, window2.out_lanes) == (6, 3, 2, 9)
+    assert not any(name.startswith(("conv1_split", "conv2_split")) for name in blocks)
+    # 36 pixels, 2 folds of 3 filters, 36 / 9 beats each.
+    assert acc.block_cycles()["conv1"] == acc.cycles_per_frame == 36 * 2 * 4
+
+
 def test_lowering_of_depthwise_windows_with_several_positions_per_beat():
     """A depthwise SIMD of ``taps`` whole positions: the window and the unit take ``taps``
     positions of all channels a beat and the unit sends the channels once per pixel."""
@@ -374,13 +399,12 @@ def test_folding_errors_name_the_simd_a_window_allows():
     with pytest.raises(FoldingError) as info:
         check_folding(taps(), {"conv1": (4, 2), "conv2": (6, 8), "fc": (3, 6)})
     message = str(info.value)
-    assert ("layer 'conv1': SIMD 2 does not divide in_channels 1 nor is it in_channels times "
-            "a divisor of the 3x3 window's 9 positions, nor whole windows (9 elements) of a "
-            "divisor of its 8 output positions a row; choose one of 1, 3, 9, 18, 36, 72") \
-        in message
-    assert ("layer 'conv2': SIMD 8 does not divide in_channels 4 nor is it in_channels times "
-            "a divisor of the 3x3 window's 9 positions, nor whole windows (36 elements) of a "
-            "divisor of its 4 output positions a row; choose one of 1, 2, 4, 12, 36, 72, 144") \
+    assert ("layer 'conv1': SIMD 2 does not divide the 3x3 window's 9 elements (9 positions "
+            "of in_channels 1) nor is it whole windows (9 elements) of a divisor of its 8 "
+            "output positions a row; choose one of 1, 3, 9, 18, 36, 72") in message
+    assert ("layer 'conv2': SIMD 8 does not divide the 3x3 window's 36 elements (9 positions "
+            "of in_channels 4) nor is it whole windows (36 elements) of a divisor of its 4 "
+            "output positions a row; choose one of 1, 2, 3, 4, 6, 9, 12, 18, 36, 72, 144") \
         in message
     with pytest.raises(FoldingError, match=r"layer 'dw': SIMD 8 does not divide in_channels "
                                            r"4 nor is it in_channels times a divisor of the "
@@ -392,11 +416,11 @@ def test_folding_errors_name_the_simd_a_window_allows():
                                            r"depthwise convolution"):
         check_folding(depthwise(), {"conv1": (4, 1), "dw": (2, 12), "fc": (3, 1)})
     # The same message before any hardware is built, from generation and from the estimate.
-    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide in_channels "
-                                           r"1 nor is it"):
+    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide the 3x3 "
+                                           r"window's 9 elements"):
         compile_graph(taps(), {"conv1": (4, 2)})
-    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide in_channels "
-                                           r"1 nor is it"):
+    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 2 does not divide the 3x3 "
+                                           r"window's 9 elements"):
         estimate(taps(), {"conv1": (4, 2), "conv2": (6, 12), "fc": (3, 6)})
 
 

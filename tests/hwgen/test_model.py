@@ -363,11 +363,26 @@ def test_a_window_of_several_positions_per_beat_holds_a_buffer_per_tap(family):
     assert (blocks["window"].bram18, blocks["window"].lutram) == \
         (9 * single.bram18, 9 * single.lutram)
     assert blocks["window"].lut > block_cost(SlidingWindow(**common), family).lut
-    with pytest.raises(FoldingError, match=r"layer 'c': SIMD 6 does not divide 3 nor is it 3 "
-                                           r"times a divisor of the window's 9 positions; "
-                                           r"choose one of 1, 3, 9, 27"):
+    with pytest.raises(FoldingError, match=r"layer 'c': SIMD 6 does not divide the window's 27 "
+                                           r"elements \(9 positions of 3 channels\); choose "
+                                           r"one of 1, 3, 9, 27"):
         layer_cost(Layer("conv", (3, 8, 8), in_bits=8, out_channels=8, kernel=3, simd=6,
                          weight_bits={4: 8}, name="c"), family)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_window_split_off_whole_positions_prices_the_next_larger_window_beat(family):
+    """SIMD 6 of a 3x3 window of 4 channels: the window reads 3 positions (12 elements) a
+    beat and its converter splits each in two."""
+    layer = Layer("conv", (4, 8, 8), in_bits=5, out_channels=8, kernel=3, padding=1, pe=2,
+                  simd=6, weight_bits={4: 8})
+    window = SlidingWindow(channels=4, height=8, width=8, kernel=3, padding=1,
+                           shape=unsigned(5), simd=4, taps=3, split=2)
+    whole = SlidingWindow(channels=4, height=8, width=8, kernel=3, padding=1,
+                          shape=unsigned(5), simd=4, taps=3)
+    assert layer.window_split == (4, 3)
+    assert dict(layer_blocks(layer, family))["window"] == block_cost(window, family)
+    assert block_cost(window, family).ff > block_cost(whole, family).ff
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -297,3 +297,42 @@ def test_im2col_order():
                                                                        else 0)
     with pytest.raises(ValueError, match=r"kernel 3x3 is larger than its padded input 2x2"):
         im2col(np.zeros((1, 2, 2), np.int64), 3)
+
+
+# Window beats split into parts by the window's converter: (channels, height, width, kernel,
+# stride, padding, simd, taps, split).
+SPLIT = [
+    (4, 6, 6, (3, 3), (1, 1), (1, 1), 4, 9, 4),       # the whole window, 9 elements a beat
+    (6, 5, 7, (3, 3), (2, 2), (1, 1), 6, 3, 2),       # a row of it, 9 a beat
+    (4, 6, 5, (3, 3), (1, 1), (0, 0), 4, 3, 2),
+    (3, 1, 12, (1, 5), (1, 2), (0, 0), 3, 5, 3),      # 1-D, strided
+    (2, 7, 6, (2, 2), (1, 1), (1, 1), 2, 2, 4),
+]
+SPLIT_IDS = "c{}_{}x{}_k{}_s{}_p{}_simd{}_taps{}_split{}"
+
+
+@pytest.mark.parametrize("case", SPLIT, ids=lambda c: SPLIT_IDS.format(*c))
+def test_window_split_beats_match_im2col_and_the_model(case):
+    """Each window beat leaves in ``split`` parts, the rows of im2col in order, with random
+    gaps and back-pressure; with the output always taken the model gives every cycle, and the
+    steady state is its rate."""
+    channels, height, width, kernel, stride, padding, simd, taps, split = case
+    seed = 500 + SPLIT.index(case)
+    rng = np.random.default_rng(seed)
+    shape = signed(4)
+    window = SlidingWindow(channels=channels, height=height, width=width, kernel=kernel,
+                           stride=stride, padding=padding, shape=shape, simd=simd, taps=taps,
+                           split=split)
+    assert window.out_lanes == simd * taps // split
+    x = random_frames(rng, 2, channels, height, width, shape)
+    got, *_ = rtl_window(window, x, in_gaps=0.4, out_stalls=0.4, seed=seed)
+    assert_equal(got, ref_window(x, kernel, stride, padding), seed)
+    x = random_frames(rng, 1, channels, height, width, shape)
+    for gaps in (0.0, 0.6):
+        _, offered, taken, when = rtl_window(window, x, in_gaps=gaps, seed=seed)
+        assert window.timing.beat_times(offered) == when, f"gaps {gaps} (seed {seed})"
+        assert window.timing.input_times(offered) == taken, f"gaps {gaps} (seed {seed})"
+    x = random_frames(rng, 5, channels, height, width, shape)
+    _, _, _, when = rtl_window(window, x, drain=3 * window.out_beats, seed=seed)
+    ends = when[window.out_beats - 1::window.out_beats]
+    assert list(np.diff(ends)[-2:]) == [window.cycles_per_frame] * 2
