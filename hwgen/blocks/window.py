@@ -26,9 +26,11 @@ def window_beats(channels, positions):
 def window_beat(channels, positions, elements):
     """The window beat that gives beats of ``elements`` (a divisor of ``positions *
     channels``): the smallest window beat that ``elements`` divides (the whole window is
-    one), which the window's converter splits into beats of ``elements``."""
-    return min(b for b in window_beats(channels, positions)
-               if b >= elements and b % elements == 0)
+    one), which the window's converter splits into beats of ``elements``; ``elements``
+    itself when it divides none (a SIMD the folding checks refuse)."""
+    beats = [b for b in window_beats(channels, positions)
+             if b >= elements and b % elements == 0]
+    return min(beats) if beats else elements
 
 
 class SlidingWindow(Timed, wiring.Component):
@@ -68,7 +70,8 @@ class SlidingWindow(Timed, wiring.Component):
     shape : Amaranth shape
         Element type, e.g. ``unsigned(5)``.
     simd : int
-        Channels per beat, in and out; divides ``channels``.
+        Channels per input beat, and per window position of an output beat before ``split``;
+        divides ``channels``.
     taps : int
         Window positions per output beat; divides ``kh * kw``. Above 1, ``simd`` must be
         ``channels``.

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..design import DesignError
+from ..errors import UnsupportedLayerError
 from ..model import KINDS, device as get_device
 from ..ops import op_views
 from .compiler import compile_program
@@ -291,11 +292,16 @@ class _Probe:
         program = compile_program(graph, config)
         self.layers = [_entry(layer) for layer in program.layers]
         descriptors = [layer.descriptor for layer in program.layers]
-        # Each splittable pool's two layers (row sums, then the pool over them).
+        # Each splittable pool's two layers (row sums, then the pool over them). A network
+        # whose split the engine cannot run (row sums wider than its vector lanes) keeps its
+        # pools whole, and needs buffers that hold them.
         self.split = {}
         if any(d.op == POOL_SUM and d.kernel_h == d.in_height > 1 and d.kernel_w > 1
                for d in descriptors):
-            layers = compile_program(graph, config, split_pools=True).layers
+            try:
+                layers = compile_program(graph, config, split_pools=True).layers
+            except UnsupportedLayerError:
+                layers = []
             self.split = {pool.name: [_entry(rows), _entry(pool)]
                           for rows, pool in zip(layers, layers[1:]) if rows.row_sums}
         rows = [max(row_words(d) for _, d, *_ in self.split[name]) if name in self.split

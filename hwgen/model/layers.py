@@ -70,9 +70,10 @@ class Layer:
         Window geometry of a convolution or a pool (``(1, k)`` for 1-D).
     pe, simd : int
         Folding: outputs and inputs per cycle. Pools, requantizers and adds take ``simd`` as
-        their elements per beat. A convolution's ``simd`` (depthwise or not) divides its
-        channels, or is ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window
-        brings ``taps`` whole positions per beat); one whose windows tile its rows may be
+        their elements per beat. A depthwise convolution's ``simd`` divides its channels, or
+        is ``taps * channels`` for ``taps`` dividing ``kh * kw`` (its window brings ``taps``
+        whole positions per beat); another convolution's divides ``kh * kw * channels`` (its
+        window splits a larger beat where needed); one whose windows tile its rows may be
         ``positions * kh * kw * channels`` (whole windows of ``positions`` outputs per beat,
         ``pe == out_channels``).
     weight_bits : dict

@@ -375,7 +375,14 @@ def test_lowering_of_windows_split_off_whole_positions():
     window1, window2 = blocks["conv1_window"], blocks["conv2_window"]
     assert (window1.simd, window1.taps, window1.split, window1.out_lanes) == (4, 9, 4, 9)
     assert (window2.simd, window2.taps, window2.split, window2.out_lanes) == (6, 3, 2, 9)
-    assert not any(name.startswith(("conv1_split", "conv2_split")) for name in blocks)
+    names = [name for name, _ in acc.blocks]      # no converter between window and unit
+    assert names.index("conv1") == names.index("conv1_window") + 1
+    assert names.index("conv2") == names.index("conv2_window") + 1
+    # A SIMD that divides no window beat is the folding checks' to refuse, not a crash.
+    assert choose_folding(split(), 8, fixed={"conv1": (3, 5)})["conv1"] == (3, 5)
+    with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD 5 does not divide the 3x3 "
+                                           r"window's 36 elements"):
+        check_folding(split(), {"conv1": (3, 5), "conv2": (2, 9), "fc": (3, 4)})
     # 36 pixels, 2 folds of 3 filters, 36 / 9 beats each.
     assert acc.block_cycles()["conv1"] == acc.cycles_per_frame == 36 * 2 * 4
 

@@ -181,6 +181,19 @@ def test_a_pool_split_for_a_small_input_buffer_is_priced_as_compiled():
             [_placed(layer.descriptor) for layer in program.layers]
 
 
+def test_a_pool_whose_row_sums_no_lane_takes_stays_whole():
+    # 14-bit inputs, 13 a row: 18-bit row sums. The search keeps the pool whole and sizes the
+    # input buffer for the whole map, as before pools were split.
+    graph, _ = global_pool_graph(np.random.default_rng(8), bits=14, signed=False)
+    probe = _Probe(graph, dataclasses.replace(SMALL, input_words=1 << 20,
+                                              output_words=1 << 20, weight_words=1 << 20))
+    assert probe.split == {} and probe.input_words == 3 * 14 * 13
+    design = search_engine(graph, "xczu9eg", 200.0)
+    assert design.config.input_words >= 3 * 14 * 13
+    assert [layer.name for layer in compile_program(graph, design.config).layers] == \
+        ["gap", "fc"]
+
+
 def _placed(d):
     """A descriptor without its addresses (the probe's image lies elsewhere)."""
     return dataclasses.replace(d, param_addr=0, in_addr=0, in2_addr=0, out_addr=0, last=0)
