@@ -149,16 +149,21 @@ def place_filters(lane_bits, weight_bits):
                       for i in range(0, len(left), len(wide))]
 
 
+def _input_row_words(d):
+    """Input-buffer words of one input row of descriptor ``d`` (an add's two operands share
+    the input buffer, one in each half)."""
+    return d.in_width * d.in_groups * (2 if d.op == ADD else 1)
+
+
 def row_words(d):
-    """Input-buffer words one output row of descriptor ``d`` reads (an add's two operands
-    share the input buffer, one in each half)."""
-    return min(d.in_height, d.kernel_h) * d.in_width * d.in_groups * (2 if d.op == ADD else 1)
+    """Input-buffer words one output row of descriptor ``d`` reads."""
+    return min(d.in_height, d.kernel_h) * _input_row_words(d)
 
 
 def band_rows(d, config):
     """The most output rows of descriptor ``d`` whose input rows fit ``config``'s input buffer
     and whose output fits its output buffer (0 when not even one row does)."""
-    in_words_per_row = d.in_width * d.in_groups * (2 if d.op == ADD else 1)
+    in_words_per_row = _input_row_words(d)
     best = 0
     for rows in range(1, d.out_height + 1):
         need = min(d.in_height, (rows - 1) * d.stride_h + d.kernel_h) * in_words_per_row
@@ -359,11 +364,10 @@ class ImageBuilder:
         """Bands of output rows that fit the input buffer."""
         c = self.config
         name = plan.name or plan.view.name
-        in_words_per_row = d.in_width * source.groups * (2 if plan.second else 1)
         best = band_rows(d, c)
         if best == 0:
             rows = min(d.in_height, d.kernel_h)
-            need = rows * in_words_per_row
+            need = row_words(d)
             if need > c.input_words:
                 operands = " for each of its two operands" if plan.second else ""
                 self.problems.append(f"layer '{name}': one output row needs {need} input "
