@@ -86,6 +86,7 @@ class _Compiler:
         # A flatten is a view of the map it flattens: value -> the stored value it reads.
         self.stored = {"input": "input"}
         self.input_patches = None     # the input stored as its first convolution's windows
+        self.splittable = []          # global pools over maps of several rows and columns
 
     def type_of(self, value):
         return self.types[self.stored[value]]
@@ -231,6 +232,8 @@ class _Compiler:
                 self.problems.append(f"{self.where(view.name)}: adds tensors stored as "
                                      f"different maps; the engine adds maps pixel by pixel")
         elif view.kind == "global_avgpool":
+            if self.splittable_map(in_map):
+                self.splittable.append(view.name)
             if self.splits(in_map):
                 source, in_map = self.row_sums(view, source, in_map)
             c, h, w = in_map
@@ -257,11 +260,18 @@ class _Compiler:
         self.layers.append(_Plan(op, view, rq, output, source, in_map, kernel, stride, padding,
                                  second=second))
 
+    @staticmethod
+    def splittable_map(in_map):
+        """Whether a global pool over ``in_map`` can run as row sums, then column sums: it
+        has several rows and columns."""
+        _, h, w = in_map
+        return h > 1 and w > 1
+
     def splits(self, in_map):
         """Whether a global pool over ``in_map`` runs as row sums, then column sums: when the
         whole map is more than the input buffer holds (or ``split_pools`` says so)."""
         c, h, w = in_map
-        if h == 1 or w == 1:
+        if not self.splittable_map(in_map):
             return False
         if self.split_pools is not None:
             return self.split_pools

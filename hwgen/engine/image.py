@@ -67,6 +67,7 @@ class Program:
     layers: list
     tensors: dict          # graph value: (address, TensorLayout)
     image: bytearray = field(repr=False)
+    splittable_pools: tuple = ()   # global pools the compiler may split (whole here or not)
 
     @property
     def input(self):
@@ -422,4 +423,5 @@ class ImageBuilder:
             image[64 * i:64 * (i + 1)] = d.encode()
             data = self.params[i]
             image[param_addr[i]:param_addr[i] + len(data)] = data
-        return Program(c, self.graph, self.layers, places, image)
+        return Program(c, self.graph, self.layers, places, image,
+                       tuple(self.compiler.splittable))

@@ -32,7 +32,7 @@ from .compiler import compile_program
 from .config import PORT_COUNTS, EngineConfig, film_lanes
 from .image import band_rows, row_words
 from .model import DEFAULT_LATENCY, NetworkCycles, layer_cycles
-from .program import MATMUL, POOL_SUM
+from .program import MATMUL
 
 __all__ = ["BANDWIDTH_GBS", "DEFAULT_BANDWIDTH_GBS", "EngineDesign", "check_bandwidth",
            "check_max_data_bits", "default_bandwidth",
@@ -296,8 +296,7 @@ class _Probe:
         # whose split the engine cannot run (row sums wider than its vector lanes) keeps its
         # pools whole, and needs buffers that hold them.
         self.split = {}
-        if any(d.op == POOL_SUM and d.kernel_h == d.in_height > 1 and d.kernel_w > 1
-               for d in descriptors):
+        if program.splittable_pools:
             try:
                 layers = compile_program(graph, config, split_pools=True).layers
             except UnsupportedLayerError:

@@ -46,6 +46,7 @@ def test_mnist_examples_equal_the_golden(model):
     frames = np.random.default_rng(1).integers(0, 256, (2, 1, 28, 28))
     program = assert_every_tensor_equal(graph, config, frames)
     assert program.output[0] > program.input[0]
+    assert program.splittable_pools == ()       # no global pool
 
 
 def test_random_graphs_equal_the_golden():
@@ -73,10 +74,11 @@ def test_a_global_pool_beyond_the_input_buffer_sums_rows_then_the_column():
     # Signed 6-bit inputs, 13 a row: the row sums are 10-bit signed.
     assert (rows.out_bits, rows.out_signed) == (10, 1)
     assert program.layers[0].row_sums and program.layers[0].nodes == ("gap",)
-    # A buffer that holds the map runs the pool as one layer.
+    # A buffer that holds the map runs the pool as one layer; it could still split it.
     whole = dataclasses.replace(SMALL, input_words=1024)
     program = assert_every_tensor_equal(graph, whole, inputs(1))
     assert [layer.name for layer in program.layers] == ["gap", "fc"]
+    assert program.splittable_pools == ("gap",)
 
 
 def test_row_sums_wider_than_the_vector_lanes_are_refused():
