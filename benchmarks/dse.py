@@ -17,7 +17,10 @@ Targets are fractions of the fastest design that fits.
 Usage::
 
     python benchmarks/dse.py [--out benchmarks/dse.json] [--examples A,B] [--frames N]
-                             [--workers N | --cluster ADDRESS]
+                             [--workers N | --cluster ADDRESS] [--merge]
+
+``--merge`` keeps the cases of the examples this run does not measure from ``--out`` (an
+example re-measured after its network changed); the summaries cover every case.
 """
 
 import argparse
@@ -83,6 +86,8 @@ def main():
                         help="generate and simulate on N local worker processes")
     parser.add_argument("--cluster", default=None, metavar="ADDRESS",
                         help="generate and simulate on the Dask cluster at ADDRESS")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other examples' cases already in --out")
     args = parser.parse_args()
     check_distribution(args.workers, args.cluster, None)
     cases, jobs = [], []
@@ -117,13 +122,19 @@ def main():
               f"{case['ours']['simulation']['cycles_per_frame_measured']} / "
               f"{case['greedy']['simulation']['cycles_per_frame_measured']} "
               f"<= {case['target_cycles']}")
+    out = Path(args.out)
+    if args.merge and out.is_file():
+        measured = {case["example"] for case in cases}
+        kept = [c for c in json.loads(out.read_text())["cases"] if c["example"] not in measured]
+        order = list(EXAMPLES)
+        cases = sorted(kept + cases, key=lambda c: order.index(c["example"]))
     report = {"device": DEVICE, "clock_mhz": CLOCK, "fractions_of_fastest": FRACTIONS,
               "cases": cases,
               "all_meet_target": all(c["ours"]["meets_target"] and c["greedy"]["meets_target"]
                                      for c in cases),
               "ours_never_more": all(c["ours_no_more_dsp_and_lut"] for c in cases),
               "ours_strictly_fewer_cases": sum(c["ours_strictly_fewer"] for c in cases)}
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(args.out)
 
 

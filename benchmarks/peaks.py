@@ -20,14 +20,14 @@ open flow (yosys, nextpnr-ecp5, ecppack) builds the self-test of the design at `
 ULX3S-85F and records nextpnr's Fmax and ``Fmax * P``, merged into the JSON. Each ``P``'s row
 is written as it is measured and replaces the row of the same ``P`` in ``--out``.
 
-``--channels`` trains the same recipe with other filter counts (a narrower network for a
-higher rate) and records it under ``variants`` in the same JSON.
+``--channels`` trains the same recipe with other filter counts (a wider network's cost beside
+the example's) and records it under ``variants`` in the same JSON.
 
 Usage::
 
     python benchmarks/peaks.py [--out benchmarks/peaks.json] [--positions 1,2,4,8,16,32]
         [--signals 100] [--clock-mhz 200] [--synth-up-to 16] [--weight-bits 4]
-        [--channels 8,16,16]
+        [--channels 6,12,8]
     python benchmarks/peaks.py --ulx3s 4 [--build-dir build/peaks_ulx3s]
 """
 
@@ -55,7 +55,7 @@ SYNTH = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram18": "RAMB"}
 
 
 #: The peaks example's filters per convolution.
-CHANNELS = (8, 16, 16)
+CHANNELS = (6, 12, 8)
 
 
 def trained(weight_bits, channels):

@@ -1,17 +1,20 @@
 """Peak detection quality at 2, 3 and 4 weight bits against the classic detectors.
 
 For each weight width it runs the peaks demo (``hwgen demo --example peaks --weight-bits W
---sim verilator --images 1000 --no-synth``): train the QNN, export it, score the golden on the
-1,000 test signals, generate Verilog and simulate every test signal in Verilator against the
-golden. The RTL's F1 is then measured on the same 1,000 signals as the golden's and as the
-classic detectors' (``scipy.signal.find_peaks`` and the centroid detector, tuned on training
-signals; every run tunes and scores them again, and the JSON records them once). F1 counts a
-detection within 3 samples of a true peak (:func:`quant.peaks.detection_scores`).
+--sim verilator --images 1000 --no-synth --samples-per-cycle 4``): train the QNN, export it,
+score the golden on the 1,000 test signals, generate Verilog and simulate every test signal in
+Verilator against the golden. The design takes ``--samples-per-cycle`` samples a cycle (4 by
+default: the outputs are the same at any rate, and cocotb's time is per cycle). The RTL's F1
+is then measured on the same 1,000 signals as the golden's and as the classic detectors'
+(``scipy.signal.find_peaks`` and the centroid detector, tuned on training signals; every run
+tunes and scores them again, and the JSON records them once). F1 counts a detection within 3
+samples of a true peak (:func:`quant.peaks.detection_scores`).
 
 Usage::
 
     python benchmarks/peaks_quality.py [--out benchmarks/peaks_quality.json] [--images N]
                                        [--weight-bits 2,3,4] [--sim verilator|icarus] [--merge]
+                                       [--samples-per-cycle P]
 
 ``--merge`` adds the widths measured to those already in ``--out`` (runs of different widths
 may go side by side, one process each).
@@ -35,10 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSIC = ("find_peaks", "centroid")
 
 
-def measure(weight_bits, images, simulator, work):
+def measure(weight_bits, images, simulator, work, samples_per_cycle):
     started = time.perf_counter()
     report = run_demo("peaks", out_dir=work / f"w{weight_bits}", images=images,
-                      simulator=simulator, synth=False, weight_bits=weight_bits)
+                      simulator=simulator, synth=False, weight_bits=weight_bits,
+                      samples_per_cycle=samples_per_cycle)
     f1 = report["f1"]
     entry = {"qat": PEAK_QAT[weight_bits], "float": f1["float"],
              "fake_quant": f1["fake_quant"], "golden": f1["golden"],
@@ -47,6 +51,7 @@ def measure(weight_bits, images, simulator, work):
              "rtl_mismatches": report["rtl_vs_golden"]["mismatches"],
              "macs_per_frame": report["macs_per_frame"],
              "cycles_per_frame": report["cycles_per_frame"],
+             "samples_per_cycle": samples_per_cycle,
              "seconds": round(time.perf_counter() - started, 1)}
     classic = {name: f1[name] for name in CLASSIC}
     print(f"W{weight_bits}: golden {entry['golden']:.4f}, RTL {entry['rtl']:.4f} on "
@@ -82,6 +87,8 @@ def main():
     parser.add_argument("--weight-bits", default=",".join(map(str, PEAKS_WEIGHT_BITS)))
     parser.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     parser.add_argument("--work", default=str(ROOT / "build" / "peaks_quality"))
+    parser.add_argument("--samples-per-cycle", type=int, default=4,
+                        help="the simulated design's samples a cycle (default 4)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the widths already in --out that this run does not measure")
     args = parser.parse_args()
@@ -90,7 +97,7 @@ def main():
     qnn, classic = {}, None
     for weight_bits in widths:
         qnn[f"W{weight_bits}"], scores = measure(weight_bits, args.images, args.sim,
-                                                 Path(args.work))
+                                                 Path(args.work), args.samples_per_cycle)
         if classic is not None and scores != classic:
             raise RuntimeError(f"the classic detectors scored {scores} in one run and "
                                f"{classic} in another; they should not depend on the QNN")

@@ -205,7 +205,7 @@ def resnet_mnist(channels=(8, 16), a_bits=5, low_bits=4, high_bits=8, *, add_bit
     return _finish(layers, low_bits, high_bits)
 
 
-def peaks_cnn(channels=(8, 16, 16), a_bits=4, weight_bits=4, *, batchnorm=True,
+def peaks_cnn(channels=(6, 12, 8), a_bits=4, weight_bits=4, *, batchnorm=True,
               power_of_two=False):
     """A 1-D convolutional QNN that locates peaks in signed 8-bit signals of 256 samples.
 
@@ -222,7 +222,7 @@ def peaks_cnn(channels=(8, 16, 16), a_bits=4, weight_bits=4, *, batchnorm=True,
 
     The head scores each cell of 2 samples: "no peak", "peak at the cell's first sample",
     "peak at its second sample" (see :mod:`quant.peaks`); its raw accumulators are decoded
-    directly. Receptive field: 19 samples. About 266k MACs per signal (default channels).
+    directly. Receptive field: 19 samples. About 121k MACs per signal (default channels).
 
     Parameters
     ----------
