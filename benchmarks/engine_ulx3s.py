@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import boards  # noqa: E402
+from boards.build import parse_nextpnr_log  # noqa: E402
 import quant  # noqa: E402
 from tests.boards.engine_graphs import small_cnn, small_engine  # noqa: E402
 
@@ -39,21 +39,6 @@ def _same_model(build_dir, graph):
         quant.save(graph, Path(scratch) / "model.qgraph")
         return (Path(scratch) / "model.qgraph").read_bytes() == \
             (Path(build_dir) / "model.qgraph").read_bytes()
-
-
-def critical_path(log):
-    """nextpnr's critical path after routing: its delay, where it starts and ends, and the
-    project's source lines its cells come from."""
-    text = Path(log).read_text(errors="replace")
-    start = text.rfind("Critical path report for clock")
-    if start < 0:
-        return None
-    report = text[start:text.find("Critical path report for cross-domain", start)]
-    cells = re.findall(r"(?:Source|Sink) (\S+)", report)
-    split = re.search(r"([\d.]+) ns logic, ([\d.]+) ns routing", report)
-    lines = sorted(set(re.findall(r"(hwgen/\S+\.py:\d+|boards/\S+\.py:\d+)", report)))
-    return {"logic_ns": float(split.group(1)), "routing_ns": float(split.group(2)),
-            "from": cells[0], "to": cells[-1], "source_lines": lines}
 
 
 def main(argv=None):
@@ -102,7 +87,8 @@ def main(argv=None):
         "clock_mhz": report["clock_mhz"],
         "fmax_mhz": timing["fmax_mhz"], "constraint_mhz": timing["constraint_mhz"],
         "timing_met": timing["met"], "constraint": timing["constraint"],
-        "critical_path": critical_path(Path(report["out_dir"]) / "selftest.tim"),
+        "critical_path": parse_nextpnr_log((Path(report["out_dir"]) / "selftest.tim")
+                                           .read_text(errors="replace"))["critical_path"],
         "utilization": {"used": util["design"], "available": util["available"],
                         "percent": util["percent"], "source": util["source"]},
         "nextpnr_bels": {k: v for k, v in util["bels"].items() if v["used"]},

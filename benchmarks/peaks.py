@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import boards  # noqa: E402
+from boards.build import parse_nextpnr_log  # noqa: E402
 import hwgen  # noqa: E402
 import hwgen.synth  # noqa: E402
 import sim  # noqa: E402
@@ -198,6 +199,7 @@ def ulx3s(graph, positions, build_dir):
         report = json.loads((Path(build_dir) / "report.json").read_text())
         if not report.get("timing"):
             return entry | {"fits": False, "error": str(error).splitlines()[-2:],
+                            "lut4s_before_packing": _nextpnr(build_dir)["lut4s"],
                             "build_seconds": round(time.monotonic() - started, 1)}
     timing, util = report["timing"], report["utilization"]
     return entry | {
@@ -206,7 +208,12 @@ def ulx3s(graph, positions, build_dir):
         "utilization": {"used": util["design"], "available": util["available"],
                         "percent": util["percent"]},
         "selftest": report.get("selftest"),
+        "critical_path": _nextpnr(build_dir)["critical_path"],
         "build_seconds": round(time.monotonic() - started, 1)}
+
+
+def _nextpnr(build_dir):
+    return parse_nextpnr_log((Path(build_dir) / "selftest.tim").read_text(errors="replace"))
 
 
 def main(argv=None):

@@ -168,17 +168,23 @@ def _number(value):
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s*([\d.]+) MHz\s*\((PASS|FAIL) at "
                    r"([\d.]+) MHz\)")
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
+_LUT4S = re.compile(r"Total LUT4s:\s+(\d+)/\s*(\d+)")
+_PATH_DELAY = re.compile(r"([\d.]+) ns logic, ([\d.]+) ns routing")
 
 
 def parse_nextpnr_log(text):
-    """Fmax per clock (the last report, after routing) and device utilization from a nextpnr
-    log.
+    """Fmax per clock (the last report, after routing), device utilization, the LUT4s before
+    packing and the critical path from a nextpnr log.
 
     Returns
     -------
     dict
         ``clocks``: ``{clock: {"fmax_mhz", "constraint_mhz", "met"}}``; ``utilization``:
-        ``{bel type: {"used", "available", "percent"}}``.
+        ``{bel type: {"used", "available", "percent"}}``; ``lut4s``: ``{"used",
+        "available"}`` before packing (in the log of a design that does not place too), or
+        None; ``critical_path``: the last report of a clock's critical path, ``{"logic_ns",
+        "routing_ns", "from", "to", "source_lines"}`` (the project's source lines its cells
+        come from), or None.
     """
     clocks = {}
     for name, fmax, verdict, target in _FMAX.findall(text):
@@ -190,7 +196,25 @@ def parse_nextpnr_log(text):
         for bel, used, available, percent in _UTIL.findall(text[block:block + 4000]):
             utilization.setdefault(bel, {"used": int(used), "available": int(available),
                                          "percent": int(percent)})
-    return {"clocks": clocks, "utilization": utilization}
+    lut4s = _LUT4S.search(text)
+    return {"clocks": clocks, "utilization": utilization,
+            "lut4s": lut4s and {"used": int(lut4s.group(1)), "available": int(lut4s.group(2))},
+            "critical_path": _critical_path(text)}
+
+
+def _critical_path(text):
+    start = text.rfind("Critical path report for clock")
+    if start < 0:
+        return None
+    end = text.find("Critical path report for cross-domain", start)
+    report = text[start:end if end >= 0 else len(text)]
+    cells = re.findall(r"(?:Source|Sink) (\S+)", report)
+    delay = _PATH_DELAY.search(report)
+    if delay is None or not cells:
+        return None
+    lines = sorted(set(re.findall(r"(hwgen/\S+\.py:\d+|boards/\S+\.py:\d+)", report)))
+    return {"logic_ns": float(delay.group(1)), "routing_ns": float(delay.group(2)),
+            "from": cells[0], "to": cells[-1], "source_lines": lines}
 
 
 def _tool(name):

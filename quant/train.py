@@ -9,9 +9,9 @@ recovers exactly the raw integer. Float inputs are used as given.
 
 Measured on one core of this machine kind (1,000 test digits / signals, seed 0): MNIST CNN
 golden accuracy 0.978 (float 0.980) in 35-80 s; ResNet 0.980 (float 0.979) in 45-80 s; peak
-detector golden F1 0.984 against 0.970 for the tuned centroid detector and 0.932 for tuned
-``find_peaks``, in 50-80 s (the spread is the load of the machine); with 3-bit weights 0.980,
-with ternary weights 0.977 (``benchmarks/peaks_quality.json``).
+detector golden F1 0.983 against 0.970 for the tuned centroid detector and 0.932 for tuned
+``find_peaks``, in 40-130 s (the spread is the load of the machine); with 3-bit weights 0.986,
+with ternary weights 0.979 (``benchmarks/peaks_quality.json``).
 """
 
 import copy

@@ -177,8 +177,8 @@ def parallel_window_cost(family, *, channels, width, kernel, stride, padding, el
     costs no multiplexer: synthesis makes it the synchronous reset (or set) of the output
     flip-flops, driven by a compare of the beat counter with one of the first or last beats.
     The LUTs of the counters, those compares and the control were fitted to yosys on xc7 and
-    xcup (the same counts on both), within 15% of the ``peaks`` layers at 1 to 16 positions.
-    ECP5 takes the same count, which is low for its LUT4s.
+    xcup (the same counts on both), within 15% on the layers of an 8-16-16 ``peaks`` network
+    at 1 to 16 positions. ECP5 takes the same count, which is low for its LUT4s.
     """
     k, s, p = (v[-1] if isinstance(v, (tuple, list)) else v for v in (kernel, stride, padding))
     step = positions * s                         # pixels per beat

@@ -252,6 +252,9 @@ def test_check_fit_lists_every_short_resource():
 
 
 NEXTPNR_LOG = """\
+Info: Logic utilisation before packing:
+Info:     Total LUT4s:     44798/83640    53%
+Info:         logic LUTs:  31970/83640    38%
 Info: Device utilisation:
 Info: 	          TRELLIS_IO:       5/    365     1%
 Info: 	              DP16KD:      79/    208    37%
@@ -268,6 +271,20 @@ Info: 	          TRELLIS_FF:   12100/  83640    14%
 Info: 	        TRELLIS_COMB:   20500/  83640    24%
 Info: Max frequency for clock '$glbnet$pll_clk': 104.20 MHz (PASS at 100.00 MHz)
 Info: Max frequency for clock '$glbnet$clk25_0__io': 300.00 MHz (PASS at 25.00 MHz)
+Info: Critical path report for clock '$glbnet$pll_clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source top.window.valid_TRELLIS_FF_Q.Q
+Info:    routing  4.49  5.02 Net top.window.valid (61,4) -> (52,43)
+Info:                          Sink top.queue.ready_LUT4_Z.D
+Info:                          Defined in:
+Info:                               /src/hwgen/blocks/window.py:120.5-120.9
+Info:      logic  0.24  5.26 Source top.queue.ready_LUT4_Z.F
+Info:    routing  3.85  9.11 Net top.queue.ready (52,43) -> (27,77)
+Info:                          Sink top.lanes.p1_TRELLIS_FF_Q_43.LSR
+Info: 0.76 ns logic, 8.34 ns routing
+Info: Critical path report for cross-domain path 'posedge $glbnet$pll_clk' -> '<async>':
+Info:   clk-to-q  0.52  0.52 Source top.mismatches_TRELLIS_FF_Q.Q
+Info: 0.52 ns logic, 1.00 ns routing
 """
 
 
@@ -278,6 +295,15 @@ def test_parse_nextpnr_log():
     assert parsed["utilization"]["TRELLIS_COMB"] == {"used": 20500, "available": 83640,
                                                      "percent": 24}
     assert parsed["utilization"]["MULT18X18D"]["used"] == 103
+    assert parsed["lut4s"] == {"used": 44798, "available": 83640}
+    assert parsed["critical_path"] == {
+        "logic_ns": 0.76, "routing_ns": 8.34, "from": "top.window.valid_TRELLIS_FF_Q.Q",
+        "to": "top.lanes.p1_TRELLIS_FF_Q_43.LSR", "source_lines": ["hwgen/blocks/window.py:120"]}
+    # A design that does not place: its LUT4s, and no timing.
+    unplaced = parse_nextpnr_log("Info:     Total LUT4s:     89274/83640   106%\n"
+                                 "ERROR: Unable to find legal placement for all cells\n")
+    assert unplaced == {"clocks": {}, "utilization": {},
+                        "lut4s": {"used": 89274, "available": 83640}, "critical_path": None}
 
 
 def test_summary_of_a_dry_run(zynq_builds):
