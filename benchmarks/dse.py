@@ -126,8 +126,8 @@ def main():
     if args.merge and out.is_file():
         measured = {case["example"] for case in cases}
         kept = [c for c in json.loads(out.read_text())["cases"] if c["example"] not in measured]
-        order = list(EXAMPLES)
-        cases = sorted(kept + cases, key=lambda c: order.index(c["example"]))
+        order = {name: k for k, name in enumerate(EXAMPLES)}   # an unknown example last
+        cases = sorted(kept + cases, key=lambda c: order.get(c["example"], len(order)))
     report = {"device": DEVICE, "clock_mhz": CLOCK, "fractions_of_fastest": FRACTIONS,
               "cases": cases,
               "all_meet_target": all(c["ours"]["meets_target"] and c["greedy"]["meets_target"]
