@@ -118,12 +118,11 @@ def check_folding(graph, folding):
     one then with ``pe == in_channels``): its window then brings ``taps`` whole positions per
     beat from an input stream of one pixel per beat; a convolution (not depthwise) any other
     divisor of ``kh * kw * in_channels``, its window splitting a larger beat; a convolution
-    whose windows tile its
-    input's rows may take ``simd = positions * kh * kw * in_channels`` with ``pe == out_channels``:
-    whole windows of ``positions`` output positions per beat
-    (:attr:`~hwgen.ops.FilterView.simd_options`). Any ``pe`` suits any mix of precisions: a lane is
-    as wide as the widest filter it serves (:func:`lane_bits`). Any ``simd`` can follow any
-    stream: where the elements per beat change the accelerator regroups the stream (see
+    whose windows tile its input's rows may take ``simd = positions * kh * kw * in_channels``
+    with ``pe == out_channels``: whole windows of ``positions`` output positions per beat
+    (:attr:`~hwgen.ops.FilterView.simd_options`). Any ``pe`` suits any mix of precisions: a
+    lane is as wide as the widest filter it serves (:func:`lane_bits`). Any ``simd`` can follow
+    any stream: where the elements per beat change the accelerator regroups the stream (see
     :func:`stream_lanes`).
     """
     problems = []
