@@ -9,9 +9,11 @@ lanes, ROM placement, and a back-pressure pattern for the simulation. Everything
 the seed, so a failing case is replayed from its seed alone::
 
     python -m tests.graphgen 1234          # prints the case's one-line summary
+    python -m tests.graphgen --engine 28   # the same for random_engine_case
 
 The graphs are small (a frame is at most a few hundred elements) so that Icarus simulates a
-case in seconds.
+case in seconds. :func:`random_engine_case` draws larger ones for the layer-sequential engine,
+whose tiling (channel groups, folds, passes, bands) only shows at that scale.
 """
 
 import sys
@@ -20,9 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import quant
+from hwgen.engine import EngineConfig
 from quant import graph as g
 
-__all__ = ["Case", "random_case", "random_graph", "random_options"]
+__all__ = ["Case", "ENGINE_CONFIGS", "random_case", "random_engine_case", "random_engine_graph",
+           "random_graph", "random_options"]
 
 FAMILIES = ("xc7", "xcup", "ecp5", None)
 BACKPRESSURE = (0.0, 0.0, 0.3, "bursty:3,5", "stall:20,40")
@@ -80,7 +84,10 @@ def _fmt(values):
 
 
 class _Builder:
-    """Grows a graph node by node, keeping the shapes and value ranges of what exists."""
+    """Grows a graph node by node, keeping the shapes and value ranges of what exists.
+
+    Both generators draw through it (and :func:`_residual`, :func:`_round_and_offset`): a
+    change to how these draw changes the cases of existing seeds of both."""
 
     def __init__(self, rng, spec):
         self.rng = rng
@@ -175,6 +182,12 @@ class _Builder:
         return self.add(g.requantize(self.name("act"), mult.astype(np.int64), shift, out_bits,
                                      out_signed, inputs=[value]))
 
+    def global_pool(self, value):
+        return self.add(g.global_avgpool(self.name("gap"), inputs=[value]))
+
+    def flatten(self, value):
+        return self.add(g.flatten(self.name("flat"), inputs=[value]))
+
     def pool(self, value, kind):
         rng = self.rng
         shape = self.shape(value)
@@ -245,9 +258,9 @@ def random_graph(rng):
         elif choice in ("maxpool", "avgpool"):
             value = b.pool(value, choice[:3])
         elif choice == "global":
-            value = b.add(g.global_avgpool(b.name("gap"), inputs=[value]))
+            value = b.global_pool(value)
         elif choice == "flatten":
-            value = b.add(g.flatten(b.name("flat"), inputs=[value]))
+            value = b.flatten(value)
         elif choice == "requant":
             value = b.requantize(value)
         else:
@@ -257,7 +270,7 @@ def random_graph(rng):
     if not filters or rng.integers(4) == 0:
         shape = b.shape(value)
         if len(shape) > 1 and rng.integers(2):
-            value = b.add(g.flatten(b.name("flat"), inputs=[value]))
+            value = b.flatten(value)
         if b.range(value)[1] - b.range(value)[0] > (1 << 20):
             value = b.requantize(value)
         if len(b.shape(value)) == 1:
@@ -357,6 +370,114 @@ def random_case(seed):
     return Case(seed, graph, options, backpressure)
 
 
+def _narrow(b, value, bits=8):
+    """``value``, requantized first if its range is wider than ``bits``-bit unsigned or
+    ``bits + 1``-bit signed (what the engine's multipliers take)."""
+    lo, hi = b.range(value)
+    if lo < -(1 << bits) or hi >= (1 << bits):
+        return b.requantize(value)
+    return value
+
+
+def random_engine_graph(rng):
+    """A graph at the scale of the layer-sequential engine's tiling: maps up to 16 x 16 (or
+    signals up to 40 long) and up to 24 channels, so that layers take several channel groups,
+    filter folds, passes of 8-bit filters and bands of rows, and stems read the input as its
+    windows. Every weight layer reads at most 8-bit unsigned or 9-bit signed values, every
+    vector op at most 16-bit ones, and a flatten feeds a dense layer (the engine requantizes
+    per channel): it compiles for each of :data:`ENGINE_CONFIGS`."""
+    signal = rng.integers(5) == 0
+    channels = int(rng.integers(1, 13))
+    shape = (channels, int(rng.integers(8, 41))) if signal else \
+        (channels, int(rng.integers(3, 17)), int(rng.integers(3, 17)))
+    bits = int(rng.integers(2, 9))
+    b = _Builder(rng, quant.InputSpec(shape, bits, bool(rng.integers(2))))
+    value = "input"
+    for step in range(int(rng.integers(1, 6))):
+        shape = b.shape(value)
+        if len(shape) == 1:
+            choice = rng.choice(["dense", "requant", "residual"], p=[0.6, 0.2, 0.2])
+        else:
+            choice = rng.choice(["conv", "depthwise", "maxpool", "avgpool", "global",
+                                 "residual", "flatten"],
+                                p=[0.4, 0.12, 0.12, 0.08, 0.06, 0.14, 0.08])
+        if choice == "flatten" and int(np.prod(shape)) > 96:
+            choice = "global"
+        if choice in ("conv", "depthwise", "dense", "residual", "flatten"):
+            value = _narrow(b, value)
+        elif choice == "global":
+            value = _narrow(b, value, 11)   # rows of at most 16: row sums of 16 bits
+        else:
+            value = _narrow(b, value, 15)               # the vector lanes take 16 bits
+        if choice == "conv":
+            kernel = int(rng.choice([1, 3, 3, 5] if step else [1, 3, 3, 5, 7]))
+            kernel = min(kernel, 2 * min(shape[1:]) - 1)
+            stride = int(rng.choice([1, 1, 2]))
+            padding = kernel // 2 if rng.integers(3) else 0
+            if any(kernel > n + 2 * padding for n in shape[1:]):
+                kernel, padding = 1, 0
+            dims = len(shape) - 1
+            value = b.conv(value, int(rng.integers(1, 25)), (kernel,) * dims, [stride] * dims,
+                           [padding] * dims)
+        elif choice == "depthwise":
+            kernel = 3 if min(shape[1:]) >= 3 else 1
+            dims = len(shape) - 1
+            value = b.conv(value, shape[0], (kernel,) * dims, [int(rng.integers(1, 3))] * dims,
+                           [kernel // 2] * dims, depthwise=True)
+        elif choice in ("maxpool", "avgpool"):
+            value = b.pool(value, choice[:3])
+        elif choice == "global":
+            value = b.global_pool(value)
+        elif choice == "flatten":
+            # Then a dense layer: the engine requantizes per channel, not per feature.
+            value = b.flatten(value)
+            value = b.dense(value, int(rng.integers(1, 25)))
+        elif choice == "dense":
+            value = b.dense(value, int(rng.integers(1, 25)))
+        elif choice == "requant":
+            value = b.requantize(value)
+        else:
+            value = _residual(b, value)
+        if choice in ("conv", "depthwise", "dense") and rng.integers(5):
+            value = b.requantize(value)
+    if rng.integers(3) == 0:
+        if len(b.shape(value)) > 1:
+            # Named before the requantizer that narrows their input (the seeds' node names).
+            value = b.add(g.global_avgpool(b.name("gap"), inputs=[_narrow(b, value, 11)]))
+            value = b.add(g.flatten(b.name("flat"), inputs=[_narrow(b, value)]))
+        value = b.dense(_narrow(b, value), int(rng.integers(1, 11)))
+    if rng.integers(2):
+        value = b.requantize(value)
+    graph = b.graph()
+    _round_and_offset(rng.spawn(1)[0], graph)
+    return graph.validate()
+
+
+#: Engines every :func:`random_engine_graph` compiles for: four lanes (one of 8 bits) on one
+#: port; eight lanes (two of 8 bits, one of 2) packed for ECP5 on two ports of a 128-bit bus;
+#: eight lanes (three of 8 bits, one of 3) packed for 7-series on four ports of a 256-bit bus;
+#: buffers that take the largest layers and still split maps into bands. The graphs' bounds
+#: (channels, map sizes, kernels) are drawn for these buffers: a smaller engine may refuse some.
+ENGINE_CONFIGS = {
+    "4x4": EngineConfig(tm=4, tn=4, lane_bits=(4, 4, 4, 8), input_words=512,
+                        output_words=256, weight_words=1024, addr_bits=20),
+    "8x8_ecp5_2port": EngineConfig(tm=8, tn=8, lane_bits=(4, 4, 8, 4, 4, 4, 2, 8),
+                                   input_words=512, output_words=256, weight_words=1024,
+                                   addr_bits=20, data_bits=128, ports=2, family="ecp5"),
+    "8x8_xc7_4port": EngineConfig(tm=8, tn=8, lane_bits=(8, 4, 4, 8, 4, 3, 4, 8),
+                                  input_words=512, output_words=256, weight_words=1024,
+                                  addr_bits=20, data_bits=256, ports=4, family="xc7"),
+}
+
+
+def random_engine_case(seed):
+    """The engine's :class:`Case` of ``seed``: a :func:`random_engine_graph` and a
+    back-pressure for its DRAM (no ``hwgen.generate`` options)."""
+    rng = np.random.default_rng([seed, 0xE61])
+    graph = random_engine_graph(rng)
+    return Case(seed, graph, {}, float(rng.choice([0.0, 0.2, 0.4])), frames=2)
+
+
 def random_inputs(graph, count, seed):
     """``count`` inputs: the two ends of the range first, then uniform values."""
     lo, hi = graph.input.range
@@ -368,5 +489,7 @@ def random_inputs(graph, count, seed):
 
 
 if __name__ == "__main__":
+    engine = "--engine" in sys.argv[1:]
     for arg in sys.argv[1:]:
-        print(random_case(int(arg)).summary())
+        if arg != "--engine":
+            print((random_engine_case if engine else random_case)(int(arg)).summary())

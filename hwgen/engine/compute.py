@@ -8,7 +8,16 @@ parameters give how many; weights from the weight buffer), or a vector op's wind
 for one channel group. The sums of a pass go to the channels the fold's crossbar names; a
 pixel's finished channel group goes through the output path into the output buffer. A fold's
 weight bank is given back when its last output is in the output buffer; a band's input bank
-when its last k-step is issued; its output bank is flagged full when its last output is in.
+the cycle after its last k-step is issued; its output bank is flagged full when its last
+output is in.
+
+The weight bank's release and the output bank's flag come an output path's latency after the
+last k-step, so those flags still tell of a bank's last use for a while: a fold shorter than
+that latency would otherwise take the weight bank its fold before last still holds (flagged
+full), and a band the output bank its band before last is still filling (not yet flagged).
+Each bank is taken again only once the flag of its last use has come. (No band has been seen
+to need the second guard, the loader's next input takes longer; it keeps the results from
+resting on that.)
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
@@ -126,6 +135,12 @@ class Compute(wiring.Component):
         pixel_last = step_last & last_q
         fold_last = pixel_last & last_ox & last_oy
         issue = Signal()
+        # Banks whose last fold (weights) or band (outputs) is issued and whose flag has not
+        # come yet: the wbuf_clear or obuf_set of its last output.
+        weights_out, outputs_out = Signal(2), Signal(2)
+        weights_issued, outputs_issued = Signal(2), Signal(2)
+        m.d.sync += [weights_out.eq((weights_out | weights_issued) & ~self.wbuf_clear),
+                     outputs_out.eq((outputs_out | outputs_issued) & ~self.obuf_set)]
 
         with m.FSM(name="compute"):
             with m.State("IDLE"):
@@ -137,15 +152,18 @@ class Compute(wiring.Component):
                 with m.If(band == d.bands):
                     m.next = "FINISH"
                 with m.Elif(self.ibuf_full.bit_select(in_bank, 1) &
-                            ~self.obuf_full.bit_select(in_bank, 1)):
+                            ~self.obuf_full.bit_select(in_bank, 1) &
+                            ~outputs_out.bit_select(in_bank, 1)):
                     m.d.sync += fold.eq(0)
                     m.next = "FOLD"
             with m.State("FOLD"):
                 with m.If(fold == d.folds):
                     m.d.comb += [self.ibuf_clear.bit_select(in_bank, 1).eq(1),
+                                 outputs_issued.bit_select(in_bank, 1).eq(1),
                                  bands.advance.eq(1)]
                     m.next = "BAND"
-                with m.Elif(self.wbuf_full.bit_select(bank, 1)):
+                with m.Elif(self.wbuf_full.bit_select(bank, 1) &
+                            ~weights_out.bit_select(bank, 1)):
                     m.d.sync += [
                         oy.eq(0), ox.eq(0), q.eq(0), ky.eq(0), kx.eq(0), g.eq(0), wk.eq(0),
                         ky_off.eq(0), kx_off.eq(0), pixel_off.eq(0),
@@ -190,6 +208,7 @@ class Compute(wiring.Component):
                                                      iy_base.eq(iy_base + d.stride_h),
                                                      row_base.eq(row_base + sh_step)]
                                     with m.Else():
+                                        m.d.comb += weights_issued.bit_select(bank, 1).eq(1)
                                         m.d.sync += [fold.eq(fold + 1), bank.eq(~bank)]
                                         m.next = "FOLD"
             with m.State("FINISH"):

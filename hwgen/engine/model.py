@@ -18,7 +18,8 @@ The model follows the engine's real schedule (:mod:`hwgen.engine.core`). A layer
      weights into weight bank ``fold % 2`` (folds counted over the layer) once that bank is
      free;
    - the compute unit (:mod:`hwgen.engine.compute`): a band starts when its input bank is full
-     and its output bank free; each fold when its weight bank is full, then issues its
+     and its output bank free; each fold when its weight bank is full (with its own weights:
+     never before the fold before last has given the bank back), then issues its
      k-steps one a cycle (``rows x out_width x passes x kernel x channel groups``, with the
      fold's own pass count; a vector op's window alone); a state cycle before each fold, two
      more per band. A fold's weight bank is given back when its last output leaves the output

@@ -301,7 +301,7 @@ def sequencer_cost(config):
 
 #: Flip-flops of the loop counters, addresses and band geometry of the compute unit and the
 #: loader (counted from synthesis, the same on xc7 and xcup).
-_FIXED_FF = {"compute": 322, "loader": 463}
+_FIXED_FF = {"compute": 326, "loader": 463}
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).

@@ -16,7 +16,7 @@ from hwgen.engine.program import OPS
 from quant import graph as g, zoo
 from sim import SimulationError, ToolchainError
 from sim.engine import load_engine_design, simulate_engine
-from tests.graphgen import random_case, random_inputs
+from tests.graphgen import ENGINE_CONFIGS, random_case, random_engine_case, random_inputs
 from tests.hwgen.engine.test_engine import global_pool_graph
 
 #: A small engine: four 4-bit-or-8-bit lanes, buffers small enough that layers run in bands.
@@ -182,6 +182,56 @@ def test_random_graphs(engine_dir, sim_verilog, seed):
                              backpressure=case.backpressure or 0.2, latency=(1, 1 + seed % 9),
                              seed=seed)
     check_result(result, case.graph, x, program)
+
+
+@pytest.fixture(scope="session")
+def random_engines(tmp_path_factory):
+    """The Verilog of each engine of ``ENGINE_CONFIGS``, generated when first asked for."""
+    from hwgen.engine.core import Engine
+    from hwgen.verilog import to_verilog
+
+    folder, made = tmp_path_factory.mktemp("random_engines"), {}
+
+    def verilog(name):
+        if name not in made:
+            made[name] = folder / name / "top.v"
+            made[name].parent.mkdir()
+            made[name].write_text(to_verilog(Engine(ENGINE_CONFIGS[name])))
+        return made[name]
+    return verilog
+
+
+#: Each engine's cases in the default tier: on two engines, graphs whose third fold reaches
+#: its weight bank before the first fold gives it back (4x4 seeds 28 and 89 failed before the
+#: compute unit waited for it); the slow tier runs the other seeds up to 150.
+DEFAULT_ENGINE_SEEDS = {"4x4": (28, 89), "8x8_ecp5_2port": (0, 1), "8x8_xc7_4port": (26, 0)}
+
+
+def _engine_seeds():
+    return [(config, seed) if seed in DEFAULT_ENGINE_SEEDS[config] else
+            pytest.param(config, seed, marks=pytest.mark.slow)
+            for config in ENGINE_CONFIGS for seed in range(150)]
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("config, seed", _engine_seeds())
+def test_engine_scale_random_graphs_in_verilator(random_engines, config, seed):
+    """Every tensor equals the golden under the case's pauses and random burst latencies;
+    without pauses each layer takes the model's cycles."""
+    case = random_engine_case(seed)
+    verilog = random_engines(config)
+    meta, program = engine_design(case.graph, verilog.parent / f"random{seed}", verilog,
+                                  ENGINE_CONFIGS[config])
+    x = random_inputs(case.graph, case.frames, seed)
+    result = simulate_engine(case.graph, x, out_dir=verilog.parent, design=meta,
+                             simulator="verilator", backpressure=case.backpressure,
+                             latency=(1, 1 + seed % 9), seed=seed)
+    check_result(result, case.graph, x, program)
+    result = simulate_engine(case.graph, x, out_dir=verilog.parent, design=meta,
+                             simulator="verilator", latency=3, seed=seed)
+    check_result(result, case.graph, x, program)
+    model = [layer.total for layer in program_cycles(program, latency=3).layers]
+    assert result.layer_cycles.tolist() == [model] * len(x), case.summary()
 
 
 def test_backpressure_and_latency_cost_cycles_and_leave_values_alone(engine_dir, sim_verilog):

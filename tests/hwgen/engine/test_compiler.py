@@ -19,7 +19,7 @@ from quant import graph as g
 from quant.export import export
 from quant.models import mnist_cnn, resnet_mnist
 from quant.nn import fold_batchnorms
-from tests.graphgen import random_case, random_inputs
+from tests.graphgen import ENGINE_CONFIGS, random_case, random_engine_case, random_inputs
 
 from .test_engine import NARROW, global_pool_graph, uneven_passes
 
@@ -60,6 +60,19 @@ def test_random_graphs_equal_the_golden():
         assert_every_tensor_equal(graph, SMALL, random_inputs(graph, 3, seed))
         compiled += 1
     assert compiled >= 25          # the others read activations wider than the multipliers
+
+
+@pytest.mark.parametrize("seeds", [range(100), pytest.param(range(100, 400),
+                                                          marks=pytest.mark.slow)])
+@pytest.mark.parametrize("config", ENGINE_CONFIGS)
+def test_engine_scale_random_graphs_compile_and_equal_the_golden(config, seeds):
+    for seed in seeds:
+        case = random_engine_case(seed)
+        try:
+            assert_every_tensor_equal(case.graph, ENGINE_CONFIGS[config],
+                                      random_inputs(case.graph, 2, seed))
+        except (AssertionError, UnsupportedLayerError) as error:
+            raise AssertionError(f"{case.summary()}: {error}") from error
 
 
 def test_a_global_pool_beyond_the_input_buffer_sums_rows_then_the_column():

@@ -87,6 +87,26 @@ def test_folds_with_their_own_pass_counts():
     assert layer.fold_passes == (2, 1, 3) and layer.descriptor.bands > 1
 
 
+def short_fold_after_a_long_one(rng):
+    """A 1 x 1 convolution on six pixels whose first fold takes 4 passes (24 k-steps) and
+    whose second takes 1 (6 k-steps, fewer than the output path's latency): its third fold
+    reaches the first one's weight bank before that fold's last output is out (the cycle
+    model's events say by how much: test_model)."""
+    bits = np.array([8, 8, 8, 8, 4, 4, 4, 4, 8, 4, 4, 4])
+    return _graph((4, 1, 6), [
+        _conv("conv", rng, 12, 4, 1, bits),
+        g.requantize("act", rng.integers(1, 1 << 12, 12), 14, 6, True),
+    ])
+
+
+@pytest.mark.parametrize("latency", [0, 4])
+def test_a_fold_waits_for_its_bank_to_be_given_back(latency):
+    rng = np.random.default_rng(2)
+    program, _ = run_and_compare(short_fold_after_a_long_one(rng), SMALL,
+                                 rng.integers(0, 256, (4, 1, 6)), latency=latency)
+    assert program.layers[0].fold_passes == (4, 1, 1)
+
+
 def test_pools_depthwise_add_and_dense_after_a_flatten():
     # (A global pool is in the random graphs: seed 2.)
     rng = np.random.default_rng(1)

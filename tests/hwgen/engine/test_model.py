@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 from hwgen.engine import EngineConfig, compile_program
-from hwgen.engine.model import DEFAULT_LATENCY, layer_cycles, metadata_cycles, program_cycles
+from hwgen.engine.model import (DEFAULT_LATENCY, _Layer, layer_cycles, metadata_cycles,
+                                 program_cycles)
 from hwgen.engine.program import Descriptor
 from quant import graph as g
 from tests.graphgen import random_case, random_inputs
 
 from .bench import run_engine
-from .test_engine import NARROW, SMALL, _conv, _graph, uneven_passes
+from .test_engine import NARROW, SMALL, _conv, _graph, short_fold_after_a_long_one, \
+    uneven_passes
 
 
 def measured_and_model(graph, config, x, *, latency=DEFAULT_LATENCY, stall=0.0, seed=0):
@@ -88,6 +90,22 @@ def test_model_is_the_conv_schedule(latency):
     d = program.layers[0].descriptor
     assert (d.passes, d.folds) == (3, 2) and d.bands > 1
     assert [layer.total for layer in model.layers] == measured
+
+
+@pytest.mark.parametrize("latency", [0, 4])
+def test_model_is_the_schedule_of_a_fold_shorter_than_the_output_path(latency):
+    rng = np.random.default_rng(2)
+    program, measured, model = measured_and_model(short_fold_after_a_long_one(rng), SMALL,
+                                                  rng.integers(0, 256, (4, 1, 6)),
+                                                  latency=latency)
+    assert [layer.total for layer in model.layers] == measured
+    # The case is the hazard's: the second fold's k-steps end well before the first fold's
+    # bank is given back, so the third fold has to wait for it.
+    layer = program.layers[0]
+    events = _Layer(layer.descriptor, SMALL, latency, layer.fold_passes)
+    events.run(0)
+    second_ends = events.events[("wbuf_clear", 1)] - events.out_latency
+    assert events.events[("wbuf_clear", 0)] - second_ends >= 5
 
 
 @pytest.mark.parametrize("latency", [DEFAULT_LATENCY, 7])
