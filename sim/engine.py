@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +31,8 @@ import numpy as np
 from quant.numerics import is_int
 
 from .errors import SimulationError
-from .runner import (CLOCK_PERIOD_NS, RESET_CYCLES, TIMESCALE, _get_runner, input_problems,
-                     _run_with_progress, _tail, backpressure_label, build_design,
-                     check_backpressure, check_simulator)
+from .runner import (CLOCK_PERIOD_NS, RESET_CYCLES, backpressure_label, build_design,
+                     check_backpressure, check_simulator, input_problems, _run_cocotb)
 from .stream import Pattern
 
 __all__ = ["TensorMismatch", "EngineSimulationResult", "load_engine_design", "simulate_engine"]
@@ -600,41 +598,12 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
     config_path = run_dir / "config.json"
     config_path.write_text(json.dumps(run_config, indent=2) + "\n")
 
-    runner = _get_runner(simulator, verbose)
-
-    def run():
-        runner.test(test_module=TEST_MODULE, hdl_toplevel=meta["top"],
-                    hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
-                    extra_env={CONFIG_ENV: str(config_path)}, seed=seed,
-                    results_xml=str(run_dir / "results.xml"), timescale=TIMESCALE,
-                    log_file=None if verbose else log)
-
-    start = time.monotonic()
-    failure = None
-    try:
-        _run_with_progress(run, progress_path, len(x), progress)
-    except (RuntimeError, SystemExit) as e:
-        failure = e
-    wall = time.monotonic() - start
-
     how = (f"seed {seed}, backpressure {backpressure_label(backpressure)}, latency "
            f"{latency_label(latency)}")
-    where = "" if verbose else f"; see {log}"
-    if not results_path.is_file():
-        detail = "" if verbose else f":\n{_tail(log)}"
-        raise SimulationError(f"{simulator} run of {meta['verilog']} failed before writing "
-                              f"results ({how}){where}{detail}", log=None if verbose else log)
-    with np.load(results_path) as results:
-        data = {key: results[key] for key in results.files}
-    status = str(data["status"])
-    if status != "ok":
-        raise SimulationError(f"{simulator} run of the engine failed: {status} ({how}){where}",
-                              log=None if verbose else log)
-    if failure is not None:
-        detail = "" if verbose else f":\n{_tail(log)}"
-        raise SimulationError(f"{simulator} run of the engine failed ({failure}) ({how})"
-                              f"{where}{detail}", log=None if verbose else log)
-
+    data, wall = _run_cocotb(
+        simulator, verbose=verbose, test_module=TEST_MODULE, top=meta["top"],
+        build_dir=build_dir, run_dir=run_dir, config_env=CONFIG_ENV, config_path=config_path,
+        seed=seed, n_frames=len(x), progress=progress, what=meta["verilog"], how=how)
     outputs, golden, counts = {}, {}, {}
     for i, value in enumerate(tensors):
         layout = TensorLayout.from_metadata(meta["tensors"][value])

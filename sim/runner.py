@@ -408,6 +408,49 @@ def _run_with_progress(run, progress_file, n_frames, progress):
     return outcome.get("value")
 
 
+def _run_cocotb(simulator, *, verbose, test_module, top, build_dir, run_dir, config_env,
+               config_path, seed, n_frames, progress, what, how):
+    """Run ``test_module`` on the built ``top`` in ``run_dir`` with its configuration at
+    ``config_path`` (in the environment variable ``config_env``), showing progress over
+    ``n_frames``; the test's ``results.npz`` as a dict and the wall seconds.
+    :class:`SimulationError` names ``what`` ran and ``how`` (seed, pauses) when the run wrote
+    no results, reported a status other than ``ok`` or failed."""
+    results_path, log = run_dir / "results.npz", run_dir / "sim.log"
+    runner = _get_runner(simulator, verbose)
+
+    def run():
+        runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir, test_dir=run_dir,
+                    extra_env={config_env: str(config_path)}, seed=seed,
+                    results_xml=str(run_dir / "results.xml"), timescale=TIMESCALE,
+                    log_file=None if verbose else log)
+
+    start = time.monotonic()
+    failure = None
+    try:
+        _run_with_progress(run, run_dir / "progress.txt", n_frames, progress)
+    except (RuntimeError, SystemExit) as e:
+        failure = e
+    wall = time.monotonic() - start
+
+    where = "" if verbose else f"; see {log}"
+    if not results_path.is_file():
+        detail = "" if verbose else f":\n{_tail(log)}"
+        raise SimulationError(f"{simulator} run of {what} failed before writing results "
+                              f"({how}){where}{detail}", log=None if verbose else log)
+    with np.load(results_path) as results:
+        data = {key: results[key] for key in results.files}
+    status = str(data["status"])
+    if status != "ok":
+        raise SimulationError(f"{simulator} run of {what} failed: {status} ({how}){where}",
+                              log=None if verbose else log)
+    if failure is not None:
+        detail = "" if verbose else f":\n{_tail(log)}"
+        raise SimulationError(f"{simulator} run of {what} failed ({failure}) ({how})"
+                              f"{where}{detail}", log=None if verbose else log)
+    return data, wall
+
+
 def check_backpressure(backpressure):
     """``backpressure`` as a float probability or a :class:`~sim.stream.Pattern` spec string;
     ``ValueError`` if it is neither."""
@@ -500,40 +543,11 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
     config_path = run_dir / "config.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
-    runner = _get_runner(simulator, verbose)
-
-    def run():
-        runner.test(test_module=TEST_MODULE, hdl_toplevel=meta["top"],
-                    hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
-                    extra_env={CONFIG_ENV: str(config_path)}, seed=seed,
-                    results_xml=str(run_dir / "results.xml"), timescale=TIMESCALE,
-                    log_file=None if verbose else log)
-
-    start = time.monotonic()
-    failure = None
-    try:
-        _run_with_progress(run, progress_path, len(frames), progress)
-    except (RuntimeError, SystemExit) as e:
-        failure = e
-    wall = time.monotonic() - start
-
-    where = "" if verbose else f"; see {log}"
-    if not results_path.is_file():
-        detail = "" if verbose else f":\n{_tail(log)}"
-        raise SimulationError(f"{simulator} run of {meta['verilog']} failed before writing "
-                              f"results{where}{detail}",
-                              log=None if verbose else log)
-    with np.load(results_path) as results:
-        data = {key: results[key] for key in results.files}
-    status = str(data["status"])
-    if status != "ok":
-        raise SimulationError(f"{simulator} run of {meta['verilog']} failed: {status} "
-                              f"(seed {seed}, backpressure {backpressure_label(backpressure)}){where}",
-                              log=None if verbose else log)
-    if failure is not None:
-        detail = "" if verbose else f":\n{_tail(log)}"
-        raise SimulationError(f"{simulator} run of {meta['verilog']} failed ({failure})"
-                              f"{where}{detail}", log=None if verbose else log)
+    data, wall = _run_cocotb(
+        simulator, verbose=verbose, test_module=TEST_MODULE, top=meta["top"],
+        build_dir=build_dir, run_dir=run_dir, config_env=CONFIG_ENV, config_path=config_path,
+        seed=seed, n_frames=len(frames), progress=progress, what=meta["verilog"],
+        how=f"seed {seed}, backpressure {backpressure_label(backpressure)}")
     return RunResult(outputs=data["outputs"], frame_cycles=data["frame_cycles"],
                      input_cycles=data["input_cycles"], cycles=int(data["cycles"]),
                      sim_seconds=float(data["wall_seconds"]), wall_seconds=wall,
