@@ -32,7 +32,8 @@ from quant.numerics import is_int
 
 from .errors import SimulationError
 from .runner import (CLOCK_PERIOD_NS, RESET_CYCLES, backpressure_label, build_design,
-                     check_backpressure, check_simulator, input_problems, _run_cocotb)
+                     check_backpressure, check_simulator, input_problems, _run_cocotb,
+                     _run_files)
 from .stream import Pattern
 
 __all__ = ["TensorMismatch", "EngineSimulationResult", "load_engine_design", "simulate_engine"]
@@ -579,8 +580,7 @@ def simulate_engine(graph, inputs, *, out_dir, config=None, design=None, simulat
         json.dumps([backpressure, latency, seed, frame_limit]).encode()])).hexdigest()[:12]
     run_dir = out_dir.resolve() / "sim_run" / f"engine-{simulator}-{digest}-{run_digest}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    inputs_path, results_path = run_dir / "inputs.npy", run_dir / "results.npz"
-    progress_path, log = run_dir / "progress.txt", run_dir / "sim.log"
+    inputs_path, results_path, progress_path, log = _run_files(run_dir)
     layer_log = run_dir / "layers.txt"
     for stale in (results_path, progress_path, layer_log):
         stale.unlink(missing_ok=True)

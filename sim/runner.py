@@ -408,6 +408,13 @@ def _run_with_progress(run, progress_file, n_frames, progress):
     return outcome.get("value")
 
 
+def _run_files(run_dir):
+    """The files of a run in ``run_dir`` its cocotb test shares with the runner: inputs,
+    results, progress and the simulator's log."""
+    return (run_dir / "inputs.npy", run_dir / "results.npz", run_dir / "progress.txt",
+            run_dir / "sim.log")
+
+
 def _run_cocotb(simulator, *, verbose, test_module, top, build_dir, run_dir, config_env,
                config_path, seed, n_frames, progress, what, how):
     """Run ``test_module`` on the built ``top`` in ``run_dir`` with its configuration at
@@ -415,7 +422,7 @@ def _run_cocotb(simulator, *, verbose, test_module, top, build_dir, run_dir, con
     ``n_frames``; the test's ``results.npz`` as a dict and the wall seconds.
     :class:`SimulationError` names ``what`` ran and ``how`` (seed, pauses) when the run wrote
     no results, reported a status other than ``ok`` or failed."""
-    results_path, log = run_dir / "results.npz", run_dir / "sim.log"
+    _, results_path, progress_path, log = _run_files(run_dir)
     runner = _get_runner(simulator, verbose)
 
     def run():
@@ -428,7 +435,7 @@ def _run_cocotb(simulator, *, verbose, test_module, top, build_dir, run_dir, con
     start = time.monotonic()
     failure = None
     try:
-        _run_with_progress(run, run_dir / "progress.txt", n_frames, progress)
+        _run_with_progress(run, progress_path, n_frames, progress)
     except (RuntimeError, SystemExit) as e:
         failure = e
     wall = time.monotonic() - start
@@ -529,8 +536,7 @@ def run_design(design, frames, *, out_dir, simulator="icarus", backpressure=0.0,
                      f"-seed{seed}")
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    inputs_path, results_path = run_dir / "inputs.npy", run_dir / "results.npz"
-    progress_path, log = run_dir / "progress.txt", run_dir / "sim.log"
+    inputs_path, results_path, progress_path, log = _run_files(run_dir)
     for stale in (results_path, progress_path):
         stale.unlink(missing_ok=True)
     np.save(inputs_path, frames)

@@ -27,10 +27,8 @@ from hwgen.app.cli import main
 from hwgen.engine import compile_program, run_image
 from hwgen.engine.control import MAGIC, REGISTERS
 from hwgen.engine.core import Engine
-from hwgen.engine.ports import port_names
 
-from ..hwgen.engine.axi_memory import AxiMemory
-from ..hwgen.engine.bench import axil_read, axil_write
+from ..hwgen.engine.bench import axil_read, axil_write, port_memories
 from .engine_graphs import small_cnn, small_engine
 
 FAMILY = {"pynq_z2": "xc7", "zcu102": "xcup"}
@@ -230,10 +228,9 @@ class _Registers:
         self.requests, self.replies = queue.Queue(), queue.Queue()
         self.dut = Engine(config)
         faulty = faulty or {}
-        self.axi = [AxiMemory(getattr(self.dut, name), memory, data_bits=config.port_bits,
-                              latency=2 + k, stall=0.2 if config.ports > 1 else 0.0, seed=k,
-                              faulty=faulty.get(k, range(0)))
-                    for k, name in enumerate(port_names(config.ports))]
+        self.axi = port_memories(self.dut, config, memory, lambda k: dict(
+            latency=2 + k, stall=0.2 if config.ports > 1 else 0.0, seed=k,
+            faulty=faulty.get(k, range(0))))
         self.thread = threading.Thread(target=self._simulate, daemon=True)
         self.thread.start()
 

@@ -1,4 +1,4 @@
-"""Stand-in designs for the sim tests, converted once per session."""
+"""Stand-in designs for the sim tests and engines' Verilog, converted once per session."""
 
 import numpy as np
 import pytest
@@ -42,3 +42,23 @@ def make_design(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def engine_verilog(tmp_path_factory):
+    """``engine_verilog(config)``: the ``top.v`` of the engine built as ``config``, generated
+    when first asked for (the Verilog does not depend on the network), in a folder of its own
+    that the engine's runs share with their builds."""
+    from hwgen.engine.core import Engine
+    from hwgen.verilog import to_verilog
+
+    root, made = tmp_path_factory.mktemp("engines"), {}
+
+    def verilog(config):
+        if config not in made:
+            path = root / f"engine{len(made)}" / "top.v"
+            path.parent.mkdir()
+            path.write_text(to_verilog(Engine(config)))
+            made[config] = path
+        return made[config]
+    return verilog

@@ -7,22 +7,18 @@ from dataclasses import replace
 
 import pytest
 
-from hwgen.engine.core import Engine
 from hwgen.engine.model import program_cycles
-from hwgen.verilog import to_verilog
 from sim.engine import simulate_engine
 from tests.graphgen import random_inputs
 from tests.sim.test_engine_sim import SIM, check_result, engine_design, mixed_graph, stem_graph
 
 
 @pytest.fixture(scope="module", params=[2, 4])
-def ported(request, tmp_path_factory):
+def ported(request, engine_verilog):
     """``(config, folder, top.v)`` of a 128-bit engine on 2 or 4 ports."""
     config = replace(SIM, data_bits=128, ports=request.param)
-    folder = tmp_path_factory.mktemp(f"engine_ports{request.param}")
-    path = folder / "top.v"
-    path.write_text(to_verilog(Engine(config)))
-    return config, folder, path
+    path = engine_verilog(config)
+    return config, path.parent, path
 
 
 def test_without_pauses_each_layer_takes_the_models_cycles(ported):

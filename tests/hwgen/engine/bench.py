@@ -14,6 +14,13 @@ from hwgen.engine.ports import port_names
 from .axi_memory import AxiMemory
 
 
+def port_memories(dut, config, memory, options):
+    """An :class:`AxiMemory` on ``memory`` for each AXI4 master of the engine ``dut`` built
+    as ``config``; ``options(k)`` the keyword arguments of port ``k``."""
+    return [AxiMemory(getattr(dut, name), memory, data_bits=config.port_bits, **options(k))
+            for k, name in enumerate(port_names(config.ports))]
+
+
 async def axil_write(ctx, bus, address, value):
     ctx.set(bus.awaddr, address)
     ctx.set(bus.wdata, value)
@@ -50,10 +57,9 @@ def run_engine(config, memory, *, program=0, plane=None, stall=0.0, latency=2, s
     of the list of memories, the engine is started again after the run ends and ``restart``
     is called: the result is the second run's, with the first's under ``"first"``."""
     dut = Engine(config)
-    axis = [AxiMemory(getattr(dut, name), memory, data_bits=config.port_bits, stall=stall,
-                      latency=latency, seed=seed + k,
-                      **memory_options | (port_options or {}).get(k, {}))
-            for k, name in enumerate(port_names(config.ports))]
+    axis = port_memories(dut, config, memory, lambda k: dict(
+        stall=stall, latency=latency, seed=seed + k,
+        **memory_options | (port_options or {}).get(k, {})))
     result = {"layers": []}
 
     seen = {"start": None, "ends": []}

@@ -36,7 +36,8 @@ def run_and_compare(graph, config, x, *, stall=0.0, seed=0, base=0, **memory_opt
     return program, result
 
 
-def _graph(shape, nodes, bits=8, signed=False):
+def graph_of(shape, nodes, bits=8, signed=False):
+    """A graph of ``nodes`` on a ``bits``-bit input of ``shape``."""
     return quant.QGraph(quant.InputSpec(shape, bits, signed), nodes)
 
 
@@ -50,7 +51,7 @@ def _conv(name, rng, outs, ins, k, bits, **kwargs):
 def test_conv_with_passes_stride_padding_bands_and_a_requantizer():
     rng = np.random.default_rng(0)
     bits = np.array([8, 8, 4, 8, 4, 8, 4])              # 3 wide filters on one wide lane
-    graph = _graph((5, 9, 7), [
+    graph = graph_of((5, 9, 7), [
         _conv("conv", rng, 7, 5, 3, bits, stride=[2, 1], padding=1),
         g.requantize("act", rng.integers(1, 1 << 12, 7), 14, 5, False,
                      offset=rng.integers(-5000, 5000, 7), rounding="half_even"),
@@ -73,7 +74,7 @@ def uneven_passes(rng):
     """A convolution whose three folds of four filters take 2, 1 and 3 passes over one 8-bit
     lane, and its requantizer."""
     bits = np.array([8, 4, 8, 4, 4, 4, 4, 4, 8, 8, 8, 4])
-    return _graph((5, 8, 6), [
+    return graph_of((5, 8, 6), [
         _conv("conv", rng, 12, 5, 3, bits, padding=1),
         g.requantize("act", rng.integers(1, 1 << 12, 12), 14, 6, True),
     ])
@@ -93,7 +94,7 @@ def short_fold_after_a_long_one(rng):
     reaches the first one's weight bank before that fold's last output is out (the cycle
     model's events say by how much: test_model)."""
     bits = np.array([8, 8, 8, 8, 4, 4, 4, 4, 8, 4, 4, 4])
-    return _graph((4, 1, 6), [
+    return graph_of((4, 1, 6), [
         _conv("conv", rng, 12, 4, 1, bits),
         g.requantize("act", rng.integers(1, 1 << 12, 12), 14, 6, True),
     ])
@@ -107,12 +108,12 @@ def test_a_fold_waits_for_its_bank_to_be_given_back(latency):
     assert program.layers[0].fold_passes == (4, 1, 1)
 
 
-def test_pools_depthwise_add_and_dense_after_a_flatten():
-    # (A global pool is in the random graphs: seed 2.)
+def vector_graph():
+    """Depthwise convolution, max and sum pools, an add and a dense layer after a flatten."""
     rng = np.random.default_rng(1)
-    dw = rng.integers(-7, 8, (6, 1, 3, 3))
-    graph = _graph((6, 8, 8), [
-        g.conv2d("dw", dw, rng.integers(-9, 9, 6), np.full(6, 4), padding=1, groups=6),
+    return graph_of((6, 8, 8), [
+        g.conv2d("dw", rng.integers(-7, 8, (6, 1, 3, 3)), rng.integers(-9, 9, 6), np.full(6, 4),
+                 padding=1, groups=6),
         g.requantize("dw_act", np.full(6, 5), 6, 6, True),
         g.maxpool2d("pool", 2, 2, padding=0, inputs=["dw_act"]),
         g.avgpool2d("avg", 2, 1, inputs=["pool"]),
@@ -121,8 +122,12 @@ def test_pools_depthwise_add_and_dense_after_a_flatten():
         g.flatten("flat"),
         g.dense("fc", rng.integers(-7, 8, (5, 54)), rng.integers(-9, 9, 5), np.full(5, 4)),
     ], bits=6, signed=True)
-    x = rng.integers(-32, 32, (6, 8, 8))
-    program, _ = run_and_compare(graph, SMALL, x, stall=0.25, seed=2)
+
+
+def test_pools_depthwise_add_and_dense_after_a_flatten():
+    # (A global pool is in the random graphs: seed 2.)
+    x = np.random.default_rng(1).integers(-32, 32, (6, 8, 8))
+    program, _ = run_and_compare(vector_graph(), SMALL, x, stall=0.25, seed=2)
     assert [layer.name for layer in program.layers][:2] == ["dw", "pool"]
 
 
@@ -151,7 +156,7 @@ def test_a_layer_after_one_with_more_bands_starts():
     """The compute unit's end of a layer does not hang on the band count of the next
     descriptor, which replaces the finished layer's before the next start."""
     rng = np.random.default_rng(4)
-    graph = _graph((4, 8, 8), [
+    graph = graph_of((4, 8, 8), [
         g.conv2d("dw", rng.integers(-7, 8, (4, 1, 3, 3)), np.zeros(4, int), np.full(4, 4),
                  padding=1, groups=4),
         g.maxpool2d("pool", 2, 2, padding=0),
@@ -174,7 +179,7 @@ def test_random_graphs_with_stalls(seed, w_first):
 
 def test_registers_report_identity_layers_and_cycles():
     rng = np.random.default_rng(3)
-    graph = _graph((6,), [g.dense("fc", rng.integers(-7, 8, (4, 6)), np.zeros(4, int),
+    graph = graph_of((6,), [g.dense("fc", rng.integers(-7, 8, (4, 6)), np.zeros(4, int),
                                   np.full(4, 4))])
     _, result = run_and_compare(graph, SMALL, rng.integers(0, 256, 6))
     assert result["status"] == 0b10                       # done, not busy, no error

@@ -16,7 +16,7 @@ from quant import graph as g
 from tests.graphgen import random_case, random_inputs
 
 from .bench import run_engine
-from .test_engine import NARROW, SMALL, _conv, _graph, short_fold_after_a_long_one, \
+from .test_engine import NARROW, SMALL, _conv, graph_of, short_fold_after_a_long_one, \
     uneven_passes
 
 
@@ -47,7 +47,7 @@ def resnet18_shaped(rng):
     basic block with an identity shortcut, one with a 1 x 1 stride-2 projection, global
     average pool, classifier), FILM-QNN precisions, on a 16 x 16 input and few channels."""
     bits4, bits8 = np.array([4, 8, 4, 4]), np.array([4, 4, 8, 4, 4, 4, 4, 8])
-    return _graph((3, 16, 16), [
+    return graph_of((3, 16, 16), [
         _conv("conv1", rng, 4, 3, 7, bits4, stride=2, padding=3),
         _requantize("relu", rng, 4),
         g.maxpool2d("maxpool", 3, 2, 1),
@@ -78,7 +78,7 @@ def test_model_is_the_conv_schedule(latency):
     # Passes (three wide filters on one wide lane), two folds, bands, stride and padding.
     rng = np.random.default_rng(0)
     bits = np.array([8, 8, 4, 8, 4, 8, 4])
-    graph = _graph((5, 9, 7), [
+    graph = graph_of((5, 9, 7), [
         _conv("conv", rng, 7, 5, 3, bits, stride=[2, 1], padding=1),
         _requantize("act", rng, 7),
     ])
@@ -137,7 +137,7 @@ def test_model_is_the_schedule_of_every_layer_of_a_resnet18_shaped_network(famil
 @pytest.mark.parametrize("latency", [DEFAULT_LATENCY, 10])
 def test_model_is_the_schedule_of_the_vector_ops_and_a_dense_layer(latency):
     rng = np.random.default_rng(1)
-    graph = _graph((6, 8, 8), [
+    graph = graph_of((6, 8, 8), [
         g.conv2d("dw", rng.integers(-7, 8, (6, 1, 3, 3)), rng.integers(-9, 9, 6),
                  np.full(6, 4), padding=1, groups=6),
         g.requantize("dw_act", np.full(6, 5), 6, 6, True),
