@@ -403,8 +403,8 @@ def test_bad_arguments_are_refused(tmp_path, small_design, kwargs, error, messag
 
 def test_a_design_of_another_graph_is_refused(tmp_path, small_design):
     graph, meta = small_design
-    other = graph_of((8, 9, 7), [g.conv2d("conv", np.ones((7, 8, 3, 3), int), np.zeros(7, int),
-                                        np.full(7, 4), padding=1)])
+    other = graph_of((8, 9, 7), [g.conv2d("conv", np.ones((7, 8, 3, 3), int),
+                                          np.zeros(7, int), np.full(7, 4), padding=1)])
     with pytest.raises(ValueError, match=r"design does not fit the graph:\n"
                                          r"design layer 'conv' writes 'act', which the graph "
                                          r"does not have"):

@@ -180,7 +180,7 @@ def test_random_graphs_with_stalls(seed, w_first):
 def test_registers_report_identity_layers_and_cycles():
     rng = np.random.default_rng(3)
     graph = graph_of((6,), [g.dense("fc", rng.integers(-7, 8, (4, 6)), np.zeros(4, int),
-                                  np.full(4, 4))])
+                                    np.full(4, 4))])
     _, result = run_and_compare(graph, SMALL, rng.integers(0, 256, 6))
     assert result["status"] == 0b10                       # done, not busy, no error
     assert 0 < result["layers"][0] <= result["cycles"]
