@@ -9,7 +9,7 @@ from quant.numerics import is_int
 
 __all__ = ["element_shape", "tree_sum", "pack_words", "divisors", "is_int", "check_int",
            "check_pair", "check_count", "check_shape", "check_window", "check_pad_value",
-           "registered_product", "rom_attrs",
+           "registered_product", "delayed", "rom_attrs",
            "accumulator_range", "accumulator_bits", "lut_multiply",
            "csd_digits", "const_multiply"]
 
@@ -142,6 +142,16 @@ def _mult18_port(value):
         return None
     fill = value[-1] if shape.signed and shape.width else Const(0, 1)
     return Cat(value, fill.replicate(18 - shape.width))
+
+
+def delayed(m, value, cycles, name):
+    """``value`` through ``cycles`` registers in the ``sync`` domain of ``m`` (named
+    ``name0``, ``name1``, ...); the last register, or ``value`` itself for none."""
+    for n in range(cycles):
+        register = Signal.like(value, name=f"{name}{n}")
+        m.d.sync += register.eq(value)
+        value = register
+    return value
 
 
 def registered_product(m, a, b, *, en, platform=None, name="product"):

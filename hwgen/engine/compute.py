@@ -20,7 +20,7 @@ to need the second guard, the loader's next input takes longer; it keeps the res
 resting on that.)
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +28,7 @@ from .params import VECTOR_WEIGHT_BITS
 from .params import MAX_PASSES, param_layout
 from .bands import Bands, geometry_layout
 from .config import crossbar_sources
+from .gearbox import ONE_HOT_FAMILIES, compact_group
 from .macarray import MacArray
 from .post import VECTOR_OPS, OutputPath, VectorLanes
 from .program import ADD, DEPTHWISE, DESCRIPTOR_LAYOUT, MATMUL, POOL_MAX, POOL_SUM
@@ -51,6 +52,7 @@ class Compute(wiring.Component):
     wbuf_addr : Out; wbuf_data : In
     params : In(ArrayLayout(param_bits, 2))
     obuf_addr, obuf_data, obuf_en : Out
+        A pixel's channel group, as rows store it (:func:`~hwgen.engine.gearbox.compact_group`).
     """
 
     def __init__(self, config, *, element_bits, param_bits, weight_bits, out_bits):
@@ -95,14 +97,19 @@ class Compute(wiring.Component):
         geometry = self.geometry
         rowstride, sh_step = geometry.row_groups, geometry.sh_groups
         sw_step, pw_start = geometry.sw_groups, geometry.pw_groups
-        inner = Signal(16)                   # innermost loop: channel groups of a window
+        # Each loop's last index, registered (a subtractor in front of each comparison was
+        # a carry chain on the way to every loop counter's enable): per layer, per band (the
+        # band's output rows) and per fold (its passes).
+        g_max, kx_max, ky_max = Signal(16), Signal(8), Signal(8)
+        q_max, ox_max, oy_max, fold_max = Signal(4), Signal(16), Signal(16), Signal(16)
         with m.If(self.go):
-            m.d.sync += inner.eq(Mux(d.op == MATMUL, d.in_groups, 1))
+            m.d.sync += [g_max.eq(Mux(d.op == MATMUL, d.in_groups, 1) - 1),
+                         kx_max.eq(d.kernel_w - 1), ky_max.eq(d.kernel_h - 1),
+                         ox_max.eq(d.out_width - 1), fold_max.eq(d.folds - 1)]
 
         m.submodules.bands = bands = Bands(addr_bits=c.addr_bits)
         m.d.comb += [bands.desc.eq(d), bands.geometry.eq(geometry)]
         band, fold = bands.band, Signal(16)
-        rows_out = bands.rows
         bank = Signal()                      # weight bank of the fold
         in_bank = band[0]
         oy, ox, q = Signal(16), Signal(16), Signal(4)
@@ -113,7 +120,6 @@ class Compute(wiring.Component):
         wk = Signal(range(c.weight_words + 1))
         pixel_off = Signal(range(c.output_words + 1))
         bands_done = Signal(16)
-        passes = Signal(4)                   # the fold's passes
 
         iy, ix = iy_base + ky, ix_base + kx
         pad = Signal()
@@ -125,12 +131,8 @@ class Compute(wiring.Component):
             self.ibuf2_addr.eq(Mux(in_bank, c.input_words, 0) + half + offset),
             self.wbuf_addr.eq(Mux(bank, c.weight_words, 0) + wk),
         ]
-        last_g = g == inner - 1
-        last_kx = kx == d.kernel_w - 1
-        last_ky = ky == d.kernel_h - 1
-        last_q = q == passes - 1
-        last_ox = ox == d.out_width - 1
-        last_oy = oy == rows_out - 1
+        last_g, last_kx, last_ky = g == g_max, kx == kx_max, ky == ky_max
+        last_q, last_ox, last_oy = q == q_max, ox == ox_max, oy == oy_max
         step_last = last_g & last_kx & last_ky
         pixel_last = step_last & last_q
         fold_last = pixel_last & last_ox & last_oy
@@ -154,7 +156,7 @@ class Compute(wiring.Component):
                 with m.Elif(self.ibuf_full.bit_select(in_bank, 1) &
                             ~self.obuf_full.bit_select(in_bank, 1) &
                             ~outputs_out.bit_select(in_bank, 1)):
-                    m.d.sync += fold.eq(0)
+                    m.d.sync += [fold.eq(0), oy_max.eq(bands.rows - 1)]
                     m.next = "FOLD"
             with m.State("FOLD"):
                 with m.If(fold == d.folds):
@@ -169,8 +171,8 @@ class Compute(wiring.Component):
                         ky_off.eq(0), kx_off.eq(0), pixel_off.eq(0),
                         iy_base.eq(bands.top), ix_base.eq(-d.pad_w),
                         row_base.eq(bands.pad_offset), col_base.eq(-pw_start),
-                        passes.eq(Mux(is_matmul, Mux(bank, fields[1].passes, fields[0].passes),
-                                      1)),
+                        q_max.eq(Mux(is_matmul, Mux(bank, fields[1].passes, fields[0].passes),
+                                     1) - 1),
                     ]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -230,7 +232,7 @@ class Compute(wiring.Component):
         m.d.comb += [
             tag0.obuf.eq(Mux(in_bank, c.output_words, 0) + pixel_off + fold),
             tag0["pass"].eq(q), tag0.last_pass.eq(last_q), tag0.bank.eq(bank),
-            tag0.fold_end.eq(fold_last), tag0.band_end.eq(fold_last & (fold == d.folds - 1)),
+            tag0.fold_end.eq(fold_last), tag0.band_end.eq(fold_last & (fold == fold_max)),
         ]
         valid1, first1, last1, pad1 = Signal(), Signal(), Signal(), Signal()
         tag1 = Signal(tag)
@@ -312,13 +314,14 @@ class Compute(wiring.Component):
         m.d.comb += [post.valid.eq(mac_out | lanes.o_valid), post.tag.eq(in_tag.as_value()),
                      post.requant.eq(d.requant), post.half_even.eq(d.rounding),
                      post.shift.eq(d.shift)]
-        top_bit = Signal(8)                  # the output's most significant bit
-        m.d.comb += [
-            top_bit.eq(d.out_bits - 1),
-            post.lo.eq(Mux(d.out_signed, -(Const(1, 35) << top_bit), 0)),
-            post.hi.eq(Mux(d.out_signed, (Const(1, 35) << top_bit) - 1,
-                           (Const(1, 35) << d.out_bits) - 1)),
-        ]
+        # The output range, registered from the layer's descriptor a bit at a time (no
+        # shifter on the way): hi has ones below the value's magnitude bits, lo (signed
+        # outputs) ones from there up.
+        magnitude = Signal(9)
+        m.d.comb += magnitude.eq(d.out_bits - d.out_signed)
+        for i in range(len(post.lo)):
+            m.d.sync += [post.hi[i].eq(magnitude > i),
+                         post.lo[i].eq(d.out_signed & (magnitude <= i))]
         for j in range(tm):
             m.d.comb += [
                 post.values[j].eq(Mux(use_mac, mac_values[j], lanes.sums[j])),
@@ -327,7 +330,9 @@ class Compute(wiring.Component):
             ]
         out_tag = tag(post.o_tag)
         m.d.comb += [self.obuf_en.eq(post.o_valid), self.obuf_addr.eq(out_tag.obuf),
-                     self.obuf_data.eq(post.o_values.as_value())]
+                     self.obuf_data.eq(compact_group(
+                         m, [post.o_values[j] for j in range(tm)], d.out_bits,
+                         one_hot=c.family in ONE_HOT_FAMILIES, name="compacted"))]
         with m.If(post.o_valid):
             with m.If(out_tag.fold_end):
                 m.d.comb += self.wbuf_clear.bit_select(out_tag.bank, 1).eq(1)

@@ -143,21 +143,30 @@ class ReadMaster(wiring.Component):
         ]
         left = Signal(16)              # words of the current command still to come
         beat = Signal()
+        # A beat the consumer did not take is held here, and the bus waits while it is: so
+        # ``rready`` is a register, and the consumer's ``ready`` (the end of its own logic)
+        # stops here rather than going on into the memory's.
+        held, held_word, held_last = Signal(), Signal.like(bus.rdata), Signal()
+        current = Mux(left == 0, lengths.r_data, left)
         m.d.comb += [
-            out.valid.eq(bus.rvalid),
-            out.payload.word.eq(bus.rdata),
-            bus.rready.eq(out.ready),
+            bus.rready.eq(~held),
             beat.eq(bus.rvalid & bus.rready),
             done.eq(beat & bus.rlast),
+            out.valid.eq(held | bus.rvalid),
+            out.payload.word.eq(Mux(held, held_word, bus.rdata)),
+            out.payload.last.eq(Mux(held, held_last, current == 1)),
         ]
-        current = Mux(left == 0, lengths.r_data, left)
-        m.d.comb += out.payload.last.eq(current == 1)
+        with m.If(held):
+            with m.If(out.ready):
+                m.d.sync += held.eq(0)
+        with m.Elif(beat & ~out.ready):
+            m.d.sync += [held.eq(1), held_word.eq(bus.rdata), held_last.eq(current == 1)]
         with m.If(beat):
             m.d.sync += left.eq(current - 1)
         m.d.comb += lengths.r_en.eq(beat & (left == 0))
         m.d.sync += in_flight.eq(in_flight + issue - done)
         m.d.comb += self.idle.eq(~bursts.valid & (in_flight == 0) & ~lengths.r_rdy &
-                                 ~self.i_cmd.valid)
+                                 ~self.i_cmd.valid & ~held)
         return m
 
 

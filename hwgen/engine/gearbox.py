@@ -11,13 +11,18 @@ bits after a row's last group are dropped (unpacking) or written as zeros (packi
 import functools
 import operator
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.numerics import is_int
 
-__all__ = ["Unpacker", "Packer"]
+__all__ = ["ONE_HOT_FAMILIES", "Unpacker", "Packer", "compact_group"]
+
+#: Families whose groups are compacted by a one-hot of the element width
+#: (:func:`compact_group`): on ECP5 the open flow's routing, not the LUTs, bounds the clock;
+#: elsewhere the LUTs are scarcer.
+ONE_HOT_FAMILIES = frozenset({"ecp5"})
 
 
 def _check(name, value, least):
@@ -36,12 +41,37 @@ def _select(m, options, index, width, name):
     return out
 
 
+def compact_group(m, elements, bits, *, one_hot, name="group"):
+    """A group as rows store it (what :class:`Packer` takes): the low ``bits`` bits of each of
+    ``elements`` (values of one width, ``max_bits``), the first lowest, from bit 0, for a
+    run-time ``bits`` (1..``max_bits``) that the choice registers (set it a cycle ahead). The
+    choice is a multiplexer on the width or, ``one_hot``, each width gated by a one-hot flag
+    and the choices ORed (shallower logic, a third more LUTs)."""
+    top = len(elements[0])
+    at = {b: Cat(*(element[:b] for element in elements)) for b in range(1, top + 1)}
+    group = Signal(len(elements) * top, name=name)
+    if one_hot:
+        chosen = Signal(top + 1, name=f"{name}_width")
+        m.d.sync += chosen.eq(1 << bits)
+        m.d.comb += group.eq(functools.reduce(operator.or_, (
+            Mux(chosen[b], value, 0) for b, value in at.items())))
+    else:
+        width = Signal.like(bits, name=f"{name}_bits")
+        m.d.sync += width.eq(bits)
+        with m.Switch(width):
+            for b, value in at.items():
+                with m.Case(b):
+                    m.d.comb += group.eq(value)
+    return group
+
+
 class Unpacker(wiring.Component):
     """Words of rows in, groups of ``lanes`` elements out.
 
-    Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``),
-    ``is_signed``, ``row_groups`` (groups per row) and ``row_words`` (words per row). Each
-    element is sign- or zero-extended to ``element_bits`` (signed).
+    Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; set a
+    cycle before the row's first word, since what follows from it is registered),
+    ``is_signed``, ``row_groups`` (groups per row; likewise) and ``row_words`` (words per
+    row). Each element is sign- or zero-extended to ``element_bits`` (signed).
 
     Members
     -------
@@ -71,8 +101,18 @@ class Unpacker(wiring.Component):
         buf = Signal(width)
         have = Signal(range(width + 1))
         groups, words = Signal(24), Signal(16)      # emitted and taken in this row
-        group_bits = _select(m, {b: b * lanes for b in range(1, top + 1)}, self.bits,
-                             range(lanes * top + 1), "group_bits")
+        # From ``bits`` and ``row_groups`` alone, registered (off the path from the buffer's
+        # state to ``ready``, which goes on to the bus): the element width, a group's width,
+        # the most bits held that leave room for a word once a group has left, and the index
+        # of the row's last group.
+        bits = Signal.like(self.bits)
+        group_bits = Signal(range(lanes * top + 1))
+        room_emit = Signal(range(width + 1))
+        last_group = Signal(24)
+        width_of = _select(m, {b: b * lanes for b in range(1, top + 1)}, self.bits,
+                           range(lanes * top + 1), "width_of")
+        m.d.sync += [bits.eq(self.bits), group_bits.eq(width_of),
+                     room_emit.eq(width - d + width_of), last_group.eq(self.row_groups - 1)]
         out, inp = self.o_groups, self.i_words
         # A group leaves from the low bits when it is all there; a word comes in above the bits
         # held while it fits and belongs to this row. After the row's last group, what is left
@@ -80,17 +120,20 @@ class Unpacker(wiring.Component):
         emit = Signal()
         row_end = Signal()
         m.d.comb += [
-            out.valid.eq(have >= group_bits),
+            # (A group has bits: nothing leaves an empty buffer, whatever the registers still
+            # hold from before ``bits`` was set.)
+            out.valid.eq((have != 0) & (have >= group_bits)),
             emit.eq(out.valid & out.ready),
-            row_end.eq(emit & (groups == self.row_groups - 1)),
+            row_end.eq(emit & (groups == last_group)),
         ]
         # Where a word goes, with and without a group leaving, both shifted from registers (the
         # choice comes last: it waits on the comparison of ``have``).
         after, after_emit = Signal(range(width + 1)), Signal(range(width + 1))
         m.d.comb += [after_emit.eq(have - group_bits), after.eq(Mux(emit, after_emit, have))]
-        m.d.comb += inp.ready.eq((words != self.row_words) & (after <= width - d) & ~row_end)
+        fits = Mux(emit, have <= room_emit, have <= width - d)
+        m.d.comb += inp.ready.eq((words != self.row_words) & fits & ~row_end)
         take = inp.valid & inp.ready
-        shifted = _select(m, {b: buf >> (b * lanes) for b in range(1, top + 1)}, self.bits,
+        shifted = _select(m, {b: buf >> (b * lanes) for b in range(1, top + 1)}, bits,
                           width, "shifted")
         kept = Mux(emit, shifted, buf)
         placed, placed_emit, placed_kept = Signal(width), Signal(width), Signal(width)
@@ -105,15 +148,13 @@ class Unpacker(wiring.Component):
                          groups.eq(groups + emit), words.eq(words + take)]
         # Elements of the group at the bottom of the buffer.
         for e in range(lanes):
-            options = {}
-            for b in range(1, top + 1):
-                raw = buf[e * b:e * b + b]
-                options[b] = Mux(self.is_signed, raw.as_signed(), raw.as_unsigned())
             element = Signal(signed(self._element_bits), name=f"element{e}")
-            with m.Switch(self.bits):
-                for b, value in options.items():
+            with m.Switch(bits):
+                for b in range(1, top + 1):
+                    raw = buf[e * b:e * b + b]
                     with m.Case(b):
-                        m.d.comb += element.eq(value)
+                        m.d.comb += element.eq(Mux(self.is_signed, raw.as_signed(),
+                                                   raw.as_unsigned()))
             m.d.comb += out.payload[e].eq(element)
         return m
 
@@ -121,29 +162,27 @@ class Unpacker(wiring.Component):
 class Packer(wiring.Component):
     """Groups of ``lanes`` elements in, words of rows out.
 
-    Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; an
-    element's low ``bits`` bits are stored; set a cycle before the row's first group, since
-    the group width and the choice of element bits are registered from it) and ``row_groups``
-    (groups per row). A row's last word is padded with zeros.
+    Each group comes compacted (:func:`compact_group`): its elements' ``bits`` bits each, from
+    bit 0, so the packer only places it (the choice of element bits, made before the output
+    buffer, stays out of the placing shifter's cycle).
 
-    ``one_hot`` chooses the elements' bits by a one-hot of the width, each choice gated and
-    the choices ORed (shallower logic, a third more LUTs: where routing limits the clock, as
-    on ECP5), rather than by a multiplexer on the width.
+    Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; set a
+    cycle before the row's first group, since what follows from it is registered) and
+    ``row_groups`` (groups per row; likewise). A row's last word is padded with zeros.
 
     Members
     -------
-    i_groups : In(stream.Signature(ArrayLayout(element_bits, lanes)))
+    i_groups : In(stream.Signature(lanes * max_bits))
     o_words : Out(stream.Signature(data_bits))
     bits, row_groups : In
     """
 
-    def __init__(self, *, data_bits, lanes, max_bits=32, one_hot=False):
+    def __init__(self, *, data_bits, lanes, max_bits=32):
         self._data_bits = _check("data_bits", data_bits, 8)
         self._lanes = _check("lanes", lanes, 1)
         self._max_bits = _check("max_bits", max_bits, 1)
-        self._one_hot = bool(one_hot)
         super().__init__({
-            "i_groups": In(stream.Signature(data.ArrayLayout(unsigned(max_bits), lanes))),
+            "i_groups": In(stream.Signature(lanes * max_bits)),
             "o_words": Out(stream.Signature(data_bits)),
             "bits": In(range(max_bits + 1)),
             "row_groups": In(24),
@@ -157,37 +196,33 @@ class Packer(wiring.Component):
         have = Signal(range(width + 1))
         groups = Signal(24)                  # taken in this row
         flushing = Signal()                  # the row's groups are all in: empty the buffer
-        # From ``bits`` alone, registered (off the path from the handshakes to the buffer):
-        # a group's width, the room it needs, and which element width to pack.
-        group_bits, room = Signal(range(lanes * top + 1)), Signal(range(width + 1))
+        # From ``bits`` and ``row_groups`` alone, registered (off the path from the handshakes
+        # to the buffer): a group's width, the most bits held that leave room for it (and
+        # the most once a word has left), and the index of the row's last group.
+        group_bits = Signal(range(lanes * top + 1))
+        room, room_send = Signal(range(width + 1)), Signal(range(width + d + 1))
+        last_group = Signal(24)
         width_of = _select(m, {b: b * lanes for b in range(1, top + 1)}, self.bits,
                            range(lanes * top + 1), "width_of")
-        m.d.sync += [group_bits.eq(width_of), room.eq(width - width_of)]
-        groups_at = {b: Cat(*(self.i_groups.payload[e][:b] for e in range(lanes)))
-                     for b in range(1, top + 1)}
-        if self._one_hot:
-            chosen = Signal(top + 1)
-            m.d.sync += chosen.eq(1 << self.bits)
-            packed = Signal(lanes * top)
-            m.d.comb += packed.eq(functools.reduce(operator.or_, (
-                Mux(chosen[b], group, 0) for b, group in groups_at.items())))
-        else:
-            bits = Signal.like(self.bits)
-            m.d.sync += bits.eq(self.bits)
-            packed = _select(m, groups_at, bits, lanes * top, "packed")
+        m.d.sync += [group_bits.eq(width_of), room.eq(width - width_of),
+                     room_send.eq(width + d - width_of), last_group.eq(self.row_groups - 1)]
+        packed = self.i_groups.payload
         out, inp = self.o_words, self.i_groups
-        send = Signal()
+        send, full_word = Signal(), Signal()
         m.d.comb += [
-            out.valid.eq((have >= d) | (flushing & (have != 0))),
+            full_word.eq(have >= d),
+            out.valid.eq(full_word | (flushing & (have != 0))),
             out.payload.eq(buf[:d]),
             send.eq(out.valid & out.ready),
         ]
         # Where a group goes, with and without a word leaving, both shifted from registers (the
         # choice comes last).
         after, after_send = Signal(range(width + 1)), Signal(range(width + 1))
-        m.d.comb += [after_send.eq(Mux(have >= d, have - d, 0)),
+        m.d.comb += [after_send.eq(Mux(full_word, have - d, 0)),
                      after.eq(Mux(send, after_send, have))]
-        m.d.comb += inp.ready.eq(~flushing & (after <= room))
+        # Whether the group fits, from comparisons of ``have`` alone (``send`` only chooses).
+        fits = Mux(send, ~full_word | (have <= room_send), have <= room)
+        m.d.comb += inp.ready.eq(~flushing & fits)
         take = inp.valid & inp.ready
         kept = Mux(send, buf >> d, buf)
         placed, placed_send, placed_kept = Signal(width), Signal(width), Signal(width)
@@ -195,7 +230,7 @@ class Packer(wiring.Component):
                      placed.eq(Mux(send, placed_send, placed_kept))]
         m.d.sync += [buf.eq(kept | Mux(take, placed, 0)),
                      have.eq(after + Mux(take, group_bits, 0))]
-        last = take & (groups == self.row_groups - 1)
+        last = take & (groups == last_group)
         with m.If(last):
             m.d.sync += [groups.eq(0), flushing.eq(1)]
         with m.Elif(take):

@@ -19,7 +19,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..blocks import PackedMultiplier
-from ..blocks._util import tree_sum
+from ..blocks._util import delayed, tree_sum
 from .weights import kstep_bits, lane_field
 
 __all__ = ["MacArray", "weight_word_bits"]
@@ -94,19 +94,12 @@ class MacArray(wiring.Component):
                         m.d.comb += unit.weights[n].eq(self.weights[at:at + width].as_signed())
                         products[lane][i] = unit.products[n]
 
-        def delayed(value, cycles, name):
-            for n in range(cycles):
-                register = Signal.like(value, name=f"{name}{n}")
-                m.d.sync += register.eq(value)
-                value = register
-            return value
-
         # Control and the bias ride along with the products.
-        valid = delayed(self.valid, self.MULTIPLY, "valid")
-        first = delayed(self.first, self.MULTIPLY, "first")
-        last = delayed(self.last, self.MULTIPLY, "last")
-        tag = delayed(self.tag, self.MULTIPLY, "tag")
-        bias = delayed(self.bias.as_value(), self.MULTIPLY, "bias")
+        valid = delayed(m, self.valid, self.MULTIPLY, "valid")
+        first = delayed(m, self.first, self.MULTIPLY, "first")
+        last = delayed(m, self.last, self.MULTIPLY, "last")
+        tag = delayed(m, self.tag, self.MULTIPLY, "tag")
+        bias = delayed(m, self.bias.as_value(), self.MULTIPLY, "bias")
         # The lane sums (one register stage), then the accumulators.
         acc_shape = signed(c.acc_bits)
         dots = []
@@ -114,10 +107,10 @@ class MacArray(wiring.Component):
             dot = Signal(acc_shape, name=f"dot{p}")
             m.d.sync += dot.eq(tree_sum(products[p]))
             dots.append(dot)
-        valid1, first1, last1 = (delayed(s, 1, n) for s, n in ((valid, "v"), (first, "f"),
-                                                               (last, "l")))
-        tag1 = delayed(tag, 1, "t")
-        bias1 = delayed(bias, 1, "b")
+        valid1, first1, last1 = (delayed(m, s, 1, n) for s, n in ((valid, "v"), (first, "f"),
+                                                                  (last, "l")))
+        tag1 = delayed(m, tag, 1, "t")
+        bias1 = delayed(m, bias, 1, "b")
         for p in range(tm):
             acc = Signal(acc_shape, name=f"acc{p}")
             start = bias1.word_select(p, c.acc_bits).as_signed()

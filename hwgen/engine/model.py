@@ -238,6 +238,7 @@ def _input_read(start, rows, config, latency):
     row = 0
     words_total, groups_total, group_bits = rows[0][1], rows[0][2], config.tn * rows[0][3]
     have = groups = words = 0
+    held = False                             # the read master holds a beat back
     edge = start
     while True:
         edge += 1
@@ -245,8 +246,10 @@ def _input_read(start, rows, config, latency):
         row_end = emit and groups == groups_total - 1
         after = have - group_bits if emit else have
         ready = words != words_total and after + db <= width and not row_end
-        take = ready and path.valid(edge)
-        path.step(edge, take)
+        arriving = path.valid(edge)
+        take = ready and (held or arriving)
+        path.step(edge, arriving and not held)
+        held = not take if held else arriving and not take
         if row_end:
             row += 1
             if row == len(rows):
@@ -258,7 +261,7 @@ def _input_read(start, rows, config, latency):
             have = after + (db if take else 0)
             groups += emit
             words += take
-        if not emit and not take and have < group_bits:
+        if not emit and not take and not held and have < group_bits:
             # Nothing moves until a beat arrives: skip to it.
             nxt = path.next_event(edge)
             if nxt is not None and nxt > edge + 1:

@@ -12,6 +12,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..blocks._util import delayed, registered_product
 from .params import MULTIPLIER_BITS, OFFSET_BITS
 
 __all__ = ["OutputPath", "VectorLanes", "VECTOR_OPS", "PRODUCT_PIECE", "SPLIT_PRODUCT_FAMILIES",
@@ -96,23 +97,16 @@ class OutputPath(wiring.Component):
         m = Module()
         stages = self.latency
 
-        def delayed(value, cycles, name):
-            for n in range(cycles):
-                register = Signal.like(value, name=f"{name}{n}")
-                m.d.sync += register.eq(value)
-                value = register
-            return value
-
-        requant = [self.requant] + [delayed(self.requant, n, f"rq{n}_")
+        requant = [self.requant] + [delayed(m, self.requant, n, f"rq{n}_")
                                     for n in range(1, stages)]
-        shift = [self.shift] + [delayed(self.shift, n, f"sh{n}_") for n in range(1, stages)]
+        shift = [self.shift] + [delayed(m, self.shift, n, f"sh{n}_") for n in range(1, stages)]
         # Stage of the product with the offset: 1, or 2 after the partial products.
         at = 1 + self._split
-        half_even = delayed(self.half_even, at + 2, "half_even")
-        lo = delayed(self.lo, stages - 1, "lo")
-        hi = delayed(self.hi, stages - 1, "hi")
-        m.d.comb += [self.o_valid.eq(delayed(self.valid, stages, "valid")),
-                     self.o_tag.eq(delayed(self.tag, stages, "tag"))]
+        half_even = delayed(m, self.half_even, at + 2, "half_even")
+        lo = delayed(m, self.lo, stages - 1, "lo")
+        hi = delayed(m, self.hi, stages - 1, "hi")
+        m.d.comb += [self.o_valid.eq(delayed(m, self.valid, stages, "valid")),
+                     self.o_tag.eq(delayed(m, self.tag, stages, "tag"))]
         product_shape = signed(max(self._acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2)
         # The rounding constant and the fraction's mask, from the shift a stage ahead (shared
         # by the lanes, no wider than a product).
@@ -132,8 +126,8 @@ class OutputPath(wiring.Component):
                          offset.eq(self.offset[p])]
             if self._split:
                 full = self._partial_products(m, value, mult, p)
-                value, offset = (delayed(value, 1, f"value{p}_"),
-                                 delayed(offset, 1, f"offset{p}_"))
+                value, offset = (delayed(m, value, 1, f"value{p}_"),
+                                 delayed(m, offset, 1, f"offset{p}_"))
             else:
                 full = value * mult
             product = Signal(product_shape, name=f"product{p}")
@@ -192,7 +186,9 @@ class VectorLanes(wiring.Component):
     o_tag : Out(tag_bits)
     """
 
-    latency = 2
+    #: The operands registered, the terms (a product in a multiplier's output register),
+    #: the reduction.
+    latency = 3
 
     def __init__(self, *, lanes, element_bits=17, weight_bits=8, acc_bits=32, tag_bits=1):
         self._lanes, self._acc_bits = lanes, acc_bits
@@ -211,37 +207,44 @@ class VectorLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         acc_shape = signed(self._acc_bits)
-        # Stage 1: the term of each lane (the product for mac), registered with the control.
-        valid1, first1, last1 = Signal(), Signal(), Signal()
-        op1 = Signal(2)
-        tag1 = Signal.like(self.tag)
-        m.d.sync += [valid1.eq(self.valid), first1.eq(self.first), last1.eq(self.last),
-                     op1.eq(self.op), tag1.eq(self.tag)]
-        m.d.sync += self.o_valid.eq(valid1 & last1)
-        with m.If(valid1 & last1):
-            m.d.sync += self.o_tag.eq(tag1)
+
+        # Stages 1 and 2: the operands registered, then each lane's term (the product in the
+        # multiplier's own registers, so a buffer's data never meets the multiplier in one
+        # cycle), with the control beside them.
+        valid2, first2, last2, tag2 = (
+            delayed(m, s, 2, n) for s, n in ((self.valid, "valid"), (self.first, "first"),
+                                             (self.last, "last"), (self.tag, "tag")))
+        op1 = delayed(m, self.op, 1, "op1_")
+        op2 = delayed(m, op1, 1, "op2_")
+        m.d.sync += self.o_valid.eq(valid2 & last2)
+        with m.If(valid2 & last2):
+            m.d.sync += self.o_tag.eq(tag2)
         for p in range(self._lanes):
-            term = Signal(acc_shape, name=f"term{p}")
+            x1, y1 = delayed(m, self.x[p], 1, f"x{p}_"), delayed(m, self.y[p], 1, f"y{p}_")
+            product = registered_product(m, self.w[p], self.x[p], en=1, platform=platform,
+                                         name=f"product{p}")
+            other = Signal(acc_shape, name=f"other{p}")
             start = Signal(acc_shape, name=f"start{p}")
             m.d.sync += [
-                term.eq(Mux(self.op == VECTOR_OPS["mac"], self.w[p] * self.x[p],
-                            Mux(self.op == VECTOR_OPS["add"], self.x[p] + self.y[p],
-                                self.x[p]))),
-                start.eq(Mux(self.op == VECTOR_OPS["mac"], self.bias[p], 0)),
+                other.eq(Mux(op1 == VECTOR_OPS["add"], x1 + y1, x1)),
+                start.eq(Mux(op1 == VECTOR_OPS["mac"],
+                             delayed(m, self.bias[p], 1, f"bias{p}_"), 0)),
             ]
+            term = Signal(acc_shape, name=f"term{p}")
+            m.d.comb += term.eq(Mux(op2 == VECTOR_OPS["mac"], product, other))
             acc = Signal(acc_shape, name=f"acc{p}")
             combined = Signal(acc_shape, name=f"combined{p}")
-            with m.Switch(op1):
+            with m.Switch(op2):
                 with m.Case(VECTOR_OPS["max"]):
-                    m.d.comb += combined.eq(Mux(first1 | (term > acc), term, acc))
+                    m.d.comb += combined.eq(Mux(first2 | (term > acc), term, acc))
                 with m.Case(VECTOR_OPS["sum"]):
-                    m.d.comb += combined.eq(Mux(first1, term, acc + term))
+                    m.d.comb += combined.eq(Mux(first2, term, acc + term))
                 with m.Case(VECTOR_OPS["mac"]):
-                    m.d.comb += combined.eq(Mux(first1, start, acc) + term)
+                    m.d.comb += combined.eq(Mux(first2, start, acc) + term)
                 with m.Default():
                     m.d.comb += combined.eq(term)
-            with m.If(valid1):
+            with m.If(valid2):
                 m.d.sync += acc.eq(combined)
-            with m.If(valid1 & last1):
+            with m.If(valid2 & last2):
                 m.d.sync += self.sums[p].eq(combined)
         return m

@@ -13,6 +13,7 @@ building or synthesizing it.
   and the clamp);
 * ``compute``: the compute unit's counters and address arithmetic, the crossbar from lanes to
   channels and the parameter selection;
+* ``compaction``: each output group's elements at the layer's width, as rows store them;
 * ``loader`` and ``store``: the parameter banks, the k-step assembly, the gearboxes between
   bus words and channel groups, the store's queue;
 * ``geometry``: the layer's descriptor products, formed by shift and add
@@ -43,7 +44,8 @@ from ..model.logic import counter_bits, dsp_absorbs_registers, multiplier_dsps
 from .config import crossbar_sources
 from .core import ELEMENT_BITS as _ELEMENT_BITS, OUT_BITS as _OUT_BITS
 from .dma import _PENDING_COMMANDS, MAX_OUTSTANDING
-from .store import _AHEAD as _STORE_AHEAD, ONE_HOT_FAMILIES
+from .gearbox import ONE_HOT_FAMILIES
+from .store import _AHEAD as _STORE_AHEAD
 from .params import MAX_PASSES, MULTIPLIER_BITS, OFFSET_BITS, VECTOR_WEIGHT_BITS, param_words
 from .post import SPLIT_PRODUCT_FAMILIES, product_pieces
 from .program import DESCRIPTOR_LAYOUT
@@ -125,15 +127,20 @@ def mac_array_cost(config):
 
 
 def vector_lanes_cost(config):
-    """:class:`~hwgen.engine.post.VectorLanes`: per input element a term (a product of an
-    8-bit weight and an element, a sum or the element), the start value, the running
-    reduction (max, sum or multiply-accumulate) and the result."""
+    """:class:`~hwgen.engine.post.VectorLanes`: per input element the operands registered, a
+    term (a product of an 8-bit weight and an element, in the multiplier's registers; a sum
+    or the element), the start value, the running reduction (max, sum or
+    multiply-accumulate) and the result."""
     family, c = config.family, config
     dsp = signed_product_dsps(family, _ELEMENT_BITS, VECTOR_WEIGHT_BITS)
     tag = _tag_bits(c)
-    # The term is at most a product wide (its sign bits above merge into one register).
-    term = min(c.acc_bits, _ELEMENT_BITS + VECTOR_WEIGHT_BITS)
-    ff = c.tn * (term + 3 * c.acc_bits) + 5 + 2 * tag
+    # The elements and the bias registered; the sum or element term (its sign bits above
+    # merge into one register); the product's operand and result registers, in fabric
+    # where the DSP does not take them.
+    operands = 2 * _ELEMENT_BITS + c.acc_bits + _ELEMENT_BITS + 1
+    product = 0 if dsp_absorbs_registers(family) else \
+        2 * (_ELEMENT_BITS + VECTOR_WEIGHT_BITS)
+    ff = c.tn * (operands + product + 3 * c.acc_bits) + 11 + 3 * tag
     return Resources(lut=_lut(c, "vector_lanes", c.tn * c.acc_bits), ff=ff, dsp=c.tn * dsp)
 
 
@@ -173,7 +180,8 @@ def compute_cost(config):
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
-    ff = _FIXED_FF["compute"] + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    # The loops' last indices (84 bits) and the output range (2 x 34) registered.
+    ff = _FIXED_FF["compute"] + 84 + 2 * 34 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
     return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff)
 
 
@@ -187,29 +195,39 @@ def loader_cost(config):
     # The unpacker's buffer: each of its bits is the buffer shifted by a group (one of 16
     # widths) or a bus word placed above the bits held, and feeds an element at one of 16
     # widths; its LUTs grow with its width (measured: 64 to 160 bits).
-    ff = params + _weight_bits(c) + width + select + _FIXED_FF["loader"]
+    # From the element width and the row's groups, registered: the width, a group's width,
+    # the room for a word and the last group's index.
+    registered = 5 + counter_bits(c.tn * _UNPACK_BITS + 1) + select + 24
+    ff = params + _weight_bits(c) + width + select + registered + _FIXED_FF["loader"]
     return Resources(lut=_lut(c, "loader", width), ff=ff)
 
 
+def compaction_cost(config):
+    """The compute unit's compaction of each output group at the layer's width
+    (:func:`~hwgen.engine.gearbox.compact_group`): each bit of a group at one of 32 widths
+    (bit j exists in the widths b with b * tm > j), from a register of the width (one-hot or
+    binary)."""
+    c = config
+    one_hot = c.family in ONE_HOT_FAMILIES
+    ff = _OUT_BITS if one_hot else counter_bits(_OUT_BITS + 1)
+    return Resources(lut=_lut(c, "compaction", _packed_select(c.tm, one_hot)), ff=ff)
+
+
 def store_cost(config):
-    """:class:`~hwgen.engine.store.Store`: the read-ahead queue, the packer (groups of ``tm``
-    elements to bus words) and the row counters."""
+    """:class:`~hwgen.engine.store.Store`: the read-ahead queue, the packer (compacted groups
+    of ``tm`` elements to bus words) and the row counters."""
     family, c = config.family, config
     queue = sync_fifo_cost(family, width=c.tm * _OUT_BITS, depth=_STORE_AHEAD)
     width = c.data_bits + c.tm * _OUT_BITS
     select = counter_bits(width + 1)
-    # The packer: each bit of a group at one of 32 widths (bit j exists in the widths b with
-    # b * tm > j), and the group placed above the bits held (a shifter of the group's bits
-    # into the buffer).
+    # The packer places each group above the bits held (a shifter of the group's bits into
+    # the buffer).
     placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
-    # Buffer and fill level; from the element width, registered: the group's width, the
-    # room it needs and the width (one-hot or binary).
-    one_hot = family in ONE_HOT_FAMILIES
-    registered = counter_bits(c.tm * _OUT_BITS + 1) + select + \
-        (_OUT_BITS if one_hot else counter_bits(_OUT_BITS + 1))
+    # Buffer and fill level; from the element width, registered: the group's width and the
+    # room it needs.
+    registered = counter_bits(c.tm * _OUT_BITS + 1) + select
     ff = width + select + registered + 24 + c.addr_bits + 134
-    return queue + Resources(lut=_lut(c, "store", _packed_select(c.tm, one_hot), placed),
-                             ff=ff)
+    return queue + Resources(lut=_lut(c, "store", placed), ff=ff)
 
 
 @lru_cache(maxsize=None)
@@ -236,7 +254,8 @@ def dma_cost(config):
     queues = (sync_fifo_cost(family, width=16, depth=_PENDING_COMMANDS)
               + sync_fifo_cost(family, width=8, depth=MAX_OUTSTANDING))
     burst = c.addr_bits + 16 + 1
-    ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8 + 1
+    # The read side's held beat: its word, last flag and whether it holds one.
+    ff = 2 * burst + 2 * counter_bits(MAX_OUTSTANDING + 1) + 16 + 8 + 1 + c.data_bits + 2
     return queues + Resources(lut=_lut(c, "dma", 2 * burst), ff=ff)
 
 
@@ -301,19 +320,20 @@ def sequencer_cost(config):
 
 #: Flip-flops of the loop counters, addresses and band geometry of the compute unit and the
 #: loader (counted from synthesis, the same on xc7 and xcup).
-_FIXED_FF = {"compute": 326, "loader": 463}
+_FIXED_FF = {"compute": 306, "loader": 463}
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
 #: its structural count (fitted to synth_xilinx counts of whole engines; ECP5 takes xc7's).
 _W = {"xcup": {"mac_array": (0, 1.0), "vector_lanes": (0, 5.94),
               "output_path": (204, 12.83), "compute": (691, 1.21), "loader": (974, 12.6),
-              "store": (287, 1.92, 0.885), "geometry": (556, 1.0), "dma": (161, 1.0),
-              "control": (93, 0), "sequencer": (217, 1.0), "ports": (84, 0.93)}}
+              "store": (287, 0.885), "compaction": (0, 1.92), "geometry": (556, 1.0),
+              "dma": (161, 1.0), "control": (93, 0), "sequencer": (217, 1.0), "ports": (84, 0.93)}}
 _W["xc7"] = dict(_W["xcup"], output_path=(205, 11.98), loader=(990, 12.35))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
-          "store": store_cost, "geometry": geometry_cost, "dma": dma_cost,
+          "store": store_cost, "compaction": compaction_cost, "geometry": geometry_cost,
+          "dma": dma_cost,
           "control": control_cost, "ports": ports_cost,
           "buffers": buffers_cost, "sequencer": sequencer_cost}
 

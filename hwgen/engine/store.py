@@ -9,11 +9,7 @@ from .dma import command_signature
 from .gearbox import Packer
 from .program import DESCRIPTOR_LAYOUT
 
-__all__ = ["ONE_HOT_FAMILIES", "Store"]
-
-#: Families whose packer chooses the element width by a one-hot (:class:`Packer`): on ECP5
-#: the open flow's routing, not the LUTs, bounds the clock; elsewhere the LUTs are scarcer.
-ONE_HOT_FAMILIES = frozenset({"ecp5"})
+__all__ = ["Store"]
 
 #: Output-buffer words read ahead of the packer.
 _AHEAD = 4
@@ -34,6 +30,7 @@ class Store(wiring.Component):
     obuf_full : In(2)
     obuf_clear : Out(2)
     obuf_addr : Out; obuf_data : In
+        The output buffer holds groups compacted (:func:`~hwgen.engine.gearbox.compact_group`).
     o_cmd : Out(command stream)
     o_words : Out(stream.Signature(data_bits))
     writer_idle : In(1)
@@ -60,8 +57,7 @@ class Store(wiring.Component):
         c, d = self._config, self.desc
         shift = (c.data_bits // 8 - 1).bit_length()
         m.submodules.packer = packer = Packer(data_bits=c.data_bits, lanes=c.tm,
-                                              max_bits=self._out_bits,
-                                              one_hot=c.family in ONE_HOT_FAMILIES)
+                                              max_bits=self._out_bits)
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=c.tm * self._out_bits,
                                                            depth=_AHEAD)
         # The element width, registered: the descriptor changes only while the packer is

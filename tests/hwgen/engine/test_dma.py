@@ -93,6 +93,29 @@ def test_read_master_streams_every_word_of_every_command_in_order(stall):
     assert sum(beats for _, beats in axi.reads) == len(expected)
 
 
+def test_read_master_holds_a_beat_its_consumer_does_not_take():
+    """``rready`` is a register: the consumer's ``ready`` reaches it a cycle later, never in
+    the same cycle, and the beat the consumer left is held and given first."""
+    dut = ReadMaster(addr_bits=16, data_bits=64)
+
+    async def bench(ctx):
+        ctx.set(dut.m_axi.rvalid, 1)
+        ctx.set(dut.m_axi.rdata, 0x1234)
+        ctx.set(dut.o_data.ready, 0)
+        assert ctx.get(dut.m_axi.rready)            # nothing held: the bus gives its beat
+        await ctx.tick()
+        ctx.set(dut.m_axi.rdata, 0x5678)
+        assert not ctx.get(dut.m_axi.rready)
+        assert ctx.get(dut.o_data.valid) and ctx.get(dut.o_data.payload.word) == 0x1234
+        ctx.set(dut.o_data.ready, 1)
+        assert not ctx.get(dut.m_axi.rready)        # not in the cycle the consumer takes it
+        await ctx.tick()
+        assert ctx.get(dut.m_axi.rready)
+        assert ctx.get(dut.o_data.valid) and ctx.get(dut.o_data.payload.word) == 0x5678
+
+    simulate(dut, [bench])
+
+
 def itertools_accumulate(lengths):
     total, out = 0, []
     for n in lengths:
