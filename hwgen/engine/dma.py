@@ -3,9 +3,11 @@
 A command is ``(address, words)``: that many bus words from a word-aligned byte address. Each
 master splits its commands into INCR bursts of at most :data:`MAX_BURST` beats that never cross
 a 4 KiB boundary (the AXI rule), keeps up to :data:`MAX_OUTSTANDING` bursts in flight, and
-moves one word per cycle when the bus and the stream allow. The read master sends the words
-on ``o_data``, in order, with ``last`` on each command's final word; the write master takes
-``i_data`` in order and counts write responses, so ``idle`` means every word is written.
+moves one word per cycle when the bus and the stream allow (the read master holds a beat
+its stream does not take, and takes the bus's next one a cycle after giving that one on).
+The read master sends the words on ``o_data``, in order, with ``last`` on each command's
+final word; the write master takes ``i_data`` in order and counts write responses, so
+``idle`` means every word is written.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -101,7 +103,8 @@ class ReadMaster(wiring.Component):
         Every word read, in command order; ``last`` on each command's final word.
     m_axi : Out(read_signature(addr_bits, data_bits))
     idle : Out(1)
-        No command is being split, no burst is in flight and none is queued.
+        No command is being split, no burst is in flight, none is queued and no beat is
+        held.
     """
 
     def __init__(self, *, addr_bits=32, data_bits=64):

@@ -43,8 +43,8 @@ def _select(m, options, index, width, name):
 
 def compact_group(m, elements, bits, *, one_hot, name="group"):
     """A group as rows store it (what :class:`Packer` takes): the low ``bits`` bits of each of
-    ``elements`` (values of one width, ``max_bits``), the first lowest, from bit 0, for a
-    run-time ``bits`` (1..``max_bits``) that the choice registers (set it a cycle ahead). The
+    ``elements`` (values of one width), the first lowest, from bit 0, for a run-time ``bits``
+    (1 to the elements' width) that the choice registers (set it a cycle ahead). The
     choice is a multiplexer on the width or, ``one_hot``, each width gated by a one-hot flag
     and the choices ORed (shallower logic, a third more LUTs)."""
     top = len(elements[0])
@@ -68,10 +68,11 @@ def compact_group(m, elements, bits, *, one_hot, name="group"):
 class Unpacker(wiring.Component):
     """Words of rows in, groups of ``lanes`` elements out.
 
-    Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; set a
-    cycle before the row's first word, since what follows from it is registered),
-    ``is_signed``, ``row_groups`` (groups per row; likewise) and ``row_words`` (words per
-    row). Each element is sign- or zero-extended to ``element_bits`` (signed).
+    Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; what
+    follows from it is registered, so it may change only while the buffer is empty: with
+    nothing held no group leaves, and a word's place does not depend on it), ``is_signed``,
+    ``row_groups`` (groups per row; likewise) and ``row_words`` (words per row). Each element
+    is sign- or zero-extended to ``element_bits`` (signed).
 
     Members
     -------

@@ -232,7 +232,7 @@ def store_cost(config):
 
 @lru_cache(maxsize=None)
 def _packed_select(lanes, one_hot):
-    """LUTs of the packer's selection of a group's bits at one of 32 widths: bit ``j`` of the
+    """LUTs of the compaction's selection of a group's bits at one of 32 widths: bit ``j`` of the
     packed group is one of the widths ``b`` with ``b * lanes > j``, chosen by a multiplexer
     on the width or, ``one_hot``, by a registered one-hot of it (each width gated by its
     flag, three gated bits a LUT6, then an OR tree)."""
