@@ -58,10 +58,7 @@ def compact_group(m, elements, bits, *, one_hot, name="group"):
     else:
         width = Signal.like(bits, name=f"{name}_bits")
         m.d.sync += width.eq(bits)
-        with m.Switch(width):
-            for b, value in at.items():
-                with m.Case(b):
-                    m.d.comb += group.eq(value)
+        m.d.comb += group.eq(_select(m, at, width, len(group), f"{name}_chosen"))
     return group
 
 
