@@ -144,12 +144,14 @@ def _mult18_port(value):
     return Cat(value, fill.replicate(18 - shape.width))
 
 
-def delayed(m, value, cycles, name):
+def delayed(m, value, cycles, name, *, en=None, reset_less=False):
     """``value`` through ``cycles`` registers in the ``sync`` domain of ``m`` (named
-    ``name0``, ``name1``, ...); the last register, or ``value`` itself for none."""
+    ``name0``, ``name1``, ...), clocked only while ``en`` (if given) is high; the last
+    register, or ``value`` itself for none. ``reset_less`` registers are plain data flops
+    (no reset logic), for pipelines whose valid flags carry the reset."""
     for n in range(cycles):
-        register = Signal.like(value, name=f"{name}{n}")
-        m.d.sync += register.eq(value)
+        register = Signal.like(value, name=f"{name}{n}", reset_less=reset_less)
+        m.d.sync += register.eq(Mux(en, value, register) if en is not None else value)
         value = register
     return value
 

@@ -6,7 +6,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import packing
-from ._util import element_shape, registered_product
+from ._util import delayed, element_shape, registered_product
 from .packer import packed_word
 
 __all__ = ["PackedMultiplier"]
@@ -144,13 +144,8 @@ class PackedMultiplier(wiring.Component):
         if plan.act_signed:
             m.d.comb += x_negative.eq(x[-1])
 
-        def delayed(value, cycles, name):
-            for i in range(cycles):
-                register = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
-                with m.If(self.en):
-                    m.d.sync += register.eq(value)
-                value = register
-            return value
+        def stage(value, cycles, name):     # data flops, clocked with ``en``
+            return delayed(m, value, cycles, f"{name}_d", en=self.en, reset_less=True)
 
         # The per-lane correction flags, from the operands.
         flags = Signal(max(L - 1, 1))
@@ -181,12 +176,12 @@ class PackedMultiplier(wiring.Component):
             # Operands and product in the multiplier's registers, then the product twice in
             # fabric.
             product = registered_product(m, x, a, en=self.en, platform=platform, name="p")
-            m.d.comb += result.eq(delayed(product, 2, "p")[:plan.result_bits].as_signed())
-            flags_q = delayed(flags, 4, "flags")
+            m.d.comb += result.eq(stage(product, 2, "p")[:plan.result_bits].as_signed())
+            flags_q = stage(flags, 4, "flags")
         else:
             if self._pipelined:
-                x, a, flags = (delayed(x, 1, "x"), delayed(a, 1, "a"),
-                               delayed(flags, 1, "flags"))
+                x, a, flags = (stage(x, 1, "x"), stage(a, 1, "a"),
+                               stage(flags, 1, "flags"))
             raw = x * a
             if plan.scheme == "postadd" and L > 1:
                 parts = [Const(0, k)]
@@ -198,10 +193,10 @@ class PackedMultiplier(wiring.Component):
             stage1 = Signal(signed(plan.result_bits), reset_less=True)
             with m.If(self.en):
                 m.d.sync += stage1.eq(raw)
-            flags_q = delayed(flags, 1, "flags")
+            flags_q = stage(flags, 1, "flags")
             if self._pipelined:
-                stage1 = delayed(stage1, 2, "result")
-                flags_q = delayed(flags_q, 2, "flags_q")
+                stage1 = stage(stage1, 2, "result")
+                flags_q = stage(flags_q, 2, "flags_q")
             m.d.comb += result.eq(stage1)
 
         # Stage 2: extract the lanes.
@@ -220,6 +215,6 @@ class PackedMultiplier(wiring.Component):
                 lanes.append(value + flags_q[i - 1] if i > 0 else value)   # + d_i
         for i, lane in enumerate(lanes):
             if self._registered:
-                lane = delayed(lane, 1, f"lane{i}")
+                lane = stage(lane, 1, f"lane{i}")
             m.d.comb += self.products[i].eq(lane)
         return m

@@ -11,7 +11,7 @@ from quant import numerics
 from .. import packing
 from ..errors import FoldingError
 from .timing import Pipe, Timed
-from ._util import divisors, element_shape, registered_product, tree_sum
+from ._util import delayed, divisors, element_shape, registered_product, tree_sum
 
 __all__ = ["Requantizer", "LATENCY", "QUEUE_DEPTH"]
 
@@ -163,23 +163,19 @@ class Requantizer(Timed, wiring.Component):
         valid = [taken] + [Signal(name=f"valid{i}") for i in range(1, 7)]
         m.d.sync += [valid[i + 1].eq(valid[i]) for i in range(6)]
 
-        def delayed(value, cycles, name):
-            for i in range(cycles):
-                register = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
-                m.d.sync += register.eq(value)
-                value = register
-            return value
+        def stage(value, cycles, name):     # data flops: the valid chain carries the reset
+            return delayed(m, value, cycles, f"{name}_d", reset_less=True)
 
         a_port, b_port = self._geometry.a_bits, self._geometry.b_bits
         results = []
         for p in range(self._lanes):
             column = mult[:, p].tolist()
             # Stage 1: the accumulator in fabric.
-            acc = delayed(self.i_stream.payload[p], 1, f"acc{p}")
+            acc = stage(self.i_stream.payload[p], 1, f"acc{p}")
             pieces = self.pieces(column)
             if pieces[0] == "shift":
                 # Stages 2 to 5: nothing to multiply; the accumulator keeps pace.
-                terms = [delayed(acc, 4, f"acc{p}_q") << pieces[1]]
+                terms = [stage(acc, 4, f"acc{p}_q") << pieces[1]]
             else:
                 m_bits = max(int(max(column)).bit_length(), 1)
                 if len(set(column)) == 1:
@@ -190,7 +186,7 @@ class Requantizer(Timed, wiring.Component):
                     select = Signal(m_bits, name=f"m{p}", init=column[0])
                     with m.If(taken):
                         m.d.sync += select.eq(Array(Const(v, m_bits) for v in column)[next_fold])
-                    factor = delayed(select, 1, f"m{p}")
+                    factor = stage(select, 1, f"m{p}")
                 # Stages 2 and 3: the product pieces in the hardware multipliers' operand and
                 # result registers. Low accumulator pieces are unsigned (a_port - 1 bits),
                 # the top one signed.
@@ -207,7 +203,7 @@ class Requantizer(Timed, wiring.Component):
                         product = registered_product(m, part, factor[b0:b1], en=Const(1),
                                                      platform=platform, name=f"prod{p}_{i}_{j}")
                         # Stages 4 and 5: the piece in fabric.
-                        terms.append(delayed(product, 2, f"prod{p}_{i}_{j}") << (a0 + b0))
+                        terms.append(stage(product, 2, f"prod{p}_{i}_{j}") << (a0 + b0))
             offset = self._lane_offset(m, offsets[:, p].tolist(), taken, next_fold, p)
             if offset is not None:
                 terms.append(offset)
@@ -223,7 +219,7 @@ class Requantizer(Timed, wiring.Component):
                     scaled = (scaled + (half - 1) + odd) >> self._shift
                 else:
                     scaled = (scaled + half) >> self._shift
-            y = delayed(scaled, 1, f"scaled{p}")
+            y = stage(scaled, 1, f"scaled{p}")
             # Clamped into the queue.
             result = Signal(out_shape, name=f"result{p}")
             m.d.comb += result.eq(Mux(y < lo, lo, Mux(y > hi, hi, y)))
