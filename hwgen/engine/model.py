@@ -68,7 +68,7 @@ from .macarray import MacArray
 from .post import OutputPath, VectorLanes
 from .program import ADD, MATMUL, OPS, Descriptor
 
-__all__ = ["DEFAULT_LATENCY", "LayerCycles", "output_latency",
+__all__ = ["DEFAULT_LATENCY", "LayerCycles", "LayerSchedule", "output_latency",
            "NetworkCycles", "layer_cycles", "metadata_cycles", "program_cycles"]
 
 #: Read latency (cycles from a read address to its first beat, less one) the metadata's model
@@ -426,9 +426,12 @@ class _Store:
 
 # -- one layer -------------------------------------------------------------------------------
 
-class _Layer:
+class LayerSchedule:
     """The three units of one layer as generators over the bank-flag events they wait for;
-    :meth:`run` interleaves them."""
+    :meth:`run` interleaves them from the edge the units start (``go``). Afterwards
+    ``events`` maps each bank event, ``(kind, index)`` with ``kind`` one of ``ibuf_set``,
+    ``ibuf_clear``, ``wbuf_set``, ``wbuf_clear``, ``obuf_set`` and ``obuf_clear`` (a band's
+    or a fold's index), to the edge it happens at."""
 
     def __init__(self, d, config, latency, fold_passes):
         self.d, self.config, self.latency = d, config, latency
@@ -598,7 +601,7 @@ def layer_cycles(descriptor, config, *, latency=DEFAULT_LATENCY, name="", macs=0
                          f"{d.passes} passes, not {list(fold_passes)}")
     fetch = _fetch_cycles(config, latency)
     go = start + fetch + SETUP_CYCLES
-    layer = _Layer(d, config, latency, fold_passes)
+    layer = LayerSchedule(d, config, latency, fold_passes)
     end = layer.run(go)
     total = end - max(start, 0)
     tmtn = config.tm * config.tn

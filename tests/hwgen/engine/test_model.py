@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hwgen.engine import EngineConfig, compile_program
-from hwgen.engine.model import (DEFAULT_LATENCY, _Layer, layer_cycles, metadata_cycles,
+from hwgen.engine.model import (DEFAULT_LATENCY, LayerSchedule, layer_cycles, metadata_cycles,
                                  program_cycles)
 from hwgen.engine.program import Descriptor
 from quant import graph as g
@@ -102,7 +102,7 @@ def test_model_is_the_schedule_of_a_fold_shorter_than_the_output_path(latency):
     # The case is the hazard's: the second fold's k-steps end well before the first fold's
     # bank is given back, so the third fold has to wait for it.
     layer = program.layers[0]
-    events = _Layer(layer.descriptor, SMALL, latency, layer.fold_passes)
+    events = LayerSchedule(layer.descriptor, SMALL, latency, layer.fold_passes)
     events.run(0)
     second_ends = events.events[("wbuf_clear", 1)] - events.out_latency
     assert events.events[("wbuf_clear", 0)] - second_ends >= 5
