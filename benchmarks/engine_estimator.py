@@ -75,13 +75,17 @@ SWEEP = [
     ("t3_w448_a9_d128_p2", dict(tm=3, tn=3, lane_bits=(4, 4, 8), data_bits=128, ports=2,
                                 **_SMALL)),
     ("t4_film_a9_d256_p4", dict(tm=4, tn=4, data_bits=256, ports=4, **_SMALL)),
+    # Larger arrays on wide buses, where the gearboxes' shifters and the crossbar grow (the
+    # ImageNet engines are 64 x 64 on a 512-bit bus).
+    ("t8_film_a9_d256", dict(tm=8, tn=8, data_bits=256, **_SMALL)),
+    ("t16_film_a9_d512", dict(tm=16, tn=16, data_bits=512, **_SMALL)),
 ]
 
 #: The configurations the model's fitted constants (LUT weights, fixed registers, control
 #: DSPs in hwgen.engine.resources) were read from, per family; the summary also gives the
-#: error on the others alone.
-FITTED = {"xcup": ("t2_w48_a9_d32", "t2_w44_a5_d128", "t3_w448_a9_d64", "t4_film_a9_d64",
-                   "t4_w2248_a6_d32"),
+#: error on the others alone. The LUT weights are fitted to each unit's xcup counts in two
+#: engines; xc7's loader and output path keep offsets read from two xc7 engines.
+FITTED = {"xcup": ("t3_w448_a9_d64", "t8_film_a9_d256"),
           "xc7": ("t2_w48_a9_d32", "t3_w448_a9_d64")}
 
 #: Sources whose change changes the engine's Verilog.
