@@ -83,9 +83,9 @@ SWEEP = [
 
 #: The configurations the model's fitted constants (LUT weights, fixed registers, control
 #: DSPs in hwgen.engine.resources) were read from, per family; the summary also gives the
-#: error on the others alone. The LUT weights are fitted to each unit's xcup counts in two
+#: error on the others alone. The LUT weights are fitted to each unit's xcup counts in three
 #: engines; xc7's loader and output path keep offsets read from two xc7 engines.
-FITTED = {"xcup": ("t3_w448_a9_d64", "t8_film_a9_d256"),
+FITTED = {"xcup": ("t3_w448_a9_d64", "t8_film_a9_d256", "t16_film_a9_d512"),
           "xc7": ("t2_w48_a9_d32", "t3_w448_a9_d64")}
 
 #: Sources whose change changes the engine's Verilog.

