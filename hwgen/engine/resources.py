@@ -316,7 +316,7 @@ def sequencer_cost(config):
     c = config
     ff = (DESCRIPTOR_LAYOUT.size + 2 * c.addr_bits + 6 + 16 + 8 + 8 + 1
           + counter_bits(512 // c.data_bits + 1))
-    # Its LUTs grow with the bus word the descriptor is read in (measured: 64 and 256 bits).
+    # Its LUTs grow with the bus word the descriptor is read in (measured: 64 to 512 bits).
     return Resources(lut=_lut(c, "sequencer", c.data_bits), ff=ff)
 
 
