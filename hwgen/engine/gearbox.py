@@ -9,15 +9,16 @@ bits after a row's last group are dropped (unpacking) or written as zeros (packi
 """
 
 import functools
+import math
 import operator
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from quant.numerics import is_int
 
-__all__ = ["ONE_HOT_FAMILIES", "Unpacker", "Packer", "compact_group"]
+__all__ = ["ONE_HOT_FAMILIES", "Unpacker", "Packer", "compact_group", "granule"]
 
 #: Families whose groups are compacted by a one-hot of the element width
 #: (:func:`compact_group`): on ECP5 the open flow's routing, not the LUTs, bounds the clock;
@@ -29,6 +30,21 @@ def _check(name, value, least):
     if not is_int(value) or value < least:
         raise ValueError(f"{name} must be an integer of at least {least}, not {value!r}")
     return int(value)
+
+
+def granule(data_bits, lanes):
+    """The largest power of two that divides every count of bits a gearbox's buffer holds: its
+    words' bits and its groups' (``lanes`` elements of any width)."""
+    common = math.gcd(data_bits, lanes)
+    return common & -common
+
+
+def _shift(value, by, step, *, left):
+    """``value`` shifted by ``by`` bits, a multiple of ``step`` (a power of two): the amount's
+    low bits are constant zeros, so the shifter has a stage only per bit above them."""
+    low = step.bit_length() - 1
+    by = Cat(C(0, low), by[low:])
+    return value << by if left else value >> by
 
 
 def _select(m, options, index, width, name):
@@ -131,13 +147,12 @@ class Unpacker(wiring.Component):
         fits = Mux(emit, have <= room_emit, have <= width - d)
         m.d.comb += inp.ready.eq((words != self.row_words) & fits & ~row_end)
         take = inp.valid & inp.ready
-        shifted = _select(m, {b: buf >> (b * lanes) for b in range(1, top + 1)}, bits,
-                          width, "shifted")
+        # (``lanes`` elements: a group's width is a multiple of the power of two in ``lanes``.)
+        shifted = _shift(buf, group_bits, lanes & -lanes, left=False)
         kept = Mux(emit, shifted, buf)
-        placed, placed_emit, placed_kept = Signal(width), Signal(width), Signal(width)
-        m.d.comb += [placed_emit.eq(inp.payload << after_emit),
-                     placed_kept.eq(inp.payload << have),
-                     placed.eq(Mux(emit, placed_emit, placed_kept))]
+        step = granule(d, lanes)
+        placed = Mux(emit, _shift(inp.payload, after_emit, step, left=True),
+                     _shift(inp.payload, have, step, left=True))
         with m.If(row_end):
             m.d.sync += [buf.eq(0), have.eq(0), groups.eq(0), words.eq(0)]
         with m.Else():
@@ -223,9 +238,9 @@ class Packer(wiring.Component):
         m.d.comb += inp.ready.eq(~flushing & fits)
         take = inp.valid & inp.ready
         kept = Mux(send, buf >> d, buf)
-        placed, placed_send, placed_kept = Signal(width), Signal(width), Signal(width)
-        m.d.comb += [placed_send.eq(packed << after_send), placed_kept.eq(packed << have),
-                     placed.eq(Mux(send, placed_send, placed_kept))]
+        step = granule(d, lanes)
+        placed = Mux(send, _shift(packed, after_send, step, left=True),
+                     _shift(packed, have, step, left=True))
         m.d.sync += [buf.eq(kept | Mux(take, placed, 0)),
                      have.eq(after + Mux(take, group_bits, 0))]
         last = take & (groups == last_group)

@@ -23,15 +23,21 @@ def tensor(rng, bits, signed, channels=6, height=3, width=5):
     return rng.integers(lo, hi + 1, (channels, height, width))
 
 
+#: Lanes and bus widths whose shift amounts are multiples of 1, 4 and 16 bits (the
+#: gearboxes' shifters have a stage only per bit above those).
+GEOMETRIES = [(3, 64), (4, 64), (16, 32)]
+
+
 @pytest.mark.parametrize("bits,signed", CASES)
 @pytest.mark.parametrize("stall", [0.0, 0.4], ids=["flow", "stalls"])
-def test_unpacker_gives_each_rows_groups(bits, signed, stall):
+@pytest.mark.parametrize("lanes,data_bits", GEOMETRIES)
+def test_unpacker_gives_each_rows_groups(bits, signed, stall, lanes, data_bits):
     rng = np.random.default_rng(bits)
-    lanes, data_bits = 4, 64
     layout = TensorLayout((6, 3, 5), bits, signed, lanes, data_bits)
     x = tensor(rng, bits, signed)
     raw = layout.pack(x)
-    words = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+    step = data_bits // 8
+    words = [int.from_bytes(raw[i:i + step], "little") for i in range(0, len(raw), step)]
     dut = Unpacker(data_bits=data_bits, lanes=lanes)
     got = []
     expected_groups = 3 * 5 * layout.groups
@@ -93,9 +99,9 @@ class CompactingPacker(wiring.Component):
 @pytest.mark.parametrize("one_hot", [False, True], ids=["mux", "one_hot"])
 @pytest.mark.parametrize("bits", [1, 5, 8, 17, 32])
 @pytest.mark.parametrize("stall", [0.0, 0.4], ids=["flow", "stalls"])
-def test_packer_writes_rows_as_the_layout_stores_them(bits, stall, one_hot):
+@pytest.mark.parametrize("lanes,data_bits", GEOMETRIES)
+def test_packer_writes_rows_as_the_layout_stores_them(bits, stall, one_hot, lanes, data_bits):
     rng = np.random.default_rng(bits)
-    lanes, data_bits = 4, 64
     layout = TensorLayout((6, 3, 5), bits, True, lanes, data_bits)
     x = tensor(rng, bits, True)
     hwc = np.zeros((3, 5, layout.channels), np.int64)
@@ -129,5 +135,5 @@ def test_packer_writes_rows_as_the_layout_stores_them(bits, stall, one_hot):
                 break
 
     run_unit(dut, bench)
-    data = b"".join(w.to_bytes(8, "little") for w in words)
+    data = b"".join(w.to_bytes(data_bits // 8, "little") for w in words)
     assert data == layout.pack(x)

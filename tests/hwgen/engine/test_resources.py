@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from hwgen.engine import EngineConfig
-from hwgen.engine.resources import engine_parts, engine_resources
+from hwgen.engine.gearbox import granule
+from hwgen.engine.resources import engine_parts, engine_resources, packer_luts, unpacker_luts
 from hwgen.model import Resources
 
 TINY = dict(tm=2, tn=2, lane_bits=(4, 8), data_bits=32, input_words=64, output_words=32,
@@ -136,3 +137,21 @@ def test_small_engine_against_yosys():
     assert model.bram18 == bram18
     for kind, measured in (("lut", result["LUT"]), ("ff", result["FF"])):
         assert abs(getattr(model, kind) - measured) <= 0.30 * measured, (kind, model, measured)
+
+
+def test_gearbox_granule_by_hand():
+    """Every count of bits a gearbox holds is a sum of bus words and groups of ``lanes``
+    elements: a multiple of the largest power of two dividing both."""
+    assert [granule(d, lanes) for d, lanes in ((512, 64), (512, 56), (64, 3), (32, 64),
+                                               (128, 12))] == [64, 8, 1, 32, 4]
+
+
+def test_packer_shifter_shrinks_with_its_granule():
+    """64 lanes on a 512-bit bus shift by multiples of 64 bits: 6 stages for a 2,560-bit
+    buffer, 14,528 multiplexers. 63 lanes (a granule of 1 bit) take 12 stages for a buffer
+    32 bits narrower, 26,740 multiplexers."""
+    config = EngineConfig(tm=64, tn=64, lane_bits=(4,) * 63 + (8,), data_bits=512,
+                          family="xcup")
+    odd = dataclasses.replace(config, tm=63, tn=63, lane_bits=(4,) * 62 + (8,))
+    assert 1.8 * packer_luts(config) < packer_luts(odd)
+    assert unpacker_luts(config) < unpacker_luts(odd)
