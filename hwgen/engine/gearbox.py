@@ -32,10 +32,11 @@ def _check(name, value, least):
     return int(value)
 
 
-def granule(data_bits, lanes):
-    """The largest power of two that divides every count of bits a gearbox's buffer holds: its
-    words' bits and its groups' (``lanes`` elements of any width)."""
-    common = math.gcd(data_bits, lanes)
+def granule(*counts):
+    """The largest power of two dividing every one of ``counts``: ``granule(data_bits, lanes)``
+    divides every count of bits a gearbox's buffer holds (sums of its words and of its groups
+    of ``lanes`` elements of any width), ``granule(lanes)`` every group's width."""
+    common = math.gcd(*counts)
     return common & -common
 
 
@@ -147,8 +148,7 @@ class Unpacker(wiring.Component):
         fits = Mux(emit, have <= room_emit, have <= width - d)
         m.d.comb += inp.ready.eq((words != self.row_words) & fits & ~row_end)
         take = inp.valid & inp.ready
-        # (``lanes`` elements: a group's width is a multiple of the power of two in ``lanes``.)
-        shifted = _shift(buf, group_bits, lanes & -lanes, left=False)
+        shifted = _shift(buf, group_bits, granule(lanes), left=False)
         kept = Mux(emit, shifted, buf)
         step = granule(d, lanes)
         placed = Mux(emit, _shift(inp.payload, after_emit, step, left=True),

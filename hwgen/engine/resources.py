@@ -209,7 +209,7 @@ def unpacker_luts(config):
     shifters = (_shifter_muxes(d, width, counter_bits(width + 1), granule(d, lanes),
                                left=True)
                 + _shifter_muxes(width, width, counter_bits(lanes * _UNPACK_BITS + 1),
-                                 lanes & -lanes, left=False))
+                                 granule(lanes), left=False))
     return _lut(c, "unpacker", lanes * _ELEMENT_BITS * _mux(_UNPACK_BITS), shifters)
 
 
@@ -366,8 +366,9 @@ _FIXED_FF = {"compute": 306, "loader": 463}
 #: docstring says). The gearboxes' weights are fitted to synth_xilinx counts of the unpacker
 #: and the packer alone (which equal their counts inside those engines within 0.3%, and on
 #: xc7 xcup's), 13 of each from 2 to 64 lanes on 32- to 512-bit buses: median error 2.3% and
-#: 7.3%, worst 7.1% and 14.0%; the loader and store weights are what is left beside them. The xc7 loader and output path keep their offsets from xcup's fitted on
-#: whole engines; ECP5 takes xc7's.
+#: 7.3%, worst 7.1% and 14.0%; the loader and store weights are what is left beside them.
+#: The xc7 loader and output path keep their offsets from xcup's fitted on whole engines;
+#: ECP5 takes xc7's.
 _W = {"xcup": {"mac_array": (0, 1.442), "vector_lanes": (0, 7.60),
               "output_path": (199, 12.99), "compute": (580, 1.016), "loader": (1040, 1.005),
               "unpacker": (0, 1.308, 0.784), "packer": (0, 0.7993),

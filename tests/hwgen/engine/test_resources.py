@@ -144,6 +144,7 @@ def test_gearbox_granule_by_hand():
     elements: a multiple of the largest power of two dividing both."""
     assert [granule(d, lanes) for d, lanes in ((512, 64), (512, 56), (64, 3), (32, 64),
                                                (128, 12))] == [64, 8, 1, 32, 4]
+    assert [granule(lanes) for lanes in (64, 56, 3, 12)] == [64, 8, 1, 4]
 
 
 def test_packer_shifter_shrinks_with_its_granule():
