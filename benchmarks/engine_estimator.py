@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from estimator import _cache_path, relative_error, synthesized
+from estimator import DESIGN_TIMEOUT, _cache_path, relative_error, synthesized
 
 from hwgen.engine import EngineConfig
 from hwgen.engine.core import Engine
@@ -219,7 +219,10 @@ def main(argv=None):
             plans.append((family, name, config, model.as_dict(), parts, text, seconds))
             print(f"{family} {name}: Verilog " + ("cached" if seconds is None
                                                   else f"in {seconds} s"), file=sys.stderr)
-    counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers)
+    # A whole engine is a design: the largest take over 900 s beside other jobs, so each
+    # has a design's time limit.
+    counts, hits = synthesized([(p[0], p[5]) for p in plans], cache, workers=args.workers,
+                               timeouts=[DESIGN_TIMEOUT] * len(plans))
     rows = []
     for (family, name, config, model, parts, _, gen_seconds), synth, hit in zip(plans, counts,
                                                                                 hits):

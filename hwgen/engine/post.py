@@ -102,23 +102,31 @@ class OutputPath(wiring.Component):
         shift = [self.shift] + [delayed(m, self.shift, n, f"sh{n}_") for n in range(1, stages)]
         # Stage of the product with the offset: 1, or 2 after the partial products.
         at = 1 + self._split
-        half_even = delayed(m, self.half_even, at + 2, "half_even")
+        half_even = delayed(m, self.half_even, at, "half_even")
         lo = delayed(m, self.lo, stages - 1, "lo")
         hi = delayed(m, self.hi, stages - 1, "hi")
         m.d.comb += [self.o_valid.eq(delayed(m, self.valid, stages, "valid")),
                      self.o_tag.eq(delayed(m, self.tag, stages, "tag"))]
         product_shape = signed(max(self._acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2)
-        # The rounding constant and the fraction's mask, from the shift a stage ahead (shared
-        # by the lanes, no wider than a product).
+        # Shared by the lanes, a stage ahead of their use: the rounding addend (the half below
+        # the shift, one less where ties go to even, zero for a value passed on), the
+        # one-hot pick of the quotient's lowest bit, and the shift (zero for a value passed
+        # on). A tie goes to even as floor((x + half - 1 + q0) / 2^S), q0 the lowest bit of
+        # floor(x / 2^S), a carry into the rounding adder: no tie compare, no subtraction.
         width = product_shape.width
-        half2, mask2 = Signal(width, name="half2"), Signal(width, name="mask2")
         power = (Const(1, width + 1) << shift[at])[:width + 1]
-        m.d.sync += [half2.eq(power[1:]), mask2.eq((power - 1)[:width])]
+        rounds = requant[at] & (shift[at] != 0)
+        addend2, pick2, even2 = (Signal(width, name="addend2"), Signal(width, name="pick2"),
+                                 Signal(name="even2"))
+        m.d.sync += [addend2.eq(Mux(rounds, power[1:] - half_even, 0)),
+                     pick2.eq(power[:width]), even2.eq(rounds & half_even)]
+        amount = Signal(6, name="amount")
+        m.d.sync += amount.eq(Mux(requant[at + 1], shift[at + 1], 0))
         for p in range(self._lanes):
             # 0: operands registered (a DSP's A, B and C registers); [1: the partial
-            # products;] at: the product plus the offset; at + 1: the rounding constant
-            # added, and whether the value was a tie; at + 2: the shift, a tie rounded down
-            # to even; at + 3: the clamp.
+            # products;] at: the product plus the offset, or the value (chosen ahead of the
+            # adder, where the choice shares its LUTs); at + 1: rounded; at + 2: shifted;
+            # at + 3: clamped.
             value = Signal(signed(self._acc_bits), name=f"value{p}")
             mult = Signal(unsigned(MULTIPLIER_BITS), name=f"mult{p}")
             offset = Signal(signed(OFFSET_BITS + 1), name=f"offset{p}")
@@ -131,17 +139,13 @@ class OutputPath(wiring.Component):
             else:
                 full = value * mult
             product = Signal(product_shape, name=f"product{p}")
-            m.d.sync += product.eq(Mux(requant[at], full + offset, value))
+            m.d.sync += product.eq(Mux(requant[at], full, value) +
+                                   Mux(requant[at], offset, 0))
             rounded = Signal(product_shape, name=f"rounded{p}")
-            tie = Signal(name=f"tie{p}")
-            half, fraction = half2, product & mask2
-            m.d.sync += [rounded.eq(Mux(requant[at + 1], product + half, product)),
-                         tie.eq((shift[at + 1] != 0) & (fraction == half))]
+            odd = even2 & (product & pick2).any()
+            m.d.sync += rounded.eq(product + addend2 + odd)
             shifted = Signal(product_shape, name=f"shifted{p}")
-            quotient = rounded >> shift[at + 2]
-            # A tie rounded up to an odd quotient goes down to the even one below it.
-            down = half_even & tie & quotient[0]
-            m.d.sync += shifted.eq(Mux(requant[at + 2], quotient - down, rounded))
+            m.d.sync += shifted.eq(rounded >> amount)
             out = Signal(signed(34), name=f"out{p}")
             with m.If(requant[at + 3] & (shifted < lo)):
                 m.d.sync += out.eq(lo)
@@ -219,6 +223,10 @@ class VectorLanes(wiring.Component):
         m.d.sync += self.o_valid.eq(valid2 & last2)
         with m.If(valid2 & last2):
             m.d.sync += self.o_tag.eq(tag2)
+        # Sum, multiply-accumulate and add are one sum from a start (the bias for mac, zero
+        # otherwise; an add is one k-step, its first): one adder a lane, its choices ahead
+        # of it where they share its LUTs.
+        is_max = op2 == VECTOR_OPS["max"]
         for p in range(self._lanes):
             x1, y1 = delayed(m, self.x[p], 1, f"x{p}_"), delayed(m, self.y[p], 1, f"y{p}_")
             product = registered_product(m, self.w[p], self.x[p], en=1, platform=platform,
@@ -226,7 +234,7 @@ class VectorLanes(wiring.Component):
             other = Signal(acc_shape, name=f"other{p}")
             start = Signal(acc_shape, name=f"start{p}")
             m.d.sync += [
-                other.eq(Mux(op1 == VECTOR_OPS["add"], x1 + y1, x1)),
+                other.eq(x1 + Mux(op1 == VECTOR_OPS["add"], y1, 0)),
                 start.eq(Mux(op1 == VECTOR_OPS["mac"],
                              delayed(m, self.bias[p], 1, f"bias{p}_"), 0)),
             ]
@@ -234,15 +242,8 @@ class VectorLanes(wiring.Component):
             m.d.comb += term.eq(Mux(op2 == VECTOR_OPS["mac"], product, other))
             acc = Signal(acc_shape, name=f"acc{p}")
             combined = Signal(acc_shape, name=f"combined{p}")
-            with m.Switch(op2):
-                with m.Case(VECTOR_OPS["max"]):
-                    m.d.comb += combined.eq(Mux(first2 | (term > acc), term, acc))
-                with m.Case(VECTOR_OPS["sum"]):
-                    m.d.comb += combined.eq(Mux(first2, term, acc + term))
-                with m.Case(VECTOR_OPS["mac"]):
-                    m.d.comb += combined.eq(Mux(first2, start, acc) + term)
-                with m.Default():
-                    m.d.comb += combined.eq(term)
+            m.d.comb += combined.eq(Mux(is_max, Mux(first2 | (term > acc), term, acc),
+                                        Mux(first2, start, acc) + term))
             with m.If(valid2):
                 m.d.sync += acc.eq(combined)
             with m.If(valid2 & last2):

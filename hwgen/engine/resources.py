@@ -153,15 +153,16 @@ def output_path_cost(config):
     family, c = config.family, config
     product = max(c.acc_bits + MULTIPLIER_BITS + 1, OFFSET_BITS + 1) + 2
     dsp = signed_product_dsps(family, c.acc_bits, MULTIPLIER_BITS + 1)
-    # Operands, product, rounded value, tie, shifted value (one sign register merges) and
-    # the stored bits of the clamped value; on xc7 the multiplier operand goes into the
-    # slices (B registers).
+    # Operands, product, rounded value, shifted value (two sign registers merge) and the
+    # stored bits of the clamped value; on xc7 the multiplier operand goes into the slices
+    # (B registers).
     operands = c.acc_bits + (0 if dsp_absorbs_registers(family) else MULTIPLIER_BITS)
-    lane_ff = operands + OFFSET_BITS + 1 + 3 * product - 1 + _OUT_BITS
+    lane_ff = operands + OFFSET_BITS + 1 + 3 * product - 2 + _OUT_BITS
     tag = _tag_bits(c)
-    # The requantize flag, shift, rounding mode and range delayed beside the lanes; the
-    # rounding constant and the fraction's mask, shared.
-    ff = c.tm * lane_ff + 3 + 3 * 6 + 3 + 2 * 4 * 34 + 5 + 5 * tag + 2 * product + 1
+    # The requantize flag, shift, rounding mode and range delayed beside the lanes; shared:
+    # the rounding addend, the pick of the quotient's lowest bit, whether ties go to even
+    # and the shift amount.
+    ff = c.tm * lane_ff + 3 + 2 * 6 + 1 + 2 * 4 * 34 + 5 + 5 * tag + 2 * product + 1 + 6 + 1
     if family in SPLIT_PRODUCT_FAMILIES:
         # A stage more: the pieces' products, one slice each; the value and offset beside
         # them and the controls delayed once more.
@@ -367,15 +368,16 @@ _FIXED_FF = {"compute": 306, "loader": 463}
 #: and the packer alone (which equal their counts inside those engines within 0.3%, and on
 #: xc7 xcup's), 13 of each from 2 to 64 lanes on 32- to 512-bit buses: median error 2.3% and
 #: 7.3%, worst 7.1% and 14.0%; the loader and store weights are what is left beside them.
-#: The xc7 loader and output path keep their offsets from xcup's fitted on whole engines;
-#: ECP5 takes xc7's.
-_W = {"xcup": {"mac_array": (0, 1.442), "vector_lanes": (0, 7.60),
-              "output_path": (199, 12.99), "compute": (580, 1.016), "loader": (1040, 1.005),
+#: The output path's and the vector lanes' are fitted to counts of each alone (2 to 32 and
+#: 4 to 32 lanes; the output path per family, the vector lanes the same on both). The xc7
+#: loader keeps its offset from xcup's fitted on whole engines; ECP5 takes xc7's weights.
+_W = {"xcup": {"mac_array": (0, 1.442), "vector_lanes": (0, 5.506),
+              "output_path": (151, 11.03), "compute": (580, 1.016), "loader": (1040, 1.005),
               "unpacker": (0, 1.308, 0.784), "packer": (0, 0.7993),
               "store": (365,), "compaction": (0, 1.612), "geometry": (556, 1.0),
               "dma": (166, 0.969), "control": (93, 0), "sequencer": (247, 0.888),
               "ports": (84, 0.93)}}
-_W["xc7"] = dict(_W["xcup"], output_path=(200, 12.14), loader=(1054, 1.005))
+_W["xc7"] = dict(_W["xcup"], output_path=(73, 10.25), loader=(1054, 1.005))
 
 _PARTS = {"mac_array": mac_array_cost, "vector_lanes": vector_lanes_cost,
           "output_path": output_path_cost, "compute": compute_cost, "loader": loader_cost,
