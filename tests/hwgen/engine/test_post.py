@@ -123,7 +123,7 @@ def test_output_path_is_the_golden_requantizer(family, acc_bits):
         assert values == [x & 0xFFFFFFFF for x in _expected(vectors[k])], (k, vectors[k])
 
 
-def _vector_outputs(rng, count, element_bits=17, weight_bits=8, acc_bits=32):
+def _vector_outputs(rng, count, element_bits, weight_bits):
     """Reductions of random ops over windows of 1 to 9 k-steps (an add has one), with
     their k-steps; each k-step ``(op, first, last, x, y, w, bias)``."""
     def elements(bits):
@@ -152,8 +152,10 @@ def test_vector_lanes_reduce_each_op():
     """Every op's reduction, ops changing from one output to the next, k-steps back to back
     with a gap now and then, each output tagged."""
     rng = np.random.default_rng(3)
-    dut = VectorLanes(lanes=LANES, element_bits=17, weight_bits=8, acc_bits=32, tag_bits=8)
-    outputs = _vector_outputs(rng, 200)
+    element_bits, weight_bits = 17, 8
+    dut = VectorLanes(lanes=LANES, element_bits=element_bits, weight_bits=weight_bits,
+                      acc_bits=32, tag_bits=8)
+    outputs = _vector_outputs(rng, 200, element_bits, weight_bits)
     got = []
 
     async def bench(ctx):

@@ -150,7 +150,7 @@ def test_gearbox_granule_by_hand():
 def test_packer_shifter_shrinks_with_its_granule():
     """64 lanes on a 512-bit bus shift by multiples of 64 bits: 6 stages for a 2,560-bit
     buffer, 14,528 multiplexers. 63 lanes (a granule of 1 bit) take 12 stages for a buffer
-    32 bits narrower, 26,740 multiplexers."""
+    32 bits narrower, 26,741 multiplexers."""
     config = EngineConfig(tm=64, tn=64, lane_bits=(4,) * 63 + (8,), data_bits=512,
                           family="xcup")
     odd = dataclasses.replace(config, tm=63, tn=63, lane_bits=(4,) * 62 + (8,))
