@@ -75,12 +75,26 @@ class AxiRam(wiring.Component):
         rd = mem.read_port()
         wr = mem.write_port(granularity=8)
 
-        def burst_ok(addr, length, size, burst):
-            word = addr >> shift
-            return ((addr[:shift] == 0) & (size == shift) & (burst == 1)
-                    & (word + length + 1 <= self._depth))
+        def check_burst(taken, addr, length, size, burst, bad):
+            """Sets ``bad`` (and ``error``) the cycle after a burst's address is ``taken``,
+            from its fields registered (off the path from the master's address logic); returns
+            the flag of that cycle."""
+            fields = [Signal.like(x) for x in (addr, length, size, burst)]
+            checking = Signal()
+            m.d.sync += checking.eq(taken)
+            with m.If(taken):
+                m.d.sync += [f.eq(x) for f, x in zip(fields, (addr, length, size, burst))]
+            addr, length, size, burst = fields
+            ok = ((addr[:shift] == 0) & (size == shift) & (burst == 1)
+                  & ((addr >> shift) + length + 1 <= self._depth))
+            with m.If(checking):
+                m.d.sync += bad.eq(~ok)
+                with m.If(~ok):
+                    m.d.sync += self.error.eq(1)
+            return checking
 
-        # Reads: a burst at a time. The RAM reads ahead into three registers that offer the
+        # Reads: a burst at a time (its check done before its first beat leaves the RAM,
+        # two cycles after its address). The RAM reads ahead into three registers that offer the
         # beats, so neither its enable nor the bus's data waits on a handshake or on the
         # RAM's slow output: ``rready`` only takes the oldest beat. A beat is offered two
         # cycles after it is read, a beat a cycle.
@@ -104,12 +118,11 @@ class AxiRam(wiring.Component):
             rd.addr.eq(Mux(self.check_en, self.check_addr, r_word)),
             self.check_data.eq(rd.data),
         ]
+        check_burst(bus.arvalid & bus.arready, bus.araddr, bus.arlen, bus.arsize,
+                    bus.arburst, r_bad)
         with m.If(bus.arvalid & bus.arready):
-            ok = burst_ok(bus.araddr, bus.arlen, bus.arsize, bus.arburst)
             m.d.sync += [r_active.eq(1), r_word.eq(bus.araddr >> shift),
-                         r_left.eq(bus.arlen + 1), r_bad.eq(~ok)]
-            with m.If(~ok):
-                m.d.sync += self.error.eq(1)
+                         r_left.eq(bus.arlen + 1)]
         m.d.sync += [fresh.eq(issue), fresh_last.eq(r_left == 1)]
         with m.If(issue):
             m.d.sync += [r_word.eq(r_word + 1), r_left.eq(r_left - 1)]
@@ -127,21 +140,23 @@ class AxiRam(wiring.Component):
                 m.d.sync += kept[i].eq(behind)
         m.d.sync += held.eq(left + fresh)
 
-        # Writes: a burst at a time, its response before the next address is taken.
+        # Writes: a burst at a time, its response before the next address is taken; its data
+        # from the cycle after its check.
         w_active, w_word, w_bad, bvalid = Signal(), Signal(self._addr_bits), Signal(), Signal()
+        w_checking = check_burst(bus.awvalid & bus.awready, bus.awaddr, bus.awlen, bus.awsize,
+                                 bus.awburst, w_bad)
+        w_take = Signal()
         m.d.comb += [
             bus.awready.eq(~w_active & ~bvalid),
-            bus.wready.eq(w_active),
+            bus.wready.eq(w_active & ~w_checking),
+            w_take.eq(bus.wvalid & bus.wready),
             bus.bvalid.eq(bvalid), bus.bid.eq(0), bus.bresp.eq(0),
             wr.addr.eq(w_word), wr.data.eq(bus.wdata),
-            wr.en.eq(Mux(w_active & bus.wvalid & ~w_bad, bus.wstrb, 0)),
+            wr.en.eq(Mux(w_take & ~w_bad, bus.wstrb, 0)),
         ]
         with m.If(bus.awvalid & bus.awready):
-            ok = burst_ok(bus.awaddr, bus.awlen, bus.awsize, bus.awburst)
-            m.d.sync += [w_active.eq(1), w_word.eq(bus.awaddr >> shift), w_bad.eq(~ok)]
-            with m.If(~ok):
-                m.d.sync += self.error.eq(1)
-        with m.If(w_active & bus.wvalid):
+            m.d.sync += [w_active.eq(1), w_word.eq(bus.awaddr >> shift)]
+        with m.If(w_take):
             m.d.sync += w_word.eq(w_word + 1)
             with m.If(bus.wlast):
                 m.d.sync += [w_active.eq(0), bvalid.eq(1)]
@@ -261,7 +276,7 @@ class EngineSelfTest(wiring.Component):
         wrong = Signal()                    # a register read back something else
         count = Signal(range(self._run_limit + 1))
         index = Signal(range(n + 1))        # next word to check
-        pending = Signal(2)                 # checks in flight (read, then compare)
+        pending = Signal(3)                 # checks in flight (read, compare, count)
         seen_busy = Signal()
         ok_word = Signal()
 
@@ -303,21 +318,22 @@ class EngineSelfTest(wiring.Component):
                             m.d.sync += self.timed_out.eq(1)
                             m.next = "verdict"
             with m.State("check"):
-                # A word is read from the RAM and both ROMs, compared the cycle after.
+                # A word is read from the RAM and both ROMs, compared the cycle after and
+                # counted the cycle after that (the comparison off the counter's path).
                 m.d.comb += [ram.check_en.eq(index < n),
                              ram.check_addr.eq(self._first + index),
                              e_rd.addr.eq(index), k_rd.addr.eq(index)]
                 with m.If(index < n):
                     m.d.sync += index.eq(index + 1)
-                m.d.sync += pending.eq(Cat(index < n, pending[0]))
-                with m.If(pending[0] & ~ok_word & (self.mismatches != 0xFFFF)):
+                m.d.sync += pending.eq(Cat(index < n, pending[:2]))
+                with m.If(pending[1] & ~ok_word & (self.mismatches != 0xFFFF)):
                     m.d.sync += self.mismatches.eq(self.mismatches + 1)
-                with m.If((index == n) & ~pending[0]):
+                with m.If((index == n) & (pending[:2] == 0)):
                     m.next = "verdict"
             with m.State("verdict"):
                 m.d.comb += self.done.eq(1)
 
-        m.d.comb += ok_word.eq((ram.check_data & k_rd.data) == e_rd.data)
+        m.d.sync += ok_word.eq((ram.check_data & k_rd.data) == e_rd.data)
         failed = self.timed_out | wrong | ram.error | (self.mismatches != 0)
         m.d.comb += [self.failed.eq(failed), self.passed.eq(self.done & ~failed)]
         return m

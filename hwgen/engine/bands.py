@@ -157,10 +157,11 @@ class Bands(wiring.Component):
     """The current band of a layer and its geometry, for a unit that goes through the bands in
     order.
 
-    ``geometry`` holds the layer's constants (:class:`LayerGeometry`) from ``start`` on, and
-    the layer's bands are ``ceil(out_height / band_rows)`` (only the last one is short). From
-    the cycle after ``start`` the outputs describe band 0, from the cycle after ``advance``
-    the next band.
+    ``geometry`` holds the layer's constants (:class:`LayerGeometry`) from ``start`` on,
+    ``desc`` its descriptor from a cycle before (the last band's number is registered from
+    it), and the layer's bands are ``ceil(out_height / band_rows)`` (only the last one is
+    short). From the cycle after ``start`` the outputs describe band 0, from the cycle after
+    ``advance`` the next band (``advance`` may come every cycle).
 
     Members
     -------
@@ -201,36 +202,49 @@ class Bands(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         d, g, a = self.desc, self.geometry, self._addr_bits
+        # A band's running values: its number, its first window's first input row
+        # (unclipped), that row's bytes in each operand and groups in the buffer, a whole
+        # band's input rows end, and the bytes of output rows before it.
+        running = data.StructLayout({
+            "band": 16, "top": signed(18), "top_in": a, "top_in2": a, "top_pad": signed(26),
+            "bottom": signed(20), "out_offset": a})
+        first = Signal(running)              # band 0's, from the layer's constants
+        m.d.comb += [first.band.eq(0), first.top.eq(-d.pad_h), first.top_in.eq(-g.pad_in),
+                     first.top_in2.eq(-g.pad_in2), first.top_pad.eq(-g.pad_groups),
+                     first.bottom.eq(g.full_span - d.pad_h), first.out_offset.eq(0)]
 
-        # Running values: the band before's plus a step, or band 0's at start.
-        top_rows = Signal(signed(18))        # top, unclipped
-        top_in, top_in2 = Signal(a), Signal(a)   # top * row bytes, modulo 2 ** addr_bits
-        top_pad = Signal(signed(26))         # top * row groups
-        bottom = Signal(signed(20))          # top + full_span: a whole band's rows end
-        new = {
-            "band": Mux(self.start, 0, self.band + 1),
-            "top": Mux(self.start, -d.pad_h, top_rows + g.step),
-            "top_in": Mux(self.start, -g.pad_in, top_in + g.step_in),
-            "top_in2": Mux(self.start, -g.pad_in2, top_in2 + g.step_in2),
-            "top_pad": Mux(self.start, -g.pad_groups, top_pad + g.step_pad),
-            "bottom": Mux(self.start, g.full_span - d.pad_h, bottom + g.step),
-            "out_offset": Mux(self.start, 0, self.out_offset + g.step_out),
-        }
-        last = new["band"] == d.bands - 1
-        inside = new["top"] >= 0
-        end = Mux(last, g.last_bottom, new["bottom"])
-        with m.If(self.start | self.advance):
-            m.d.sync += [
-                self.band.eq(new["band"]), top_rows.eq(new["top"]), self.top.eq(new["top"]),
-                top_in.eq(new["top_in"]), top_in2.eq(new["top_in2"]),
-                top_pad.eq(new["top_pad"]), bottom.eq(new["bottom"]),
-                self.out_offset.eq(new["out_offset"]),
+        def step(v, to):
+            """``to`` takes the running values of the band after ``v``'s."""
+            return [to.band.eq(v.band + 1), to.top.eq(v.top + g.step),
+                    to.top_in.eq(v.top_in + g.step_in), to.top_in2.eq(v.top_in2 + g.step_in2),
+                    to.top_pad.eq(v.top_pad + g.step_pad), to.bottom.eq(v.bottom + g.step),
+                    to.out_offset.eq(v.out_offset + g.step_out)]
+
+        final = Signal(16)                   # the last band's number
+        m.d.sync += final.eq(d.bands - 1)
+
+        def outputs(v):
+            """The outputs for the band of running values ``v``."""
+            last = v.band == final
+            inside = v.top >= 0
+            end = Mux(last, g.last_bottom, v.bottom)
+            return [
+                self.band.eq(v.band), self.top.eq(v.top), self.out_offset.eq(v.out_offset),
                 self.rows.eq(Mux(last, g.last_rows, d.band_rows)),
                 self.out_total.eq(Mux(last, g.last_total, g.full_total)),
-                self.r0.eq(Mux(inside, new["top"], 0)),
+                self.r0.eq(Mux(inside, v.top, 0)),
                 self.r1.eq(Mux(end > d.in_height, d.in_height, end)),
-                self.in_offset.eq(Mux(inside, new["top_in"], 0)),
-                self.in2_offset.eq(Mux(inside, new["top_in2"], 0)),
-                self.pad_offset.eq(Mux(inside, 0, new["top_pad"])),
+                self.in_offset.eq(Mux(inside, v.top_in, 0)),
+                self.in2_offset.eq(Mux(inside, v.top_in2, 0)),
+                self.pad_offset.eq(Mux(inside, 0, v.top_pad)),
             ]
+
+        # The next band's running values are held ahead, so that ``start`` and ``advance``
+        # only choose and load registers: no adder or comparison sits behind a unit's
+        # handshakes (on ECP5 that was the engine's slowest path).
+        following = Signal(running)
+        with m.If(self.start):
+            m.d.sync += [*step(first, following), *outputs(first)]
+        with m.Elif(self.advance):
+            m.d.sync += [*step(following, following), *outputs(following)]
         return m

@@ -126,7 +126,9 @@ class Compute(wiring.Component):
         m.d.comb += pad.eq((iy < 0) | (iy >= d.in_height) | (ix < 0) | (ix >= d.in_width))
         group = Mux(is_matmul, g, fold)
         offset = row_base + ky_off + col_base + kx_off + group
-        m.d.comb += [
+        # The buffers' addresses are registered (a stage of their own: their sum of loop
+        # registers into a block RAM's address was the engine's slowest path on ECP5).
+        m.d.sync += [
             self.ibuf_addr.eq(Mux(in_bank, c.input_words, 0) + offset),
             self.ibuf2_addr.eq(Mux(in_bank, c.input_words, 0) + half + offset),
             self.wbuf_addr.eq(Mux(bank, c.weight_words, 0) + wk),
@@ -225,7 +227,7 @@ class Compute(wiring.Component):
                     m.d.sync += [bank.eq(0), bands_done.eq(0)]
                     m.next = "BAND"
 
-        # Stage 1: the buffers' data, with the k-step's control.
+        # Stage 1: the buffers' addresses, with the k-step's control; stage 2: their data.
         tag = data.StructLayout({"obuf": range(2 * c.output_words), "pass": 4, "last_pass": 1,
                                  "fold_end": 1, "band_end": 1, "bank": 1})
         tag0 = Signal(tag)
@@ -234,10 +236,14 @@ class Compute(wiring.Component):
             tag0["pass"].eq(q), tag0.last_pass.eq(last_q), tag0.bank.eq(bank),
             tag0.fold_end.eq(fold_last), tag0.band_end.eq(fold_last & (fold == fold_max)),
         ]
+        valid_a, first_a, last_a, pad_a = Signal(), Signal(), Signal(), Signal()
+        tag_a = Signal(tag)
+        m.d.sync += [valid_a.eq(issue), first_a.eq((g == 0) & (kx == 0) & (ky == 0)),
+                     last_a.eq(step_last), pad_a.eq(pad), tag_a.eq(tag0)]
         valid1, first1, last1, pad1 = Signal(), Signal(), Signal(), Signal()
         tag1 = Signal(tag)
-        m.d.sync += [valid1.eq(issue), first1.eq((g == 0) & (kx == 0) & (ky == 0)),
-                     last1.eq(step_last), pad1.eq(pad), tag1.eq(tag0)]
+        m.d.sync += [valid1.eq(valid_a), first1.eq(first_a), last1.eq(last_a), pad1.eq(pad_a),
+                     tag1.eq(tag_a)]
         pad_element = d.pad_value[:eb]
         xs = [Mux(pad1, Mux(op == VECTOR_OPS["max"], pad_element, 0),
                   self.ibuf_data.word_select(i, eb)) for i in range(tn)]

@@ -84,9 +84,12 @@ class Unpacker(wiring.Component):
 
     Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; what
     follows from it is registered, so it may change only while the buffer is empty: with
-    nothing held no group leaves, and a word's place does not depend on it), ``is_signed``,
-    ``row_groups`` (groups per row; likewise) and ``row_words`` (words per row). Each element
-    is sign- or zero-extended to ``element_bits`` (signed).
+    nothing held no group leaves, and a word's place does not depend on it), ``is_signed``
+    (likewise when ``one_hot``), ``row_groups`` (groups per row; likewise) and ``row_words``
+    (words per row). Each element
+    is sign- or zero-extended to ``element_bits`` (signed). ``one_hot`` chooses each element's
+    bits by a registered one-hot of the width (and of the width of signed elements), gated
+    and ORed, rather than by a multiplexer on the width (as :func:`compact_group` does).
 
     Members
     -------
@@ -95,7 +98,8 @@ class Unpacker(wiring.Component):
     bits, is_signed, row_groups, row_words : In
     """
 
-    def __init__(self, *, data_bits, lanes, max_bits=16, element_bits=17):
+    def __init__(self, *, data_bits, lanes, max_bits=16, element_bits=17, one_hot=False):
+        self._one_hot = bool(one_hot)
         self._data_bits = _check("data_bits", data_bits, 8)
         self._lanes = _check("lanes", lanes, 1)
         self._max_bits = _check("max_bits", max_bits, 1)
@@ -160,14 +164,26 @@ class Unpacker(wiring.Component):
                          have.eq(after + Mux(take, d, 0)),
                          groups.eq(groups + emit), words.eq(words + take)]
         # Elements of the group at the bottom of the buffer.
+        if self._one_hot:
+            # Registered with ``bits`` (``is_signed`` changes with it).
+            width, signed_width = Signal(top + 1), Signal(top + 1)
+            m.d.sync += [width.eq(1 << self.bits),
+                         signed_width.eq(Mux(self.is_signed, 1 << self.bits, 0))]
         for e in range(lanes):
             element = Signal(signed(self._element_bits), name=f"element{e}")
-            with m.Switch(bits):
-                for b in range(1, top + 1):
-                    raw = buf[e * b:e * b + b]
-                    with m.Case(b):
-                        m.d.comb += element.eq(Mux(self.is_signed, raw.as_signed(),
-                                                   raw.as_unsigned()))
+            if self._one_hot:
+                # Bit j: bit j of the element of width b > j, or the sign of one of b <= j.
+                m.d.comb += element.eq(Cat(*(functools.reduce(operator.or_, (
+                    (width[b] & buf[e * b + j]) if b > j else
+                    (signed_width[b] & buf[e * b + b - 1]) for b in range(1, top + 1)))
+                    for j in range(self._element_bits))))
+            else:
+                with m.Switch(bits):
+                    for b in range(1, top + 1):
+                        raw = buf[e * b:e * b + b]
+                        with m.Case(b):
+                            m.d.comb += element.eq(Mux(self.is_signed, raw.as_signed(),
+                                                       raw.as_unsigned()))
             m.d.comb += out.payload[e].eq(element)
         return m
 

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from .bands import Bands, geometry_layout
 from .dma import command_signature
-from .gearbox import Unpacker
+from .gearbox import ONE_HOT_FAMILIES, Unpacker
 from .params import PASS_COUNT_BITS, param_layout
 from .program import ADD, DESCRIPTOR_LAYOUT
 
@@ -75,16 +75,19 @@ class Loader(wiring.Component):
         db = c.data_bits
         shift = (db // 8 - 1).bit_length()
         half = c.input_words // 2
-        m.submodules.unpacker = unpacker = Unpacker(data_bits=db, lanes=c.tn,
-                                                    element_bits=self._element_bits)
+        m.submodules.unpacker = unpacker = Unpacker(
+            data_bits=db, lanes=c.tn, element_bits=self._element_bits,
+            one_hot=c.family in ONE_HOT_FAMILIES)
 
         m.submodules.bands = bands = Bands(addr_bits=c.addr_bits)
         m.d.comb += [bands.desc.eq(d), bands.geometry.eq(self.geometry)]
         band, fold = bands.band, Signal(16)
         bank = Signal()                      # the next fold's weight bank
         in_bank = band[0]
-        # Issuing: rows of the first operand, then (an add) of the second.
-        row, second_cmd = Signal(16), Signal()
+        # Issuing: rows of the first operand, then (an add) of the second; the rows left to
+        # issue after this one count down (a comparison with the band's rows end would sit
+        # in the read command's handshake).
+        cmds_left, second_cmd = Signal(16), Signal()
         address = Signal(c.addr_bits)
         issued = Signal()
         # Taking: groups written into the input buffer, for each operand; groups left in the
@@ -146,7 +149,7 @@ class Loader(wiring.Component):
                 with m.If(band == d.bands):
                     m.next = "DONE"
                 with m.Elif(~self.ibuf_full.bit_select(in_bank, 1)):
-                    m.d.sync += [row.eq(bands.r0), second_cmd.eq(0), issued.eq(0),
+                    m.d.sync += [cmds_left.eq(last_row), second_cmd.eq(0), issued.eq(0),
                                  address.eq(d.in_addr + bands.in_offset),
                                  written.eq(0), second_data.eq(0), unpacking.eq(first_operand),
                                  col_left.eq(last_col),
@@ -160,14 +163,14 @@ class Loader(wiring.Component):
                                  self.o_cmd.payload.words.eq(
                                      Mux(second_cmd, d.in2_row_words, d.in_row_words))]
                     with m.If(self.o_cmd.ready):
-                        with m.If(row == bands.r1 - 1):
+                        with m.If(cmds_left == 0):
                             with m.If((d.op == ADD) & ~second_cmd):
-                                m.d.sync += [second_cmd.eq(1), row.eq(bands.r0),
+                                m.d.sync += [second_cmd.eq(1), cmds_left.eq(last_row),
                                              address.eq(d.in2_addr + bands.in2_offset)]
                             with m.Else():
                                 m.d.sync += issued.eq(1)
                         with m.Else():
-                            m.d.sync += [row.eq(row + 1),
+                            m.d.sync += [cmds_left.eq(cmds_left - 1),
                                          address.eq(address + Mux(second_cmd, row2_bytes,
                                                                   row_bytes))]
                 # Data: through the unpacker into the buffer.

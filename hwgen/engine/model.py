@@ -78,11 +78,12 @@ DEFAULT_LATENCY = 2
 
 def output_latency(op, family):
     """Cycles from an op's last k-step to its output in the output buffer on an engine of
-    ``family``: for a matrix product the buffers' read register, the MAC array, the crossbar
-    register and the output path; for the vector lanes the same without the crossbar."""
+    ``family``: for a matrix product the buffers' address and read registers, the MAC array,
+    the crossbar register and the output path; for the vector lanes the same without the
+    crossbar."""
     if op == MATMUL:
-        return 1 + (MacArray.MULTIPLY + 2) + 1 + OutputPath.latency_for(family)
-    return 1 + VectorLanes.latency + OutputPath.latency_for(family)
+        return 2 + (MacArray.MULTIPLY + 2) + 1 + OutputPath.latency_for(family)
+    return 2 + VectorLanes.latency + OutputPath.latency_for(family)
 
 
 #: Widest element the unpacker holds (``hwgen.engine.gearbox.Unpacker`` ``max_bits`` as the

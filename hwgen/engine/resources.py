@@ -183,8 +183,11 @@ def compute_cost(config):
     selection = (c.tm * c.acc_bits * _mux(2 * MAX_PASSES)           # lane biases
                  + c.tm * (MULTIPLIER_BITS + OFFSET_BITS + 1)       # multipliers, offsets
                  + c.tn * (c.acc_bits + _ELEMENT_BITS))             # vector biases, padding
-    # The loops' last indices (84 bits) and the output range (2 x 34) registered.
-    ff = _FIXED_FF["compute"] + 84 + 2 * 34 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+    # The loops' last indices (84 bits) and the output range (2 x 34) registered; the
+    # buffers' addresses and a k-step's control and tag, a stage before their data.
+    addresses = 2 * counter_bits(2 * c.input_words) + counter_bits(2 * c.weight_words)
+    ff = (_FIXED_FF["compute"] + 84 + 2 * 34 + 2 * c.tm * c.acc_bits + _tag_bits(c) + 1
+          + addresses + 4 + _tag_bits(c))
     return Resources(lut=_lut(c, "compute", crossbar + selection), ff=ff)
 
 
@@ -202,16 +205,17 @@ def _shifter_muxes(in_bits, out_bits, amount_bits, step, *, left):
 
 def unpacker_luts(config):
     """LUTs of the loader's :class:`~hwgen.engine.gearbox.Unpacker`: per element bit the
-    choice among 16 widths, and its shifters (a bus word up to the bits held, the buffer down
-    by a group)."""
+    choice among 16 widths (a multiplexer, or one-hot on :data:`ONE_HOT_FAMILIES`), and its
+    shifters (a bus word up to the bits held, the buffer down by a group)."""
     c = config
+    choose = (_one_hot_select if c.family in ONE_HOT_FAMILIES else _mux)(_UNPACK_BITS)
     d, lanes = c.data_bits, c.tn
     width = d + lanes * _UNPACK_BITS
     shifters = (_shifter_muxes(d, width, counter_bits(width + 1), granule(d, lanes),
                                left=True)
                 + _shifter_muxes(width, width, counter_bits(lanes * _UNPACK_BITS + 1),
                                  granule(lanes), left=False))
-    return _lut(c, "unpacker", lanes * _ELEMENT_BITS * _mux(_UNPACK_BITS), shifters)
+    return _lut(c, "unpacker", lanes * _ELEMENT_BITS * choose, shifters)
 
 
 def packer_luts(config):
@@ -234,6 +238,8 @@ def loader_cost(config):
     # From the element width and the row's groups, registered: the width, a group's width,
     # the room for a word and the last group's index.
     registered = 5 + counter_bits(c.tn * _UNPACK_BITS + 1) + select + 24
+    if c.family in ONE_HOT_FAMILIES:
+        registered += 2 * (_UNPACK_BITS + 1)            # the one-hot widths
     ff = params + _weight_bits(c) + width + select + registered + _FIXED_FF["loader"]
     # Besides the unpacker, the loader's logic grows with the bus word (its k-step assembly
     # and parameter banks).
@@ -266,19 +272,21 @@ def store_cost(config):
 
 
 @lru_cache(maxsize=None)
+def _one_hot_select(n):
+    """LUT6s of a choice of one bit among ``n`` by a registered one-hot: each bit gated by its
+    flag, three gated bits a LUT6, then an OR tree."""
+    gated = ceil(n / 3)
+    return gated + ceil((gated - 1) / 5)
+
+
 def _packed_select(lanes, one_hot):
     """LUTs of the compaction's selection of a group's bits at one of 32 widths: bit ``j`` of the
     packed group is one of the widths ``b`` with ``b * lanes > j``, chosen by a multiplexer
-    on the width or, ``one_hot``, by a registered one-hot of it (each width gated by its
-    flag, three gated bits a LUT6, then an OR tree)."""
+    on the width or, ``one_hot``, by a registered one-hot of it."""
     total = 0
     for j in range(lanes * _OUT_BITS):
         widths = sum(b * lanes > j for b in range(1, _OUT_BITS + 1))
-        if one_hot:
-            gated = ceil(widths / 3)
-            total += gated + ceil((gated - 1) / 5)
-        else:
-            total += _mux(widths)
+        total += _one_hot_select(widths) if one_hot else _mux(widths)
     return total
 
 

@@ -47,6 +47,18 @@ async def _read(ctx, bus, word, beats, pauses, stall):
     return got, cycles
 
 
+async def _write_address(ctx, bus, word, beats):
+    """A write burst's address, taken; its response will be taken when it comes."""
+    ctx.set(bus.awaddr, word * 4)
+    ctx.set(bus.awlen, beats - 1)
+    ctx.set(bus.awsize, 2)
+    ctx.set(bus.awburst, 1)
+    ctx.set(bus.awvalid, 1)
+    await ctx.tick().until(bus.awready)
+    ctx.set(bus.awvalid, 0)
+    ctx.set(bus.bready, 1)
+
+
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_reads_give_the_words_in_order_under_back_pressure(stall):
     init = [random.Random(1).getrandbits(32) for _ in range(DEPTH)]
@@ -123,14 +135,7 @@ def test_writes_land_under_their_strobes():
 
     async def bench(ctx, dut):
         bus = dut.s_axi
-        ctx.set(bus.awaddr, 8 * 4)
-        ctx.set(bus.awlen, 1)
-        ctx.set(bus.awsize, 2)
-        ctx.set(bus.awburst, 1)
-        ctx.set(bus.awvalid, 1)
-        await ctx.tick().until(bus.awready)
-        ctx.set(bus.awvalid, 0)
-        ctx.set(bus.bready, 1)
+        await _write_address(ctx, bus, 8, 2)
         for data, strobe, last in ((0x11223344, 0b1111, 0), (0xAABBCCDD, 0b0101, 1)):
             ctx.set(bus.wdata, data)
             ctx.set(bus.wstrb, strobe)
@@ -141,5 +146,27 @@ def test_writes_land_under_their_strobes():
         await ctx.tick().until(bus.bvalid)
         got, _ = await _read(ctx, bus, 8, 2, random.Random(0), 0.0)
         assert [data for data, _ in got] == [0x11223344, 0x00BB00DD]
+
+    _run(bench, init)
+
+
+def test_a_write_burst_past_the_end_writes_nothing_and_sets_the_error():
+    init = list(range(1, DEPTH + 1))
+
+    async def bench(ctx, dut):
+        bus = dut.s_axi
+        await _write_address(ctx, bus, DEPTH - 1, 2)
+        assert not ctx.get(dut.error)
+        for last in (0, 1):
+            ctx.set(bus.wdata, 0xFFFFFFFF)
+            ctx.set(bus.wstrb, 0b1111)
+            ctx.set(bus.wlast, last)
+            ctx.set(bus.wvalid, 1)
+            await ctx.tick().until(bus.wready)
+        ctx.set(bus.wvalid, 0)
+        await ctx.tick().until(bus.bvalid)
+        assert ctx.get(dut.error)
+        got, _ = await _read(ctx, bus, DEPTH - 2, 2, random.Random(0), 0.0)
+        assert [data for data, _ in got] == [DEPTH - 1, DEPTH]
 
     _run(bench, init)

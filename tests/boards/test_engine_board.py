@@ -529,9 +529,8 @@ def test_cli_build_engine(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.synth
 @pytest.mark.xfail(strict=True, raises=boards.BuildError, reason=(
-    "benchmarks/engine_ulx3s.json: nextpnr's Fmax is 56.36 MHz; the critical path (17.7 ns, "
-    "14.1 of routing) is the unpacker's element selection into the input buffer's write "
-    "data"))
+    "benchmarks/engine_ulx3s.json: nextpnr's Fmax is 65.34 MHz; the critical path (15.3 ns, "
+    "12.9 of routing) is the loader's state into the unpacker's buffer enable"))
 def test_ulx3s_engine_selftest_reaches_100_mhz(tmp_path):
     """The open flow end to end: a 4x4 engine and its self-test program on the ULX3S 85F, at
     least 100 MHz in nextpnr under the 100 MHz constraint of the PLL's output (the build

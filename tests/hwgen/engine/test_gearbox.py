@@ -28,17 +28,18 @@ def tensor(rng, bits, signed, channels=6, height=3, width=5):
 GEOMETRIES = [(3, 64), (4, 64), (16, 32)]
 
 
+@pytest.mark.parametrize("one_hot", [False, True], ids=["mux", "one_hot"])
 @pytest.mark.parametrize("bits,signed", CASES)
 @pytest.mark.parametrize("stall", [0.0, 0.4], ids=["flow", "stalls"])
 @pytest.mark.parametrize("lanes,data_bits", GEOMETRIES)
-def test_unpacker_gives_each_rows_groups(bits, signed, stall, lanes, data_bits):
+def test_unpacker_gives_each_rows_groups(bits, signed, stall, lanes, data_bits, one_hot):
     rng = np.random.default_rng(bits)
     layout = TensorLayout((6, 3, 5), bits, signed, lanes, data_bits)
     x = tensor(rng, bits, signed)
     raw = layout.pack(x)
     step = data_bits // 8
     words = [int.from_bytes(raw[i:i + step], "little") for i in range(0, len(raw), step)]
-    dut = Unpacker(data_bits=data_bits, lanes=lanes)
+    dut = Unpacker(data_bits=data_bits, lanes=lanes, one_hot=one_hot)
     got = []
     expected_groups = 3 * 5 * layout.groups
     pauses = random.Random(bits)
