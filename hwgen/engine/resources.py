@@ -319,12 +319,20 @@ def ports_cost(config):
     return Resources(lut=_lut(c, "ports", adders * c.addr_bits), ff=ff)
 
 
+#: Flip-flops of the next band's running values that the compute unit, the loader and the
+#: store each hold ahead (:class:`~hwgen.engine.bands.Bands`): what synthesis keeps of them,
+#: the same in every engine of the sweep (xc7 and xcup).
+_BANDS_AHEAD_FF = 146
+
+
 def geometry_cost(config):
     """:class:`~hwgen.engine.bands.LayerGeometry`: a serial multiplier (product, shifted
     multiplicand, multiplier bits and an adder) per descriptor product; five of them are byte
-    counts as wide as an address."""
+    counts as wide as an address. Its flip-flops include the units' next bands
+    (:data:`_BANDS_AHEAD_FF`)."""
     c = config
-    return Resources(lut=_lut(c, "geometry", 10 * c.addr_bits), ff=661 + 10 * c.addr_bits)
+    return Resources(lut=_lut(c, "geometry", 10 * c.addr_bits),
+                     ff=661 + 10 * c.addr_bits + _BANDS_AHEAD_FF)
 
 
 def control_cost(config):
