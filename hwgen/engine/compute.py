@@ -227,7 +227,8 @@ class Compute(wiring.Component):
                     m.d.sync += [bank.eq(0), bands_done.eq(0)]
                     m.next = "BAND"
 
-        # Stage 1: the buffers' addresses, with the k-step's control; stage 2: their data.
+        # Stage 1 (the ``_a`` signals): the buffers' addresses, with the k-step's control;
+        # stage 2 (``valid1`` ...): their data.
         tag = data.StructLayout({"obuf": range(2 * c.output_words), "pass": 4, "last_pass": 1,
                                  "fold_end": 1, "band_end": 1, "bank": 1})
         tag0 = Signal(tag)

@@ -165,17 +165,18 @@ class Unpacker(wiring.Component):
                          groups.eq(groups + emit), words.eq(words + take)]
         # Elements of the group at the bottom of the buffer.
         if self._one_hot:
-            # Registered with ``bits`` (``is_signed`` changes with it).
-            width, signed_width = Signal(top + 1), Signal(top + 1)
-            m.d.sync += [width.eq(1 << self.bits),
-                         signed_width.eq(Mux(self.is_signed, 1 << self.bits, 0))]
+            # Flags of the element width and, for signed elements, again (registered with
+            # ``bits``; ``is_signed`` changes with it).
+            is_width, is_signed_width = Signal(top + 1), Signal(top + 1)
+            m.d.sync += [is_width.eq(1 << self.bits),
+                         is_signed_width.eq(Mux(self.is_signed, 1 << self.bits, 0))]
         for e in range(lanes):
             element = Signal(signed(self._element_bits), name=f"element{e}")
             if self._one_hot:
                 # Bit j: bit j of the element of width b > j, or the sign of one of b <= j.
                 m.d.comb += element.eq(Cat(*(functools.reduce(operator.or_, (
-                    (width[b] & buf[e * b + j]) if b > j else
-                    (signed_width[b] & buf[e * b + b - 1]) for b in range(1, top + 1)))
+                    (is_width[b] & buf[e * b + j]) if b > j else
+                    (is_signed_width[b] & buf[e * b + b - 1]) for b in range(1, top + 1)))
                     for j in range(self._element_bits))))
             else:
                 with m.Switch(bits):

@@ -271,7 +271,6 @@ def store_cost(config):
     return queue + Resources(lut=_lut(c, "store") + packer_luts(c), ff=ff)
 
 
-@lru_cache(maxsize=None)
 def _one_hot_select(n):
     """LUT6s of a choice of one bit among ``n`` by a registered one-hot: each bit gated by its
     flag, three gated bits a LUT6, then an OR tree."""
@@ -279,6 +278,7 @@ def _one_hot_select(n):
     return gated + ceil((gated - 1) / 5)
 
 
+@lru_cache(maxsize=None)
 def _packed_select(lanes, one_hot):
     """LUTs of the compaction's selection of a group's bits at one of 32 widths: bit ``j`` of the
     packed group is one of the widths ``b`` with ``b * lanes > j``, chosen by a multiplexer
@@ -319,9 +319,10 @@ def ports_cost(config):
     return Resources(lut=_lut(c, "ports", adders * c.addr_bits), ff=ff)
 
 
-#: Flip-flops of the next band's running values that the compute unit, the loader and the
-#: store each hold ahead (:class:`~hwgen.engine.bands.Bands`): what synthesis keeps of them,
-#: the same in every engine of the sweep (xc7 and xcup).
+#: Flip-flops the compute unit's, the loader's and the store's band stepping hold for the
+#: band ahead (:class:`~hwgen.engine.bands.Bands`), net of the running values they replaced:
+#: what synthesis keeps of them, the same in every engine of the sweep (xc7 and xcup, all
+#: with 32-bit addresses).
 _BANDS_AHEAD_FF = 146
 
 

@@ -77,8 +77,9 @@ def test_bands_follow_band_rows(seed):
                 # Advances come back to back or after a few idle cycles; the outputs hold
                 # in between.
                 for _ in range(int(rng.choice([0, 0, 1, 3]))):
-                    assert ctx.get(bands.band) == band
                     await ctx.tick()
+                    got = {name: ctx.get(getattr(bands, name)) for name in expected(f, 0)}
+                    assert got == expected(f, band), (f, band)
                 got = {name: ctx.get(getattr(bands, name)) for name in expected(f, 0)}
                 assert got == expected(f, band), (f, band)
                 checked.append(band)
