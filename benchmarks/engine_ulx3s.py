@@ -8,10 +8,14 @@ mixed 4- and 8-bit filters, a max pool, requantizers, a dense layer) on a 4x4 en
 and the checker (:mod:`boards.engine_selftest`) at 100 MHz from the board's 25 MHz clock
 (EHXPLLL), through yosys, nextpnr-ecp5 (router2) and ecppack from the YoWASP wheels.
 
+nextpnr's Fmax moves by a few MHz from one placement seed to another. ``--seeds`` places and
+routes the same netlist again from each seed given (:func:`boards.build.place_again`) and
+records every seed's Fmax beside the build's, so that a change is judged against that spread.
+
 Usage::
 
     python benchmarks/engine_ulx3s.py [--out benchmarks/engine_ulx3s.json]
-        [--build-dir build/engine_ulx3s] [--board ulx3s_85f]
+        [--build-dir build/engine_ulx3s] [--board ulx3s_85f] [--seeds 2,3,4]
     python benchmarks/engine_ulx3s.py --report DIR/report.json   # a finished build of the same
                                                                 # network and engine
 """
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import boards  # noqa: E402
-from boards.build import parse_nextpnr_log  # noqa: E402
+from boards.build import parse_nextpnr_log, place_again  # noqa: E402
 import quant  # noqa: E402
 from tests.boards.engine_graphs import small_cnn, small_engine  # noqa: E402
 
@@ -49,7 +54,14 @@ def main(argv=None):
     parser.add_argument("--report", default=None,
                         help="report.json of a finished build of this network and engine "
                              "(checked) instead of building")
+    parser.add_argument("--seeds", default="",
+                        help="placement seeds to place and route the netlist again from, "
+                             "comma-separated (each takes as long as the build's nextpnr)")
     args = parser.parse_args(argv)
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds takes integers separated by commas, not {args.seeds!r}")
     graph, config = small_cnn(), small_engine("ecp5", addr_bits=16)
     if args.report is None:
         started = time.monotonic()
@@ -76,6 +88,13 @@ def main(argv=None):
                              f"{', '.join(problems)} differ")
         seconds = report["seconds"]
     timing, util = report["timing"], report["utilization"]
+    by_seed = {"build": timing["fmax_mhz"]}
+    for seed in seeds:
+        started = time.monotonic()
+        clocks = place_again(report["out_dir"], seed)["clocks"]
+        by_seed[str(seed)] = clocks[timing["clock"]]["fmax_mhz"]
+        print(f"seed {seed}: Fmax {by_seed[str(seed)]:.2f} MHz "
+              f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     result = {
         "benchmark": "the engine's self-test on the ULX3S through the open flow",
         "board": report["board"]["name"], "part": report["board"]["part"],
@@ -87,6 +106,8 @@ def main(argv=None):
         "clock_mhz": report["clock_mhz"],
         "fmax_mhz": timing["fmax_mhz"], "constraint_mhz": timing["constraint_mhz"],
         "timing_met": timing["met"], "constraint": timing["constraint"],
+        "fmax_by_seed_mhz": by_seed,
+        "fmax_median_mhz": round(float(statistics.median(by_seed.values())), 2),
         "critical_path": parse_nextpnr_log((Path(report["out_dir"]) / "selftest.tim")
                                            .read_text(errors="replace"))["critical_path"],
         "utilization": {"used": util["design"], "available": util["available"],

@@ -26,6 +26,7 @@ checked against the part; a design that does not fit raises :class:`BoardError`.
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,7 @@ from .registry import get_board, list_boards, resource_units
 from .selftest import LEDS, SelfTest, SelfTestTop, selftest_vectors
 
 __all__ = ["build", "summary", "cli_list", "cli_build", "estimate_utilization", "check_fit",
-           "parse_nextpnr_log", "AXI_MODULE", "BLOCK_DESIGN_OVERHEAD"]
+           "parse_nextpnr_log", "place_again", "AXI_MODULE", "BLOCK_DESIGN_OVERHEAD"]
 
 #: Verilog module of the AXI top in the block design.
 AXI_MODULE = "hwgen_axi"
@@ -215,6 +216,44 @@ def _critical_path(text):
     lines = sorted(set(re.findall(r"(hwgen/\S+\.py:\d+|boards/\S+\.py:\d+)", report)))
     return {"logic_ns": float(delay.group(1)), "routing_ns": float(delay.group(2)),
             "from": cells[0], "to": cells[-1], "source_lines": lines}
+
+
+def place_again(out_dir, seed):
+    """nextpnr-ecp5 once more on the netlist of the finished ECP5 build in ``out_dir``, as the
+    build ran it but from placement seed ``seed``, logged to ``selftest_seed<seed>.tim``
+    (the bitstream stays the build's): that log, parsed (:func:`parse_nextpnr_log`).
+    nextpnr's Fmax moves by a few MHz from seed to seed, so a change to the design is told
+    from that spread by several seeds, not by one build.
+
+    Raises
+    ------
+    BuildError
+        When ``out_dir`` holds no ECP5 build that ran (its script and netlist), or nextpnr
+        fails.
+    """
+    out = Path(out_dir)
+    script, netlist = out / "build_selftest.sh", out / "selftest.json"
+    line = script.is_file() and next((text for text in script.read_text().splitlines()
+                                      if text.startswith('"$NEXTPNR_ECP5"')), None)
+    if not line or not netlist.is_file():
+        raise BuildError(f"{out} holds no ECP5 build that ran (its nextpnr command in "
+                         f"{script.name} and the netlist {netlist.name})")
+    # The build's options, without its log and bitstream configuration.
+    args, options = shlex.split(line)[1:], []
+    while args:
+        option = args.pop(0)
+        if option in ("--log", "--textcfg"):
+            args.pop(0)
+        else:
+            options.append(option)
+    log = out / f"selftest_seed{seed}.tim"
+    done = subprocess.run([_tool(ECP5_TOOLS["NEXTPNR_ECP5"]), *options, "--seed", str(seed),
+                           "--log", log.name], cwd=out, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.STDOUT)
+    if done.returncode != 0 or not log.is_file():
+        raise BuildError(f"nextpnr-ecp5 with seed {seed} failed in {out} (exit "
+                         f"{done.returncode}); see {log}")
+    return parse_nextpnr_log(log.read_text(errors="replace"))
 
 
 def _tool(name):

@@ -276,9 +276,9 @@ class EngineSelfTest(wiring.Component):
         wrong = Signal()                    # a register read back something else
         count = Signal(range(self._run_limit + 1))
         index = Signal(range(n + 1))        # next word to check
-        pending = Signal(2)                 # a word being compared, one being counted
+        pending = Signal(3)                 # words being read, compared and counted
         seen_busy = Signal()
-        ok_word = Signal()
+        differs, ok_word = Signal(c.data_bits), Signal()
 
         with m.FSM():
             for i, (write, name, value) in enumerate(steps):
@@ -318,22 +318,24 @@ class EngineSelfTest(wiring.Component):
                             m.d.sync += self.timed_out.eq(1)
                             m.next = "verdict"
             with m.State("check"):
-                # A word is read from the RAM and both ROMs, compared the cycle after and
-                # counted the cycle after that (the comparison off the counter's path).
+                # A word is read from the RAM and both ROMs, compared bit by bit the cycle
+                # after (the block RAMs' outputs meet one LUT), its bits ORed the cycle after
+                # that and counted the next (the comparison off the counter's path).
                 m.d.comb += [ram.check_en.eq(index < n),
                              ram.check_addr.eq(self._first + index),
                              e_rd.addr.eq(index), k_rd.addr.eq(index)]
                 with m.If(index < n):
                     m.d.sync += index.eq(index + 1)
-                m.d.sync += pending.eq(Cat(index < n, pending[0]))
-                with m.If(pending[1] & ~ok_word & (self.mismatches != 0xFFFF)):
+                m.d.sync += pending.eq(Cat(index < n, pending[:2]))
+                with m.If(pending[2] & ~ok_word & (self.mismatches != 0xFFFF)):
                     m.d.sync += self.mismatches.eq(self.mismatches + 1)
                 with m.If((index == n) & (pending == 0)):
                     m.next = "verdict"
             with m.State("verdict"):
                 m.d.comb += self.done.eq(1)
 
-        m.d.sync += ok_word.eq((ram.check_data & k_rd.data) == e_rd.data)
+        m.d.sync += [differs.eq((ram.check_data & k_rd.data) ^ e_rd.data),
+                     ok_word.eq(differs == 0)]
         failed = self.timed_out | wrong | ram.error | (self.mismatches != 0)
         m.d.comb += [self.failed.eq(failed), self.passed.eq(self.done & ~failed)]
         return m

@@ -90,6 +90,7 @@ class Unpacker(wiring.Component):
     is sign- or zero-extended to ``element_bits`` (signed). ``one_hot`` chooses each element's
     bits by a registered one-hot of the width (and of the width of signed elements), gated
     and ORed, rather than by a multiplexer on the width (as :func:`compact_group` does).
+    A word offered and not taken must be the next word offered, as a stream's rules make it.
 
     Members
     -------
@@ -152,6 +153,10 @@ class Unpacker(wiring.Component):
         fits = Mux(emit, have <= room_emit, have <= width - d)
         m.d.comb += inp.ready.eq((words != self.row_words) & fits & ~row_end)
         take = inp.valid & inp.ready
+        # A word offered goes into the buffer whether or not it is taken (so the handshake,
+        # which waits on the buffer's state and on the bus, stays out of the buffer's logic):
+        # untaken, it lands above the bits held, where nothing reads, and moves with them; a
+        # stream's payload holds until taken, so it lands there again, the same, when it is.
         shifted = _shift(buf, group_bits, granule(lanes), left=False)
         kept = Mux(emit, shifted, buf)
         step = granule(d, lanes)
@@ -160,7 +165,7 @@ class Unpacker(wiring.Component):
         with m.If(row_end):
             m.d.sync += [buf.eq(0), have.eq(0), groups.eq(0), words.eq(0)]
         with m.Else():
-            m.d.sync += [buf.eq(kept | Mux(take, placed, 0)),
+            m.d.sync += [buf.eq(kept | Mux(inp.valid, placed, 0)),
                          have.eq(after + Mux(take, d, 0)),
                          groups.eq(groups + emit), words.eq(words + take)]
         # Elements of the group at the bottom of the buffer.
@@ -198,7 +203,8 @@ class Packer(wiring.Component):
 
     Run-time inputs, constant over a row: ``bits`` (element width, 1..``max_bits``; set a
     cycle before the row's first group, since what follows from it is registered) and
-    ``row_groups`` (groups per row; likewise). A row's last word is padded with zeros.
+    ``row_groups`` (groups per row; likewise). A row's last word is padded with zeros. A group
+    offered and not taken must be the next group offered, as a stream's rules make it.
 
     Members
     -------
@@ -254,11 +260,14 @@ class Packer(wiring.Component):
         fits = Mux(send, ~full_word | (have <= room_send), have <= room)
         m.d.comb += inp.ready.eq(~flushing & fits)
         take = inp.valid & inp.ready
+        # A group offered goes into the buffer whether or not it is taken, as in the
+        # unpacker (above the bits held, the same again when taken), except while the row's
+        # last word is flushed: what lies above the bits held then leaves as its padding.
         kept = Mux(send, buf >> d, buf)
         step = granule(d, lanes)
         placed = Mux(send, _shift(packed, after_send, step, left=True),
                      _shift(packed, have, step, left=True))
-        m.d.sync += [buf.eq(kept | Mux(take, placed, 0)),
+        m.d.sync += [buf.eq(kept | Mux(inp.valid & ~flushing, placed, 0)),
                      have.eq(after + Mux(take, group_bits, 0))]
         last = take & (groups == last_group)
         with m.If(last):

@@ -129,6 +129,10 @@ class Loader(wiring.Component):
             self.ibuf_addr.eq(Mux(in_bank, c.input_words, 0) + Mux(second_data, half, 0)
                               + written),
             self.ibuf_data.eq(unpacker.o_groups.payload.as_value()),
+            # The buffer takes every group as it comes, and groups come only in INPUT: the
+            # unpacker gets words only there, and the band's last group, which ends INPUT,
+            # ends its last row (so the loader's state stays out of the unpacker's logic).
+            unpacker.o_groups.ready.eq(1),
         ]
 
         # An assembled k-step is written the cycle after its last word (before the FSM, so
@@ -177,7 +181,6 @@ class Loader(wiring.Component):
                 m.d.comb += [unpacker.i_words.valid.eq(self.i_data.valid),
                              unpacker.i_words.payload.eq(self.i_data.payload.word),
                              self.i_data.ready.eq(unpacker.i_words.ready),
-                             unpacker.o_groups.ready.eq(1),
                              self.ibuf_en.eq(unpacker.o_groups.valid)]
                 with m.If(unpacker.o_groups.valid):
                     m.d.sync += written.eq(written + 1)

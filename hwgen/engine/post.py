@@ -219,14 +219,15 @@ class VectorLanes(wiring.Component):
             delayed(m, s, 2, n) for s, n in ((self.valid, "valid"), (self.first, "first"),
                                              (self.last, "last"), (self.tag, "tag")))
         op1 = delayed(m, self.op, 1, "op1_")
-        op2 = delayed(m, op1, 1, "op2_")
         m.d.sync += self.o_valid.eq(valid2 & last2)
         with m.If(valid2 & last2):
             m.d.sync += self.o_tag.eq(tag2)
         # Sum, multiply-accumulate and add are one sum from a start (the bias for mac, zero
         # otherwise; an add is one k-step, its first): one adder a lane, its choices ahead
-        # of it where they share its LUTs.
-        is_max = op2 == VECTOR_OPS["max"]
+        # of it where they share its LUTs. The op's flags are registered, so no decoding
+        # comes before the reduction's carry chains.
+        is_max, is_mac = Signal(), Signal()
+        m.d.sync += [is_max.eq(op1 == VECTOR_OPS["max"]), is_mac.eq(op1 == VECTOR_OPS["mac"])]
         for p in range(self._lanes):
             x1, y1 = delayed(m, self.x[p], 1, f"x{p}_"), delayed(m, self.y[p], 1, f"y{p}_")
             product = registered_product(m, self.w[p], self.x[p], en=1, platform=platform,
@@ -239,10 +240,15 @@ class VectorLanes(wiring.Component):
                              delayed(m, self.bias[p], 1, f"bias{p}_"), 0)),
             ]
             term = Signal(acc_shape, name=f"term{p}")
-            m.d.comb += term.eq(Mux(op2 == VECTOR_OPS["mac"], product, other))
+            m.d.comb += term.eq(Mux(is_mac, product, other))
             acc = Signal(acc_shape, name=f"acc{p}")
+            # The larger of the term and the running max is the term unless their difference,
+            # one bit wider (it never overflows), is negative: the sign is the carry chain's
+            # last bit, not a comparison built on it.
+            difference = Signal(signed(self._acc_bits + 1), name=f"difference{p}")
+            m.d.comb += difference.eq(term - acc)
             combined = Signal(acc_shape, name=f"combined{p}")
-            m.d.comb += combined.eq(Mux(is_max, Mux(first2 | (term > acc), term, acc),
+            m.d.comb += combined.eq(Mux(is_max, Mux(first2 | ~difference[-1], term, acc),
                                         Mux(first2, start, acc) + term))
             with m.If(valid2):
                 m.d.sync += acc.eq(combined)

@@ -14,7 +14,7 @@ import boards
 import hwgen
 import quant
 from boards import BoardError, get_board
-from boards.build import check_fit, parse_nextpnr_log, summary
+from boards.build import check_fit, parse_nextpnr_log, place_again, summary
 from boards.drivers import pynq as driver
 from boards.vivado import DMA_STREAM_WIDTHS
 from quant import stream_format
@@ -374,6 +374,18 @@ def test_ulx3s_selftest_bitstream_at_the_board_clock(tmp_path):
     util = report["utilization"]
     assert 0 < util["design"]["LUT"] <= util["available"]["LUT"] == 83_640
     assert report["toolchain"]["ran"] and "Fmax" in summary(report)
+    # The same netlist placed from another seed: its own log, the build's bitstream kept.
+    bitstream = (tmp_path / "selftest.bit").read_bytes()
+    again = place_again(tmp_path, 7)["clocks"][timing["clock"]]
+    assert again["constraint_mhz"] == 25 and again["met"] and again["fmax_mhz"] >= 25
+    assert "Max frequency" in (tmp_path / "selftest_seed7.tim").read_text()
+    assert (tmp_path / "selftest.bit").read_bytes() == bitstream
+
+
+def test_placing_again_needs_a_build_that_ran(tmp_path):
+    boards.build(_graph(), "ulx3s_85f", tmp_path, folding=FOLDING, dry_run=True, log=None)
+    with pytest.raises(boards.BuildError, match="holds no ECP5 build that ran"):
+        place_again(tmp_path, 2)
 
 
 MNIST_FOLDING = {"fc1": (16, 4), "fc2": (16, 1), "fc3": (10, 1)}

@@ -438,13 +438,15 @@ def test_engine_selftest_passes_with_the_golden(selftest_program):
     assert result["mismatches"] == 0
 
 
-def test_engine_selftest_fails_on_one_wrong_element(selftest_program):
+@pytest.mark.parametrize("element", [3, -1], ids=["early", "last"])
+def test_engine_selftest_fails_on_one_wrong_element(selftest_program, element):
     """One element of the output (not a padding bit) differs from what the engine writes:
-    the test fails with one mismatching word."""
+    the test fails with one mismatching word, also when it is in the last word checked (so
+    the count waits for the comparison)."""
     program, golden = selftest_program
     output = program.graph.output
     wrong = dict(golden, **{output: golden[output].copy()})
-    wrong[output].flat[3] ^= 1
+    wrong[output].flat[element] ^= 1
     result = _run_selftest(EngineSelfTest(program, wrong))
     assert result["done"] and result["failed"] and not result["passed"], result
     assert result["mismatches"] == 1

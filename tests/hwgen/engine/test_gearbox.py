@@ -73,6 +73,71 @@ def test_unpacker_gives_each_rows_groups(bits, signed, stall, lanes, data_bits, 
     np.testing.assert_array_equal(np.array(got).reshape(3, 5, -1), hwc)
 
 
+def _tensor_words(rng, bits, signed, lanes, data_bits, shape):
+    """A random tensor of ``shape``, its layout, its words and its groups in HWC order."""
+    layout = TensorLayout(shape, bits, signed, lanes, data_bits)
+    x = tensor(rng, bits, signed, *shape)
+    raw = layout.pack(x)
+    step = data_bits // 8
+    words = [int.from_bytes(raw[i:i + step], "little") for i in range(0, len(raw), step)]
+    channels, height, width = shape
+    hwc = np.zeros((height, width, layout.channels), np.int64)
+    hwc[:, :, :channels] = np.moveaxis(x, 0, -1)
+    return layout, words, hwc.reshape(-1, lanes)
+
+
+@pytest.mark.parametrize("one_hot", [False, True], ids=["mux", "one_hot"])
+@pytest.mark.parametrize("first,second", [((5, True), (3, False)), ((8, False), (16, True)),
+                                          ((1, False), (11, True))])
+@pytest.mark.parametrize("stall", [0.0, 0.4], ids=["flow", "stalls"])
+@pytest.mark.parametrize("lanes,data_bits", [(3, 64), (16, 32)])
+def test_unpacker_changes_width_between_tensors(first, second, stall, lanes, data_bits,
+                                                one_hot):
+    """Two tensors of different widths and signedness back to back, as an add's operands
+    come: the second's element width, signedness and row lengths are set the cycle after the
+    first's last group leaves, while the second's words are already offered (each held until
+    taken)."""
+    rng = np.random.default_rng(first[0] + 17 * second[0])
+    shapes = (6, 3, 5), (5, 2, 4)
+    parts = [_tensor_words(rng, bits, signed, lanes, data_bits, shape)
+             for (bits, signed), shape in zip((first, second), shapes)]
+    words = parts[0][1] + parts[1][1]
+    dut = Unpacker(data_bits=data_bits, lanes=lanes, one_hot=one_hot)
+    got = []
+    pauses = random.Random(lanes + first[0])
+
+    def describe(ctx, index):
+        (bits, signed), (layout, _, groups) = (first, second)[index], parts[index]
+        ctx.set(dut.bits, bits)
+        ctx.set(dut.is_signed, signed)
+        ctx.set(dut.row_groups, len(groups) // shapes[index][1])
+        ctx.set(dut.row_words, layout.row_words)
+
+    async def bench(ctx):
+        describe(ctx, 0)
+        k, offered = 0, False
+        for _ in range(8000):
+            offered = k < len(words) and (offered or pauses.random() >= stall)
+            ctx.set(dut.i_words.valid, offered)
+            if offered:
+                ctx.set(dut.i_words.payload, words[k])
+            ready = pauses.random() >= stall
+            ctx.set(dut.o_groups.ready, ready)
+            _, _, in_ready, valid, group = await ctx.tick().sample(
+                dut.i_words.ready, dut.o_groups.valid, dut.o_groups.payload)
+            if offered and in_ready:
+                k, offered = k + 1, False
+            if ready and valid:
+                got.append([int(v) for v in group])
+                if len(got) == len(parts[0][2]):
+                    describe(ctx, 1)
+            if len(got) == len(parts[0][2]) + len(parts[1][2]):
+                break
+
+    run_unit(dut, bench)
+    np.testing.assert_array_equal(np.array(got), np.concatenate([parts[0][2], parts[1][2]]))
+
+
 class CompactingPacker(wiring.Component):
     """Groups of elements compacted (as the compute unit writes them) into a packer."""
 
